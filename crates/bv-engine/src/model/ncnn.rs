@@ -1,0 +1,438 @@
+//! Reader for ncnn models: the `.param` text graph and the `.bin` weights.
+//!
+//! Only the subset that BetterVideo's pinned models use is accepted; anything
+//! else is refused with [`EngineError::ModelUnsupported`] rather than guessed.
+//! Format reference: ncnn's `param-and-model-file-structure` wiki page and
+//! `ModelBin::load` (weight tags 0x01306B47 = fp16, 0x0002C056 / 0 = fp32).
+
+use std::collections::HashMap;
+
+use crate::error::{EngineError, Result};
+
+/// Magic first line of an ncnn v2 `.param` file.
+const PARAM_MAGIC: &str = "7767517";
+/// Weight tag of half-precision data.
+const TAG_FP16: u32 = 0x0130_6B47;
+/// Weight tag of raw fp32 data with a tag word.
+const TAG_FP32: u32 = 0x0002_C056;
+
+/// Largest tensor element count we accept from a header before allocating.
+const MAX_WEIGHTS: usize = 1 << 28;
+
+/// A parsed model: layers in execution order over numbered blobs.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    /// Layers in file order, which ncnn guarantees is a topological order.
+    pub layers: Vec<Layer>,
+    /// Blob names, indexed by blob id.
+    pub blobs: Vec<String>,
+}
+
+/// One node of the graph.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// Layer name from the param file (for error messages).
+    pub name: String,
+    /// What the layer computes.
+    pub op: Op,
+    /// Input blob ids.
+    pub inputs: Vec<usize>,
+    /// Output blob ids.
+    pub outputs: Vec<usize>,
+}
+
+/// The operators the engine implements.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// The graph input (an RGB image in [0, 1]).
+    Input,
+    /// Copies its input to every output.
+    Split,
+    /// 2-D convolution.
+    Convolution(Conv),
+    /// Parametric ReLU with one slope per channel (or one shared).
+    PRelu {
+        /// Negative slopes.
+        slopes: Vec<f32>,
+    },
+    /// Depth-to-space (PyTorch `PixelShuffle` order).
+    PixelShuffle {
+        /// Upscale factor r: C*r*r channels become C channels, r times larger.
+        factor: usize,
+    },
+    /// Resize.
+    Interp(Interp),
+    /// Element-wise addition of two equally shaped tensors.
+    Add,
+}
+
+/// Convolution parameters and weights.
+#[derive(Debug, Clone)]
+pub struct Conv {
+    /// Output channels.
+    pub out_c: usize,
+    /// Input channels (derived from the weight count).
+    pub in_c: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Zero padding on each side (top, left; bottom and right are equal).
+    pub pad: usize,
+    /// Weights, `[out_c][in_c][kh][kw]`.
+    pub weights: Vec<f32>,
+    /// One bias per output channel (zeros when the model has none).
+    pub bias: Vec<f32>,
+}
+
+/// Resize parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interp {
+    /// Sampling kernel.
+    pub mode: InterpMode,
+    /// Output height = floor(input height * scale_h).
+    pub scale_h: f32,
+    /// Output width = floor(input width * scale_w).
+    pub scale_w: f32,
+}
+
+/// Resize kernels supported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterpMode {
+    /// Nearest neighbour.
+    Nearest,
+    /// Bicubic (Keys, A = -0.75, half-pixel centres), as ncnn computes it.
+    Bicubic,
+}
+
+/// Values of one layer's `key=value` parameter list.
+#[derive(Debug, Default)]
+struct Params(HashMap<i32, String>);
+
+impl Params {
+    fn parse(tokens: &[&str], layer: &str) -> Result<Self> {
+        let mut map = HashMap::new();
+        for t in tokens {
+            let (k, v) = t
+                .split_once('=')
+                .ok_or_else(|| invalid(format!("layer {layer}: malformed parameter {t:?}")))?;
+            let k: i32 = k
+                .parse()
+                .map_err(|_| invalid(format!("layer {layer}: malformed parameter key {k:?}")))?;
+            if k <= -23300 {
+                return Err(unsupported(format!(
+                    "layer {layer}: array parameter {k} is not used by supported models"
+                )));
+            }
+            map.insert(k, v.to_string());
+        }
+        Ok(Self(map))
+    }
+
+    fn int(&self, id: i32, default: i64, layer: &str) -> Result<i64> {
+        match self.0.get(&id) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| invalid(format!("layer {layer}: parameter {id}={v} is not an integer"))),
+        }
+    }
+
+    fn float(&self, id: i32, default: f32, layer: &str) -> Result<f32> {
+        match self.0.get(&id) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| invalid(format!("layer {layer}: parameter {id}={v} is not a number"))),
+        }
+    }
+
+    fn usize(&self, id: i32, default: i64, layer: &str, max: usize) -> Result<usize> {
+        let v = self.int(id, default, layer)?;
+        usize::try_from(v)
+            .ok()
+            .filter(|v| *v <= max)
+            .ok_or_else(|| invalid(format!("layer {layer}: parameter {id}={v} out of range")))
+    }
+}
+
+fn invalid(msg: String) -> EngineError {
+    EngineError::ModelInvalid(msg)
+}
+
+fn unsupported(msg: String) -> EngineError {
+    EngineError::ModelUnsupported(msg)
+}
+
+/// Sequential reader over the `.bin` weight file.
+struct WeightReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> WeightReader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|e| *e <= self.data.len()).ok_or_else(|| {
+            invalid(format!("weight file ends inside {what} (needs {n} bytes at offset {})", self.pos))
+        })?;
+        let s = &self.data[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    /// Raw little-endian fp32 values (ncnn "type 1" data: biases, slopes).
+    fn raw_f32(&mut self, n: usize, what: &str) -> Result<Vec<f32>> {
+        let bytes = self.take(n.checked_mul(4).ok_or_else(|| invalid("size overflow".into()))?, what)?;
+        Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    }
+
+    /// Tagged data (ncnn "type 0"): a tag word then fp16 or fp32 values.
+    fn tagged(&mut self, n: usize, what: &str) -> Result<Vec<f32>> {
+        let tag = self.take(4, what)?;
+        let tag = u32::from_le_bytes([tag[0], tag[1], tag[2], tag[3]]);
+        match tag {
+            TAG_FP16 => {
+                let padded = (n * 2).div_ceil(4) * 4;
+                let bytes = self.take(padded, what)?;
+                Ok(bytes[..n * 2]
+                    .chunks_exact(2)
+                    .map(|b| half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32())
+                    .collect())
+            }
+            TAG_FP32 | 0 => self.raw_f32(n, what),
+            other => Err(unsupported(format!("{what}: weight storage tag {other:#010x} (only fp16 and fp32 are supported)"))),
+        }
+    }
+}
+
+/// Parses an ncnn model from the bytes of its `.param` and `.bin` files.
+pub fn parse(param: &str, bin: &[u8]) -> Result<Graph> {
+    let mut lines = param.lines().map(str::trim).filter(|l| !l.is_empty());
+    if lines.next() != Some(PARAM_MAGIC) {
+        return Err(invalid("not an ncnn v2 .param file (bad magic)".into()));
+    }
+    let counts: Vec<usize> = lines
+        .next()
+        .ok_or_else(|| invalid("missing layer/blob counts".into()))?
+        .split_whitespace()
+        .map(|t| t.parse().map_err(|_| invalid(format!("bad count {t:?}"))))
+        .collect::<Result<_>>()?;
+    let [layer_count, blob_count] = counts[..] else {
+        return Err(invalid("the counts line must hold two numbers".into()));
+    };
+    if layer_count == 0 || layer_count > 100_000 || blob_count > 100_000 {
+        return Err(invalid(format!("implausible counts {layer_count} layers / {blob_count} blobs")));
+    }
+
+    let mut blob_ids: HashMap<String, usize> = HashMap::new();
+    let mut blobs: Vec<String> = Vec::new();
+    let mut produced = Vec::new();
+    let mut weights = WeightReader { data: bin, pos: 0 };
+    let mut layers = Vec::with_capacity(layer_count);
+
+    for _ in 0..layer_count {
+        let line = lines.next().ok_or_else(|| invalid("fewer layer lines than declared".into()))?;
+        let tok: Vec<&str> = line.split_whitespace().collect();
+        if tok.len() < 4 {
+            return Err(invalid(format!("malformed layer line {line:?}")));
+        }
+        let (ty, name) = (tok[0], tok[1].to_string());
+        let n_in: usize = tok[2].parse().map_err(|_| invalid(format!("layer {name}: bad input count")))?;
+        let n_out: usize = tok[3].parse().map_err(|_| invalid(format!("layer {name}: bad output count")))?;
+        if tok.len() < 4 + n_in + n_out {
+            return Err(invalid(format!("layer {name}: fewer blob names than declared")));
+        }
+        let mut inputs = Vec::with_capacity(n_in);
+        for b in &tok[4..4 + n_in] {
+            let id = *blob_ids
+                .get(*b)
+                .ok_or_else(|| invalid(format!("layer {name}: input blob {b} is not produced earlier")))?;
+            inputs.push(id);
+        }
+        let mut outputs = Vec::with_capacity(n_out);
+        for b in &tok[4 + n_in..4 + n_in + n_out] {
+            if blob_ids.contains_key(*b) {
+                return Err(invalid(format!("layer {name}: blob {b} is produced twice")));
+            }
+            let id = blobs.len();
+            blobs.push(b.to_string());
+            blob_ids.insert(b.to_string(), id);
+            produced.push(id);
+            outputs.push(id);
+        }
+        let params = Params::parse(&tok[4 + n_in + n_out..], &name)?;
+        let op = parse_op(ty, &name, &params, n_in, n_out, &mut weights)?;
+        layers.push(Layer { name, op, inputs, outputs });
+    }
+    if blobs.len() != blob_count {
+        return Err(invalid(format!("declared {blob_count} blobs, found {}", blobs.len())));
+    }
+    if weights.pos != bin.len() {
+        return Err(invalid(format!(
+            "weight file has {} bytes, the graph uses {}",
+            bin.len(),
+            weights.pos
+        )));
+    }
+    Ok(Graph { layers, blobs })
+}
+
+fn expect_arity(name: &str, n_in: usize, n_out: usize, want_in: usize, want_out: Option<usize>) -> Result<()> {
+    if n_in != want_in || want_out.is_some_and(|w| w != n_out) || n_out == 0 {
+        return Err(invalid(format!("layer {name}: unexpected {n_in} inputs / {n_out} outputs")));
+    }
+    Ok(())
+}
+
+fn parse_op(ty: &str, name: &str, p: &Params, n_in: usize, n_out: usize, w: &mut WeightReader) -> Result<Op> {
+    Ok(match ty {
+        "Input" => {
+            expect_arity(name, n_in, n_out, 0, Some(1))?;
+            Op::Input
+        }
+        "Split" => {
+            expect_arity(name, n_in, n_out, 1, None)?;
+            Op::Split
+        }
+        "Convolution" => {
+            expect_arity(name, n_in, n_out, 1, Some(1))?;
+            Op::Convolution(parse_conv(name, p, w)?)
+        }
+        "PReLU" => {
+            expect_arity(name, n_in, n_out, 1, Some(1))?;
+            let n = p.usize(0, 0, name, 1 << 16)?;
+            if n == 0 {
+                return Err(invalid(format!("layer {name}: PReLU without slopes")));
+            }
+            Op::PRelu { slopes: w.raw_f32(n, name)? }
+        }
+        "PixelShuffle" => {
+            expect_arity(name, n_in, n_out, 1, Some(1))?;
+            if p.int(1, 0, name)? != 0 {
+                return Err(unsupported(format!("layer {name}: PixelShuffle mode other than 0")));
+            }
+            let factor = p.usize(0, 1, name, 16)?;
+            if factor == 0 {
+                return Err(invalid(format!("layer {name}: PixelShuffle factor 0")));
+            }
+            Op::PixelShuffle { factor }
+        }
+        "Interp" => {
+            expect_arity(name, n_in, n_out, 1, Some(1))?;
+            let mode = match p.int(0, 0, name)? {
+                1 => InterpMode::Nearest,
+                3 => InterpMode::Bicubic,
+                m => return Err(unsupported(format!("layer {name}: Interp resize type {m}"))),
+            };
+            if p.int(3, 0, name)? != 0 || p.int(4, 0, name)? != 0 || p.int(5, 0, name)? != 0 || p.int(6, 0, name)? != 0 {
+                return Err(unsupported(format!("layer {name}: Interp with fixed size or align_corner")));
+            }
+            let scale_h = p.float(1, 1.0, name)?;
+            let scale_w = p.float(2, 1.0, name)?;
+            if !(0.01..=16.0).contains(&scale_h) || !(0.01..=16.0).contains(&scale_w) {
+                return Err(invalid(format!("layer {name}: Interp scale {scale_h}x{scale_w} out of range")));
+            }
+            Op::Interp(Interp { mode, scale_h, scale_w })
+        }
+        "BinaryOp" => {
+            expect_arity(name, n_in, n_out, 2, Some(1))?;
+            if p.int(0, 0, name)? != 0 || p.int(1, 0, name)? != 0 {
+                return Err(unsupported(format!("layer {name}: BinaryOp other than tensor + tensor")));
+            }
+            Op::Add
+        }
+        other => return Err(unsupported(format!("layer {name}: operator {other}"))),
+    })
+}
+
+fn parse_conv(name: &str, p: &Params, w: &mut WeightReader) -> Result<Conv> {
+    let out_c = p.usize(0, 0, name, 1 << 14)?;
+    let kw = p.usize(1, 0, name, 15)?;
+    let kh = p.usize(11, kw as i64, name, 15)?;
+    let dilation = (p.int(2, 1, name)?, p.int(12, p.int(2, 1, name)?, name)?);
+    let stride = (p.int(3, 1, name)?, p.int(13, p.int(3, 1, name)?, name)?);
+    let pad_l = p.int(4, 0, name)?;
+    let pads = [pad_l, p.int(15, pad_l, name)?, p.int(14, pad_l, name)?];
+    let pad_b = p.int(16, pads[2], name)?;
+    let bias_term = p.int(5, 0, name)? != 0;
+    let size = p.usize(6, 0, name, MAX_WEIGHTS)?;
+    if p.int(8, 0, name)? != 0 {
+        return Err(unsupported(format!("layer {name}: int8 convolution")));
+    }
+    if p.int(9, 0, name)? != 0 {
+        return Err(unsupported(format!("layer {name}: fused activation in convolution")));
+    }
+    if dilation != (1, 1) || stride != (1, 1) {
+        return Err(unsupported(format!("layer {name}: dilation {dilation:?} / stride {stride:?}")));
+    }
+    if kh != kw || kw % 2 == 0 || pads.iter().chain([&pad_b]).any(|v| *v != (kw as i64 - 1) / 2) {
+        return Err(unsupported(format!("layer {name}: only odd square kernels with 'same' padding")));
+    }
+    if out_c == 0 || kw == 0 || size == 0 || size % (out_c * kw * kh) != 0 {
+        return Err(invalid(format!("layer {name}: weight count {size} does not fit {out_c}x?x{kh}x{kw}")));
+    }
+    let in_c = size / (out_c * kw * kh);
+    let weights = w.tagged(size, name)?;
+    let bias = if bias_term { w.raw_f32(out_c, name)? } else { vec![0.0; out_c] };
+    Ok(Conv { out_c, in_c, kh, kw, pad: (kw - 1) / 2, weights, bias })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny_param(extra: &str) -> String {
+        format!(
+            "7767517\n3 3\nInput in 0 1 data\nConvolution c 1 1 data x 0=2 1=1 5=1 6=2{extra}\nPReLU p 1 1 x out 0=1\n"
+        )
+    }
+
+    fn bin_fp16() -> Vec<u8> {
+        let mut b = TAG_FP16.to_le_bytes().to_vec();
+        for v in [0.5f32, -2.0] {
+            b.extend(half::f16::from_f32(v).to_bits().to_le_bytes());
+        }
+        for v in [1.0f32, 2.0, 0.25] {
+            b.extend(v.to_le_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn parses_fp16_conv_bias_and_prelu() {
+        let g = parse(&tiny_param(""), &bin_fp16()).unwrap();
+        assert_eq!(g.layers.len(), 3);
+        let Op::Convolution(c) = &g.layers[1].op else { panic!("not a conv") };
+        assert_eq!((c.out_c, c.in_c, c.kh), (2, 1, 1));
+        assert_eq!(c.weights, vec![0.5, -2.0]);
+        assert_eq!(c.bias, vec![1.0, 2.0]);
+        let Op::PRelu { slopes } = &g.layers[2].op else { panic!("not prelu") };
+        assert_eq!(slopes, &vec![0.25]);
+    }
+
+    #[test]
+    fn refuses_trailing_or_missing_weights() {
+        let mut b = bin_fp16();
+        b.push(0);
+        assert!(matches!(parse(&tiny_param(""), &b), Err(EngineError::ModelInvalid(_))));
+        let b = bin_fp16();
+        assert!(matches!(parse(&tiny_param(""), &b[..b.len() - 1]), Err(EngineError::ModelInvalid(_))));
+    }
+
+    #[test]
+    fn refuses_unknown_ops_and_tags() {
+        let p = "7767517\n2 2\nInput in 0 1 data\nSoftmax s 1 1 data out\n";
+        assert!(matches!(parse(p, &[]), Err(EngineError::ModelUnsupported(_))));
+        let mut b = bin_fp16();
+        b[0] = 7;
+        assert!(matches!(parse(&tiny_param(""), &b), Err(EngineError::ModelUnsupported(_))));
+        assert!(matches!(parse(&tiny_param(" 3=2"), &bin_fp16()), Err(EngineError::ModelUnsupported(_))));
+    }
+
+    #[test]
+    fn refuses_bad_magic_and_dangling_blobs() {
+        assert!(matches!(parse("123\n", &[]), Err(EngineError::ModelInvalid(_))));
+        let p = "7767517\n1 1\nPReLU p 1 1 nowhere out 0=1\n";
+        assert!(matches!(parse(p, &[]), Err(EngineError::ModelInvalid(_))));
+    }
+}

@@ -1,0 +1,315 @@
+//! A compiled model: the graph turned into a list of steps over tensors.
+//!
+//! Compilation validates channel counts once, fuses each convolution with the
+//! PReLU that follows it, and picks the convolution kernel (Winograd for 3x3
+//! layers of vector-friendly width, direct otherwise). Running keeps freed
+//! activations in a small pool so steady-state frames allocate nothing large.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::direct::Direct;
+use super::ops;
+use super::tensor::Tensor;
+use super::winograd::Winograd;
+use crate::error::{EngineError, Result};
+use crate::model::ncnn::{Graph, Interp, Op};
+
+enum ConvImpl {
+    Winograd(Winograd),
+    Direct(Direct),
+}
+
+enum Step {
+    Conv { conv: ConvImpl, src: usize, dst: usize },
+    PRelu { slopes: Vec<f32>, src: usize, dst: usize },
+    PixelShuffle { r: usize, src: usize, dst: usize },
+    Interp { p: Interp, src: usize, dst: usize },
+    Add { a: usize, b: usize, dst: usize },
+    Split { src: usize, dsts: Vec<usize> },
+}
+
+/// A model ready to run on RGB images.
+pub struct Network {
+    steps: Vec<Step>,
+    n_blobs: usize,
+    input: usize,
+    output: usize,
+    /// For each blob, the index of the last step that reads it.
+    last_use: Vec<usize>,
+    /// Input pixels that can influence an output pixel, in each direction.
+    radius: usize,
+    pool: Vec<Tensor>,
+    threads: Arc<rayon::ThreadPool>,
+}
+
+fn invalid(msg: String) -> EngineError {
+    EngineError::ModelInvalid(msg)
+}
+
+impl Network {
+    /// Compiles `graph` to run with `threads` worker threads (0 = one per core).
+    pub fn compile(graph: &Graph, threads: usize) -> Result<Self> {
+        let n_blobs = graph.blobs.len();
+        let mut consumers = vec![0usize; n_blobs];
+        for l in &graph.layers {
+            for &b in &l.inputs {
+                consumers[b] += 1;
+            }
+        }
+        let inputs: Vec<usize> =
+            graph.layers.iter().filter(|l| matches!(l.op, Op::Input)).map(|l| l.outputs[0]).collect();
+        let [input] = inputs[..] else {
+            return Err(invalid(format!("expected one Input layer, found {}", inputs.len())));
+        };
+        let outputs: Vec<usize> = (0..n_blobs).filter(|b| consumers[*b] == 0).collect();
+        let [output] = outputs[..] else {
+            return Err(invalid(format!("expected one graph output, found {}", outputs.len())));
+        };
+
+        // Static channel check and step construction.
+        let mut channels = vec![0usize; n_blobs];
+        channels[input] = 3;
+        let mut steps = Vec::new();
+        let mut radius = 0;
+        let mut fused = vec![false; graph.layers.len()];
+        for (i, l) in graph.layers.iter().enumerate() {
+            if fused[i] {
+                continue;
+            }
+            let src = l.inputs.first().copied();
+            let c_in = src.map(|s| channels[s]).unwrap_or(0);
+            match &l.op {
+                Op::Input => {}
+                Op::Split => {
+                    for &d in &l.outputs {
+                        channels[d] = c_in;
+                    }
+                    steps.push(Step::Split { src: l.inputs[0], dsts: l.outputs.clone() });
+                }
+                Op::Convolution(conv) => {
+                    if conv.in_c != c_in {
+                        return Err(invalid(format!("layer {}: expects {} channels, gets {c_in}", l.name, conv.in_c)));
+                    }
+                    radius += conv.pad;
+                    // Fuse a PReLU that is this convolution's only reader.
+                    let mut dst = l.outputs[0];
+                    let mut slopes = None;
+                    if consumers[dst] == 1 {
+                        if let Some((j, next)) = graph
+                            .layers
+                            .iter()
+                            .enumerate()
+                            .skip(i + 1)
+                            .find(|(_, n)| n.inputs.contains(&dst))
+                        {
+                            if let Op::PRelu { slopes: s } = &next.op {
+                                check_slopes(&next.name, s, conv.out_c)?;
+                                slopes = Some(expand(s, conv.out_c));
+                                fused[j] = true;
+                                dst = next.outputs[0];
+                            }
+                        }
+                    }
+                    let conv = if Winograd::supports(conv) {
+                        ConvImpl::Winograd(Winograd::new(conv, slopes))
+                    } else if Direct::supports(conv) {
+                        ConvImpl::Direct(Direct::new(conv, slopes))
+                    } else {
+                        return Err(EngineError::ModelUnsupported(format!("layer {}: kernel {}x{}", l.name, conv.kh, conv.kw)));
+                    };
+                    channels[l.outputs[0]] = conv_out(&conv);
+                    channels[dst] = conv_out(&conv);
+                    steps.push(Step::Conv { conv, src: l.inputs[0], dst });
+                }
+                Op::PRelu { slopes } => {
+                    check_slopes(&l.name, slopes, c_in)?;
+                    channels[l.outputs[0]] = c_in;
+                    steps.push(Step::PRelu { slopes: expand(slopes, c_in), src: l.inputs[0], dst: l.outputs[0] });
+                }
+                Op::PixelShuffle { factor } => {
+                    let rr = factor * factor;
+                    if c_in % rr != 0 {
+                        return Err(invalid(format!("layer {}: {c_in} channels do not shuffle by {factor}", l.name)));
+                    }
+                    channels[l.outputs[0]] = c_in / rr;
+                    steps.push(Step::PixelShuffle { r: *factor, src: l.inputs[0], dst: l.outputs[0] });
+                }
+                Op::Interp(p) => {
+                    channels[l.outputs[0]] = c_in;
+                    radius += 2;
+                    steps.push(Step::Interp { p: *p, src: l.inputs[0], dst: l.outputs[0] });
+                }
+                Op::Add => {
+                    let (a, b) = (l.inputs[0], l.inputs[1]);
+                    if channels[a] != channels[b] {
+                        return Err(invalid(format!("layer {}: adds {} and {} channels", l.name, channels[a], channels[b])));
+                    }
+                    channels[l.outputs[0]] = channels[a];
+                    steps.push(Step::Add { a, b, dst: l.outputs[0] });
+                }
+            }
+        }
+        if channels[output] != 3 {
+            return Err(invalid(format!("the output has {} channels, not RGB", channels[output])));
+        }
+        let mut last_use = vec![0usize; n_blobs];
+        for (i, s) in steps.iter().enumerate() {
+            for b in step_inputs(s) {
+                last_use[b] = i;
+            }
+        }
+        let threads = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("bv-infer-{i}"))
+            .build()
+            .map_err(|e| EngineError::Io(std::io::Error::other(e)))?;
+        Ok(Self { steps, n_blobs, input, output, last_use, radius, pool: Vec::new(), threads: Arc::new(threads) })
+    }
+
+    /// How far (in input pixels) an output pixel's inputs reach: the overlap tiles need.
+    pub fn radius(&self) -> usize {
+        self.radius
+    }
+
+    /// Worker threads used.
+    pub fn threads(&self) -> usize {
+        self.threads.current_num_threads()
+    }
+
+    fn take(&mut self, h: usize, w: usize, c: usize) -> Tensor {
+        match self.pool.iter().position(|t| (t.h, t.w, t.c) == (h, w, c)) {
+            // Recycled tensors keep a zero border: kernels only write the interior.
+            Some(i) => self.pool.swap_remove(i),
+            None => Tensor::zeros(h, w, c),
+        }
+    }
+
+    fn give(&mut self, t: Rc<Tensor>) {
+        if let Ok(t) = Rc::try_unwrap(t) {
+            if self.pool.len() >= 8 {
+                self.pool.remove(0);
+            }
+            self.pool.push(t);
+        }
+    }
+
+    /// Runs the model on an RGB tensor (values in [0, 1]); returns the RGB output, unclamped.
+    pub fn run(&mut self, input: Tensor) -> Result<Tensor> {
+        if input.c != 3 || input.h == 0 || input.w == 0 {
+            return Err(EngineError::InvalidOption(format!("network input must be non-empty RGB, got {}x{}x{}", input.h, input.w, input.c)));
+        }
+        let threads = Arc::clone(&self.threads);
+        threads.install(|| self.run_steps(input))
+    }
+
+    fn run_steps(&mut self, input: Tensor) -> Result<Tensor> {
+        let mut blobs: Vec<Option<Rc<Tensor>>> = vec![None; self.n_blobs];
+        blobs[self.input] = Some(Rc::new(input));
+        let get = |blobs: &[Option<Rc<Tensor>>], b: usize| blobs[b].clone().expect("blob computed before use");
+        let steps = std::mem::take(&mut self.steps);
+        let mut result = Ok(());
+        for (i, step) in steps.iter().enumerate() {
+            match step {
+                Step::Conv { conv, src, dst } => {
+                    let x = get(&blobs, *src);
+                    let mut out = self.take(x.h, x.w, conv_out(conv));
+                    match conv {
+                        ConvImpl::Winograd(c) => c.forward(&x, &mut out),
+                        ConvImpl::Direct(c) => c.forward(&x, &mut out),
+                    }
+                    blobs[*dst] = Some(Rc::new(out));
+                }
+                Step::PRelu { slopes, src, dst } => {
+                    let x = blobs[*src].take().expect("blob computed before use");
+                    let mut t = Rc::try_unwrap(x).unwrap_or_else(|rc| (*rc).clone());
+                    ops::prelu(&mut t, slopes);
+                    blobs[*dst] = Some(Rc::new(t));
+                }
+                Step::PixelShuffle { r, src, dst } => {
+                    let x = get(&blobs, *src);
+                    let mut out = self.take(x.h * r, x.w * r, x.c / (r * r));
+                    ops::pixel_shuffle(&x, *r, &mut out);
+                    blobs[*dst] = Some(Rc::new(out));
+                }
+                Step::Interp { p, src, dst } => {
+                    let x = get(&blobs, *src);
+                    let (oh, ow) = ops::interp_size(p, x.h, x.w);
+                    if oh == 0 || ow == 0 {
+                        result = Err(EngineError::InvalidOption(format!("image too small to resize: {}x{}", x.w, x.h)));
+                        break;
+                    }
+                    let mut out = self.take(oh, ow, x.c);
+                    ops::interp(&x, p, &mut out);
+                    blobs[*dst] = Some(Rc::new(out));
+                }
+                Step::Add { a, b, dst } => {
+                    let (ta, tb) = (get(&blobs, *a), get(&blobs, *b));
+                    if (ta.h, ta.w) != (tb.h, tb.w) {
+                        result = Err(invalid(format!("add of {}x{} and {}x{}", ta.w, ta.h, tb.w, tb.h)));
+                        break;
+                    }
+                    drop(ta);
+                    let x = blobs[*a].take().expect("blob computed before use");
+                    let mut t = Rc::try_unwrap(x).unwrap_or_else(|rc| (*rc).clone());
+                    ops::add_into(&mut t, &tb);
+                    blobs[*dst] = Some(Rc::new(t));
+                }
+                Step::Split { src, dsts } => {
+                    let x = get(&blobs, *src);
+                    for d in dsts {
+                        blobs[*d] = Some(x.clone());
+                    }
+                }
+            }
+            for b in step_inputs(step) {
+                if self.last_use[b] == i && b != self.output {
+                    if let Some(t) = blobs[b].take() {
+                        self.give(t);
+                    }
+                }
+            }
+        }
+        self.steps = steps;
+        result?;
+        let out = blobs[self.output].take().expect("output computed");
+        for t in blobs.into_iter().flatten() {
+            self.give(t);
+        }
+        Ok(Rc::try_unwrap(out).unwrap_or_else(|rc| (*rc).clone()))
+    }
+
+    /// Returns a finished output tensor to the pool for the next frame.
+    pub fn recycle(&mut self, t: Tensor) {
+        self.give(Rc::new(t));
+    }
+}
+
+fn conv_out(c: &ConvImpl) -> usize {
+    match c {
+        ConvImpl::Winograd(w) => w.out_c(),
+        ConvImpl::Direct(d) => d.out_c(),
+    }
+}
+
+fn step_inputs(s: &Step) -> Vec<usize> {
+    match s {
+        Step::Conv { src, .. }
+        | Step::PRelu { src, .. }
+        | Step::PixelShuffle { src, .. }
+        | Step::Interp { src, .. }
+        | Step::Split { src, .. } => vec![*src],
+        Step::Add { a, b, .. } => vec![*a, *b],
+    }
+}
+
+fn check_slopes(name: &str, s: &[f32], c: usize) -> Result<()> {
+    if s.len() != 1 && s.len() != c {
+        return Err(invalid(format!("layer {name}: {} slopes for {c} channels", s.len())));
+    }
+    Ok(())
+}
+
+fn expand(s: &[f32], c: usize) -> Vec<f32> {
+    if s.len() == 1 { vec![s[0]; c] } else { s.to_vec() }
+}

@@ -1,0 +1,265 @@
+//! Eight-lane f32 vectors and CPU dispatch: the only module with `unsafe`.
+//!
+//! Kernels elsewhere are written once, generic over [`F32x8`], and marked
+//! `#[inline(always)]`. [`dispatch`] runs a [`Kernel`] through a function
+//! compiled with AVX2 + FMA when the CPU has them (checked at run time), so the
+//! whole inlined kernel body gets those instructions; otherwise the portable
+//! lane-array implementation runs. The AVX2 vector type is private to this
+//! module, which makes that run-time check the only way to reach it.
+#![allow(unsafe_code)]
+
+/// An 8-lane single-precision vector.
+pub trait F32x8: Copy {
+    /// All lanes zero.
+    fn zero() -> Self;
+    /// All lanes `v`.
+    fn splat(v: f32) -> Self;
+    /// Loads `s[0..8]` (panics if `s` is shorter).
+    fn load(s: &[f32]) -> Self;
+    /// Stores into `s[0..8]` (panics if `s` is shorter).
+    fn store(self, s: &mut [f32]);
+    /// Loads `s[i..i + 8]` with a single bounds check (panics if out of range).
+    fn load_at(s: &[f32], i: usize) -> Self;
+    /// Stores into `s[i..i + 8]` with a single bounds check (panics if out of range).
+    fn store_at(self, s: &mut [f32], i: usize);
+    /// Lane-wise sum.
+    fn add(self, o: Self) -> Self;
+    /// Lane-wise difference.
+    fn sub(self, o: Self) -> Self;
+    /// Lane-wise product.
+    fn mul(self, o: Self) -> Self;
+    /// `self * b + c`, fused where the CPU can.
+    fn mul_add(self, b: Self, c: Self) -> Self;
+    /// Lane-wise maximum.
+    fn max(self, o: Self) -> Self;
+    /// Lane-wise minimum.
+    fn min(self, o: Self) -> Self;
+}
+
+/// A computation that can run with any vector implementation.
+pub trait Kernel {
+    /// What the computation returns.
+    type Output;
+    /// Runs the computation with vector type `V`.
+    fn run<V: F32x8>(self) -> Self::Output;
+}
+
+/// Runs `k` with the fastest vector implementation this CPU supports.
+#[inline]
+pub fn dispatch<K: Kernel>(k: K) -> K::Output {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: `run_avx2` only requires the avx2 and fma CPU features,
+        // which `has_avx2_fma` has just confirmed at run time.
+        return unsafe { run_avx2(k) };
+    }
+    k.run::<Portable>()
+}
+
+/// Runs `k` with the portable implementation (tests compare both paths).
+pub fn dispatch_portable<K: Kernel>(k: K) -> K::Output {
+    k.run::<Portable>()
+}
+
+/// Whether the AVX2 + FMA path is used on this CPU.
+pub fn simd_level() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        return "avx2+fma";
+    }
+    "portable"
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2_fma() -> bool {
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn run_avx2<K: Kernel>(k: K) -> K::Output {
+    k.run::<avx2::Avx2>()
+}
+
+/// Plain lane arrays; LLVM vectorises these for whatever the target offers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Portable([f32; 8]);
+
+impl Portable {
+    #[inline(always)]
+    fn map2(self, o: Self, f: impl Fn(f32, f32) -> f32) -> Self {
+        let mut r = [0.0; 8];
+        for i in 0..8 {
+            r[i] = f(self.0[i], o.0[i]);
+        }
+        Self(r)
+    }
+}
+
+impl F32x8 for Portable {
+    #[inline(always)]
+    fn zero() -> Self {
+        Self([0.0; 8])
+    }
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        Self([v; 8])
+    }
+    #[inline(always)]
+    fn load(s: &[f32]) -> Self {
+        let mut r = [0.0; 8];
+        r.copy_from_slice(&s[..8]);
+        Self(r)
+    }
+    #[inline(always)]
+    fn store(self, s: &mut [f32]) {
+        s[..8].copy_from_slice(&self.0);
+    }
+    #[inline(always)]
+    fn load_at(s: &[f32], i: usize) -> Self {
+        Self::load(&s[i..i + 8])
+    }
+    #[inline(always)]
+    fn store_at(self, s: &mut [f32], i: usize) {
+        self.store(&mut s[i..i + 8]);
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        self.map2(o, |a, b| a + b)
+    }
+    #[inline(always)]
+    fn sub(self, o: Self) -> Self {
+        self.map2(o, |a, b| a - b)
+    }
+    #[inline(always)]
+    fn mul(self, o: Self) -> Self {
+        self.map2(o, |a, b| a * b)
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        let mut r = [0.0; 8];
+        for i in 0..8 {
+            r[i] = self.0[i] * b.0[i] + c.0[i];
+        }
+        Self(r)
+    }
+    #[inline(always)]
+    fn max(self, o: Self) -> Self {
+        self.map2(o, f32::max)
+    }
+    #[inline(always)]
+    fn min(self, o: Self) -> Self {
+        self.map2(o, f32::min)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::F32x8;
+
+    /// A `__m256`. Private: values exist only inside `run_avx2`, which the
+    /// dispatcher enters after checking the CPU, so every intrinsic below runs
+    /// on a CPU that has AVX2 and FMA.
+    #[derive(Clone, Copy)]
+    pub(super) struct Avx2(__m256);
+
+    impl F32x8 for Avx2 {
+        #[inline(always)]
+        fn zero() -> Self {
+            // SAFETY: only reachable on an AVX2+FMA CPU (see the type's doc).
+            Self(unsafe { _mm256_setzero_ps() })
+        }
+        #[inline(always)]
+        fn splat(v: f32) -> Self {
+            // SAFETY: only reachable on an AVX2+FMA CPU (see the type's doc).
+            Self(unsafe { _mm256_set1_ps(v) })
+        }
+        #[inline(always)]
+        fn load(s: &[f32]) -> Self {
+            let s = &s[..8];
+            // SAFETY: `s` has exactly 8 readable f32s (the slice index above
+            // checks it); loadu has no alignment requirement; AVX2 CPU as above.
+            Self(unsafe { _mm256_loadu_ps(s.as_ptr()) })
+        }
+        #[inline(always)]
+        fn store(self, s: &mut [f32]) {
+            let s = &mut s[..8];
+            // SAFETY: `s` has exactly 8 writable f32s (checked by the index);
+            // storeu has no alignment requirement; AVX2 CPU as above.
+            unsafe { _mm256_storeu_ps(s.as_mut_ptr(), self.0) }
+        }
+        #[inline(always)]
+        fn load_at(s: &[f32], i: usize) -> Self {
+            assert!(i < s.len() && s.len() - i >= 8, "load_at out of bounds");
+            // SAFETY: the assert guarantees s[i..i + 8] is in bounds; loadu
+            // needs no alignment; AVX2 CPU as above.
+            Self(unsafe { _mm256_loadu_ps(s.as_ptr().add(i)) })
+        }
+        #[inline(always)]
+        fn store_at(self, s: &mut [f32], i: usize) {
+            assert!(i < s.len() && s.len() - i >= 8, "store_at out of bounds");
+            // SAFETY: the assert guarantees s[i..i + 8] is in bounds and `s` is
+            // borrowed mutably; storeu needs no alignment; AVX2 CPU as above.
+            unsafe { _mm256_storeu_ps(s.as_mut_ptr().add(i), self.0) }
+        }
+        #[inline(always)]
+        fn add(self, o: Self) -> Self {
+            // SAFETY: only reachable on an AVX2+FMA CPU (see the type's doc).
+            Self(unsafe { _mm256_add_ps(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn sub(self, o: Self) -> Self {
+            // SAFETY: only reachable on an AVX2+FMA CPU (see the type's doc).
+            Self(unsafe { _mm256_sub_ps(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn mul(self, o: Self) -> Self {
+            // SAFETY: only reachable on an AVX2+FMA CPU (see the type's doc).
+            Self(unsafe { _mm256_mul_ps(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn mul_add(self, b: Self, c: Self) -> Self {
+            // SAFETY: only reachable on an AVX2+FMA CPU (see the type's doc).
+            Self(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
+        }
+        #[inline(always)]
+        fn max(self, o: Self) -> Self {
+            // SAFETY: only reachable on an AVX2+FMA CPU (see the type's doc).
+            Self(unsafe { _mm256_max_ps(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn min(self, o: Self) -> Self {
+            // SAFETY: only reachable on an AVX2+FMA CPU (see the type's doc).
+            Self(unsafe { _mm256_min_ps(self.0, o.0) })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Axpy<'a>(&'a [f32], &'a mut [f32]);
+    impl Kernel for Axpy<'_> {
+        type Output = ();
+        fn run<V: F32x8>(self) {
+            for (x, y) in self.0.chunks_exact(8).zip(self.1.chunks_exact_mut(8)) {
+                V::splat(2.0).mul_add(V::load(x), V::load(y)).max(V::zero()).store(y);
+            }
+        }
+    }
+
+    #[test]
+    fn dispatched_and_portable_paths_agree() {
+        let x: Vec<f32> = (0..64).map(|i| i as f32 - 20.0).collect();
+        let mut a = vec![1.0; 64];
+        let mut b = vec![1.0; 64];
+        dispatch(Axpy(&x, &mut a));
+        dispatch_portable(Axpy(&x, &mut b));
+        assert_eq!(a, b);
+        assert_eq!(a[0], 0.0);
+        assert_eq!(a[63], 87.0);
+    }
+}

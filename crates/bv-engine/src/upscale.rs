@@ -1,0 +1,176 @@
+//! Frame upscaling with bounded memory: overlapping tiles over a [`Backend`].
+//!
+//! A frame larger than the tile budget is cut into a grid of tiles; each tile
+//! is run with `radius` pixels of real context on every side (the model's
+//! receptive field), and only its core is kept. With that much context the
+//! stitched result equals a whole-frame run up to float rounding.
+
+use crate::backend::Backend;
+use crate::error::{EngineError, Result};
+use crate::frame::{Depth, Frame};
+use crate::nn::Tensor;
+
+/// Default budget: input pixels per tile when `--tile` is 0 (about 270 MB of
+/// activations for a 64-channel model).
+pub const AUTO_TILE_PIXELS: usize = 512 * 1024;
+
+/// One tile: the core it produces and the context it reads (input pixels, half-open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TileRect {
+    /// Core columns.
+    pub x: (usize, usize),
+    /// Core rows.
+    pub y: (usize, usize),
+    /// Context columns read.
+    pub cx: (usize, usize),
+    /// Context rows read.
+    pub cy: (usize, usize),
+}
+
+/// Splits `n` into `parts` nearly equal ranges.
+fn split(n: usize, parts: usize) -> Vec<(usize, usize)> {
+    (0..parts).map(|i| (i * n / parts, (i + 1) * n / parts)).collect()
+}
+
+/// Plans the tiles for a `w x h` frame. `tile` = 0 picks the grid with the
+/// fewest tiles that keeps each under [`AUTO_TILE_PIXELS`]; otherwise tiles
+/// are at most `tile x tile`.
+pub fn plan_tiles(w: usize, h: usize, tile: usize, radius: usize) -> Vec<TileRect> {
+    let (nx, ny) = if tile == 0 {
+        let mut best = (w.max(1), h.max(1));
+        for nx in 1..=w.max(1) {
+            let ny = (1..=h.max(1)).find(|ny| w.div_ceil(nx) * h.div_ceil(*ny) <= AUTO_TILE_PIXELS);
+            if let Some(ny) = ny {
+                // Fewest tiles first, then the least overlap (the shorter seams).
+                let cost = |(a, b): (usize, usize)| (a * b, a * h + b * w);
+                if cost((nx, ny)) < cost(best) {
+                    best = (nx, ny);
+                }
+            }
+            if nx > best.0 * best.1 {
+                break;
+            }
+        }
+        best
+    } else {
+        (w.div_ceil(tile), h.div_ceil(tile))
+    };
+    let mut tiles = Vec::with_capacity(nx * ny);
+    for &y in &split(h, ny) {
+        for &x in &split(w, nx) {
+            let cx = (x.0.saturating_sub(radius), (x.1 + radius).min(w));
+            let cy = (y.0.saturating_sub(radius), (y.1 + radius).min(h));
+            tiles.push(TileRect { x, y, cx, cy });
+        }
+    }
+    tiles
+}
+
+/// Upscales whole frames through a backend, tile by tile.
+pub struct Upscaler {
+    backend: Box<dyn Backend>,
+    scale: usize,
+    tile: usize,
+}
+
+impl Upscaler {
+    /// `scale` is the model's factor; `tile` the maximum tile edge (0 = auto).
+    pub fn new(backend: Box<dyn Backend>, scale: usize, tile: usize) -> Self {
+        Self { backend, scale, tile }
+    }
+
+    /// The backend's description.
+    pub fn describe(&self) -> String {
+        self.backend.describe()
+    }
+
+    /// Output size for an input size.
+    pub fn output_size(&self, w: usize, h: usize) -> (usize, usize) {
+        (w * self.scale, h * self.scale)
+    }
+
+    /// The tiles a `w x h` frame is cut into.
+    pub fn tiles(&self, w: usize, h: usize) -> Vec<TileRect> {
+        plan_tiles(w, h, self.tile, self.backend.radius())
+    }
+
+    /// Upscales one frame; the output has the same sample depth.
+    pub fn upscale(&mut self, frame: &Frame) -> Result<Frame> {
+        let s = self.scale;
+        let mut out = Frame::new(frame.width * s, frame.height * s, frame.depth);
+        for t in self.tiles(frame.width, frame.height) {
+            let (cw, ch) = (t.cx.1 - t.cx.0, t.cy.1 - t.cy.0);
+            let mut input = Tensor::zeros(ch, cw, 3);
+            for y in 0..ch {
+                let row = input.row_mut(y);
+                let base = ((t.cy.0 + y) * frame.width + t.cx.0) * 3;
+                for (i, v) in row.iter_mut().enumerate() {
+                    *v = frame.sample(base + i);
+                }
+            }
+            let result = self.backend.infer(input)?;
+            if (result.w, result.h) != (cw * s, ch * s) {
+                return Err(EngineError::ModelInvalid(format!(
+                    "model produced {}x{} from {cw}x{ch}, expected a {s}x upscale",
+                    result.w, result.h
+                )));
+            }
+            let (ox, oy) = ((t.x.0 - t.cx.0) * s, (t.y.0 - t.cy.0) * s);
+            let (core_w, core_h) = ((t.x.1 - t.x.0) * s, (t.y.1 - t.y.0) * s);
+            for y in 0..core_h {
+                let src = &result.row(oy + y)[ox * 3..(ox + core_w) * 3];
+                let dst_start = ((t.y.0 * s + y) * out.width + t.x.0 * s) * 3;
+                quantize(src, &mut out, dst_start);
+            }
+            self.backend.recycle(result);
+        }
+        Ok(out)
+    }
+}
+
+/// Clamps to [0, 1], scales to the sample range, rounds and stores at sample `start`.
+fn quantize(src: &[f32], out: &mut Frame, start: usize) {
+    let max = out.depth.max();
+    match out.depth {
+        Depth::U8 => {
+            for (d, v) in out.data[start..start + src.len()].iter_mut().zip(src) {
+                *d = (v.clamp(0.0, 1.0) * max).round() as u8;
+            }
+        }
+        Depth::U16 => {
+            for (d, v) in out.data[start * 2..(start + src.len()) * 2].chunks_exact_mut(2).zip(src) {
+                d.copy_from_slice(&((v.clamp(0.0, 1.0) * max).round() as u16).to_le_bytes());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiles_cover_the_frame_once_with_clamped_context() {
+        for (w, h, tile) in [(640, 360, 0), (1920, 1080, 0), (1281, 721, 256), (7, 5, 2)] {
+            let tiles = plan_tiles(w, h, tile, 20);
+            let mut cover = vec![0u8; w * h];
+            for t in &tiles {
+                assert!(t.cx.0 <= t.x.0 && t.x.1 <= t.cx.1 && t.cx.1 <= w);
+                assert!(t.cy.0 <= t.y.0 && t.y.1 <= t.cy.1 && t.cy.1 <= h);
+                if tile == 0 {
+                    assert!((t.x.1 - t.x.0) * (t.y.1 - t.y.0) <= AUTO_TILE_PIXELS);
+                } else {
+                    assert!(t.x.1 - t.x.0 <= tile && t.y.1 - t.y.0 <= tile);
+                }
+                for y in t.y.0..t.y.1 {
+                    for x in t.x.0..t.x.1 {
+                        cover[y * w + x] += 1;
+                    }
+                }
+            }
+            assert!(cover.iter().all(|c| *c == 1), "{w}x{h} tile {tile}");
+        }
+        assert_eq!(plan_tiles(640, 360, 0, 20).len(), 1);
+        assert_eq!(plan_tiles(1280, 720, 0, 20).len(), 2);
+    }
+}
