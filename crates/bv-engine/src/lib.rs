@@ -13,6 +13,7 @@ pub mod frame;
 pub mod model;
 pub mod nn;
 pub mod upscale;
+pub mod video;
 
 pub use error::{EngineError, Result};
 pub use frame::{Depth, Frame};

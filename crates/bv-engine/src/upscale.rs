@@ -84,6 +84,11 @@ impl Upscaler {
         self.backend.describe()
     }
 
+    /// The upscale factor.
+    pub fn scale(&self) -> usize {
+        self.scale
+    }
+
     /// Output size for an input size.
     pub fn output_size(&self, w: usize, h: usize) -> (usize, usize) {
         (w * self.scale, h * self.scale)

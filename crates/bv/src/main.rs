@@ -1,1 +1,55 @@
-fn main(){}
+//! `bv`: the BetterVideo command line.
+//!
+//! This is the binary edge: commands parse their flags, call the parts, and
+//! errors become one line with a stable code (`error[input_not_video]: …`)
+//! and a distinct exit status (see [`exit`]).
+#![forbid(unsafe_code)]
+
+mod cmd;
+mod config;
+mod exit;
+mod progress;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// BetterVideo: private AI video enhancement.
+#[derive(Parser, Debug)]
+#[command(name = "bv", version, about, propagate_version = true)]
+struct Cli {
+    /// Configuration file (default: $BV_CONFIG, else <data_dir>/config.toml if present).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Upscale a video with a pinned model, keeping every other stream.
+    Enhance(cmd::enhance::Args),
+    /// List or verify the installed models.
+    #[command(subcommand)]
+    Models(cmd::models::ModelsCmd),
+    /// Show or check the effective configuration.
+    #[command(subcommand)]
+    Config(cmd::config::ConfigCmd),
+    /// Raw RGB frames in, upscaled frames out (benchmarks and fidelity tests).
+    #[command(hide = true)]
+    InferPipe(cmd::infer_pipe::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let json = matches!(&cli.command, Command::Enhance(a) if a.json);
+    let result = config::Config::load(cli.config.as_deref()).and_then(|cfg| match cli.command {
+        Command::Enhance(a) => cmd::enhance::run(&cfg, a),
+        Command::Models(c) => cmd::models::run(&cfg, c),
+        Command::Config(c) => cmd::config::run(&cfg, c),
+        Command::InferPipe(a) => cmd::infer_pipe::run(&cfg, a),
+    });
+    if let Err(e) = result {
+        std::process::exit(exit::report(&e, json));
+    }
+}

@@ -1,0 +1,261 @@
+//! Output encoding choices: codec, quality, pixel format and colour tags.
+
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+
+use super::probe::{StreamInfo, bit_depth};
+use crate::error::{EngineError, Result};
+
+/// Video codecs the output can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// H.264 through libx264 (the default: plays everywhere).
+    H264,
+    /// HEVC through libx265.
+    Hevc,
+    /// AV1 through SVT-AV1.
+    Av1,
+    /// FFV1, lossless (for archiving and for verifying fidelity).
+    Ffv1,
+}
+
+impl FromStr for Codec {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "h264" => Self::H264,
+            "hevc" | "h265" => Self::Hevc,
+            "av1" => Self::Av1,
+            "ffv1" => Self::Ffv1,
+            other => return Err(EngineError::InvalidOption(format!("unknown codec {other:?} (h264, hevc, av1, ffv1)"))),
+        })
+    }
+}
+
+impl Codec {
+    /// FFmpeg encoder name.
+    pub fn encoder(self) -> &'static str {
+        match self {
+            Self::H264 => "libx264",
+            Self::Hevc => "libx265",
+            Self::Av1 => "libsvtav1",
+            Self::Ffv1 => "ffv1",
+        }
+    }
+
+    /// Default constant-rate factor (none for lossless).
+    pub fn default_crf(self) -> Option<u32> {
+        match self {
+            Self::H264 => Some(16),
+            Self::Hevc => Some(18),
+            Self::Av1 => Some(24),
+            Self::Ffv1 => None,
+        }
+    }
+
+    /// Highest CRF the encoder accepts.
+    pub fn max_crf(self) -> u32 {
+        match self {
+            Self::H264 | Self::Hevc => 51,
+            Self::Av1 => 63,
+            Self::Ffv1 => 0,
+        }
+    }
+
+    /// Default speed preset: fast enough that encoding stays a small share of
+    /// the job, with a CRF low enough that the speed costs no visible quality.
+    pub fn default_preset(self) -> Option<&'static str> {
+        match self {
+            Self::H264 => Some("veryfast"),
+            Self::Hevc => Some("fast"),
+            Self::Av1 => Some("10"),
+            Self::Ffv1 => None,
+        }
+    }
+
+    /// Presets the encoder accepts.
+    pub fn presets(self) -> &'static [&'static str] {
+        const X26X: &[&str] =
+            &["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"];
+        const SVT: &[&str] = &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13"];
+        match self {
+            Self::H264 | Self::Hevc => X26X,
+            Self::Av1 => SVT,
+            Self::Ffv1 => &[],
+        }
+    }
+}
+
+/// Validated encoder settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodeSettings {
+    /// Codec.
+    pub codec: Codec,
+    /// Constant-rate factor (lossy codecs).
+    pub crf: Option<u32>,
+    /// Speed preset (lossy codecs).
+    pub preset: Option<String>,
+}
+
+impl EncodeSettings {
+    /// Checks and completes a user's choice with defaults.
+    pub fn new(codec: Codec, crf: Option<u32>, preset: Option<String>) -> Result<Self> {
+        if codec == Codec::Ffv1 && (crf.is_some() || preset.is_some()) {
+            return Err(EngineError::InvalidOption("ffv1 is lossless: --crf and --preset do not apply".into()));
+        }
+        if let Some(c) = crf {
+            if c > codec.max_crf() {
+                return Err(EngineError::InvalidOption(format!("--crf {c} is out of range for {codec:?} (0..={})", codec.max_crf())));
+            }
+        }
+        if let Some(p) = &preset {
+            if !codec.presets().contains(&p.as_str()) {
+                return Err(EngineError::InvalidOption(format!("--preset {p:?} is not one of {}", codec.presets().join(", "))));
+            }
+        }
+        Ok(Self {
+            codec,
+            crf: crf.or(codec.default_crf()),
+            preset: preset.or(codec.default_preset().map(str::to_string)),
+        })
+    }
+
+    /// Encoder arguments for output stream `i`.
+    pub fn args(&self, i: usize, container: &str) -> Vec<String> {
+        let mut a = vec![format!("-c:{i}"), self.codec.encoder().to_string()];
+        if let Some(p) = &self.preset {
+            a.extend([format!("-preset:{i}"), p.clone()]);
+        }
+        if let Some(c) = self.crf {
+            a.extend([format!("-crf:{i}"), c.to_string()]);
+        }
+        match self.codec {
+            Codec::Hevc => {
+                a.extend([format!("-x265-params:{i}"), "log-level=error".into()]);
+                if matches!(container, "mp4" | "mov" | "m4v") {
+                    a.extend([format!("-tag:{i}"), "hvc1".into()]);
+                }
+            }
+            Codec::Ffv1 => a.extend([format!("-level:{i}"), "3".into(), format!("-slicecrc:{i}"), "1".into()]),
+            _ => {}
+        }
+        a
+    }
+}
+
+/// Pixel formats an encoder accepts, from `ffmpeg -h encoder=NAME`.
+pub fn encoder_pix_fmts(encoder: &str) -> Result<Vec<String>> {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-h", &format!("encoder={encoder}")])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| if e.kind() == std::io::ErrorKind::NotFound { EngineError::ToolMissing("ffmpeg") } else { e.into() })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !text.contains(&format!("Encoder {encoder} ")) {
+        return Err(EngineError::EncoderUnavailable(format!("{encoder} is not in this FFmpeg build")));
+    }
+    Ok(text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Supported pixel formats:"))
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default())
+}
+
+/// How to convert between the source's YUV and the model's RGB, and how to tag the output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColorPlan {
+    /// swscale matrix name, or `None` for RGB sources.
+    pub matrix: Option<&'static str>,
+    /// `tv` (limited) or `pc` (full).
+    pub range: &'static str,
+    /// Output pixel format.
+    pub pix_fmt: String,
+    /// Tags for the output stream: (option, value).
+    pub tags: Vec<(&'static str, String)>,
+}
+
+fn is_rgb(pix_fmt: &str) -> bool {
+    ["rgb", "bgr", "gbr", "argb", "abgr", "0rgb", "x2rgb", "x2bgr"].iter().any(|p| pix_fmt.starts_with(p))
+}
+
+/// Plans colour handling for video stream `v` with an encoder accepting `supported`.
+pub fn color_plan(v: &StreamInfo, supported: &[String]) -> ColorPlan {
+    let depth = bit_depth(&v.pix_fmt);
+    let rgb = is_rgb(&v.pix_fmt);
+    let range = if v.color_range == "pc" || v.pix_fmt.starts_with("yuvj") { "pc" } else { "tv" };
+    // Untagged sources get what FFmpeg and players assume for their size.
+    let space = match v.color_space.as_str() {
+        "" | "unknown" if v.height >= 720 => "bt709",
+        "" | "unknown" => "smpte170m",
+        s => s,
+    };
+    let matrix = (!rgb).then_some(match space {
+        "bt709" => "bt709",
+        "bt470bg" => "bt470",
+        "smpte240m" => "smpte240m",
+        "fcc" => "fcc",
+        "bt2020nc" | "bt2020c" => "bt2020",
+        _ => "smpte170m",
+    });
+    let wanted = v.pix_fmt.replace("yuvj", "yuv");
+    let pix_fmt = if supported.iter().any(|f| *f == wanted) {
+        wanted
+    } else {
+        let fallback = if depth > 8 { ["yuv420p10le", "yuv420p"] } else { ["yuv420p", "yuv420p10le"] };
+        fallback.iter().find(|f| supported.iter().any(|s| s == *f)).map_or_else(|| "yuv420p".into(), |f| f.to_string())
+    };
+    let mut tags = vec![("color_range", range.to_string())];
+    if !rgb && !is_rgb(&pix_fmt) {
+        tags.push(("colorspace", space.to_string()));
+    }
+    for (opt, val) in [("color_primaries", &v.color_primaries), ("color_trc", &v.color_transfer)] {
+        if !val.is_empty() && val != "unknown" {
+            tags.push((opt, val.clone()));
+        }
+    }
+    ColorPlan { matrix, range, pix_fmt, tags }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn video(pix_fmt: &str, space: &str, h: u64) -> StreamInfo {
+        StreamInfo {
+            index: 0,
+            kind: "video".into(),
+            codec: "h264".into(),
+            width: h * 16 / 9,
+            height: h,
+            pix_fmt: pix_fmt.into(),
+            color_range: String::new(),
+            color_space: space.into(),
+            color_transfer: String::new(),
+            color_primaries: String::new(),
+            nb_frames: None,
+            avg_fps: None,
+            rotation: 0,
+            attached_pic: false,
+        }
+    }
+
+    #[test]
+    fn keeps_ten_bit_and_tags_untagged_sources() {
+        let fmts: Vec<String> = ["yuv420p", "yuv420p10le"].iter().map(|s| s.to_string()).collect();
+        let p = color_plan(&video("yuv420p10le", "bt2020nc", 1080), &fmts);
+        assert_eq!((p.pix_fmt.as_str(), p.matrix), ("yuv420p10le", Some("bt2020")));
+        let p = color_plan(&video("yuv422p10le", "", 360), &fmts);
+        assert_eq!((p.pix_fmt.as_str(), p.matrix), ("yuv420p10le", Some("smpte170m")));
+        assert!(p.tags.contains(&("colorspace", "smpte170m".into())));
+    }
+
+    #[test]
+    fn settings_validate_ranges() {
+        assert!(EncodeSettings::new(Codec::H264, Some(52), None).is_err());
+        assert!(EncodeSettings::new(Codec::Ffv1, Some(10), None).is_err());
+        assert!(EncodeSettings::new(Codec::H264, None, Some("warp".into())).is_err());
+        let s = EncodeSettings::new(Codec::Hevc, None, None).unwrap();
+        assert_eq!((s.crf, s.preset.as_deref()), (Some(18), Some("fast")));
+        assert!("vp9".parse::<Codec>().is_err());
+    }
+}

@@ -1,0 +1,413 @@
+//! The whole-video pipeline: FFmpeg decodes, the model upscales, FFmpeg encodes.
+//!
+//! Three stages run at once, joined by bounded channels (so memory stays at a
+//! few frames): a reader thread parses decoded frames from the decoder's NUT
+//! pipe, the caller's thread runs the model, and a writer thread feeds the
+//! encoder's NUT pipe. The encoder muxes every other stream of the input
+//! (audio, subtitles, attachments, chapters, metadata) by stream copy. The
+//! result is written to a hidden temporary file beside the output and renamed
+//! into place only when complete; any error or cancellation removes it.
+
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::encode::{ColorPlan, EncodeSettings, color_plan, encoder_pix_fmts};
+use super::nut::{NutReader, NutWriter, StreamInfo as NutStream};
+use super::probe::{MediaInfo, bit_depth, probe};
+use crate::error::{EngineError, Result};
+use crate::frame::{Depth, Frame};
+use crate::upscale::Upscaler;
+
+/// What the caller asks for.
+#[derive(Debug, Clone)]
+pub struct EnhanceOptions {
+    /// Encoder settings.
+    pub encode: EncodeSettings,
+    /// Largest output width accepted.
+    pub max_width: u64,
+    /// Largest output height accepted.
+    pub max_height: u64,
+    /// Replace an existing output file.
+    pub overwrite: bool,
+}
+
+/// Progress after each frame.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Frames finished.
+    pub frames: u64,
+    /// Expected total, when the container says.
+    pub total: Option<u64>,
+    /// Time since the start.
+    pub elapsed: Duration,
+}
+
+/// What a finished run did.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Frames upscaled.
+    pub frames: u64,
+    /// Input size.
+    pub input_size: (u64, u64),
+    /// Output size.
+    pub output_size: (u64, u64),
+    /// Wall time of the whole run.
+    pub elapsed: Duration,
+    /// Time spent inside the model (the rest is decode, encode and plumbing).
+    pub inference: Duration,
+    /// Backend description.
+    pub backend: String,
+}
+
+/// Containers whose video tracks can carry a rotation (we write it into `tkhd`).
+fn carries_rotation(ext: &str) -> bool {
+    matches!(ext, "mp4" | "mov" | "m4v")
+}
+
+/// Removes the temporary output unless disarmed.
+struct TempOutput(Option<PathBuf>);
+
+impl Drop for TempOutput {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Kills a child process unless it has been waited for.
+struct Reaper(Option<Child>);
+
+impl Reaper {
+    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        let mut c = self.0.take().expect("child waited once");
+        c.wait()
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Collects a child's stderr (last 16 KiB) on a thread.
+fn drain(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = r.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if buf.len() > 32 * 1024 {
+                buf.drain(..buf.len() - 16 * 1024);
+            }
+        }
+        String::from_utf8_lossy(&buf).trim().to_string()
+    })
+}
+
+fn spawn(cmd: &mut Command) -> Result<Child> {
+    cmd.spawn().map_err(|e| if e.kind() == std::io::ErrorKind::NotFound { EngineError::ToolMissing("ffmpeg") } else { e.into() })
+}
+
+/// Checks the output path and creates the temporary file beside it.
+fn prepare_output(input: &Path, output: &Path, overwrite: bool) -> Result<(TempOutput, String)> {
+    let unwritable = |reason: String| EngineError::OutputUnwritable { path: output.to_path_buf(), reason };
+    let ext = output
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .ok_or_else(|| EngineError::InvalidOption(format!("output {} needs a file extension (.mp4, .mkv, …)", output.display())))?;
+    if let (Ok(a), Ok(b)) = (input.canonicalize(), output.canonicalize()) {
+        if a == b {
+            return Err(EngineError::InvalidOption("the output must not be the input file".into()));
+        }
+    }
+    if output.is_dir() {
+        return Err(unwritable("it is a directory".into()));
+    }
+    if output.exists() && !overwrite {
+        return Err(EngineError::OutputExists(output.to_path_buf()));
+    }
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = output.file_name().and_then(|n| n.to_str()).unwrap_or("output");
+    let tmp = dir.join(format!(".{name}.{}-{}.partial.{ext}", std::process::id(), nonce()));
+    std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| unwritable(e.to_string()))?;
+    Ok((TempOutput(Some(tmp)), ext))
+}
+
+fn nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.finish() & 0xffff_ffff
+}
+
+/// Enhances `input` into `output` with `upscaler`. `cancel` is polled between
+/// frames; `progress` is called after each frame.
+pub fn enhance(
+    input: &Path,
+    output: &Path,
+    upscaler: &mut Upscaler,
+    opts: &EnhanceOptions,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Summary> {
+    let start = Instant::now();
+    let info = probe(input)?;
+    let v = info.main_video().expect("probe checked").clone();
+    let (out_w, out_h) = upscaler.output_size(v.width as usize, v.height as usize);
+    let (out_w, out_h) = (out_w as u64, out_h as u64);
+    if out_w > opts.max_width || out_h > opts.max_height {
+        return Err(EngineError::DimensionsTooLarge {
+            in_w: v.width,
+            in_h: v.height,
+            out_w,
+            out_h,
+            max_w: opts.max_width,
+            max_h: opts.max_height,
+        });
+    }
+    let supported = encoder_pix_fmts(opts.encode.codec.encoder())?;
+    let (mut temp, ext) = prepare_output(input, output, opts.overwrite)?;
+    let tmp_path = temp.0.clone().expect("temp path");
+    let plan = color_plan(&v, &supported);
+    let depth = if bit_depth(&v.pix_fmt) > 8 { Depth::U16 } else { Depth::U8 };
+    let keep_rotation = v.rotation != 0 && v.rotation % 90 == 0 && carries_rotation(&ext);
+
+    // Decoder: the main video stream as raw RGB frames in NUT, exact timestamps.
+    let mut dec = Command::new("ffmpeg");
+    dec.args(["-nostdin", "-hide_banner", "-loglevel", "error"]);
+    if keep_rotation {
+        dec.arg("-noautorotate");
+    }
+    dec.arg("-i").arg(input).args(["-map", &format!("0:{}", v.index), "-vf", &decode_filter(&plan, depth)]);
+    dec.args(["-fps_mode", "passthrough", "-enc_time_base", "-1", "-c:v", "rawvideo", "-f", "nut", "pipe:1"]);
+    dec.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut dec = Reaper(Some(spawn(&mut dec)?));
+    let dec_err = drain(dec.0.as_mut().and_then(|c| c.stderr.take()).expect("piped"));
+    let dec_out = dec.0.as_mut().and_then(|c| c.stdout.take()).expect("piped");
+    let reader = match NutReader::new(BufReader::with_capacity(1 << 20, dec_out)) {
+        Ok(r) => r,
+        Err(_) => {
+            let _ = dec.wait();
+            let msg = dec_err.join().unwrap_or_default();
+            return Err(EngineError::InputTruncated(first_line(&msg, "no frame could be decoded")));
+        }
+    };
+    let nut_in = reader.info().clone();
+
+    // Encoder: our frames for the video stream, everything else copied from the input.
+    let (frame_w, frame_h) = (nut_in.width as usize, nut_in.height as usize);
+    let nut_out = NutStream { width: (frame_w * upscaler.scale()) as u32, height: (frame_h * upscaler.scale()) as u32, ..nut_in.clone() };
+    let mut enc = Command::new("ffmpeg");
+    enc.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-copyts", "-f", "nut", "-i", "pipe:0"]);
+    if info.start_time_us != 0 {
+        // The decoder shifted video timestamps by the file's start time; shift
+        // the copied streams the same way so they stay in sync.
+        enc.args(["-itsoffset", &format!("{}us", -info.start_time_us)]);
+    }
+    enc.arg("-i").arg(input);
+    let vi = v.index;
+    for s in &info.streams {
+        if s.index == vi {
+            enc.args(["-map", "0:0"]);
+        } else {
+            enc.args(["-map", &format!("1:{}", s.index)]);
+        }
+    }
+    enc.args(["-map_metadata", "1", "-map_chapters", "1", "-c", "copy", "-copy_unknown"]);
+    enc.args(["-map_metadata:s:".to_string() + &vi.to_string(), format!("1:s:{vi}")]);
+    enc.args(opts.encode.args(vi, &ext));
+    enc.args([format!("-filter:{vi}"), encode_filter(&plan)]);
+    enc.args([format!("-fps_mode:{vi}"), "passthrough".into(), format!("-enc_time_base:{vi}"), "-1".into()]);
+    for (k, val) in &plan.tags {
+        enc.args([format!("-{k}:{vi}"), val.clone()]);
+    }
+    enc.args(["-max_muxing_queue_size", "4096"]);
+    if matches!(ext.as_str(), "mp4" | "mov" | "m4v") {
+        enc.args(["-movflags", "+faststart"]);
+    }
+    enc.arg(&tmp_path);
+    enc.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut enc = Reaper(Some(spawn(&mut enc)?));
+    let enc_err = drain(enc.0.as_mut().and_then(|c| c.stderr.take()).expect("piped"));
+    let enc_in = enc.0.as_mut().and_then(|c| c.stdin.take()).expect("piped");
+
+    // Stage threads.
+    let failed = Arc::new(Mutex::new(None::<String>));
+    let (in_tx, in_rx) = sync_channel::<(i64, Frame)>(2);
+    let read_failed = Arc::clone(&failed);
+    let read_thread = std::thread::spawn(move || read_frames(reader, in_tx, frame_w, frame_h, depth, read_failed));
+    let (out_tx, out_rx) = sync_channel::<(i64, Frame)>(2);
+    let write_failed = Arc::clone(&failed);
+    let write_thread = std::thread::spawn(move || write_frames(enc_in, nut_out, out_rx, write_failed));
+
+    let total = info.frame_estimate();
+    let mut frames = 0u64;
+    let mut inference = Duration::ZERO;
+    let mut result: Result<()> = Ok(());
+    for (pts, frame) in in_rx.iter() {
+        if cancel.load(Ordering::Relaxed) {
+            result = Err(EngineError::Cancelled);
+            break;
+        }
+        let t = Instant::now();
+        let up = match upscaler.upscale(&frame) {
+            Ok(f) => f,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        };
+        inference += t.elapsed();
+        if out_tx.send((pts, up)).is_err() {
+            break; // the writer failed; its error is recorded
+        }
+        frames += 1;
+        progress(&Progress { frames, total, elapsed: start.elapsed() });
+    }
+    drop(out_tx);
+    if result.is_err() {
+        // Stop FFmpeg first so the stage threads unblock.
+        drop(dec);
+        drop(enc);
+        drop(in_rx);
+        let _ = read_thread.join();
+        let _ = write_thread.join();
+        return Err(result.unwrap_err());
+    }
+    drop(in_rx);
+    let _ = read_thread.join();
+    let _ = write_thread.join();
+    let dec_status = dec.wait()?;
+    let dec_msg = dec_err.join().unwrap_or_default();
+    let enc_status = enc.wait()?;
+    let enc_msg = enc_err.join().unwrap_or_default();
+    if cancel.load(Ordering::Relaxed) {
+        return Err(EngineError::Cancelled);
+    }
+    if let Some(e) = failed.lock().expect("not poisoned").take() {
+        if !enc_status.success() {
+            return Err(encoder_error(&enc_msg, output));
+        }
+        return Err(EngineError::InputTruncated(e));
+    }
+    if !dec_status.success() || frames == 0 || decoder_damage(&dec_msg) {
+        return Err(EngineError::InputTruncated(first_line(&dec_msg, "the decoder stopped early")));
+    }
+    if !enc_status.success() {
+        return Err(encoder_error(&enc_msg, output));
+    }
+    if keep_rotation {
+        super::mp4::set_rotation(&tmp_path, v.rotation)?;
+    }
+    std::fs::rename(&tmp_path, output).map_err(|e| EngineError::OutputUnwritable { path: output.to_path_buf(), reason: e.to_string() })?;
+    temp.0 = None;
+    Ok(Summary {
+        frames,
+        input_size: (v.width, v.height),
+        output_size: (out_w, out_h),
+        elapsed: start.elapsed(),
+        inference,
+        backend: upscaler.describe(),
+    })
+}
+
+fn first_line(msg: &str, fallback: &str) -> String {
+    msg.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or(fallback).to_string()
+}
+
+/// Decoder messages that mean the input is damaged rather than merely unusual.
+fn decoder_damage(msg: &str) -> bool {
+    ["partial file", "Invalid data found", "error while decoding", "corrupt", "Error splitting", "truncat"]
+        .iter()
+        .any(|p| msg.contains(p))
+}
+
+fn encoder_error(msg: &str, output: &Path) -> EngineError {
+    let line = first_line(msg, "the encoder failed");
+    if msg.contains("not currently supported in container") || msg.contains("Could not find tag for codec") || msg.contains("Could not write header") {
+        EngineError::OutputContainerUnsupported(line)
+    } else if msg.contains("Permission denied") || msg.contains("No space left") {
+        EngineError::OutputUnwritable { path: output.to_path_buf(), reason: line }
+    } else {
+        EngineError::Ffmpeg(line)
+    }
+}
+
+fn decode_filter(plan: &ColorPlan, depth: Depth) -> String {
+    let m = plan.matrix.map(|m| format!("in_color_matrix={m}:in_range={}:", plan.range)).unwrap_or_default();
+    format!("scale={m}out_range=pc:flags=bicubic+accurate_rnd+full_chroma_int,format={}", depth.pix_fmt())
+}
+
+fn encode_filter(plan: &ColorPlan) -> String {
+    let m = plan.matrix.map(|m| format!("out_color_matrix={m}:")).unwrap_or_default();
+    format!("scale={m}in_range=pc:out_range={}:flags=bicubic+accurate_rnd+full_chroma_int,format={}", plan.range, plan.pix_fmt)
+}
+
+fn read_frames(
+    mut reader: NutReader<BufReader<ChildStdout>>,
+    tx: SyncSender<(i64, Frame)>,
+    w: usize,
+    h: usize,
+    depth: Depth,
+    failed: Arc<Mutex<Option<String>>>,
+) {
+    let want = Frame::byte_len(w, h, depth);
+    loop {
+        match reader.next_frame() {
+            Ok(Some(f)) if f.data.len() == want => {
+                if tx.send((f.pts, Frame { width: w, height: h, depth, data: f.data })).is_err() {
+                    return;
+                }
+            }
+            Ok(Some(f)) => {
+                *failed.lock().expect("not poisoned") = Some(format!("decoded frame of {} bytes, expected {want}", f.data.len()));
+                return;
+            }
+            Ok(None) => return,
+            Err(e) => {
+                *failed.lock().expect("not poisoned") = Some(e.to_string());
+                return;
+            }
+        }
+    }
+}
+
+fn write_frames(stdin: ChildStdin, info: NutStream, rx: Receiver<(i64, Frame)>, failed: Arc<Mutex<Option<String>>>) {
+    let mut w = match NutWriter::new(std::io::BufWriter::with_capacity(1 << 20, stdin), &info) {
+        Ok(w) => w,
+        Err(e) => {
+            *failed.lock().expect("not poisoned") = Some(format!("encoder pipe: {e}"));
+            return;
+        }
+    };
+    for (pts, f) in rx {
+        if let Err(e) = w.write_frame(pts, &f.data) {
+            *failed.lock().expect("not poisoned") = Some(format!("encoder pipe: {e}"));
+            return;
+        }
+    }
+    let _ = w.finish();
+}
+
+/// Probes without enhancing (for callers that want to validate first).
+pub fn inspect(input: &Path) -> Result<MediaInfo> {
+    probe(input)
+}

@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod config;
+pub mod enhance;
+pub mod infer_pipe;
+pub mod models;

@@ -1,0 +1,197 @@
+//! Configuration: one struct, TOML file plus `BV_*` environment overrides.
+//!
+//! Precedence (later wins): built-in defaults, the TOML file (`--config`,
+//! `$BV_CONFIG`, or `<data_dir>/config.toml` when present), environment
+//! variables named `BV_<SECTION>_<FIELD>` (`BV_ENGINE_THREADS=4`) or
+//! `BV_<FIELD>` for top-level fields (`BV_DATA_DIR`), then command-line flags.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+/// Everything configurable.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Directory holding everything BetterVideo keeps (models, samples, tools).
+    /// Default: `$BV_DATA_DIR`, else `~/.local/share/bettervideo`.
+    pub data_dir: PathBuf,
+    /// Directory of model files; default `<data_dir>/models`.
+    pub model_dir: Option<PathBuf>,
+    /// The enhancement engine.
+    pub engine: EngineConfig,
+}
+
+/// Engine settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Model used when `--model` is not given.
+    pub model: String,
+    /// Scale used when `--scale` is not given.
+    pub scale: u32,
+    /// Inference threads; 0 means one per CPU core.
+    pub threads: usize,
+    /// Largest tile edge in input pixels; 0 picks tiles automatically to bound memory.
+    pub tile: usize,
+    /// Largest output width accepted; larger inputs are refused before decoding.
+    pub max_output_width: u64,
+    /// Largest output height accepted.
+    pub max_output_height: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            model: "realesr-animevideov3".into(),
+            scale: 4,
+            threads: 0,
+            tile: 0,
+            max_output_width: 8192,
+            max_output_height: 8192,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { data_dir: default_data_dir(), model_dir: None, engine: EngineConfig::default() }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib"));
+    home.join(".local/share/bettervideo")
+}
+
+impl Config {
+    /// Loads defaults, then the file, then the environment.
+    pub fn load(explicit: Option<&Path>) -> anyhow::Result<Self> {
+        Self::load_from(explicit, std::env::vars())
+    }
+
+    /// As [`load`](Self::load) with a given environment (for tests).
+    pub fn load_from(explicit: Option<&Path>, env: impl Iterator<Item = (String, String)>) -> anyhow::Result<Self> {
+        let env: Vec<(String, String)> = env.filter(|(k, _)| k.starts_with("BV_")).collect();
+        let mut value = toml::Value::try_from(Config::default()).context("serialising defaults")?;
+        // The data dir decides where the default config file lives, so apply it first.
+        if let Some((_, d)) = env.iter().find(|(k, _)| k == "BV_DATA_DIR") {
+            value["data_dir"] = toml::Value::String(d.clone());
+        }
+        let file = explicit
+            .map(Path::to_path_buf)
+            .or_else(|| env.iter().find(|(k, _)| k == "BV_CONFIG").map(|(_, v)| PathBuf::from(v)))
+            .or_else(|| {
+                let p = PathBuf::from(value["data_dir"].as_str().unwrap_or_default()).join("config.toml");
+                p.exists().then_some(p)
+            });
+        if let Some(path) = &file {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+            let overlay: toml::Table = toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+            merge(&mut value, toml::Value::Table(overlay));
+        }
+        for (k, v) in &env {
+            if k == "BV_CONFIG" {
+                continue;
+            }
+            apply_env(&mut value, &k["BV_".len()..].to_ascii_lowercase(), v).with_context(|| format!("environment variable {k}"))?;
+        }
+        let cfg: Config = value.try_into().context("invalid configuration")?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let e = &self.engine;
+        if e.max_output_width == 0 || e.max_output_height == 0 {
+            bail!("engine.max_output_width/height must be positive");
+        }
+        if e.max_output_width > 65536 || e.max_output_height > 65536 {
+            bail!("engine.max_output_width/height above 65536 are not supported");
+        }
+        if e.threads > 1024 {
+            bail!("engine.threads {} is implausible", e.threads);
+        }
+        Ok(())
+    }
+
+    /// The model directory in effect.
+    pub fn model_dir(&self) -> PathBuf {
+        self.model_dir.clone().unwrap_or_else(|| self.data_dir.join("models"))
+    }
+}
+
+fn merge(base: &mut toml::Value, overlay: toml::Value) {
+    match (base, overlay) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// Sets `key` (`engine_threads` → engine.threads, `data_dir`) from a string, typed like the default.
+fn apply_env(value: &mut toml::Value, key: &str, raw: &str) -> anyhow::Result<()> {
+    let table = value.as_table_mut().expect("config is a table");
+    let (section, field) = match key.split_once('_') {
+        Some((s, f)) if table.get(s).is_some_and(toml::Value::is_table) => (Some(s.to_string()), f.to_string()),
+        _ => (None, key.to_string()),
+    };
+    let target = match &section {
+        Some(s) => table.get_mut(s).and_then(toml::Value::as_table_mut).expect("checked above"),
+        None => table,
+    };
+    let typed = match target.get(&field) {
+        Some(toml::Value::Integer(_)) => toml::Value::Integer(raw.parse().with_context(|| format!("{raw:?} is not an integer"))?),
+        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(raw.parse().with_context(|| format!("{raw:?} is not true/false"))?),
+        Some(_) => toml::Value::String(raw.to_string()),
+        // Optional fields are absent from the serialised defaults.
+        None if section.is_none() && field == "model_dir" => toml::Value::String(raw.to_string()),
+        None => bail!("unknown setting {key}"),
+    };
+    target.insert(field, typed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>().into_iter()
+    }
+
+    #[test]
+    fn environment_overrides_file_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.toml"), "[engine]\nthreads = 3\ntile = 256\n").unwrap();
+        let d = dir.path().to_str().unwrap();
+        let c = Config::load_from(None, env(&[("BV_DATA_DIR", d), ("BV_ENGINE_TILE", "128")])).unwrap();
+        assert_eq!(c.data_dir, dir.path());
+        assert_eq!((c.engine.threads, c.engine.tile), (3, 128));
+        assert_eq!(c.model_dir(), dir.path().join("models"));
+        let c = Config::load_from(None, env(&[("BV_DATA_DIR", d), ("BV_MODEL_DIR", "/m")])).unwrap();
+        assert_eq!(c.model_dir(), PathBuf::from("/m"));
+    }
+
+    #[test]
+    fn bad_values_and_unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        assert!(Config::load_from(None, env(&[("BV_DATA_DIR", d), ("BV_ENGINE_THREADS", "many")])).is_err());
+        assert!(Config::load_from(None, env(&[("BV_DATA_DIR", d), ("BV_ENGINE_NOPE", "1")])).is_err());
+        std::fs::write(dir.path().join("config.toml"), "[engine]\nthreds = 3\n").unwrap();
+        assert!(Config::load_from(None, env(&[("BV_DATA_DIR", d)])).is_err());
+        std::fs::write(dir.path().join("config.toml"), "[engine]\nmax_output_width = 0\n").unwrap();
+        assert!(Config::load_from(None, env(&[("BV_DATA_DIR", d)])).is_err());
+    }
+}

