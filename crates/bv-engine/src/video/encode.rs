@@ -178,8 +178,9 @@ fn is_rgb(pix_fmt: &str) -> bool {
     ["rgb", "bgr", "gbr", "argb", "abgr", "0rgb", "x2rgb", "x2bgr"].iter().any(|p| pix_fmt.starts_with(p))
 }
 
-/// Plans colour handling for video stream `v` with an encoder accepting `supported`.
-pub fn color_plan(v: &StreamInfo, supported: &[String]) -> ColorPlan {
+/// Plans colour handling for video stream `v`, upscaled to `out` (width, height),
+/// with an encoder accepting `supported`.
+pub fn color_plan(v: &StreamInfo, out: (u64, u64), supported: &[String]) -> ColorPlan {
     let depth = bit_depth(&v.pix_fmt);
     let rgb = is_rgb(&v.pix_fmt);
     let range = if v.color_range == "pc" || v.pix_fmt.starts_with("yuvj") { "pc" } else { "tv" };
@@ -197,13 +198,21 @@ pub fn color_plan(v: &StreamInfo, supported: &[String]) -> ColorPlan {
         "bt2020nc" | "bt2020c" => "bt2020",
         _ => "smpte170m",
     });
+    let has = |f: &str| supported.iter().any(|s| s == f);
     let wanted = v.pix_fmt.replace("yuvj", "yuv");
-    let pix_fmt = if supported.iter().any(|f| *f == wanted) {
+    let full444 = if depth > 8 { "yuv444p10le" } else { "yuv444p" };
+    let mut pix_fmt = if has(&wanted) {
         wanted
     } else {
         let fallback = if depth > 8 { ["yuv420p10le", "yuv420p"] } else { ["yuv420p", "yuv420p10le"] };
-        fallback.iter().find(|f| supported.iter().any(|s| s == *f)).map_or_else(|| "yuv420p".into(), |f| f.to_string())
+        fallback.iter().find(|f| has(f)).map_or_else(|| "yuv420p".into(), |f| f.to_string())
     };
+    // Subsampled chroma needs even dimensions (x3 of an odd size is odd):
+    // keep the exact size and use full chroma instead.
+    let subsampled = ["420", "422", "411", "410", "440", "nv", "p010", "p016"].iter().any(|t| pix_fmt.contains(t));
+    if subsampled && (out.0 % 2 == 1 || out.1 % 2 == 1) && has(full444) {
+        pix_fmt = full444.to_string();
+    }
     let mut tags = vec![("color_range", range.to_string())];
     if !rgb && !is_rgb(&pix_fmt) {
         tags.push(("colorspace", space.to_string()));
@@ -242,11 +251,14 @@ mod tests {
     #[test]
     fn keeps_ten_bit_and_tags_untagged_sources() {
         let fmts: Vec<String> = ["yuv420p", "yuv420p10le"].iter().map(|s| s.to_string()).collect();
-        let p = color_plan(&video("yuv420p10le", "bt2020nc", 1080), &fmts);
+        let p = color_plan(&video("yuv420p10le", "bt2020nc", 1080), (3840, 2160), &fmts);
         assert_eq!((p.pix_fmt.as_str(), p.matrix), ("yuv420p10le", Some("bt2020")));
-        let p = color_plan(&video("yuv422p10le", "", 360), &fmts);
+        let p = color_plan(&video("yuv422p10le", "", 360), (1280, 720), &fmts);
         assert_eq!((p.pix_fmt.as_str(), p.matrix), ("yuv420p10le", Some("smpte170m")));
         assert!(p.tags.contains(&("colorspace", "smpte170m".into())));
+        let with444: Vec<String> = ["yuv420p", "yuv444p"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(color_plan(&video("yuv420p", "", 41), (201, 123), &with444).pix_fmt, "yuv444p");
+        assert_eq!(color_plan(&video("yuv420p", "", 41), (134, 82), &with444).pix_fmt, "yuv420p");
     }
 
     #[test]

@@ -186,7 +186,7 @@ pub fn enhance(
     let supported = encoder_pix_fmts(opts.encode.codec.encoder())?;
     let (mut temp, ext) = prepare_output(input, output, opts.overwrite)?;
     let tmp_path = temp.0.clone().expect("temp path");
-    let plan = color_plan(&v, &supported);
+    let plan = color_plan(&v, (out_w, out_h), &supported);
     let depth = if bit_depth(&v.pix_fmt) > 8 { Depth::U16 } else { Depth::U8 };
     let keep_rotation = v.rotation != 0 && v.rotation % 90 == 0 && carries_rotation(&ext);
 
@@ -232,7 +232,11 @@ pub fn enhance(
         }
     }
     enc.args(["-map_metadata", "1", "-map_chapters", "1", "-c", "copy", "-copy_unknown"]);
-    enc.args(["-map_metadata:s:".to_string() + &vi.to_string(), format!("1:s:{vi}")]);
+    // Naming one stream's metadata source switches FFmpeg to manual mode for
+    // all streams, so name every one (the video's comes from the input too).
+    for s in &info.streams {
+        enc.args([format!("-map_metadata:s:{}", s.index), format!("1:s:{}", s.index)]);
+    }
     enc.args(opts.encode.args(vi, &ext));
     enc.args([format!("-filter:{vi}"), encode_filter(&plan)]);
     enc.args([format!("-fps_mode:{vi}"), "passthrough".into(), format!("-enc_time_base:{vi}"), "-1".into()]);

@@ -1,0 +1,45 @@
+# BetterVideo: `make run` and `make test` are all you need (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export BV_DATA_DIR ?= $(HOME)/.local/share/bettervideo
+# Builds live outside the clone so CI and fresh clones reuse them.
+CACHE_TARGET := /var/cache/bettervideo/target
+export CARGO_TARGET_DIR ?= $(shell mkdir -p $(CACHE_TARGET) 2>/dev/null && [ -w $(CACHE_TARGET) ] && echo $(CACHE_TARGET) || echo $(CURDIR)/target)
+BV := $(CARGO_TARGET_DIR)/release/bv
+SAMPLE := $(BV_DATA_DIR)/samples/carphone_pristine.mp4
+RESULT := $(BV_DATA_DIR)/output/carphone_pristine-x4.mp4
+
+.PHONY: help setup build run test lint unit bench clean
+
+help:
+	@echo "make run    install what is missing, build, enhance the sample video"
+	@echo "make test   install what is missing, lint, run every test"
+	@echo "make setup  install Debian packages, models and sample videos only"
+	@echo "make bench  engine speed against ncnn, onnxruntime and OpenVINO (slow)"
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	cargo build --release --locked --bins
+
+run: build
+	@mkdir -p $(dir $(RESULT))
+	$(BV) enhance $(SAMPLE) -o $(RESULT) --overwrite
+	@echo "Enhanced sample video: $(RESULT)"
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --release --locked --workspace --all-targets -- -D warnings
+
+unit: setup
+	cargo test --release --locked --workspace
+
+test: setup lint unit
+
+bench: build
+	bench/enhance.sh
+
+clean:
+	cargo clean
