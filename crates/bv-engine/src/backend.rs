@@ -29,13 +29,19 @@ pub struct CpuBackend {
 impl CpuBackend {
     /// Compiles `model` for `threads` threads (0 = one per core).
     pub fn new(model: &LoadedModel, threads: usize) -> Result<Self> {
-        Ok(Self { net: Network::compile(&model.graph, threads)? })
+        Ok(Self {
+            net: Network::compile(&model.graph, threads)?,
+        })
     }
 }
 
 impl Backend for CpuBackend {
     fn describe(&self) -> String {
-        format!("cpu({}, {} threads)", crate::nn::simd::simd_level(), self.net.threads())
+        format!(
+            "cpu({}, {} threads)",
+            crate::nn::simd::simd_level(),
+            self.net.threads()
+        )
     }
 
     fn radius(&self) -> usize {

@@ -24,10 +24,7 @@ pub enum EngineError {
     #[error("unsupported video codec: {0}")]
     UnsupportedCodec(String),
     /// Input or output dimensions exceed the configured cap.
-    #[error(
-        "dimensions too large: {in_w}x{in_h} input would give {out_w}x{out_h} output, \
-         the limit is {max_w}x{max_h}"
-    )]
+    #[error("dimensions too large: {in_w}x{in_h} input would give {out_w}x{out_h} output, {}", limit_text(*max_w, *max_h))]
     DimensionsTooLarge {
         /// Declared input width.
         in_w: u64,
@@ -37,9 +34,9 @@ pub enum EngineError {
         out_w: u64,
         /// Output height it would produce.
         out_h: u64,
-        /// Configured maximum output width.
+        /// Configured maximum output width (0: FFmpeg's own limit was hit).
         max_w: u64,
-        /// Configured maximum output height.
+        /// Configured maximum output height (0: FFmpeg's own limit was hit).
         max_h: u64,
     },
     /// The output location cannot be written.
@@ -63,7 +60,9 @@ pub enum EngineError {
     #[error("model file {0} is missing (run `make setup`)")]
     ModelFileMissing(PathBuf),
     /// A model file's SHA-256 differs from the manifest: refused.
-    #[error("model file {path} has SHA-256 {actual}, the manifest pins {expected}: refusing to load it")]
+    #[error(
+        "model file {path} has SHA-256 {actual}, the manifest pins {expected}: refusing to load it"
+    )]
     ModelHashMismatch {
         /// The file that failed verification.
         path: PathBuf,
@@ -137,6 +136,14 @@ impl EngineError {
                 | Self::DimensionsTooLarge { .. }
                 | Self::InvalidOption(_)
         )
+    }
+}
+
+fn limit_text(w: u64, h: u64) -> String {
+    if w == 0 || h == 0 {
+        "beyond what FFmpeg can decode".into()
+    } else {
+        format!("the limit is {w}x{h}")
     }
 }
 

@@ -56,7 +56,12 @@ impl Frame {
 
     /// A black frame.
     pub fn new(width: usize, height: usize, depth: Depth) -> Self {
-        Self { width, height, depth, data: vec![0; Self::byte_len(width, height, depth)] }
+        Self {
+            width,
+            height,
+            depth,
+            data: vec![0; Self::byte_len(width, height, depth)],
+        }
     }
 
     /// Sample `i` (0-based over all samples) as a float in [0, 1].
@@ -64,7 +69,9 @@ impl Frame {
     pub fn sample(&self, i: usize) -> f32 {
         match self.depth {
             Depth::U8 => self.data[i] as f32 / 255.0,
-            Depth::U16 => u16::from_le_bytes([self.data[2 * i], self.data[2 * i + 1]]) as f32 / 65535.0,
+            Depth::U16 => {
+                u16::from_le_bytes([self.data[2 * i], self.data[2 * i + 1]]) as f32 / 65535.0
+            }
         }
     }
 }

@@ -29,7 +29,9 @@ pub struct TileRect {
 
 /// Splits `n` into `parts` nearly equal ranges.
 fn split(n: usize, parts: usize) -> Vec<(usize, usize)> {
-    (0..parts).map(|i| (i * n / parts, (i + 1) * n / parts)).collect()
+    (0..parts)
+        .map(|i| (i * n / parts, (i + 1) * n / parts))
+        .collect()
 }
 
 /// Plans the tiles for a `w x h` frame. `tile` = 0 picks the grid with the
@@ -76,7 +78,11 @@ pub struct Upscaler {
 impl Upscaler {
     /// `scale` is the model's factor; `tile` the maximum tile edge (0 = auto).
     pub fn new(backend: Box<dyn Backend>, scale: usize, tile: usize) -> Self {
-        Self { backend, scale, tile }
+        Self {
+            backend,
+            scale,
+            tile,
+        }
     }
 
     /// The backend's description.
@@ -143,7 +149,10 @@ fn quantize(src: &[f32], out: &mut Frame, start: usize) {
             }
         }
         Depth::U16 => {
-            for (d, v) in out.data[start * 2..(start + src.len()) * 2].chunks_exact_mut(2).zip(src) {
+            for (d, v) in out.data[start * 2..(start + src.len()) * 2]
+                .chunks_exact_mut(2)
+                .zip(src)
+            {
                 d.copy_from_slice(&((v.clamp(0.0, 1.0) * max).round() as u16).to_le_bytes());
             }
         }

@@ -56,12 +56,18 @@ impl Default for EngineConfig {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { data_dir: default_data_dir(), model_dir: None, engine: EngineConfig::default() }
+        Self {
+            data_dir: default_data_dir(),
+            model_dir: None,
+            engine: EngineConfig::default(),
+        }
     }
 }
 
 fn default_data_dir() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib"));
     home.join(".local/share/bettervideo")
 }
 
@@ -72,7 +78,10 @@ impl Config {
     }
 
     /// As [`load`](Self::load) with a given environment (for tests).
-    pub fn load_from(explicit: Option<&Path>, env: impl Iterator<Item = (String, String)>) -> anyhow::Result<Self> {
+    pub fn load_from(
+        explicit: Option<&Path>,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
         let env: Vec<(String, String)> = env.filter(|(k, _)| k.starts_with("BV_")).collect();
         let mut value = toml::Value::try_from(Config::default()).context("serialising defaults")?;
         // The data dir decides where the default config file lives, so apply it first.
@@ -81,21 +90,29 @@ impl Config {
         }
         let file = explicit
             .map(Path::to_path_buf)
-            .or_else(|| env.iter().find(|(k, _)| k == "BV_CONFIG").map(|(_, v)| PathBuf::from(v)))
             .or_else(|| {
-                let p = PathBuf::from(value["data_dir"].as_str().unwrap_or_default()).join("config.toml");
+                env.iter()
+                    .find(|(k, _)| k == "BV_CONFIG")
+                    .map(|(_, v)| PathBuf::from(v))
+            })
+            .or_else(|| {
+                let p = PathBuf::from(value["data_dir"].as_str().unwrap_or_default())
+                    .join("config.toml");
                 p.exists().then_some(p)
             });
         if let Some(path) = &file {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
-            let overlay: toml::Table = toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config {}", path.display()))?;
+            let overlay: toml::Table = toml::from_str(&text)
+                .with_context(|| format!("parsing config {}", path.display()))?;
             merge(&mut value, toml::Value::Table(overlay));
         }
         for (k, v) in &env {
             if k == "BV_CONFIG" {
                 continue;
             }
-            apply_env(&mut value, &k["BV_".len()..].to_ascii_lowercase(), v).with_context(|| format!("environment variable {k}"))?;
+            apply_env(&mut value, &k["BV_".len()..].to_ascii_lowercase(), v)
+                .with_context(|| format!("environment variable {k}"))?;
         }
         let cfg: Config = value.try_into().context("invalid configuration")?;
         cfg.validate()?;
@@ -119,7 +136,9 @@ impl Config {
 
     /// The model directory in effect.
     pub fn model_dir(&self) -> PathBuf {
-        self.model_dir.clone().unwrap_or_else(|| self.data_dir.join("models"))
+        self.model_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("models"))
     }
 }
 
@@ -143,16 +162,27 @@ fn merge(base: &mut toml::Value, overlay: toml::Value) {
 fn apply_env(value: &mut toml::Value, key: &str, raw: &str) -> anyhow::Result<()> {
     let table = value.as_table_mut().expect("config is a table");
     let (section, field) = match key.split_once('_') {
-        Some((s, f)) if table.get(s).is_some_and(toml::Value::is_table) => (Some(s.to_string()), f.to_string()),
+        Some((s, f)) if table.get(s).is_some_and(toml::Value::is_table) => {
+            (Some(s.to_string()), f.to_string())
+        }
         _ => (None, key.to_string()),
     };
     let target = match &section {
-        Some(s) => table.get_mut(s).and_then(toml::Value::as_table_mut).expect("checked above"),
+        Some(s) => table
+            .get_mut(s)
+            .and_then(toml::Value::as_table_mut)
+            .expect("checked above"),
         None => table,
     };
     let typed = match target.get(&field) {
-        Some(toml::Value::Integer(_)) => toml::Value::Integer(raw.parse().with_context(|| format!("{raw:?} is not an integer"))?),
-        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(raw.parse().with_context(|| format!("{raw:?} is not true/false"))?),
+        Some(toml::Value::Integer(_)) => toml::Value::Integer(
+            raw.parse()
+                .with_context(|| format!("{raw:?} is not an integer"))?,
+        ),
+        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
+            raw.parse()
+                .with_context(|| format!("{raw:?} is not true/false"))?,
+        ),
         Some(_) => toml::Value::String(raw.to_string()),
         // Optional fields are absent from the serialised defaults.
         None if section.is_none() && field == "model_dir" => toml::Value::String(raw.to_string()),
@@ -167,19 +197,29 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>().into_iter()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     #[test]
     fn environment_overrides_file_and_defaults() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.toml"), "[engine]\nthreads = 3\ntile = 256\n").unwrap();
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "[engine]\nthreads = 3\ntile = 256\n",
+        )
+        .unwrap();
         let d = dir.path().to_str().unwrap();
-        let c = Config::load_from(None, env(&[("BV_DATA_DIR", d), ("BV_ENGINE_TILE", "128")])).unwrap();
+        let c =
+            Config::load_from(None, env(&[("BV_DATA_DIR", d), ("BV_ENGINE_TILE", "128")])).unwrap();
         assert_eq!(c.data_dir, dir.path());
         assert_eq!((c.engine.threads, c.engine.tile), (3, 128));
         assert_eq!(c.model_dir(), dir.path().join("models"));
-        let c = Config::load_from(None, env(&[("BV_DATA_DIR", d), ("BV_MODEL_DIR", "/m")])).unwrap();
+        let c =
+            Config::load_from(None, env(&[("BV_DATA_DIR", d), ("BV_MODEL_DIR", "/m")])).unwrap();
         assert_eq!(c.model_dir(), PathBuf::from("/m"));
     }
 
@@ -187,11 +227,23 @@ mod tests {
     fn bad_values_and_unknown_keys_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_str().unwrap();
-        assert!(Config::load_from(None, env(&[("BV_DATA_DIR", d), ("BV_ENGINE_THREADS", "many")])).is_err());
-        assert!(Config::load_from(None, env(&[("BV_DATA_DIR", d), ("BV_ENGINE_NOPE", "1")])).is_err());
+        assert!(
+            Config::load_from(
+                None,
+                env(&[("BV_DATA_DIR", d), ("BV_ENGINE_THREADS", "many")])
+            )
+            .is_err()
+        );
+        assert!(
+            Config::load_from(None, env(&[("BV_DATA_DIR", d), ("BV_ENGINE_NOPE", "1")])).is_err()
+        );
         std::fs::write(dir.path().join("config.toml"), "[engine]\nthreds = 3\n").unwrap();
         assert!(Config::load_from(None, env(&[("BV_DATA_DIR", d)])).is_err());
-        std::fs::write(dir.path().join("config.toml"), "[engine]\nmax_output_width = 0\n").unwrap();
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "[engine]\nmax_output_width = 0\n",
+        )
+        .unwrap();
         assert!(Config::load_from(None, env(&[("BV_DATA_DIR", d)])).is_err());
     }
 }

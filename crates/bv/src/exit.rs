@@ -12,7 +12,11 @@ pub fn status(e: &EngineError) -> i32 {
     match e {
         Cancelled => 130,
         OutputUnwritable { .. } | OutputExists(_) | OutputContainerUnsupported(_) => 4,
-        ModelNotFound(_) | ModelFileMissing(_) | ModelHashMismatch { .. } | ModelInvalid(_) | ModelUnsupported(_) => 5,
+        ModelNotFound(_)
+        | ModelFileMissing(_)
+        | ModelHashMismatch { .. }
+        | ModelInvalid(_)
+        | ModelUnsupported(_) => 5,
         _ if e.is_bad_input() => 3,
         _ => 1,
     }
@@ -26,7 +30,10 @@ pub fn report(e: &anyhow::Error, json: bool) -> i32 {
     };
     let message = format!("{e:#}");
     if json {
-        println!("{}", serde_json::json!({"event": "error", "code": code, "message": message}));
+        println!(
+            "{}",
+            serde_json::json!({"event": "error", "code": code, "message": message})
+        );
     } else {
         eprintln!("error[{code}]: {message}");
     }

@@ -25,8 +25,10 @@ impl Reporter {
         } else if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} frames  {msg}")
-                    .expect("valid template"),
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} frames  {msg}",
+                )
+                .expect("valid template"),
             );
             Self::Bar(bar)
         } else {
@@ -38,7 +40,10 @@ impl Reporter {
     pub fn update(&mut self, p: &Progress) {
         let secs = p.elapsed.as_secs_f64().max(1e-9);
         let fps = p.frames as f64 / secs;
-        let eta = p.total.filter(|t| *t >= p.frames && fps > 0.0).map(|t| (t - p.frames) as f64 / fps);
+        let eta = p
+            .total
+            .filter(|t| *t >= p.frames && fps > 0.0)
+            .map(|t| (t - p.frames) as f64 / fps);
         match self {
             Self::Bar(bar) => {
                 if let Some(t) = p.total {

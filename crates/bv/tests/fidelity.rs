@@ -22,20 +22,41 @@ fn reference(scale: u32, frames: &[u8]) -> Vec<u8> {
 
 fn ours(scale: u32, tile: usize, frames: &[u8]) -> Vec<u8> {
     let mut cmd = bv();
-    cmd.args(["infer-pipe", "--scale", &scale.to_string(), "--tile", &tile.to_string()])
-        .args(["--width", &W.to_string(), "--height", &H.to_string(), "--threads", "2"]);
+    cmd.args([
+        "infer-pipe",
+        "--scale",
+        &scale.to_string(),
+        "--tile",
+        &tile.to_string(),
+    ])
+    .args([
+        "--width",
+        &W.to_string(),
+        "--height",
+        &H.to_string(),
+        "--threads",
+        "2",
+    ]);
     pipe(cmd, frames)
 }
 
 fn frames() -> Vec<u8> {
-    decode_rgb(&data_dir().join("samples/bigbuckbunny.mp4"), FRAMES, Some((W, H)), 30)
+    decode_rgb(
+        &data_dir().join("samples/bigbuckbunny.mp4"),
+        FRAMES,
+        Some((W, H)),
+        30,
+    )
 }
 
 fn per_frame_psnr(a: &[u8], b: &[u8], scale: usize) -> Vec<f64> {
     let n = W * H * 3 * scale * scale;
     assert_eq!(a.len(), n * FRAMES, "output size");
     assert_eq!(b.len(), n * FRAMES, "reference size");
-    a.chunks(n).zip(b.chunks(n)).map(|(x, y)| psnr(x, y)).collect()
+    a.chunks(n)
+        .zip(b.chunks(n))
+        .map(|(x, y)| psnr(x, y))
+        .collect()
 }
 
 #[test]
@@ -78,9 +99,27 @@ fn a_plain_bicubic_upscale_does_not_pass_for_the_model() {
             let raw = tmp.path().join("f.rgb");
             std::fs::write(&raw, &f[i * W * H * 3..(i + 1) * W * H * 3]).unwrap();
             let out = std::process::Command::new("ffmpeg")
-                .args(["-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", &format!("{W}x{H}"), "-i"])
+                .args([
+                    "-v",
+                    "error",
+                    "-f",
+                    "rawvideo",
+                    "-pix_fmt",
+                    "rgb24",
+                    "-s",
+                    &format!("{W}x{H}"),
+                    "-i",
+                ])
                 .arg(&raw)
-                .args(["-vf", &format!("scale={}:{}:flags=bicubic", W * 4, H * 4), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+                .args([
+                    "-vf",
+                    &format!("scale={}:{}:flags=bicubic", W * 4, H * 4),
+                    "-f",
+                    "rawvideo",
+                    "-pix_fmt",
+                    "rgb24",
+                    "-",
+                ])
                 .output()
                 .unwrap();
             v.extend(out.stdout);

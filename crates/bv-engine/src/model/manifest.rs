@@ -75,14 +75,17 @@ impl Manifest {
 impl ModelInfo {
     /// Finds the variant for `scale`.
     pub fn variant(&self, scale: u32) -> Result<&Variant> {
-        self.variants.iter().find(|v| v.scale == scale).ok_or_else(|| {
-            let scales: Vec<_> = self.variants.iter().map(|v| v.scale.to_string()).collect();
-            EngineError::InvalidOption(format!(
-                "model {} offers scales {}, not {scale}",
-                self.name,
-                scales.join(", ")
-            ))
-        })
+        self.variants
+            .iter()
+            .find(|v| v.scale == scale)
+            .ok_or_else(|| {
+                let scales: Vec<_> = self.variants.iter().map(|v| v.scale.to_string()).collect();
+                EngineError::InvalidOption(format!(
+                    "model {} offers scales {}, not {scale}",
+                    self.name,
+                    scales.join(", ")
+                ))
+            })
     }
 }
 
@@ -123,7 +126,10 @@ fn sha256_hex(bytes: &[u8]) -> String {
 impl ModelStore {
     /// A store over `dir` using the built-in manifest.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into(), manifest: Manifest::builtin() }
+        Self {
+            dir: dir.into(),
+            manifest: Manifest::builtin(),
+        }
     }
 
     /// The directory holding the model files.
@@ -139,10 +145,15 @@ impl ModelStore {
     /// Reads a pinned file and checks its digest; the returned bytes are the ones hashed.
     fn read_verified(&self, f: &PinnedFile) -> Result<Vec<u8>> {
         let path = self.dir.join(&f.file);
-        let bytes = std::fs::read(&path).map_err(|_| EngineError::ModelFileMissing(path.clone()))?;
+        let bytes =
+            std::fs::read(&path).map_err(|_| EngineError::ModelFileMissing(path.clone()))?;
         let actual = sha256_hex(&bytes);
         if actual != f.sha256 {
-            return Err(EngineError::ModelHashMismatch { path, expected: f.sha256.clone(), actual });
+            return Err(EngineError::ModelHashMismatch {
+                path,
+                expected: f.sha256.clone(),
+                actual,
+            });
         }
         Ok(bytes)
     }
@@ -152,10 +163,15 @@ impl ModelStore {
         let variant = self.manifest.model(name)?.variant(scale)?;
         let param = self.read_verified(&variant.param)?;
         let bin = self.read_verified(&variant.bin)?;
-        let param = std::str::from_utf8(&param)
-            .map_err(|_| EngineError::ModelInvalid(format!("{} is not UTF-8", variant.param.file)))?;
+        let param = std::str::from_utf8(&param).map_err(|_| {
+            EngineError::ModelInvalid(format!("{} is not UTF-8", variant.param.file))
+        })?;
         let graph = ncnn::parse(param, &bin)?;
-        Ok(LoadedModel { name: name.to_string(), scale, graph })
+        Ok(LoadedModel {
+            name: name.to_string(),
+            scale,
+            graph,
+        })
     }
 
     /// Checks every file of every model; never fails, reports per file.
@@ -166,11 +182,19 @@ impl ModelStore {
                 for f in [&v.param, &v.bin] {
                     let path = self.dir.join(&f.file);
                     let check = match std::fs::read(&path) {
-                        Err(_) => FileCheck { path, status: "missing", actual: None },
+                        Err(_) => FileCheck {
+                            path,
+                            status: "missing",
+                            actual: None,
+                        },
                         Ok(bytes) => {
                             let actual = sha256_hex(&bytes);
                             let status = if actual == f.sha256 { "ok" } else { "mismatch" };
-                            FileCheck { path, status, actual: Some(actual) }
+                            FileCheck {
+                                path,
+                                status,
+                                actual: Some(actual),
+                            }
                         }
                     };
                     out.push(check);
@@ -184,9 +208,9 @@ impl ModelStore {
     pub fn installed(&self, name: &str) -> bool {
         self.manifest.model(name).is_ok_and(|m| {
             m.variants.iter().all(|v| {
-                [&v.param, &v.bin]
-                    .iter()
-                    .all(|f| std::fs::read(self.dir.join(&f.file)).is_ok_and(|b| sha256_hex(&b) == f.sha256))
+                [&v.param, &v.bin].iter().all(|f| {
+                    std::fs::read(self.dir.join(&f.file)).is_ok_and(|b| sha256_hex(&b) == f.sha256)
+                })
             })
         })
     }
@@ -204,7 +228,11 @@ mod tests {
             for v in &model.variants {
                 for f in [&v.param, &v.bin] {
                     assert_eq!(f.sha256.len(), 64, "{}", f.file);
-                    assert!(f.sha256.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+                    assert!(
+                        f.sha256
+                            .chars()
+                            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+                    );
                 }
             }
         }
@@ -213,17 +241,32 @@ mod tests {
     #[test]
     fn unknown_model_and_scale_are_refused() {
         let m = Manifest::builtin();
-        assert!(matches!(m.model("nope"), Err(EngineError::ModelNotFound(_))));
+        assert!(matches!(
+            m.model("nope"),
+            Err(EngineError::ModelNotFound(_))
+        ));
         let anime = m.model("realesr-animevideov3").unwrap();
-        assert!(matches!(anime.variant(7), Err(EngineError::InvalidOption(_))));
+        assert!(matches!(
+            anime.variant(7),
+            Err(EngineError::InvalidOption(_))
+        ));
     }
 
     #[test]
     fn tampered_file_is_refused_and_missing_file_reported() {
         let dir = tempfile::tempdir().unwrap();
         let store = ModelStore::new(dir.path());
-        assert!(matches!(store.load("realesr-animevideov3", 4), Err(EngineError::ModelFileMissing(_))));
-        let v = store.manifest().model("realesr-animevideov3").unwrap().variant(4).unwrap().clone();
+        assert!(matches!(
+            store.load("realesr-animevideov3", 4),
+            Err(EngineError::ModelFileMissing(_))
+        ));
+        let v = store
+            .manifest()
+            .model("realesr-animevideov3")
+            .unwrap()
+            .variant(4)
+            .unwrap()
+            .clone();
         std::fs::write(dir.path().join(&v.param.file), b"7767517\n").unwrap();
         let err = store.load("realesr-animevideov3", 4).unwrap_err();
         assert_eq!(err.code(), "model_hash_mismatch");

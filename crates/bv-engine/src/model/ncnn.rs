@@ -132,9 +132,11 @@ impl Params {
     fn int(&self, id: i32, default: i64, layer: &str) -> Result<i64> {
         match self.0.get(&id) {
             None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|_| invalid(format!("layer {layer}: parameter {id}={v} is not an integer"))),
+            Some(v) => v.parse().map_err(|_| {
+                invalid(format!(
+                    "layer {layer}: parameter {id}={v} is not an integer"
+                ))
+            }),
         }
     }
 
@@ -172,9 +174,16 @@ struct WeightReader<'a> {
 
 impl<'a> WeightReader<'a> {
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|e| *e <= self.data.len()).ok_or_else(|| {
-            invalid(format!("weight file ends inside {what} (needs {n} bytes at offset {})", self.pos))
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.data.len())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "weight file ends inside {what} (needs {n} bytes at offset {})",
+                    self.pos
+                ))
+            })?;
         let s = &self.data[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -182,8 +191,15 @@ impl<'a> WeightReader<'a> {
 
     /// Raw little-endian fp32 values (ncnn "type 1" data: biases, slopes).
     fn raw_f32(&mut self, n: usize, what: &str) -> Result<Vec<f32>> {
-        let bytes = self.take(n.checked_mul(4).ok_or_else(|| invalid("size overflow".into()))?, what)?;
-        Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        let bytes = self.take(
+            n.checked_mul(4)
+                .ok_or_else(|| invalid("size overflow".into()))?,
+            what,
+        )?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
     }
 
     /// Tagged data (ncnn "type 0"): a tag word then fp16 or fp32 values.
@@ -200,7 +216,9 @@ impl<'a> WeightReader<'a> {
                     .collect())
             }
             TAG_FP32 | 0 => self.raw_f32(n, what),
-            other => Err(unsupported(format!("{what}: weight storage tag {other:#010x} (only fp16 and fp32 are supported)"))),
+            other => Err(unsupported(format!(
+                "{what}: weight storage tag {other:#010x} (only fp16 and fp32 are supported)"
+            ))),
         }
     }
 }
@@ -221,7 +239,9 @@ pub fn parse(param: &str, bin: &[u8]) -> Result<Graph> {
         return Err(invalid("the counts line must hold two numbers".into()));
     };
     if layer_count == 0 || layer_count > 100_000 || blob_count > 100_000 {
-        return Err(invalid(format!("implausible counts {layer_count} layers / {blob_count} blobs")));
+        return Err(invalid(format!(
+            "implausible counts {layer_count} layers / {blob_count} blobs"
+        )));
     }
 
     let mut blob_ids: HashMap<String, usize> = HashMap::new();
@@ -231,22 +251,32 @@ pub fn parse(param: &str, bin: &[u8]) -> Result<Graph> {
     let mut layers = Vec::with_capacity(layer_count);
 
     for _ in 0..layer_count {
-        let line = lines.next().ok_or_else(|| invalid("fewer layer lines than declared".into()))?;
+        let line = lines
+            .next()
+            .ok_or_else(|| invalid("fewer layer lines than declared".into()))?;
         let tok: Vec<&str> = line.split_whitespace().collect();
         if tok.len() < 4 {
             return Err(invalid(format!("malformed layer line {line:?}")));
         }
         let (ty, name) = (tok[0], tok[1].to_string());
-        let n_in: usize = tok[2].parse().map_err(|_| invalid(format!("layer {name}: bad input count")))?;
-        let n_out: usize = tok[3].parse().map_err(|_| invalid(format!("layer {name}: bad output count")))?;
+        let n_in: usize = tok[2]
+            .parse()
+            .map_err(|_| invalid(format!("layer {name}: bad input count")))?;
+        let n_out: usize = tok[3]
+            .parse()
+            .map_err(|_| invalid(format!("layer {name}: bad output count")))?;
         if tok.len() < 4 + n_in + n_out {
-            return Err(invalid(format!("layer {name}: fewer blob names than declared")));
+            return Err(invalid(format!(
+                "layer {name}: fewer blob names than declared"
+            )));
         }
         let mut inputs = Vec::with_capacity(n_in);
         for b in &tok[4..4 + n_in] {
-            let id = *blob_ids
-                .get(*b)
-                .ok_or_else(|| invalid(format!("layer {name}: input blob {b} is not produced earlier")))?;
+            let id = *blob_ids.get(*b).ok_or_else(|| {
+                invalid(format!(
+                    "layer {name}: input blob {b} is not produced earlier"
+                ))
+            })?;
             inputs.push(id);
         }
         let mut outputs = Vec::with_capacity(n_out);
@@ -262,10 +292,18 @@ pub fn parse(param: &str, bin: &[u8]) -> Result<Graph> {
         }
         let params = Params::parse(&tok[4 + n_in + n_out..], &name)?;
         let op = parse_op(ty, &name, &params, n_in, n_out, &mut weights)?;
-        layers.push(Layer { name, op, inputs, outputs });
+        layers.push(Layer {
+            name,
+            op,
+            inputs,
+            outputs,
+        });
     }
     if blobs.len() != blob_count {
-        return Err(invalid(format!("declared {blob_count} blobs, found {}", blobs.len())));
+        return Err(invalid(format!(
+            "declared {blob_count} blobs, found {}",
+            blobs.len()
+        )));
     }
     if weights.pos != bin.len() {
         return Err(invalid(format!(
@@ -277,14 +315,29 @@ pub fn parse(param: &str, bin: &[u8]) -> Result<Graph> {
     Ok(Graph { layers, blobs })
 }
 
-fn expect_arity(name: &str, n_in: usize, n_out: usize, want_in: usize, want_out: Option<usize>) -> Result<()> {
+fn expect_arity(
+    name: &str,
+    n_in: usize,
+    n_out: usize,
+    want_in: usize,
+    want_out: Option<usize>,
+) -> Result<()> {
     if n_in != want_in || want_out.is_some_and(|w| w != n_out) || n_out == 0 {
-        return Err(invalid(format!("layer {name}: unexpected {n_in} inputs / {n_out} outputs")));
+        return Err(invalid(format!(
+            "layer {name}: unexpected {n_in} inputs / {n_out} outputs"
+        )));
     }
     Ok(())
 }
 
-fn parse_op(ty: &str, name: &str, p: &Params, n_in: usize, n_out: usize, w: &mut WeightReader) -> Result<Op> {
+fn parse_op(
+    ty: &str,
+    name: &str,
+    p: &Params,
+    n_in: usize,
+    n_out: usize,
+    w: &mut WeightReader,
+) -> Result<Op> {
     Ok(match ty {
         "Input" => {
             expect_arity(name, n_in, n_out, 0, Some(1))?;
@@ -304,12 +357,16 @@ fn parse_op(ty: &str, name: &str, p: &Params, n_in: usize, n_out: usize, w: &mut
             if n == 0 {
                 return Err(invalid(format!("layer {name}: PReLU without slopes")));
             }
-            Op::PRelu { slopes: w.raw_f32(n, name)? }
+            Op::PRelu {
+                slopes: w.raw_f32(n, name)?,
+            }
         }
         "PixelShuffle" => {
             expect_arity(name, n_in, n_out, 1, Some(1))?;
             if p.int(1, 0, name)? != 0 {
-                return Err(unsupported(format!("layer {name}: PixelShuffle mode other than 0")));
+                return Err(unsupported(format!(
+                    "layer {name}: PixelShuffle mode other than 0"
+                )));
             }
             let factor = p.usize(0, 1, name, 16)?;
             if factor == 0 {
@@ -324,20 +381,34 @@ fn parse_op(ty: &str, name: &str, p: &Params, n_in: usize, n_out: usize, w: &mut
                 3 => InterpMode::Bicubic,
                 m => return Err(unsupported(format!("layer {name}: Interp resize type {m}"))),
             };
-            if p.int(3, 0, name)? != 0 || p.int(4, 0, name)? != 0 || p.int(5, 0, name)? != 0 || p.int(6, 0, name)? != 0 {
-                return Err(unsupported(format!("layer {name}: Interp with fixed size or align_corner")));
+            if p.int(3, 0, name)? != 0
+                || p.int(4, 0, name)? != 0
+                || p.int(5, 0, name)? != 0
+                || p.int(6, 0, name)? != 0
+            {
+                return Err(unsupported(format!(
+                    "layer {name}: Interp with fixed size or align_corner"
+                )));
             }
             let scale_h = p.float(1, 1.0, name)?;
             let scale_w = p.float(2, 1.0, name)?;
             if !(0.01..=16.0).contains(&scale_h) || !(0.01..=16.0).contains(&scale_w) {
-                return Err(invalid(format!("layer {name}: Interp scale {scale_h}x{scale_w} out of range")));
+                return Err(invalid(format!(
+                    "layer {name}: Interp scale {scale_h}x{scale_w} out of range"
+                )));
             }
-            Op::Interp(Interp { mode, scale_h, scale_w })
+            Op::Interp(Interp {
+                mode,
+                scale_h,
+                scale_w,
+            })
         }
         "BinaryOp" => {
             expect_arity(name, n_in, n_out, 2, Some(1))?;
             if p.int(0, 0, name)? != 0 || p.int(1, 0, name)? != 0 {
-                return Err(unsupported(format!("layer {name}: BinaryOp other than tensor + tensor")));
+                return Err(unsupported(format!(
+                    "layer {name}: BinaryOp other than tensor + tensor"
+                )));
             }
             Op::Add
         }
@@ -360,21 +431,47 @@ fn parse_conv(name: &str, p: &Params, w: &mut WeightReader) -> Result<Conv> {
         return Err(unsupported(format!("layer {name}: int8 convolution")));
     }
     if p.int(9, 0, name)? != 0 {
-        return Err(unsupported(format!("layer {name}: fused activation in convolution")));
+        return Err(unsupported(format!(
+            "layer {name}: fused activation in convolution"
+        )));
     }
     if dilation != (1, 1) || stride != (1, 1) {
-        return Err(unsupported(format!("layer {name}: dilation {dilation:?} / stride {stride:?}")));
+        return Err(unsupported(format!(
+            "layer {name}: dilation {dilation:?} / stride {stride:?}"
+        )));
     }
-    if kh != kw || kw % 2 == 0 || pads.iter().chain([&pad_b]).any(|v| *v != (kw as i64 - 1) / 2) {
-        return Err(unsupported(format!("layer {name}: only odd square kernels with 'same' padding")));
+    if kh != kw
+        || kw % 2 == 0
+        || pads
+            .iter()
+            .chain([&pad_b])
+            .any(|v| *v != (kw as i64 - 1) / 2)
+    {
+        return Err(unsupported(format!(
+            "layer {name}: only odd square kernels with 'same' padding"
+        )));
     }
     if out_c == 0 || kw == 0 || size == 0 || size % (out_c * kw * kh) != 0 {
-        return Err(invalid(format!("layer {name}: weight count {size} does not fit {out_c}x?x{kh}x{kw}")));
+        return Err(invalid(format!(
+            "layer {name}: weight count {size} does not fit {out_c}x?x{kh}x{kw}"
+        )));
     }
     let in_c = size / (out_c * kw * kh);
     let weights = w.tagged(size, name)?;
-    let bias = if bias_term { w.raw_f32(out_c, name)? } else { vec![0.0; out_c] };
-    Ok(Conv { out_c, in_c, kh, kw, pad: (kw - 1) / 2, weights, bias })
+    let bias = if bias_term {
+        w.raw_f32(out_c, name)?
+    } else {
+        vec![0.0; out_c]
+    };
+    Ok(Conv {
+        out_c,
+        in_c,
+        kh,
+        kw,
+        pad: (kw - 1) / 2,
+        weights,
+        bias,
+    })
 }
 
 #[cfg(test)]
@@ -402,11 +499,15 @@ mod tests {
     fn parses_fp16_conv_bias_and_prelu() {
         let g = parse(&tiny_param(""), &bin_fp16()).unwrap();
         assert_eq!(g.layers.len(), 3);
-        let Op::Convolution(c) = &g.layers[1].op else { panic!("not a conv") };
+        let Op::Convolution(c) = &g.layers[1].op else {
+            panic!("not a conv")
+        };
         assert_eq!((c.out_c, c.in_c, c.kh), (2, 1, 1));
         assert_eq!(c.weights, vec![0.5, -2.0]);
         assert_eq!(c.bias, vec![1.0, 2.0]);
-        let Op::PRelu { slopes } = &g.layers[2].op else { panic!("not prelu") };
+        let Op::PRelu { slopes } = &g.layers[2].op else {
+            panic!("not prelu")
+        };
         assert_eq!(slopes, &vec![0.25]);
     }
 
@@ -414,24 +515,42 @@ mod tests {
     fn refuses_trailing_or_missing_weights() {
         let mut b = bin_fp16();
         b.push(0);
-        assert!(matches!(parse(&tiny_param(""), &b), Err(EngineError::ModelInvalid(_))));
+        assert!(matches!(
+            parse(&tiny_param(""), &b),
+            Err(EngineError::ModelInvalid(_))
+        ));
         let b = bin_fp16();
-        assert!(matches!(parse(&tiny_param(""), &b[..b.len() - 1]), Err(EngineError::ModelInvalid(_))));
+        assert!(matches!(
+            parse(&tiny_param(""), &b[..b.len() - 1]),
+            Err(EngineError::ModelInvalid(_))
+        ));
     }
 
     #[test]
     fn refuses_unknown_ops_and_tags() {
         let p = "7767517\n2 2\nInput in 0 1 data\nSoftmax s 1 1 data out\n";
-        assert!(matches!(parse(p, &[]), Err(EngineError::ModelUnsupported(_))));
+        assert!(matches!(
+            parse(p, &[]),
+            Err(EngineError::ModelUnsupported(_))
+        ));
         let mut b = bin_fp16();
         b[0] = 7;
-        assert!(matches!(parse(&tiny_param(""), &b), Err(EngineError::ModelUnsupported(_))));
-        assert!(matches!(parse(&tiny_param(" 3=2"), &bin_fp16()), Err(EngineError::ModelUnsupported(_))));
+        assert!(matches!(
+            parse(&tiny_param(""), &b),
+            Err(EngineError::ModelUnsupported(_))
+        ));
+        assert!(matches!(
+            parse(&tiny_param(" 3=2"), &bin_fp16()),
+            Err(EngineError::ModelUnsupported(_))
+        ));
     }
 
     #[test]
     fn refuses_bad_magic_and_dangling_blobs() {
-        assert!(matches!(parse("123\n", &[]), Err(EngineError::ModelInvalid(_))));
+        assert!(matches!(
+            parse("123\n", &[]),
+            Err(EngineError::ModelInvalid(_))
+        ));
         let p = "7767517\n1 1\nPReLU p 1 1 nowhere out 0=1\n";
         assert!(matches!(parse(p, &[]), Err(EngineError::ModelInvalid(_))));
     }

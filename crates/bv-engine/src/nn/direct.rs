@@ -45,7 +45,8 @@ impl Direct {
             for ci in 0..in_c {
                 for ky in 0..k {
                     for kx in 0..k {
-                        w[((ky * k + kx) * in_c + ci) * co8 + co] = conv.weights[((co * in_c + ci) * k + ky) * k + kx];
+                        w[((ky * k + kx) * in_c + ci) * co8 + co] =
+                            conv.weights[((co * in_c + ci) * k + ky) * k + kx];
                     }
                 }
             }
@@ -56,7 +57,15 @@ impl Direct {
             s.resize(co8, 0.0);
             s
         });
-        Self { in_c, out_c, k, co8, w, bias, slopes }
+        Self {
+            in_c,
+            out_c,
+            k,
+            co8,
+            w,
+            bias,
+            slopes,
+        }
     }
 
     /// Output channels.
@@ -70,7 +79,14 @@ impl Direct {
         assert_eq!((out.h, out.w, out.c), (input.h, input.w, self.out_c));
         let h = out.h;
         let rows: Vec<(usize, &mut [f32])> = out.bands_mut(1).take(h).enumerate().collect();
-        rows.into_par_iter().for_each(|(y, row)| dispatch(RowTask { conv: self, input, y, row }));
+        rows.into_par_iter().for_each(|(y, row)| {
+            dispatch(RowTask {
+                conv: self,
+                input,
+                y,
+                row,
+            })
+        });
     }
 }
 
@@ -86,7 +102,12 @@ impl Kernel for RowTask<'_> {
 
     #[inline(always)]
     fn run<V: F32x8>(self) {
-        let RowTask { conv, input, y, row } = self;
+        let RowTask {
+            conv,
+            input,
+            y,
+            row,
+        } = self;
         let (k, in_c, co8, out_c) = (conv.k, conv.in_c, conv.co8, conv.out_c);
         let off = 1 - k / 2; // padded index of the first tap
         for x in 0..input.w {
@@ -134,7 +155,12 @@ impl Kernel for RowTask<'_> {
 
 /// Straightforward scalar convolution (f64 accumulation) used as the oracle in tests.
 pub fn reference_conv(conv: &Conv, slopes: Option<&[f32]>, input: &Tensor) -> Vec<f32> {
-    let (h, w, k, pad) = (input.h as isize, input.w as isize, conv.kw as isize, conv.pad as isize);
+    let (h, w, k, pad) = (
+        input.h as isize,
+        input.w as isize,
+        conv.kw as isize,
+        conv.pad as isize,
+    );
     let mut out = Vec::with_capacity((h * w) as usize * conv.out_c);
     for y in 0..h {
         for x in 0..w {
@@ -147,7 +173,9 @@ pub fn reference_conv(conv: &Conv, slopes: Option<&[f32]>, input: &Tensor) -> Ve
                             if iy < 0 || ix < 0 || iy >= h || ix >= w {
                                 continue;
                             }
-                            let wv = conv.weights[((co * conv.in_c + ci) * conv.kw + ky as usize) * conv.kw + kx as usize];
+                            let wv = conv.weights[((co * conv.in_c + ci) * conv.kw + ky as usize)
+                                * conv.kw
+                                + kx as usize];
                             s += wv as f64 * input.pixel(iy as usize, ix as usize)[ci] as f64;
                         }
                     }
@@ -172,15 +200,32 @@ mod tests {
 
     #[test]
     fn matches_reference_for_first_layer_and_1x1() {
-        let vals = |n: usize| (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect::<Vec<_>>();
+        let vals = |n: usize| {
+            (0..n)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+                .collect::<Vec<_>>()
+        };
         for (k, ci, co) in [(3, 3, 64), (1, 8, 12), (3, 5, 70)] {
-            let conv = Conv { out_c: co, in_c: ci, kh: k, kw: k, pad: k / 2, weights: vals(co * ci * k * k), bias: vals(co) };
+            let conv = Conv {
+                out_c: co,
+                in_c: ci,
+                kh: k,
+                kw: k,
+                pad: k / 2,
+                weights: vals(co * ci * k * k),
+                bias: vals(co),
+            };
             let slopes = vals(co);
             let input = Tensor::from_hwc(7, 11, ci, &vals(7 * 11 * ci));
             let mut out = Tensor::zeros(7, 11, co);
             Direct::new(&conv, Some(slopes.clone())).forward(&input, &mut out);
             let want = reference_conv(&conv, Some(&slopes), &input);
-            let err = out.to_hwc().iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let err = out
+                .to_hwc()
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
             assert!(err < 1e-4, "k={k} {ci}->{co}: {err}");
         }
     }

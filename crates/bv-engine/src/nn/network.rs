@@ -21,12 +21,35 @@ enum ConvImpl {
 }
 
 enum Step {
-    Conv { conv: ConvImpl, src: usize, dst: usize },
-    PRelu { slopes: Vec<f32>, src: usize, dst: usize },
-    PixelShuffle { r: usize, src: usize, dst: usize },
-    Interp { p: Interp, src: usize, dst: usize },
-    Add { a: usize, b: usize, dst: usize },
-    Split { src: usize, dsts: Vec<usize> },
+    Conv {
+        conv: ConvImpl,
+        src: usize,
+        dst: usize,
+    },
+    PRelu {
+        slopes: Vec<f32>,
+        src: usize,
+        dst: usize,
+    },
+    PixelShuffle {
+        r: usize,
+        src: usize,
+        dst: usize,
+    },
+    Interp {
+        p: Interp,
+        src: usize,
+        dst: usize,
+    },
+    Add {
+        a: usize,
+        b: usize,
+        dst: usize,
+    },
+    Split {
+        src: usize,
+        dsts: Vec<usize>,
+    },
 }
 
 /// A model ready to run on RGB images.
@@ -57,14 +80,24 @@ impl Network {
                 consumers[b] += 1;
             }
         }
-        let inputs: Vec<usize> =
-            graph.layers.iter().filter(|l| matches!(l.op, Op::Input)).map(|l| l.outputs[0]).collect();
+        let inputs: Vec<usize> = graph
+            .layers
+            .iter()
+            .filter(|l| matches!(l.op, Op::Input))
+            .map(|l| l.outputs[0])
+            .collect();
         let [input] = inputs[..] else {
-            return Err(invalid(format!("expected one Input layer, found {}", inputs.len())));
+            return Err(invalid(format!(
+                "expected one Input layer, found {}",
+                inputs.len()
+            )));
         };
         let outputs: Vec<usize> = (0..n_blobs).filter(|b| consumers[*b] == 0).collect();
         let [output] = outputs[..] else {
-            return Err(invalid(format!("expected one graph output, found {}", outputs.len())));
+            return Err(invalid(format!(
+                "expected one graph output, found {}",
+                outputs.len()
+            )));
         };
 
         // Static channel check and step construction.
@@ -85,73 +118,109 @@ impl Network {
                     for &d in &l.outputs {
                         channels[d] = c_in;
                     }
-                    steps.push(Step::Split { src: l.inputs[0], dsts: l.outputs.clone() });
+                    steps.push(Step::Split {
+                        src: l.inputs[0],
+                        dsts: l.outputs.clone(),
+                    });
                 }
                 Op::Convolution(conv) => {
                     if conv.in_c != c_in {
-                        return Err(invalid(format!("layer {}: expects {} channels, gets {c_in}", l.name, conv.in_c)));
+                        return Err(invalid(format!(
+                            "layer {}: expects {} channels, gets {c_in}",
+                            l.name, conv.in_c
+                        )));
                     }
                     radius += conv.pad;
                     // Fuse a PReLU that is this convolution's only reader.
                     let mut dst = l.outputs[0];
                     let mut slopes = None;
-                    if consumers[dst] == 1 {
-                        if let Some((j, next)) = graph
+                    if consumers[dst] == 1
+                        && let Some((j, next)) = graph
                             .layers
                             .iter()
                             .enumerate()
                             .skip(i + 1)
                             .find(|(_, n)| n.inputs.contains(&dst))
-                        {
-                            if let Op::PRelu { slopes: s } = &next.op {
-                                check_slopes(&next.name, s, conv.out_c)?;
-                                slopes = Some(expand(s, conv.out_c));
-                                fused[j] = true;
-                                dst = next.outputs[0];
-                            }
-                        }
+                        && let Op::PRelu { slopes: s } = &next.op
+                    {
+                        check_slopes(&next.name, s, conv.out_c)?;
+                        slopes = Some(expand(s, conv.out_c));
+                        fused[j] = true;
+                        dst = next.outputs[0];
                     }
                     let conv = if Winograd::supports(conv) {
                         ConvImpl::Winograd(Winograd::new(conv, slopes))
                     } else if Direct::supports(conv) {
                         ConvImpl::Direct(Direct::new(conv, slopes))
                     } else {
-                        return Err(EngineError::ModelUnsupported(format!("layer {}: kernel {}x{}", l.name, conv.kh, conv.kw)));
+                        return Err(EngineError::ModelUnsupported(format!(
+                            "layer {}: kernel {}x{}",
+                            l.name, conv.kh, conv.kw
+                        )));
                     };
                     channels[l.outputs[0]] = conv_out(&conv);
                     channels[dst] = conv_out(&conv);
-                    steps.push(Step::Conv { conv, src: l.inputs[0], dst });
+                    steps.push(Step::Conv {
+                        conv,
+                        src: l.inputs[0],
+                        dst,
+                    });
                 }
                 Op::PRelu { slopes } => {
                     check_slopes(&l.name, slopes, c_in)?;
                     channels[l.outputs[0]] = c_in;
-                    steps.push(Step::PRelu { slopes: expand(slopes, c_in), src: l.inputs[0], dst: l.outputs[0] });
+                    steps.push(Step::PRelu {
+                        slopes: expand(slopes, c_in),
+                        src: l.inputs[0],
+                        dst: l.outputs[0],
+                    });
                 }
                 Op::PixelShuffle { factor } => {
                     let rr = factor * factor;
                     if c_in % rr != 0 {
-                        return Err(invalid(format!("layer {}: {c_in} channels do not shuffle by {factor}", l.name)));
+                        return Err(invalid(format!(
+                            "layer {}: {c_in} channels do not shuffle by {factor}",
+                            l.name
+                        )));
                     }
                     channels[l.outputs[0]] = c_in / rr;
-                    steps.push(Step::PixelShuffle { r: *factor, src: l.inputs[0], dst: l.outputs[0] });
+                    steps.push(Step::PixelShuffle {
+                        r: *factor,
+                        src: l.inputs[0],
+                        dst: l.outputs[0],
+                    });
                 }
                 Op::Interp(p) => {
                     channels[l.outputs[0]] = c_in;
                     radius += 2;
-                    steps.push(Step::Interp { p: *p, src: l.inputs[0], dst: l.outputs[0] });
+                    steps.push(Step::Interp {
+                        p: *p,
+                        src: l.inputs[0],
+                        dst: l.outputs[0],
+                    });
                 }
                 Op::Add => {
                     let (a, b) = (l.inputs[0], l.inputs[1]);
                     if channels[a] != channels[b] {
-                        return Err(invalid(format!("layer {}: adds {} and {} channels", l.name, channels[a], channels[b])));
+                        return Err(invalid(format!(
+                            "layer {}: adds {} and {} channels",
+                            l.name, channels[a], channels[b]
+                        )));
                     }
                     channels[l.outputs[0]] = channels[a];
-                    steps.push(Step::Add { a, b, dst: l.outputs[0] });
+                    steps.push(Step::Add {
+                        a,
+                        b,
+                        dst: l.outputs[0],
+                    });
                 }
             }
         }
         if channels[output] != 3 {
-            return Err(invalid(format!("the output has {} channels, not RGB", channels[output])));
+            return Err(invalid(format!(
+                "the output has {} channels, not RGB",
+                channels[output]
+            )));
         }
         let mut last_use = vec![0usize; n_blobs];
         for (i, s) in steps.iter().enumerate() {
@@ -164,7 +233,16 @@ impl Network {
             .thread_name(|i| format!("bv-infer-{i}"))
             .build()
             .map_err(|e| EngineError::Io(std::io::Error::other(e)))?;
-        Ok(Self { steps, n_blobs, input, output, last_use, radius, pool: Vec::new(), threads: Arc::new(threads) })
+        Ok(Self {
+            steps,
+            n_blobs,
+            input,
+            output,
+            last_use,
+            radius,
+            pool: Vec::new(),
+            threads: Arc::new(threads),
+        })
     }
 
     /// How far (in input pixels) an output pixel's inputs reach: the overlap tiles need.
@@ -197,7 +275,10 @@ impl Network {
     /// Runs the model on an RGB tensor (values in [0, 1]); returns the RGB output, unclamped.
     pub fn run(&mut self, input: Tensor) -> Result<Tensor> {
         if input.c != 3 || input.h == 0 || input.w == 0 {
-            return Err(EngineError::InvalidOption(format!("network input must be non-empty RGB, got {}x{}x{}", input.h, input.w, input.c)));
+            return Err(EngineError::InvalidOption(format!(
+                "network input must be non-empty RGB, got {}x{}x{}",
+                input.h, input.w, input.c
+            )));
         }
         let threads = Arc::clone(&self.threads);
         threads.install(|| self.run_steps(input))
@@ -206,7 +287,9 @@ impl Network {
     fn run_steps(&mut self, input: Tensor) -> Result<Tensor> {
         let mut blobs: Vec<Option<Rc<Tensor>>> = vec![None; self.n_blobs];
         blobs[self.input] = Some(Rc::new(input));
-        let get = |blobs: &[Option<Rc<Tensor>>], b: usize| blobs[b].clone().expect("blob computed before use");
+        let get = |blobs: &[Option<Rc<Tensor>>], b: usize| {
+            blobs[b].clone().expect("blob computed before use")
+        };
         let steps = std::mem::take(&mut self.steps);
         let mut result = Ok(());
         for (i, step) in steps.iter().enumerate() {
@@ -236,7 +319,10 @@ impl Network {
                     let x = get(&blobs, *src);
                     let (oh, ow) = ops::interp_size(p, x.h, x.w);
                     if oh == 0 || ow == 0 {
-                        result = Err(EngineError::InvalidOption(format!("image too small to resize: {}x{}", x.w, x.h)));
+                        result = Err(EngineError::InvalidOption(format!(
+                            "image too small to resize: {}x{}",
+                            x.w, x.h
+                        )));
                         break;
                     }
                     let mut out = self.take(oh, ow, x.c);
@@ -246,7 +332,10 @@ impl Network {
                 Step::Add { a, b, dst } => {
                     let (ta, tb) = (get(&blobs, *a), get(&blobs, *b));
                     if (ta.h, ta.w) != (tb.h, tb.w) {
-                        result = Err(invalid(format!("add of {}x{} and {}x{}", ta.w, ta.h, tb.w, tb.h)));
+                        result = Err(invalid(format!(
+                            "add of {}x{} and {}x{}",
+                            ta.w, ta.h, tb.w, tb.h
+                        )));
                         break;
                     }
                     drop(ta);
@@ -263,10 +352,11 @@ impl Network {
                 }
             }
             for b in step_inputs(step) {
-                if self.last_use[b] == i && b != self.output {
-                    if let Some(t) = blobs[b].take() {
-                        self.give(t);
-                    }
+                if self.last_use[b] == i
+                    && b != self.output
+                    && let Some(t) = blobs[b].take()
+                {
+                    self.give(t);
                 }
             }
         }
@@ -305,11 +395,18 @@ fn step_inputs(s: &Step) -> Vec<usize> {
 
 fn check_slopes(name: &str, s: &[f32], c: usize) -> Result<()> {
     if s.len() != 1 && s.len() != c {
-        return Err(invalid(format!("layer {name}: {} slopes for {c} channels", s.len())));
+        return Err(invalid(format!(
+            "layer {name}: {} slopes for {c} channels",
+            s.len()
+        )));
     }
     Ok(())
 }
 
 fn expand(s: &[f32], c: usize) -> Vec<f32> {
-    if s.len() == 1 { vec![s[0]; c] } else { s.to_vec() }
+    if s.len() == 1 {
+        vec![s[0]; c]
+    } else {
+        s.to_vec()
+    }
 }

@@ -45,12 +45,18 @@ pub fn pixel_shuffle(t: &Tensor, r: usize, out: &mut Tensor) {
 
 /// Output size of a resize, as ncnn computes it (truncating).
 pub fn interp_size(p: &Interp, h: usize, w: usize) -> (usize, usize) {
-    ((h as f32 * p.scale_h) as usize, (w as f32 * p.scale_w) as usize)
+    (
+        (h as f32 * p.scale_h) as usize,
+        (w as f32 * p.scale_w) as usize,
+    )
 }
 
 /// Resizes with the layer's kernel into `out` (sized by [`interp_size`]).
 pub fn interp(t: &Tensor, p: &Interp, out: &mut Tensor) {
-    assert_eq!((out.h, out.w, out.c), { let (h, w) = interp_size(p, t.h, t.w); (h, w, t.c) });
+    assert_eq!((out.h, out.w, out.c), {
+        let (h, w) = interp_size(p, t.h, t.w);
+        (h, w, t.c)
+    });
     match p.mode {
         InterpMode::Nearest => nearest(t, p, out),
         InterpMode::Bicubic => bicubic(t, out),
@@ -88,7 +94,10 @@ fn cubic_taps(src: usize, dst: usize) -> Vec<([usize; 4], [f32; 4])> {
             let c3 = 1.0 - c0 - c1 - c2;
             let s = s as isize;
             let clamp = |i: isize| i.clamp(0, src as isize - 1) as usize;
-            ([clamp(s - 1), clamp(s), clamp(s + 1), clamp(s + 2)], [c0, c1, c2, c3])
+            (
+                [clamp(s - 1), clamp(s), clamp(s + 1), clamp(s + 2)],
+                [c0, c1, c2, c3],
+            )
         })
         .collect()
 }
@@ -114,7 +123,10 @@ fn bicubic(t: &Tensor, out: &mut Tensor) {
             }
         }
         for i in 0..ow * c {
-            row[c + i] = hrows[0][i] * yw[0] + hrows[1][i] * yw[1] + hrows[2][i] * yw[2] + hrows[3][i] * yw[3];
+            row[c + i] = hrows[0][i] * yw[0]
+                + hrows[1][i] * yw[1]
+                + hrows[2][i] * yw[2]
+                + hrows[3][i] * yw[3];
         }
     });
 }
@@ -149,11 +161,27 @@ mod tests {
     fn nearest_repeats_and_bicubic_keeps_constants() {
         let t = Tensor::from_hwc(2, 2, 1, &[1.0, 2.0, 3.0, 4.0]);
         let mut up = Tensor::zeros(4, 4, 1);
-        interp(&t, &Interp { mode: InterpMode::Nearest, scale_h: 2.0, scale_w: 2.0 }, &mut up);
+        interp(
+            &t,
+            &Interp {
+                mode: InterpMode::Nearest,
+                scale_h: 2.0,
+                scale_w: 2.0,
+            },
+            &mut up,
+        );
         assert_eq!(up.to_hwc()[..4], [1.0, 1.0, 2.0, 2.0]);
         let flat = Tensor::from_hwc(8, 8, 2, &[0.5; 128]);
         let mut down = Tensor::zeros(6, 6, 2);
-        interp(&flat, &Interp { mode: InterpMode::Bicubic, scale_h: 0.75, scale_w: 0.75 }, &mut down);
+        interp(
+            &flat,
+            &Interp {
+                mode: InterpMode::Bicubic,
+                scale_h: 0.75,
+                scale_w: 0.75,
+            },
+            &mut down,
+        );
         assert!(down.to_hwc().iter().all(|v| (v - 0.5).abs() < 1e-6));
     }
 }

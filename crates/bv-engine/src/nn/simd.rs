@@ -246,7 +246,10 @@ mod tests {
         type Output = ();
         fn run<V: F32x8>(self) {
             for (x, y) in self.0.chunks_exact(8).zip(self.1.chunks_exact_mut(8)) {
-                V::splat(2.0).mul_add(V::load(x), V::load(y)).max(V::zero()).store(y);
+                V::splat(2.0)
+                    .mul_add(V::load(x), V::load(y))
+                    .max(V::zero())
+                    .store(y);
             }
         }
     }

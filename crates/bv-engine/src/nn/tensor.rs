@@ -31,7 +31,14 @@ impl Tensor {
     pub fn zeros(h: usize, w: usize, c: usize) -> Self {
         let ph = h.div_ceil(TILE) * TILE + 2;
         let pw = w.div_ceil(TILE) * TILE + 2;
-        Self { h, w, c, ph, pw, data: vec![0.0; ph * pw * c] }
+        Self {
+            h,
+            w,
+            c,
+            ph,
+            pw,
+            data: vec![0.0; ph * pw * c],
+        }
     }
 
     /// Builds a tensor from packed HWC values (`h * w * c` of them).
@@ -39,7 +46,8 @@ impl Tensor {
         assert_eq!(values.len(), h * w * c, "from_hwc: wrong value count");
         let mut t = Self::zeros(h, w, c);
         for y in 0..h {
-            t.row_mut(y).copy_from_slice(&values[y * w * c..(y + 1) * w * c]);
+            t.row_mut(y)
+                .copy_from_slice(&values[y * w * c..(y + 1) * w * c]);
         }
         t
     }

@@ -53,7 +53,11 @@ pub struct Winograd {
 impl Winograd {
     /// Whether `conv` can run on this path.
     pub fn supports(conv: &Conv) -> bool {
-        conv.kh == 3 && conv.kw == 3 && conv.pad == 1 && conv.in_c % 8 == 0 && conv.out_c % CO_BLOCK == 0
+        conv.kh == 3
+            && conv.kw == 3
+            && conv.pad == 1
+            && conv.in_c.is_multiple_of(8)
+            && conv.out_c.is_multiple_of(CO_BLOCK)
     }
 
     /// Transforms the kernels of `conv` (which must be [`supported`](Self::supports)).
@@ -75,13 +79,21 @@ impl Winograd {
                     for j in 0..ALPHA {
                         let v: f64 = (0..3).map(|k| tmp[i][k] * G[j][k] as f64).sum();
                         let p = i * ALPHA + j;
-                        u[p * out_c * in_c + (co / CO_BLOCK) * in_c * CO_BLOCK + ci * CO_BLOCK + co % CO_BLOCK] =
-                            v as f32;
+                        u[p * out_c * in_c
+                            + (co / CO_BLOCK) * in_c * CO_BLOCK
+                            + ci * CO_BLOCK
+                            + co % CO_BLOCK] = v as f32;
                     }
                 }
             }
         }
-        Self { in_c, out_c, u, bias: conv.bias.clone(), slopes }
+        Self {
+            in_c,
+            out_c,
+            u,
+            bias: conv.bias.clone(),
+            slopes,
+        }
     }
 
     /// Output channels.
@@ -95,10 +107,20 @@ impl Winograd {
         assert_eq!((out.h, out.w, out.c), (input.h, input.w, self.out_c));
         let tiles_y = input.h.div_ceil(TILE);
         let (out_pw, out_h, out_w) = (out.pw, out.h, out.w);
-        let bands: Vec<(usize, &mut [f32])> = out.bands_mut(TILE).take(tiles_y).enumerate().collect();
+        let bands: Vec<(usize, &mut [f32])> =
+            out.bands_mut(TILE).take(tiles_y).enumerate().collect();
         bands.into_par_iter().for_each(|(ty, band)| {
             SCRATCH.with_borrow_mut(|scratch| {
-                dispatch(RowTask { conv: self, input, ty, band, out_pw, out_h, out_w, scratch });
+                dispatch(RowTask {
+                    conv: self,
+                    input,
+                    ty,
+                    band,
+                    out_pw,
+                    out_h,
+                    out_w,
+                    scratch,
+                });
             });
         });
     }
@@ -125,7 +147,16 @@ impl Kernel for RowTask<'_> {
 
     #[inline(always)]
     fn run<V: F32x8>(self) {
-        let RowTask { conv, input, ty, band, out_pw, out_h, out_w, scratch } = self;
+        let RowTask {
+            conv,
+            input,
+            ty,
+            band,
+            out_pw,
+            out_h,
+            out_w,
+            scratch,
+        } = self;
         let (in_c, out_c) = (conv.in_c, conv.out_c);
         let tiles_x = input.w.div_ceil(TILE);
         let v_len = BLOCK.next_multiple_of(PANEL) * tile_stride(in_c);
@@ -160,8 +191,38 @@ fn tile_stride(c: usize) -> usize {
 macro_rules! arr8 {
     ($i:ident => $e:expr) => {
         [
-            { let $i = 0; $e }, { let $i = 1; $e }, { let $i = 2; $e }, { let $i = 3; $e },
-            { let $i = 4; $e }, { let $i = 5; $e }, { let $i = 6; $e }, { let $i = 7; $e },
+            {
+                let $i = 0;
+                $e
+            },
+            {
+                let $i = 1;
+                $e
+            },
+            {
+                let $i = 2;
+                $e
+            },
+            {
+                let $i = 3;
+                $e
+            },
+            {
+                let $i = 4;
+                $e
+            },
+            {
+                let $i = 5;
+                $e
+            },
+            {
+                let $i = 6;
+                $e
+            },
+            {
+                let $i = 7;
+                $e
+            },
         ]
     };
 }
@@ -178,7 +239,16 @@ fn in_1d<V: F32x8>(r: [V; 8]) -> [V; 8] {
     let t34b = r[5].mul_add(c(2.0), r[3].mul_add(c(-2.5), r[1].mul(c(0.5))));
     let t56a = r[4].mul_add(c(-1.25), r[2]).mul_add(c(4.0), r[6]);
     let t56b = r[5].mul_add(c(0.5), r[3].mul_add(c(-2.5), r[1].mul(c(2.0))));
-    [o0, t12a.add(t12b), t12a.sub(t12b), t34a.add(t34b), t34a.sub(t34b), t56a.add(t56b), t56a.sub(t56b), o7]
+    [
+        o0,
+        t12a.add(t12b),
+        t12a.sub(t12b),
+        t34a.add(t34b),
+        t34a.sub(t34b),
+        t56a.add(t56b),
+        t56a.sub(t56b),
+        o7,
+    ]
 }
 
 /// 1-D output transform: `A^T m` for eight values, giving six.
@@ -232,7 +302,8 @@ fn multiply<V: F32x8>(conv: &Winograd, nbp: usize, v: &[f32], m: &mut [f32]) {
         let up = &conv.u[p * out_c * in_c..(p + 1) * out_c * in_c];
         for (cb, a) in up.chunks_exact(in_c * CO_BLOCK).enumerate() {
             for t6 in (0..nbp).step_by(PANEL) {
-                let b: [&[f32]; PANEL] = std::array::from_fn(|j| &v[(t6 + j) * tile_stride(in_c) + p * in_c..][..in_c]);
+                let b: [&[f32]; PANEL] =
+                    std::array::from_fn(|j| &v[(t6 + j) * tile_stride(in_c) + p * in_c..][..in_c]);
                 let mut acc = [[V::zero(); 2]; PANEL];
                 for (k, ak) in a.chunks_exact(CO_BLOCK).enumerate() {
                     let a0 = V::load(&ak[..8]);
@@ -307,7 +378,12 @@ mod tests {
 
     #[test]
     fn matches_direct_convolution_on_odd_sizes() {
-        for (h, w, ci, co) in [(13, 17, 8, 16), (6, 6, 16, 32), (1, 1, 8, 16), (20, 9, 64, 48)] {
+        for (h, w, ci, co) in [
+            (13, 17, 8, 16),
+            (6, 6, 16, 32),
+            (1, 1, 8, 16),
+            (20, 9, 64, 48),
+        ] {
             let conv = Conv {
                 out_c: co,
                 in_c: ci,
@@ -323,7 +399,11 @@ mod tests {
             Winograd::new(&conv, Some(slopes.clone())).forward(&input, &mut out);
             let want = reference_conv(&conv, Some(&slopes), &input);
             let got = out.to_hwc();
-            let max_err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let max_err = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
             assert!(max_err < 1e-4, "{h}x{w} {ci}->{co}: max error {max_err}");
             // The border must stay zero for the next layer.
             let inner: f32 = got.iter().map(|v| v.abs()).sum();

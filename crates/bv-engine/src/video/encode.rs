@@ -27,7 +27,11 @@ impl FromStr for Codec {
             "hevc" | "h265" => Self::Hevc,
             "av1" => Self::Av1,
             "ffv1" => Self::Ffv1,
-            other => return Err(EngineError::InvalidOption(format!("unknown codec {other:?} (h264, hevc, av1, ffv1)"))),
+            other => {
+                return Err(EngineError::InvalidOption(format!(
+                    "unknown codec {other:?} (h264, hevc, av1, ffv1)"
+                )));
+            }
         })
     }
 }
@@ -75,9 +79,21 @@ impl Codec {
 
     /// Presets the encoder accepts.
     pub fn presets(self) -> &'static [&'static str] {
-        const X26X: &[&str] =
-            &["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"];
-        const SVT: &[&str] = &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13"];
+        const X26X: &[&str] = &[
+            "ultrafast",
+            "superfast",
+            "veryfast",
+            "faster",
+            "fast",
+            "medium",
+            "slow",
+            "slower",
+            "veryslow",
+            "placebo",
+        ];
+        const SVT: &[&str] = &[
+            "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13",
+        ];
         match self {
             Self::H264 | Self::Hevc => X26X,
             Self::Av1 => SVT,
@@ -101,17 +117,25 @@ impl EncodeSettings {
     /// Checks and completes a user's choice with defaults.
     pub fn new(codec: Codec, crf: Option<u32>, preset: Option<String>) -> Result<Self> {
         if codec == Codec::Ffv1 && (crf.is_some() || preset.is_some()) {
-            return Err(EngineError::InvalidOption("ffv1 is lossless: --crf and --preset do not apply".into()));
+            return Err(EngineError::InvalidOption(
+                "ffv1 is lossless: --crf and --preset do not apply".into(),
+            ));
         }
-        if let Some(c) = crf {
-            if c > codec.max_crf() {
-                return Err(EngineError::InvalidOption(format!("--crf {c} is out of range for {codec:?} (0..={})", codec.max_crf())));
-            }
+        if let Some(c) = crf
+            && c > codec.max_crf()
+        {
+            return Err(EngineError::InvalidOption(format!(
+                "--crf {c} is out of range for {codec:?} (0..={})",
+                codec.max_crf()
+            )));
         }
-        if let Some(p) = &preset {
-            if !codec.presets().contains(&p.as_str()) {
-                return Err(EngineError::InvalidOption(format!("--preset {p:?} is not one of {}", codec.presets().join(", "))));
-            }
+        if let Some(p) = &preset
+            && !codec.presets().contains(&p.as_str())
+        {
+            return Err(EngineError::InvalidOption(format!(
+                "--preset {p:?} is not one of {}",
+                codec.presets().join(", ")
+            )));
         }
         Ok(Self {
             codec,
@@ -136,7 +160,12 @@ impl EncodeSettings {
                     a.extend([format!("-tag:{i}"), "hvc1".into()]);
                 }
             }
-            Codec::Ffv1 => a.extend([format!("-level:{i}"), "3".into(), format!("-slicecrc:{i}"), "1".into()]),
+            Codec::Ffv1 => a.extend([
+                format!("-level:{i}"),
+                "3".into(),
+                format!("-slicecrc:{i}"),
+                "1".into(),
+            ]),
             _ => {}
         }
         a
@@ -149,10 +178,18 @@ pub fn encoder_pix_fmts(encoder: &str) -> Result<Vec<String>> {
         .args(["-hide_banner", "-h", &format!("encoder={encoder}")])
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| if e.kind() == std::io::ErrorKind::NotFound { EngineError::ToolMissing("ffmpeg") } else { e.into() })?;
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                EngineError::ToolMissing("ffmpeg")
+            } else {
+                e.into()
+            }
+        })?;
     let text = String::from_utf8_lossy(&out.stdout);
     if !text.contains(&format!("Encoder {encoder} ")) {
-        return Err(EngineError::EncoderUnavailable(format!("{encoder} is not in this FFmpeg build")));
+        return Err(EngineError::EncoderUnavailable(format!(
+            "{encoder} is not in this FFmpeg build"
+        )));
     }
     Ok(text
         .lines()
@@ -175,7 +212,11 @@ pub struct ColorPlan {
 }
 
 fn is_rgb(pix_fmt: &str) -> bool {
-    ["rgb", "bgr", "gbr", "argb", "abgr", "0rgb", "x2rgb", "x2bgr"].iter().any(|p| pix_fmt.starts_with(p))
+    [
+        "rgb", "bgr", "gbr", "argb", "abgr", "0rgb", "x2rgb", "x2bgr",
+    ]
+    .iter()
+    .any(|p| pix_fmt.starts_with(p))
 }
 
 /// Plans colour handling for video stream `v`, upscaled to `out` (width, height),
@@ -183,7 +224,11 @@ fn is_rgb(pix_fmt: &str) -> bool {
 pub fn color_plan(v: &StreamInfo, out: (u64, u64), supported: &[String]) -> ColorPlan {
     let depth = bit_depth(&v.pix_fmt);
     let rgb = is_rgb(&v.pix_fmt);
-    let range = if v.color_range == "pc" || v.pix_fmt.starts_with("yuvj") { "pc" } else { "tv" };
+    let range = if v.color_range == "pc" || v.pix_fmt.starts_with("yuvj") {
+        "pc"
+    } else {
+        "tv"
+    };
     // Untagged sources get what FFmpeg and players assume for their size.
     let space = match v.color_space.as_str() {
         "" | "unknown" if v.height >= 720 => "bt709",
@@ -204,12 +249,21 @@ pub fn color_plan(v: &StreamInfo, out: (u64, u64), supported: &[String]) -> Colo
     let mut pix_fmt = if has(&wanted) {
         wanted
     } else {
-        let fallback = if depth > 8 { ["yuv420p10le", "yuv420p"] } else { ["yuv420p", "yuv420p10le"] };
-        fallback.iter().find(|f| has(f)).map_or_else(|| "yuv420p".into(), |f| f.to_string())
+        let fallback = if depth > 8 {
+            ["yuv420p10le", "yuv420p"]
+        } else {
+            ["yuv420p", "yuv420p10le"]
+        };
+        fallback
+            .iter()
+            .find(|f| has(f))
+            .map_or_else(|| "yuv420p".into(), |f| f.to_string())
     };
     // Subsampled chroma needs even dimensions (x3 of an odd size is odd):
     // keep the exact size and use full chroma instead.
-    let subsampled = ["420", "422", "411", "410", "440", "nv", "p010", "p016"].iter().any(|t| pix_fmt.contains(t));
+    let subsampled = ["420", "422", "411", "410", "440", "nv", "p010", "p016"]
+        .iter()
+        .any(|t| pix_fmt.contains(t));
     if subsampled && (out.0 % 2 == 1 || out.1 % 2 == 1) && has(full444) {
         pix_fmt = full444.to_string();
     }
@@ -217,12 +271,20 @@ pub fn color_plan(v: &StreamInfo, out: (u64, u64), supported: &[String]) -> Colo
     if !rgb && !is_rgb(&pix_fmt) {
         tags.push(("colorspace", space.to_string()));
     }
-    for (opt, val) in [("color_primaries", &v.color_primaries), ("color_trc", &v.color_transfer)] {
+    for (opt, val) in [
+        ("color_primaries", &v.color_primaries),
+        ("color_trc", &v.color_transfer),
+    ] {
         if !val.is_empty() && val != "unknown" {
             tags.push((opt, val.clone()));
         }
     }
-    ColorPlan { matrix, range, pix_fmt, tags }
+    ColorPlan {
+        matrix,
+        range,
+        pix_fmt,
+        tags,
+    }
 }
 
 #[cfg(test)]
@@ -250,15 +312,33 @@ mod tests {
 
     #[test]
     fn keeps_ten_bit_and_tags_untagged_sources() {
-        let fmts: Vec<String> = ["yuv420p", "yuv420p10le"].iter().map(|s| s.to_string()).collect();
+        let fmts: Vec<String> = ["yuv420p", "yuv420p10le"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let p = color_plan(&video("yuv420p10le", "bt2020nc", 1080), (3840, 2160), &fmts);
-        assert_eq!((p.pix_fmt.as_str(), p.matrix), ("yuv420p10le", Some("bt2020")));
+        assert_eq!(
+            (p.pix_fmt.as_str(), p.matrix),
+            ("yuv420p10le", Some("bt2020"))
+        );
         let p = color_plan(&video("yuv422p10le", "", 360), (1280, 720), &fmts);
-        assert_eq!((p.pix_fmt.as_str(), p.matrix), ("yuv420p10le", Some("smpte170m")));
+        assert_eq!(
+            (p.pix_fmt.as_str(), p.matrix),
+            ("yuv420p10le", Some("smpte170m"))
+        );
         assert!(p.tags.contains(&("colorspace", "smpte170m".into())));
-        let with444: Vec<String> = ["yuv420p", "yuv444p"].iter().map(|s| s.to_string()).collect();
-        assert_eq!(color_plan(&video("yuv420p", "", 41), (201, 123), &with444).pix_fmt, "yuv444p");
-        assert_eq!(color_plan(&video("yuv420p", "", 41), (134, 82), &with444).pix_fmt, "yuv420p");
+        let with444: Vec<String> = ["yuv420p", "yuv444p"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            color_plan(&video("yuv420p", "", 41), (201, 123), &with444).pix_fmt,
+            "yuv444p"
+        );
+        assert_eq!(
+            color_plan(&video("yuv420p", "", 41), (134, 82), &with444).pix_fmt,
+            "yuv420p"
+        );
     }
 
     #[test]

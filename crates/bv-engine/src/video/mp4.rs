@@ -33,13 +33,20 @@ fn box_header(f: &mut (impl Read + Seek), end: u64) -> io::Result<Option<(u64, [
         s => (s, 8),
     };
     if size < hdr || pos + size > end {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "bad MP4 box size"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "bad MP4 box size",
+        ));
     }
     Ok(Some((size, ty, hdr)))
 }
 
 /// Children of a container box spanning `[start, end)`: (type, body start, box end).
-fn children(f: &mut (impl Read + Seek), start: u64, end: u64) -> io::Result<Vec<([u8; 4], u64, u64)>> {
+fn children(
+    f: &mut (impl Read + Seek),
+    start: u64,
+    end: u64,
+) -> io::Result<Vec<([u8; 4], u64, u64)>> {
     let mut out = Vec::new();
     f.seek(SeekFrom::Start(start))?;
     while let Some((size, ty, hdr)) = box_header(f, end)? {
@@ -78,20 +85,25 @@ pub fn set_rotation(path: &Path, rotation: i64) -> io::Result<usize> {
                 continue;
             }
             let kids = children(&mut f, body, end)?;
-            let is_video = kids.iter().filter(|k| &k.0 == b"mdia").try_fold(false, |acc, k| -> io::Result<bool> {
-                let mdia = children(&mut f, k.1, k.2)?;
-                let mut video = acc;
-                for (t, b, _) in mdia {
-                    if &t == b"hdlr" {
-                        f.seek(SeekFrom::Start(b + 8))?;
-                        let mut h = [0u8; 4];
-                        f.read_exact(&mut h)?;
-                        video |= &h == b"vide";
+            let is_video = kids.iter().filter(|k| &k.0 == b"mdia").try_fold(
+                false,
+                |acc, k| -> io::Result<bool> {
+                    let mdia = children(&mut f, k.1, k.2)?;
+                    let mut video = acc;
+                    for (t, b, _) in mdia {
+                        if &t == b"hdlr" {
+                            f.seek(SeekFrom::Start(b + 8))?;
+                            let mut h = [0u8; 4];
+                            f.read_exact(&mut h)?;
+                            video |= &h == b"vide";
+                        }
                     }
-                }
-                Ok(video)
-            })?;
-            let Some(&(_, tkhd, _)) = kids.iter().find(|k| &k.0 == b"tkhd") else { continue };
+                    Ok(video)
+                },
+            )?;
+            let Some(&(_, tkhd, _)) = kids.iter().find(|k| &k.0 == b"tkhd") else {
+                continue;
+            };
             if !is_video {
                 continue;
             }
@@ -102,7 +114,10 @@ pub fn set_rotation(path: &Path, rotation: i64) -> io::Result<usize> {
             f.seek(SeekFrom::Start(matrix_at + 36))?;
             let (w, h) = (read_u32(&mut f)? >> 16, read_u32(&mut f)? >> 16);
             f.seek(SeekFrom::Start(matrix_at))?;
-            let m: Vec<u8> = matrix(-rotation, w, h).iter().flat_map(|v| v.to_be_bytes()).collect();
+            let m: Vec<u8> = matrix(-rotation, w, h)
+                .iter()
+                .flat_map(|v| v.to_be_bytes())
+                .collect();
             f.write_all(&m)?;
             patched += 1;
         }

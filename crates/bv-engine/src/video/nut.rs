@@ -37,7 +37,11 @@ fn crc32(mut crc: u32, data: &[u8]) -> u32 {
     for &b in data {
         crc ^= (b as u32) << 24;
         for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 { (crc << 1) ^ 0x04C1_1DB7 } else { crc << 1 };
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04C1_1DB7
+            } else {
+                crc << 1
+            };
         }
     }
     crc
@@ -55,7 +59,14 @@ fn put_v(out: &mut Vec<u8>, v: u64) {
 }
 
 fn put_s(out: &mut Vec<u8>, v: i64) {
-    put_v(out, if v > 0 { (2 * v - 1) as u64 } else { (-2 * v) as u64 });
+    put_v(
+        out,
+        if v > 0 {
+            (2 * v - 1) as u64
+        } else {
+            (-2 * v) as u64
+        },
+    );
 }
 
 fn put_vb(out: &mut Vec<u8>, b: &[u8]) {
@@ -108,7 +119,11 @@ impl<W: Write> NutWriter<W> {
         let g = gcd(s.tb_num, s.tb_den).max(1);
         let (num, den) = (s.tb_num / g, s.tb_den / g);
         w.write_all(FILE_ID)?;
-        let mut this = Self { w, pos: FILE_ID.len() as u64, last_sync: None };
+        let mut this = Self {
+            w,
+            pos: FILE_ID.len() as u64,
+            last_sync: None,
+        };
 
         let mut m = Vec::new();
         put_v(&mut m, 3); // version
@@ -118,7 +133,13 @@ impl<W: Write> NutWriter<W> {
         put_v(&mut m, num);
         put_v(&mut m, den);
         // Frame code 0 invalid; 1..=255 (but 'N'): keyframe, coded pts, size, checksum.
-        for (flags, count) in [(FLAG_INVALID, 1u64), (FLAG_KEY | FLAG_CODED_PTS | FLAG_SIZE_MSB | FLAG_CHECKSUM, 254)] {
+        for (flags, count) in [
+            (FLAG_INVALID, 1u64),
+            (
+                FLAG_KEY | FLAG_CODED_PTS | FLAG_SIZE_MSB | FLAG_CHECKSUM,
+                254,
+            ),
+        ] {
             put_v(&mut m, flags);
             put_v(&mut m, 6); // fields: pts, mul, stream, size, reserved, count
             put_s(&mut m, 0);
@@ -232,15 +253,17 @@ impl<R: BufRead> NutReader<R> {
             stream_tb: 0,
             msb_shift: 0,
             last_pts: 0,
-            info: StreamInfo { fourcc: Vec::new(), width: 0, height: 0, tb_num: 1, tb_den: 1 },
+            info: StreamInfo {
+                fourcc: Vec::new(),
+                width: 0,
+                height: 0,
+                tb_num: 1,
+                tb_den: 1,
+            },
             header_lens: vec![0],
         };
         let mut got_stream = false;
-        loop {
-            match this.peek()? {
-                Some(b'N') => {}
-                _ => break,
-            }
+        while this.peek()? == Some(b'N') {
             let code = this.u64be()?;
             let payload = this.packet_payload()?;
             match code {
@@ -332,7 +355,9 @@ impl<R: BufRead> NutReader<R> {
         if n_tb == 0 || n_tb > 256 {
             return Err(bad("bad time base count"));
         }
-        self.time_bases = (0..n_tb).map(|_| Ok((p.v()?, p.v()?))).collect::<io::Result<_>>()?;
+        self.time_bases = (0..n_tb)
+            .map(|_| Ok((p.v()?, p.v()?)))
+            .collect::<io::Result<_>>()?;
         if self.time_bases.iter().any(|(n, d)| *n == 0 || *d == 0) {
             return Err(bad("zero time base"));
         }
@@ -352,7 +377,11 @@ impl<R: BufRead> NutReader<R> {
             }
             let size = if fields > 3 { p.v()? } else { 0 };
             let res = if fields > 4 { p.v()? } else { 0 };
-            let count = if fields > 5 { p.v()? } else { mul.checked_sub(size).ok_or_else(|| bad("bad count"))? };
+            let count = if fields > 5 {
+                p.v()?
+            } else {
+                mul.checked_sub(size).ok_or_else(|| bad("bad count"))?
+            };
             if fields > 6 {
                 p.s()?;
             }
@@ -372,7 +401,15 @@ impl<R: BufRead> NutReader<R> {
                     i += 1;
                     continue;
                 }
-                self.codes[i] = FrameCode { flags, stream, mul, lsb: size + j, pts_delta: pts, reserved: res, header_idx: head };
+                self.codes[i] = FrameCode {
+                    flags,
+                    stream,
+                    mul,
+                    lsb: size + j,
+                    pts_delta: pts,
+                    reserved: res,
+                    header_idx: head,
+                };
                 i += 1;
                 j += 1;
             }
@@ -415,7 +452,13 @@ impl<R: BufRead> NutReader<R> {
         }
         self.stream_tb = tb;
         let (tb_num, tb_den) = self.time_bases[tb];
-        self.info = StreamInfo { fourcc, width: width as u32, height: height as u32, tb_num, tb_den };
+        self.info = StreamInfo {
+            fourcc,
+            width: width as u32,
+            height: height as u32,
+            tb_num,
+            tb_den,
+        };
         Ok(())
     }
 
@@ -427,14 +470,17 @@ impl<R: BufRead> NutReader<R> {
         let (fnum, fden) = self.time_bases[id];
         let (tnum, tden) = self.time_bases[self.stream_tb];
         // value * from_tb / to_tb, exactly (truncating as the spec's convert_ts).
-        self.last_pts = (value * fnum as u128 * tden as u128 / (fden as u128 * tnum as u128)) as i64;
+        self.last_pts =
+            (value * fnum as u128 * tden as u128 / (fden as u128 * tnum as u128)) as i64;
         Ok(())
     }
 
     /// The next frame of stream 0, or `None` at the end.
     pub fn next_frame(&mut self) -> io::Result<Option<NutFrame>> {
         loop {
-            let Some(b) = self.peek()? else { return Ok(None) };
+            let Some(b) = self.peek()? else {
+                return Ok(None);
+            };
             if b == b'N' {
                 let code = self.u64be()?;
                 let payload = self.packet_payload()?;
@@ -452,7 +498,11 @@ impl<R: BufRead> NutReader<R> {
             if flags & FLAG_CODED != 0 {
                 flags ^= self.v()?;
             }
-            let stream = if flags & FLAG_STREAM_ID != 0 { self.v()? } else { fc.stream };
+            let stream = if flags & FLAG_STREAM_ID != 0 {
+                self.v()?
+            } else {
+                fc.stream
+            };
             let pts = if flags & FLAG_CODED_PTS != 0 {
                 let coded = self.v()?;
                 if coded < 1 << self.msb_shift {
@@ -476,7 +526,11 @@ impl<R: BufRead> NutReader<R> {
             if flags & FLAG_HEADER_IDX != 0 {
                 header_idx = self.v()?;
             }
-            let reserved = if flags & FLAG_RESERVED != 0 { self.v()? } else { fc.reserved };
+            let reserved = if flags & FLAG_RESERVED != 0 {
+                self.v()?
+            } else {
+                fc.reserved
+            };
             for _ in 0..reserved {
                 self.v()?;
             }
@@ -487,7 +541,14 @@ impl<R: BufRead> NutReader<R> {
             if flags & FLAG_SM_DATA != 0 {
                 return Err(bad("side data in frames is not supported"));
             }
-            let elided = if size > 4096 { 0 } else { *self.header_lens.get(header_idx as usize).ok_or_else(|| bad("bad header index"))? };
+            let elided = if size > 4096 {
+                0
+            } else {
+                *self
+                    .header_lens
+                    .get(header_idx as usize)
+                    .ok_or_else(|| bad("bad header index"))?
+            };
             if elided != 0 {
                 return Err(bad("elision headers are not supported"));
             }
@@ -529,7 +590,10 @@ impl Cursor<'_> {
     }
     fn bytes(&mut self, n: u64) -> io::Result<Vec<u8>> {
         let n = usize::try_from(n).map_err(|_| bad("size"))?;
-        let s = self.0.get(self.1..self.1.checked_add(n).ok_or_else(|| bad("size"))?).ok_or_else(|| bad("truncated header"))?;
+        let s = self
+            .0
+            .get(self.1..self.1.checked_add(n).ok_or_else(|| bad("size"))?)
+            .ok_or_else(|| bad("truncated header"))?;
         self.1 += n;
         Ok(s.to_vec())
     }
@@ -567,18 +631,39 @@ mod tests {
 
     #[test]
     fn writer_output_reads_back_with_exact_timestamps() {
-        let info = StreamInfo { fourcc: b"RGB\x18".to_vec(), width: 3, height: 2, tb_num: 2, tb_den: 60000 };
+        let info = StreamInfo {
+            fourcc: b"RGB\x18".to_vec(),
+            width: 3,
+            height: 2,
+            tb_num: 2,
+            tb_den: 60000,
+        };
         let mut w = NutWriter::new(Vec::new(), &info).unwrap();
-        let frames: Vec<(i64, Vec<u8>)> =
-            [0i64, 1001, 1002, 5000, 5001, 100_000].iter().map(|p| (*p, vec![(*p % 251) as u8; 18])).collect();
+        let frames: Vec<(i64, Vec<u8>)> = [0i64, 1001, 1002, 5000, 5001, 100_000]
+            .iter()
+            .map(|p| (*p, vec![(*p % 251) as u8; 18]))
+            .collect();
         for (p, d) in &frames {
             w.write_frame(*p, d).unwrap();
         }
         let bytes = w.finish().unwrap();
         let mut r = NutReader::new(&bytes[..]).unwrap();
-        assert_eq!(r.info(), &StreamInfo { tb_num: 1, tb_den: 30000, ..info });
+        assert_eq!(
+            r.info(),
+            &StreamInfo {
+                tb_num: 1,
+                tb_den: 30000,
+                ..info
+            }
+        );
         for (p, d) in &frames {
-            assert_eq!(r.next_frame().unwrap(), Some(NutFrame { pts: *p, data: d.clone() }));
+            assert_eq!(
+                r.next_frame().unwrap(),
+                Some(NutFrame {
+                    pts: *p,
+                    data: d.clone()
+                })
+            );
         }
         assert_eq!(r.next_frame().unwrap(), None);
     }
@@ -586,7 +671,13 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(NutReader::new(&b"not a nut file at all, definitely"[..]).is_err());
-        let info = StreamInfo { fourcc: b"RGB\x18".to_vec(), width: 1, height: 1, tb_num: 1, tb_den: 25 };
+        let info = StreamInfo {
+            fourcc: b"RGB\x18".to_vec(),
+            width: 1,
+            height: 1,
+            tb_num: 1,
+            tb_den: 25,
+        };
         let mut w = NutWriter::new(Vec::new(), &info).unwrap();
         w.write_frame(0, &[1, 2, 3]).unwrap();
         let bytes = w.finish().unwrap();

@@ -100,40 +100,81 @@ impl Drop for Reaper {
     }
 }
 
-/// Collects a child's stderr (last 16 KiB) on a thread.
-fn drain(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        while let Ok(n) = r.read(&mut chunk) {
-            if n == 0 {
-                break;
+/// A child's stderr, collected on a thread (the last 16 KiB are kept) and
+/// readable while the child runs.
+struct Drain {
+    text: Arc<Mutex<Vec<u8>>>,
+    thread: JoinHandle<()>,
+}
+
+impl Drain {
+    fn new(mut r: impl Read + Send + 'static) -> Self {
+        let text = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&text);
+        let thread = std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = r.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                let mut buf = sink.lock().expect("not poisoned");
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.len() > 32 * 1024 {
+                    let cut = buf.len() - 16 * 1024;
+                    buf.drain(..cut);
+                }
             }
-            buf.extend_from_slice(&chunk[..n]);
-            if buf.len() > 32 * 1024 {
-                buf.drain(..buf.len() - 16 * 1024);
-            }
-        }
-        String::from_utf8_lossy(&buf).trim().to_string()
-    })
+        });
+        Self { text, thread }
+    }
+
+    fn snapshot(&self) -> String {
+        String::from_utf8_lossy(&self.text.lock().expect("not poisoned"))
+            .trim()
+            .to_string()
+    }
+
+    fn finish(self) -> String {
+        let Self { text, thread } = self;
+        let _ = thread.join();
+        String::from_utf8_lossy(&text.lock().expect("not poisoned"))
+            .trim()
+            .to_string()
+    }
 }
 
 fn spawn(cmd: &mut Command) -> Result<Child> {
-    cmd.spawn().map_err(|e| if e.kind() == std::io::ErrorKind::NotFound { EngineError::ToolMissing("ffmpeg") } else { e.into() })
+    cmd.spawn().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            EngineError::ToolMissing("ffmpeg")
+        } else {
+            e.into()
+        }
+    })
 }
 
 /// Checks the output path and creates the temporary file beside it.
 fn prepare_output(input: &Path, output: &Path, overwrite: bool) -> Result<(TempOutput, String)> {
-    let unwritable = |reason: String| EngineError::OutputUnwritable { path: output.to_path_buf(), reason };
+    let unwritable = |reason: String| EngineError::OutputUnwritable {
+        path: output.to_path_buf(),
+        reason,
+    };
     let ext = output
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
-        .ok_or_else(|| EngineError::InvalidOption(format!("output {} needs a file extension (.mp4, .mkv, …)", output.display())))?;
-    if let (Ok(a), Ok(b)) = (input.canonicalize(), output.canonicalize()) {
-        if a == b {
-            return Err(EngineError::InvalidOption("the output must not be the input file".into()));
-        }
+        .ok_or_else(|| {
+            EngineError::InvalidOption(format!(
+                "output {} needs a file extension (.mp4, .mkv, …)",
+                output.display()
+            ))
+        })?;
+    if let (Ok(a), Ok(b)) = (input.canonicalize(), output.canonicalize())
+        && a == b
+    {
+        return Err(EngineError::InvalidOption(
+            "the output must not be the input file".into(),
+        ));
     }
     if output.is_dir() {
         return Err(unwritable("it is a directory".into()));
@@ -145,9 +186,20 @@ fn prepare_output(input: &Path, output: &Path, overwrite: bool) -> Result<(TempO
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = output.file_name().and_then(|n| n.to_str()).unwrap_or("output");
-    let tmp = dir.join(format!(".{name}.{}-{}.partial.{ext}", std::process::id(), nonce()));
-    std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| unwritable(e.to_string()))?;
+    let name = output
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("output");
+    let tmp = dir.join(format!(
+        ".{name}.{}-{}.partial.{ext}",
+        std::process::id(),
+        nonce()
+    ));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| unwritable(e.to_string()))?;
     Ok((TempOutput(Some(tmp)), ext))
 }
 
@@ -187,7 +239,11 @@ pub fn enhance(
     let (mut temp, ext) = prepare_output(input, output, opts.overwrite)?;
     let tmp_path = temp.0.clone().expect("temp path");
     let plan = color_plan(&v, (out_w, out_h), &supported);
-    let depth = if bit_depth(&v.pix_fmt) > 8 { Depth::U16 } else { Depth::U8 };
+    let depth = if bit_depth(&v.pix_fmt) > 8 {
+        Depth::U16
+    } else {
+        Depth::U8
+    };
     let keep_rotation = v.rotation != 0 && v.rotation % 90 == 0 && carries_rotation(&ext);
 
     // Decoder: the main video stream as raw RGB frames in NUT, exact timestamps.
@@ -196,27 +252,62 @@ pub fn enhance(
     if keep_rotation {
         dec.arg("-noautorotate");
     }
-    dec.arg("-i").arg(input).args(["-map", &format!("0:{}", v.index), "-vf", &decode_filter(&plan, depth)]);
-    dec.args(["-fps_mode", "passthrough", "-enc_time_base", "-1", "-c:v", "rawvideo", "-f", "nut", "pipe:1"]);
-    dec.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    dec.arg("-i").arg(input).args([
+        "-map",
+        &format!("0:{}", v.index),
+        "-vf",
+        &decode_filter(&plan, depth),
+    ]);
+    dec.args([
+        "-fps_mode",
+        "passthrough",
+        "-enc_time_base",
+        "-1",
+        "-c:v",
+        "rawvideo",
+        "-f",
+        "nut",
+        "pipe:1",
+    ]);
+    dec.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut dec = Reaper(Some(spawn(&mut dec)?));
-    let dec_err = drain(dec.0.as_mut().and_then(|c| c.stderr.take()).expect("piped"));
+    let dec_err = Drain::new(dec.0.as_mut().and_then(|c| c.stderr.take()).expect("piped"));
     let dec_out = dec.0.as_mut().and_then(|c| c.stdout.take()).expect("piped");
     let reader = match NutReader::new(BufReader::with_capacity(1 << 20, dec_out)) {
         Ok(r) => r,
         Err(_) => {
             let _ = dec.wait();
-            let msg = dec_err.join().unwrap_or_default();
-            return Err(EngineError::InputTruncated(first_line(&msg, "no frame could be decoded")));
+            let msg = dec_err.finish();
+            return Err(EngineError::InputTruncated(first_line(
+                &msg,
+                "no frame could be decoded",
+            )));
         }
     };
     let nut_in = reader.info().clone();
 
     // Encoder: our frames for the video stream, everything else copied from the input.
     let (frame_w, frame_h) = (nut_in.width as usize, nut_in.height as usize);
-    let nut_out = NutStream { width: (frame_w * upscaler.scale()) as u32, height: (frame_h * upscaler.scale()) as u32, ..nut_in.clone() };
+    let nut_out = NutStream {
+        width: (frame_w * upscaler.scale()) as u32,
+        height: (frame_h * upscaler.scale()) as u32,
+        ..nut_in.clone()
+    };
     let mut enc = Command::new("ffmpeg");
-    enc.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-copyts", "-f", "nut", "-i", "pipe:0"]);
+    enc.args([
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-copyts",
+        "-f",
+        "nut",
+        "-i",
+        "pipe:0",
+    ]);
     if info.start_time_us != 0 {
         // The decoder shifted video timestamps by the file's start time; shift
         // the copied streams the same way so they stay in sync.
@@ -231,15 +322,31 @@ pub fn enhance(
             enc.args(["-map", &format!("1:{}", s.index)]);
         }
     }
-    enc.args(["-map_metadata", "1", "-map_chapters", "1", "-c", "copy", "-copy_unknown"]);
+    enc.args([
+        "-map_metadata",
+        "1",
+        "-map_chapters",
+        "1",
+        "-c",
+        "copy",
+        "-copy_unknown",
+    ]);
     // Naming one stream's metadata source switches FFmpeg to manual mode for
     // all streams, so name every one (the video's comes from the input too).
     for s in &info.streams {
-        enc.args([format!("-map_metadata:s:{}", s.index), format!("1:s:{}", s.index)]);
+        enc.args([
+            format!("-map_metadata:s:{}", s.index),
+            format!("1:s:{}", s.index),
+        ]);
     }
     enc.args(opts.encode.args(vi, &ext));
     enc.args([format!("-filter:{vi}"), encode_filter(&plan)]);
-    enc.args([format!("-fps_mode:{vi}"), "passthrough".into(), format!("-enc_time_base:{vi}"), "-1".into()]);
+    enc.args([
+        format!("-fps_mode:{vi}"),
+        "passthrough".into(),
+        format!("-enc_time_base:{vi}"),
+        "-1".into(),
+    ]);
     for (k, val) in &plan.tags {
         enc.args([format!("-{k}:{vi}"), val.clone()]);
     }
@@ -248,19 +355,24 @@ pub fn enhance(
         enc.args(["-movflags", "+faststart"]);
     }
     enc.arg(&tmp_path);
-    enc.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    enc.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut enc = Reaper(Some(spawn(&mut enc)?));
-    let enc_err = drain(enc.0.as_mut().and_then(|c| c.stderr.take()).expect("piped"));
+    let enc_err = Drain::new(enc.0.as_mut().and_then(|c| c.stderr.take()).expect("piped"));
     let enc_in = enc.0.as_mut().and_then(|c| c.stdin.take()).expect("piped");
 
     // Stage threads.
     let failed = Arc::new(Mutex::new(None::<String>));
     let (in_tx, in_rx) = sync_channel::<(i64, Frame)>(2);
     let read_failed = Arc::clone(&failed);
-    let read_thread = std::thread::spawn(move || read_frames(reader, in_tx, frame_w, frame_h, depth, read_failed));
+    let read_thread = std::thread::spawn(move || {
+        read_frames(reader, in_tx, frame_w, frame_h, depth, read_failed)
+    });
     let (out_tx, out_rx) = sync_channel::<(i64, Frame)>(2);
     let write_failed = Arc::clone(&failed);
-    let write_thread = std::thread::spawn(move || write_frames(enc_in, nut_out, out_rx, write_failed));
+    let write_thread =
+        std::thread::spawn(move || write_frames(enc_in, nut_out, out_rx, write_failed));
 
     let total = info.frame_estimate();
     let mut frames = 0u64;
@@ -269,6 +381,15 @@ pub fn enhance(
     for (pts, frame) in in_rx.iter() {
         if cancel.load(Ordering::Relaxed) {
             result = Err(EngineError::Cancelled);
+            break;
+        }
+        // A damaged input fails now, not after hours of upscaling the part before the damage.
+        let dec_msg = dec_err.snapshot();
+        if decoder_damage(&dec_msg) {
+            result = Err(EngineError::InputTruncated(first_line(
+                &dec_msg,
+                "damaged input",
+            )));
             break;
         }
         let t = Instant::now();
@@ -284,25 +405,29 @@ pub fn enhance(
             break; // the writer failed; its error is recorded
         }
         frames += 1;
-        progress(&Progress { frames, total, elapsed: start.elapsed() });
+        progress(&Progress {
+            frames,
+            total,
+            elapsed: start.elapsed(),
+        });
     }
     drop(out_tx);
-    if result.is_err() {
+    if let Err(e) = result {
         // Stop FFmpeg first so the stage threads unblock.
         drop(dec);
         drop(enc);
         drop(in_rx);
         let _ = read_thread.join();
         let _ = write_thread.join();
-        return Err(result.unwrap_err());
+        return Err(e);
     }
     drop(in_rx);
     let _ = read_thread.join();
     let _ = write_thread.join();
     let dec_status = dec.wait()?;
-    let dec_msg = dec_err.join().unwrap_or_default();
+    let dec_msg = dec_err.finish();
     let enc_status = enc.wait()?;
-    let enc_msg = enc_err.join().unwrap_or_default();
+    let enc_msg = enc_err.finish();
     if cancel.load(Ordering::Relaxed) {
         return Err(EngineError::Cancelled);
     }
@@ -313,7 +438,10 @@ pub fn enhance(
         return Err(EngineError::InputTruncated(e));
     }
     if !dec_status.success() || frames == 0 || decoder_damage(&dec_msg) {
-        return Err(EngineError::InputTruncated(first_line(&dec_msg, "the decoder stopped early")));
+        return Err(EngineError::InputTruncated(first_line(
+            &dec_msg,
+            "the decoder stopped early",
+        )));
     }
     if !enc_status.success() {
         return Err(encoder_error(&enc_msg, output));
@@ -321,7 +449,10 @@ pub fn enhance(
     if keep_rotation {
         super::mp4::set_rotation(&tmp_path, v.rotation)?;
     }
-    std::fs::rename(&tmp_path, output).map_err(|e| EngineError::OutputUnwritable { path: output.to_path_buf(), reason: e.to_string() })?;
+    std::fs::rename(&tmp_path, output).map_err(|e| EngineError::OutputUnwritable {
+        path: output.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     temp.0 = None;
     Ok(Summary {
         frames,
@@ -334,35 +465,65 @@ pub fn enhance(
 }
 
 fn first_line(msg: &str, fallback: &str) -> String {
-    msg.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or(fallback).to_string()
+    msg.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or(fallback)
+        .to_string()
 }
 
 /// Decoder messages that mean the input is damaged rather than merely unusual.
 fn decoder_damage(msg: &str) -> bool {
-    ["partial file", "Invalid data found", "error while decoding", "corrupt", "Error splitting", "truncat"]
-        .iter()
-        .any(|p| msg.contains(p))
+    [
+        "partial file",
+        "Invalid data found",
+        "Invalid NAL",
+        "error while decoding",
+        "corrupt",
+        "Error splitting",
+        "truncat",
+    ]
+    .iter()
+    .any(|p| msg.contains(p))
 }
 
 fn encoder_error(msg: &str, output: &Path) -> EngineError {
     let line = first_line(msg, "the encoder failed");
-    if msg.contains("not currently supported in container") || msg.contains("Could not find tag for codec") || msg.contains("Could not write header") {
+    if msg.contains("not currently supported in container")
+        || msg.contains("Could not find tag for codec")
+        || msg.contains("Could not write header")
+    {
         EngineError::OutputContainerUnsupported(line)
     } else if msg.contains("Permission denied") || msg.contains("No space left") {
-        EngineError::OutputUnwritable { path: output.to_path_buf(), reason: line }
+        EngineError::OutputUnwritable {
+            path: output.to_path_buf(),
+            reason: line,
+        }
     } else {
         EngineError::Ffmpeg(line)
     }
 }
 
 fn decode_filter(plan: &ColorPlan, depth: Depth) -> String {
-    let m = plan.matrix.map(|m| format!("in_color_matrix={m}:in_range={}:", plan.range)).unwrap_or_default();
-    format!("scale={m}out_range=pc:flags=bicubic+accurate_rnd+full_chroma_int,format={}", depth.pix_fmt())
+    let m = plan
+        .matrix
+        .map(|m| format!("in_color_matrix={m}:in_range={}:", plan.range))
+        .unwrap_or_default();
+    format!(
+        "scale={m}out_range=pc:flags=bicubic+accurate_rnd+full_chroma_int,format={}",
+        depth.pix_fmt()
+    )
 }
 
 fn encode_filter(plan: &ColorPlan) -> String {
-    let m = plan.matrix.map(|m| format!("out_color_matrix={m}:")).unwrap_or_default();
-    format!("scale={m}in_range=pc:out_range={}:flags=bicubic+accurate_rnd+full_chroma_int,format={}", plan.range, plan.pix_fmt)
+    let m = plan
+        .matrix
+        .map(|m| format!("out_color_matrix={m}:"))
+        .unwrap_or_default();
+    format!(
+        "scale={m}in_range=pc:out_range={}:flags=bicubic+accurate_rnd+full_chroma_int,format={}",
+        plan.range, plan.pix_fmt
+    )
 }
 
 fn read_frames(
@@ -377,12 +538,26 @@ fn read_frames(
     loop {
         match reader.next_frame() {
             Ok(Some(f)) if f.data.len() == want => {
-                if tx.send((f.pts, Frame { width: w, height: h, depth, data: f.data })).is_err() {
+                if tx
+                    .send((
+                        f.pts,
+                        Frame {
+                            width: w,
+                            height: h,
+                            depth,
+                            data: f.data,
+                        },
+                    ))
+                    .is_err()
+                {
                     return;
                 }
             }
             Ok(Some(f)) => {
-                *failed.lock().expect("not poisoned") = Some(format!("decoded frame of {} bytes, expected {want}", f.data.len()));
+                *failed.lock().expect("not poisoned") = Some(format!(
+                    "decoded frame of {} bytes, expected {want}",
+                    f.data.len()
+                ));
                 return;
             }
             Ok(None) => return,
@@ -394,7 +569,12 @@ fn read_frames(
     }
 }
 
-fn write_frames(stdin: ChildStdin, info: NutStream, rx: Receiver<(i64, Frame)>, failed: Arc<Mutex<Option<String>>>) {
+fn write_frames(
+    stdin: ChildStdin,
+    info: NutStream,
+    rx: Receiver<(i64, Frame)>,
+    failed: Arc<Mutex<Option<String>>>,
+) {
     let mut w = match NutWriter::new(std::io::BufWriter::with_capacity(1 << 20, stdin), &info) {
         Ok(w) => w,
         Err(e) => {

@@ -57,18 +57,24 @@ pub struct MediaInfo {
 impl MediaInfo {
     /// The stream to enhance: the first video stream that is not a cover image.
     pub fn main_video(&self) -> Option<&StreamInfo> {
-        self.streams.iter().find(|s| s.kind == "video" && !s.attached_pic)
+        self.streams
+            .iter()
+            .find(|s| s.kind == "video" && !s.attached_pic)
     }
 
     /// Best estimate of the main video's frame count.
     pub fn frame_estimate(&self) -> Option<u64> {
         let v = self.main_video()?;
-        v.nb_frames.or_else(|| Some((self.duration? * v.avg_fps?).round() as u64))
+        v.nb_frames
+            .or_else(|| Some((self.duration? * v.avg_fps?).round() as u64))
     }
 }
 
 fn text(v: &Value, k: &str) -> String {
-    v.get(k).and_then(Value::as_str).unwrap_or_default().to_string()
+    v.get(k)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn num(v: &Value, k: &str) -> Option<u64> {
@@ -87,7 +93,8 @@ fn rate(s: &str) -> Option<f64> {
 
 /// Parses ffprobe's JSON (`-show_format -show_streams`).
 pub fn parse(json: &str) -> Result<MediaInfo> {
-    let v: Value = serde_json::from_str(json).map_err(|e| EngineError::Ffmpeg(format!("unreadable ffprobe output: {e}")))?;
+    let v: Value = serde_json::from_str(json)
+        .map_err(|e| EngineError::Ffmpeg(format!("unreadable ffprobe output: {e}")))?;
     let format = &v["format"];
     let streams = v["streams"]
         .as_array()
@@ -97,7 +104,10 @@ pub fn parse(json: &str) -> Result<MediaInfo> {
         .map(|s| {
             let rotation = s["side_data_list"]
                 .as_array()
-                .and_then(|l| l.iter().find_map(|d| d.get("rotation").and_then(Value::as_i64)))
+                .and_then(|l| {
+                    l.iter()
+                        .find_map(|d| d.get("rotation").and_then(Value::as_i64))
+                })
                 .unwrap_or(0);
             StreamInfo {
                 index: num(s, "index").unwrap_or(0) as usize,
@@ -111,7 +121,8 @@ pub fn parse(json: &str) -> Result<MediaInfo> {
                 color_transfer: text(s, "color_transfer"),
                 color_primaries: text(s, "color_primaries"),
                 nb_frames: num(s, "nb_frames").filter(|n| *n > 0),
-                avg_fps: rate(&text(s, "avg_frame_rate")).or_else(|| rate(&text(s, "r_frame_rate"))),
+                avg_fps: rate(&text(s, "avg_frame_rate"))
+                    .or_else(|| rate(&text(s, "r_frame_rate"))),
                 rotation,
                 attached_pic: s["disposition"]["attached_pic"].as_i64() == Some(1),
             }
@@ -130,14 +141,23 @@ pub fn parse(json: &str) -> Result<MediaInfo> {
 /// parsed is damaged rather than "not a video".
 fn looks_like_container(head: &[u8]) -> bool {
     let at = |o: usize, m: &[u8]| head.len() >= o + m.len() && &head[o..o + m.len()] == m;
-    at(4, b"ftyp") || at(4, b"moov") || at(4, b"mdat") || at(4, b"free") || at(0, &[0x1A, 0x45, 0xDF, 0xA3])
-        || at(0, b"RIFF") || at(0, b"OggS") || at(0, b"FLV") || at(0, &[0x47]) && head.get(188) == Some(&0x47)
-        || at(0, b"YUV4MPEG2") || at(0, b"nut/multimedia")
+    at(4, b"ftyp")
+        || at(4, b"moov")
+        || at(4, b"mdat")
+        || at(4, b"free")
+        || at(0, &[0x1A, 0x45, 0xDF, 0xA3])
+        || at(0, b"RIFF")
+        || at(0, b"OggS")
+        || at(0, b"FLV")
+        || at(0, &[0x47]) && head.get(188) == Some(&0x47)
+        || at(0, b"YUV4MPEG2")
+        || at(0, b"nut/multimedia")
 }
 
 /// Probes `path` and checks it is a decodable video.
 pub fn probe(path: &Path) -> Result<MediaInfo> {
-    let meta = std::fs::metadata(path).map_err(|_| EngineError::InputNotFound(path.to_path_buf()))?;
+    let meta =
+        std::fs::metadata(path).map_err(|_| EngineError::InputNotFound(path.to_path_buf()))?;
     if !meta.is_file() {
         return Err(EngineError::InputNotFound(path.to_path_buf()));
     }
@@ -145,21 +165,52 @@ pub fn probe(path: &Path) -> Result<MediaInfo> {
         return Err(EngineError::InputEmpty(path.to_path_buf()));
     }
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-print_format", "json", "-show_format", "-show_streams"])
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+        ])
         .arg(path)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| if e.kind() == std::io::ErrorKind::NotFound { EngineError::ToolMissing("ffprobe") } else { e.into() })?;
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                EngineError::ToolMissing("ffprobe")
+            } else {
+                e.into()
+            }
+        })?;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let first_line = stderr.lines().next().unwrap_or("unrecognised data").trim().to_string();
+    let first_line = stderr
+        .lines()
+        .next()
+        .unwrap_or("unrecognised data")
+        .trim()
+        .to_string();
     let head = {
         use std::io::Read;
         let mut b = vec![0u8; 256];
-        let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut b)).unwrap_or(0);
+        let n = std::fs::File::open(path)
+            .and_then(|mut f| f.read(&mut b))
+            .unwrap_or(0);
         b.truncate(n);
         b
     };
     if !out.status.success() {
+        // FFmpeg itself refuses sizes past its limits ("Picture size 60000x60000 is invalid").
+        if let Some((w, h)) = invalid_picture_size(&stderr) {
+            return Err(EngineError::DimensionsTooLarge {
+                in_w: w,
+                in_h: h,
+                out_w: w,
+                out_h: h,
+                max_w: 0,
+                max_h: 0,
+            });
+        }
         return Err(if looks_like_container(&head) {
             EngineError::InputTruncated(first_line)
         } else {
@@ -168,13 +219,22 @@ pub fn probe(path: &Path) -> Result<MediaInfo> {
     }
     let info = parse(&String::from_utf8_lossy(&out.stdout))?;
     let Some(v) = info.main_video() else {
-        return Err(EngineError::InputNotVideo(format!("no video stream (container {})", info.format)));
+        return Err(EngineError::InputNotVideo(format!(
+            "no video stream (container {})",
+            info.format
+        )));
     };
     if v.codec.is_empty() || v.codec == "none" {
-        return Err(EngineError::UnsupportedCodec(format!("stream {} uses a codec FFmpeg does not know", v.index)));
+        return Err(EngineError::UnsupportedCodec(format!(
+            "stream {} uses a codec FFmpeg does not know",
+            v.index
+        )));
     }
     if !decoders().iter().any(|d| d == &v.codec) {
-        return Err(EngineError::UnsupportedCodec(format!("no decoder for {} in this FFmpeg", v.codec)));
+        return Err(EngineError::UnsupportedCodec(format!(
+            "no decoder for {} in this FFmpeg",
+            v.codec
+        )));
     }
     if v.width == 0 || v.height == 0 || v.pix_fmt.is_empty() {
         return Err(if looks_like_container(&head) {
@@ -186,11 +246,22 @@ pub fn probe(path: &Path) -> Result<MediaInfo> {
     Ok(info)
 }
 
+fn invalid_picture_size(stderr: &str) -> Option<(u64, u64)> {
+    let rest = &stderr[stderr.find("Picture size ")? + "Picture size ".len()..];
+    let dims = rest.split_whitespace().next()?;
+    let (w, h) = dims.split_once('x')?;
+    rest.contains("is invalid")
+        .then_some((w.parse().ok()?, h.parse().ok()?))
+}
+
 /// Names of the video decoders this FFmpeg has (and the codecs they decode).
 fn decoders() -> &'static [String] {
     static CACHE: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     CACHE.get_or_init(|| {
-        let out = Command::new("ffmpeg").args(["-hide_banner", "-codecs"]).stdin(Stdio::null()).output();
+        let out = Command::new("ffmpeg")
+            .args(["-hide_banner", "-codecs"])
+            .stdin(Stdio::null())
+            .output();
         let Ok(out) = out else { return Vec::new() };
         // Lines look like " DEV.LS h264  H.264 / AVC ... (decoders: h264 h264_v4l2m2m )".
         String::from_utf8_lossy(&out.stdout)
@@ -199,7 +270,8 @@ fn decoders() -> &'static [String] {
                 let mut it = l.split_whitespace();
                 let flags = it.next()?;
                 let name = it.next()?;
-                (flags.len() == 6 && flags.starts_with('D') && flags.as_bytes()[2] == b'V').then(|| name.to_string())
+                (flags.len() == 6 && flags.starts_with('D') && flags.as_bytes()[2] == b'V')
+                    .then(|| name.to_string())
             })
             .collect()
     })
@@ -207,7 +279,10 @@ fn decoders() -> &'static [String] {
 
 /// Bit depth of a pixel format, from its name (`yuv420p10le` → 10).
 pub fn bit_depth(pix_fmt: &str) -> u32 {
-    let f = pix_fmt.strip_suffix("le").or_else(|| pix_fmt.strip_suffix("be")).unwrap_or(pix_fmt);
+    let f = pix_fmt
+        .strip_suffix("le")
+        .or_else(|| pix_fmt.strip_suffix("be"))
+        .unwrap_or(pix_fmt);
     let digits = f.len() - f.trim_end_matches(|c: char| c.is_ascii_digit()).len();
     let (stem, n) = f.split_at(f.len() - digits);
     let n: u32 = n.parse().unwrap_or(0);
@@ -216,7 +291,12 @@ pub fn bit_depth(pix_fmt: &str) -> u32 {
         _ if f.starts_with("nv") => 8,
         _ if stem == "p" && digits == 3 => n % 100, // p010, p016, p210, p416
         _ if matches!(n, 48 | 64) => 16,            // rgb48, rgba64, …
-        _ if (stem.ends_with('p') || stem == "gray" || stem.ends_with("yuv")) && n > 8 && n <= 16 => n,
+        _ if (stem.ends_with('p') || stem == "gray" || stem.ends_with("yuv"))
+            && n > 8
+            && n <= 16 =>
+        {
+            n
+        }
         _ => 8,
     }
 }
@@ -227,7 +307,17 @@ mod tests {
 
     #[test]
     fn bit_depths_from_names() {
-        for (f, b) in [("yuv420p", 8), ("yuv420p10le", 10), ("yuv422p12be", 12), ("rgb48le", 16), ("gray10le", 10), ("p010le", 10), ("nv12", 8), ("gbrp", 8), ("yuv444p16le", 16)] {
+        for (f, b) in [
+            ("yuv420p", 8),
+            ("yuv420p10le", 10),
+            ("yuv422p12be", 12),
+            ("rgb48le", 16),
+            ("gray10le", 10),
+            ("p010le", 10),
+            ("nv12", 8),
+            ("gbrp", 8),
+            ("yuv444p16le", 16),
+        ] {
             assert_eq!(bit_depth(f), b, "{f}");
         }
     }

@@ -20,9 +20,16 @@ pub fn run(cfg: &Config, c: ConfigCmd) -> anyhow::Result<()> {
         ConfigCmd::Check => {
             let models = cfg.model_dir();
             if !models.is_dir() {
-                bail!("model directory {} does not exist (run `make setup`)", models.display());
+                bail!(
+                    "model directory {} does not exist (run `make setup`)",
+                    models.display()
+                );
             }
-            println!("configuration ok (data dir {}, models {})", cfg.data_dir.display(), models.display());
+            println!(
+                "configuration ok (data dir {}, models {})",
+                cfg.data_dir.display(),
+                models.display()
+            );
         }
     }
     Ok(())

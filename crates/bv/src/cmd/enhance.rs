@@ -59,11 +59,16 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
     let scale = a.scale.unwrap_or(cfg.engine.scale);
     let model = store.load(model_name, scale)?;
     let backend = CpuBackend::new(&model, a.threads.unwrap_or(cfg.engine.threads))?;
-    let mut upscaler = Upscaler::new(Box::new(backend), scale as usize, a.tile.unwrap_or(cfg.engine.tile));
+    let mut upscaler = Upscaler::new(
+        Box::new(backend),
+        scale as usize,
+        a.tile.unwrap_or(cfg.engine.tile),
+    );
 
     let cancel = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&cancel)).context("installing signal handlers")?;
+        signal_hook::flag::register(sig, Arc::clone(&cancel))
+            .context("installing signal handlers")?;
     }
     let opts = EnhanceOptions {
         encode,
@@ -72,7 +77,14 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
         overwrite: a.overwrite,
     };
     let mut reporter = Reporter::new(a.json);
-    let result = enhance(&a.input, &a.output, &mut upscaler, &opts, &cancel, &mut |p| reporter.update(p));
+    let result = enhance(
+        &a.input,
+        &a.output,
+        &mut upscaler,
+        &opts,
+        &cancel,
+        &mut |p| reporter.update(p),
+    );
     reporter.finish();
     let s = result?;
     let secs = s.elapsed.as_secs_f64();

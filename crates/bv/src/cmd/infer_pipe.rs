@@ -41,9 +41,14 @@ pub struct Args {
 /// Runs the command.
 pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
     let scale = a.scale.unwrap_or(cfg.engine.scale);
-    let model = ModelStore::new(cfg.model_dir()).load(a.model.as_deref().unwrap_or(&cfg.engine.model), scale)?;
+    let model = ModelStore::new(cfg.model_dir())
+        .load(a.model.as_deref().unwrap_or(&cfg.engine.model), scale)?;
     let backend = CpuBackend::new(&model, a.threads.unwrap_or(cfg.engine.threads))?;
-    let mut up = Upscaler::new(Box::new(backend), scale as usize, a.tile.unwrap_or(cfg.engine.tile));
+    let mut up = Upscaler::new(
+        Box::new(backend),
+        scale as usize,
+        a.tile.unwrap_or(cfg.engine.tile),
+    );
     eprintln!("backend {}", up.describe());
     let mut stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();

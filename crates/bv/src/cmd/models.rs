@@ -39,9 +39,20 @@ pub fn run(cfg: &Config, c: ModelsCmd) -> anyhow::Result<()> {
             } else {
                 println!("models in {}", store.dir().display());
                 for m in models {
-                    let scales: Vec<_> = m.variants.iter().map(|v| format!("x{}", v.scale)).collect();
-                    let state = if store.installed(&m.name) { "installed, verified" } else { "NOT INSTALLED (run `make setup`)" };
-                    println!("  {:<24} {:<10} {:<14} {}", m.name, scales.join(","), m.license, state);
+                    let scales: Vec<_> =
+                        m.variants.iter().map(|v| format!("x{}", v.scale)).collect();
+                    let state = if store.installed(&m.name) {
+                        "installed, verified"
+                    } else {
+                        "NOT INSTALLED (run `make setup`)"
+                    };
+                    println!(
+                        "  {:<24} {:<10} {:<14} {}",
+                        m.name,
+                        scales.join(","),
+                        m.license,
+                        state
+                    );
                     println!("  {:<24} {}", "", m.note);
                     println!("  {:<24} from {}", "", m.source);
                 }

@@ -1,0 +1,213 @@
+//! The command line as a user drives it: models, configuration, progress
+//! events, Ctrl-C, and refusing a model file that does not match its pin.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn models_list_and_verify() {
+    let out = bv().args(["models", "list", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let m = &list[0];
+    assert_eq!(m["name"], "realesr-animevideov3");
+    assert_eq!(m["scales"], serde_json::json!([2, 3, 4]));
+    assert_eq!(m["license"], "BSD-3-Clause");
+    assert_eq!(m["installed"], true);
+    let out = bv().args(["models", "verify"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn a_tampered_model_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(data_dir().join("models")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), d.path().join(e.file_name())).unwrap();
+    }
+    let bin = d.path().join("realesr-animevideov3-x4.bin");
+    let mut bytes = std::fs::read(&bin).unwrap();
+    bytes[1000] ^= 1; // one flipped bit in the weights
+    std::fs::write(&bin, bytes).unwrap();
+
+    let out = bv()
+        .env("BV_MODEL_DIR", d.path())
+        .args(["models", "verify"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mismatch"));
+
+    let src = d.path().join("in.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=32x32:d=0.2",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        src.to_str().unwrap(),
+    ]);
+    let out = bv()
+        .env("BV_MODEL_DIR", d.path())
+        .args(["enhance", "--json"])
+        .arg(&src)
+        .arg("-o")
+        .arg(d.path().join("o.mp4"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"model_hash_mismatch\""));
+    assert!(!d.path().join("o.mp4").exists());
+}
+
+#[test]
+fn config_show_and_check() {
+    let out = bv()
+        .env("BV_ENGINE_TILE", "320")
+        .args(["config", "show"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("tile = 320"), "{text}");
+    assert!(
+        bv().args(["config", "check"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let bad = bv()
+        .env("BV_ENGINE_THREADS", "lots")
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("BV_ENGINE_THREADS"));
+}
+
+#[test]
+fn json_progress_then_done() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("in.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=48x32:r=25:d=0.4",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        src.to_str().unwrap(),
+    ]);
+    let out = d.path().join("out.mkv");
+    let run = bv()
+        .args(["enhance", "--json", "--scale", "2"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let progress: Vec<_> = events.iter().filter(|e| e["event"] == "progress").collect();
+    assert_eq!(progress.len(), 10);
+    assert_eq!(progress.last().unwrap()["frames"], 10);
+    assert_eq!(progress.last().unwrap()["total"], 10);
+    let done = events.last().unwrap();
+    assert_eq!(done["event"], "done");
+    assert_eq!(done["output_size"], serde_json::json!([96, 64]));
+    assert!(done["inference_seconds"].as_f64().unwrap() > 0.0);
+    assert!(out.exists());
+    assert_eq!(listing(d.path()), ["in.mp4", "out.mkv"]);
+}
+
+#[test]
+fn ctrl_c_stops_promptly_and_leaves_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("long.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x180:r=25:d=60",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        src.to_str().unwrap(),
+    ]);
+    let out = d.path().join("out.mp4");
+    let mut child = bv()
+        .args(["enhance", "--json"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Wait for real work to be under way.
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("\"progress\""), "{first}");
+    let partials = listing(d.path())
+        .into_iter()
+        .filter(|n| n.contains(".partial."))
+        .count();
+    assert_eq!(
+        partials, 1,
+        "the output is written to a temporary file first"
+    );
+    let t = Instant::now();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(status.code(), Some(130));
+    assert!(rest.last().unwrap().contains("\"cancelled\""), "{rest:?}");
+    assert!(!out.exists());
+    assert_eq!(
+        listing(d.path()),
+        ["long.mp4"],
+        "no partial output may remain"
+    );
+    // No FFmpeg process of this job is left running.
+    let ps = std::process::Command::new("pgrep")
+        .args(["-f", d.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        ps.stdout.is_empty(),
+        "leftover processes: {}",
+        String::from_utf8_lossy(&ps.stdout)
+    );
+}
