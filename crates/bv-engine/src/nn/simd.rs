@@ -34,6 +34,55 @@ pub trait F32x8: Copy {
     fn max(self, o: Self) -> Self;
     /// Lane-wise minimum.
     fn min(self, o: Self) -> Self;
+
+    /// Loads `N` vectors at `s[base + i * stride..]`, checking the range once.
+    #[inline(always)]
+    fn load_strided<const N: usize>(s: &[f32], base: usize, stride: usize) -> [Self; N] {
+        std::array::from_fn(|i| Self::load_at(s, base + i * stride))
+    }
+
+    /// Stores the first `n` of `v` at `s[base + i * stride..]`, checking the range once.
+    #[inline(always)]
+    fn store_strided<const N: usize>(
+        v: &[Self; N],
+        n: usize,
+        s: &mut [f32],
+        base: usize,
+        stride: usize,
+    ) {
+        for (i, x) in v.iter().enumerate().take(n) {
+            x.store_at(s, base + i * stride);
+        }
+    }
+
+    /// The matrix micro-kernel: for `j` in 0..6 and `k` in 0..K (K = `a.len() / 16`),
+    /// `m[m_off + j * m_stride ..][..16] = sum_k a[16 k ..][..16] * b[b_off + j * b_stride + k]`.
+    #[inline(always)]
+    fn panel_6x16(
+        a: &[f32],
+        b: &[f32],
+        b_off: usize,
+        b_stride: usize,
+        m: &mut [f32],
+        m_off: usize,
+        m_stride: usize,
+    ) {
+        let k_len = a.len() / 16;
+        let mut acc = [[Self::zero(); 2]; 6];
+        for k in 0..k_len {
+            let a0 = Self::load_at(a, 16 * k);
+            let a1 = Self::load_at(a, 16 * k + 8);
+            for (j, accj) in acc.iter_mut().enumerate() {
+                let bj = Self::splat(b[b_off + j * b_stride + k]);
+                accj[0] = a0.mul_add(bj, accj[0]);
+                accj[1] = a1.mul_add(bj, accj[1]);
+            }
+        }
+        for (j, accj) in acc.iter().enumerate() {
+            accj[0].store_at(m, m_off + j * m_stride);
+            accj[1].store_at(m, m_off + j * m_stride + 8);
+        }
+    }
 }
 
 /// A computation that can run with any vector implementation.
@@ -203,6 +252,90 @@ mod avx2 {
             // SAFETY: the assert guarantees s[i..i + 8] is in bounds and `s` is
             // borrowed mutably; storeu needs no alignment; AVX2 CPU as above.
             unsafe { _mm256_storeu_ps(s.as_mut_ptr().add(i), self.0) }
+        }
+        #[inline(always)]
+        fn load_strided<const N: usize>(s: &[f32], base: usize, stride: usize) -> [Self; N] {
+            assert!(
+                N > 0
+                    && base
+                        .checked_add((N - 1) * stride + 8)
+                        .is_some_and(|end| end <= s.len()),
+                "load_strided out of bounds"
+            );
+            let p = s.as_ptr();
+            // SAFETY: the assert shows the last vector, and so every vector
+            // base + i * stride (i < N), lies inside `s`; AVX2 CPU as above.
+            std::array::from_fn(|i| Self(unsafe { _mm256_loadu_ps(p.add(base + i * stride)) }))
+        }
+        #[inline(always)]
+        fn store_strided<const N: usize>(
+            v: &[Self; N],
+            n: usize,
+            s: &mut [f32],
+            base: usize,
+            stride: usize,
+        ) {
+            let n = n.min(N);
+            if n == 0 {
+                return;
+            }
+            assert!(
+                base.checked_add((n - 1) * stride + 8)
+                    .is_some_and(|end| end <= s.len()),
+                "store_strided out of bounds"
+            );
+            let p = s.as_mut_ptr();
+            for (i, x) in v.iter().enumerate().take(n) {
+                // SAFETY: the assert shows vectors 0..n at base + i * stride lie
+                // inside `s`, which is borrowed mutably; AVX2 CPU as above.
+                unsafe { _mm256_storeu_ps(p.add(base + i * stride), x.0) }
+            }
+        }
+        #[inline(always)]
+        fn panel_6x16(
+            a: &[f32],
+            b: &[f32],
+            b_off: usize,
+            b_stride: usize,
+            m: &mut [f32],
+            m_off: usize,
+            m_stride: usize,
+        ) {
+            let k_len = a.len() / 16;
+            assert!(
+                b_off
+                    .checked_add(5 * b_stride + k_len)
+                    .is_some_and(|end| end <= b.len()),
+                "panel_6x16: b out of bounds"
+            );
+            assert!(
+                m_off
+                    .checked_add(5 * m_stride + 16)
+                    .is_some_and(|end| end <= m.len()),
+                "panel_6x16: m out of bounds"
+            );
+            let (ap, bp, mp) = (a.as_ptr(), b.as_ptr(), m.as_mut_ptr());
+            // SAFETY: every a read is at 16 k + 8 + 7 < 16 k_len <= a.len(); every
+            // b read at b_off + j b_stride + k < b_off + 5 b_stride + k_len <= b.len();
+            // every m write ends at m_off + 5 m_stride + 16 <= m.len() (asserts
+            // above); `m` is borrowed mutably; AVX2 CPU as above.
+            unsafe {
+                let z = _mm256_setzero_ps();
+                let mut c = [[z; 2]; 6];
+                for k in 0..k_len {
+                    let a0 = _mm256_loadu_ps(ap.add(16 * k));
+                    let a1 = _mm256_loadu_ps(ap.add(16 * k + 8));
+                    for j in 0..6 {
+                        let bj = _mm256_broadcast_ss(&*bp.add(b_off + j * b_stride + k));
+                        c[j][0] = _mm256_fmadd_ps(a0, bj, c[j][0]);
+                        c[j][1] = _mm256_fmadd_ps(a1, bj, c[j][1]);
+                    }
+                }
+                for j in 0..6 {
+                    _mm256_storeu_ps(mp.add(m_off + j * m_stride), c[j][0]);
+                    _mm256_storeu_ps(mp.add(m_off + j * m_stride + 8), c[j][1]);
+                }
+            }
         }
         #[inline(always)]
         fn add(self, o: Self) -> Self {
