@@ -5,6 +5,8 @@
 //! receptive field), and only its core is kept. With that much context the
 //! stitched result equals a whole-frame run up to float rounding.
 
+use rayon::prelude::*;
+
 use crate::backend::Backend;
 use crate::error::{EngineError, Result};
 use crate::frame::{Depth, Frame};
@@ -128,31 +130,36 @@ impl Upscaler {
             }
             let (ox, oy) = ((t.x.0 - t.cx.0) * s, (t.y.0 - t.cy.0) * s);
             let (core_w, core_h) = ((t.x.1 - t.x.0) * s, (t.y.1 - t.y.0) * s);
-            for y in 0..core_h {
-                let src = &result.row(oy + y)[ox * 3..(ox + core_w) * 3];
-                let dst_start = ((t.y.0 * s + y) * out.width + t.x.0 * s) * 3;
-                quantize(src, &mut out, dst_start);
-            }
+            let (depth, bytes) = (out.depth, out.depth.bytes());
+            let row_bytes = out.width * 3 * bytes;
+            let col0 = t.x.0 * s * 3 * bytes;
+            out.data
+                .par_chunks_mut(row_bytes)
+                .skip(t.y.0 * s)
+                .take(core_h)
+                .enumerate()
+                .for_each(|(y, row)| {
+                    let src = &result.row(oy + y)[ox * 3..(ox + core_w) * 3];
+                    quantize(src, &mut row[col0..col0 + core_w * 3 * bytes], depth);
+                });
             self.backend.recycle(result);
         }
         Ok(out)
     }
 }
 
-/// Clamps to [0, 1], scales to the sample range, rounds and stores at sample `start`.
-fn quantize(src: &[f32], out: &mut Frame, start: usize) {
-    let max = out.depth.max();
-    match out.depth {
+/// Clamps to [0, 1], scales to the sample range, rounds and stores into `dst`
+/// (one byte per sample, or two little-endian bytes).
+fn quantize(src: &[f32], dst: &mut [u8], depth: Depth) {
+    let max = depth.max();
+    match depth {
         Depth::U8 => {
-            for (d, v) in out.data[start..start + src.len()].iter_mut().zip(src) {
+            for (d, v) in dst.iter_mut().zip(src) {
                 *d = (v.clamp(0.0, 1.0) * max).round() as u8;
             }
         }
         Depth::U16 => {
-            for (d, v) in out.data[start * 2..(start + src.len()) * 2]
-                .chunks_exact_mut(2)
-                .zip(src)
-            {
+            for (d, v) in dst.chunks_exact_mut(2).zip(src) {
                 d.copy_from_slice(&((v.clamp(0.0, 1.0) * max).round() as u16).to_le_bytes());
             }
         }

@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 
 use super::simd::{F32x8, Kernel, dispatch};
-use super::tensor::Tensor;
+use super::tensor::{Elem, Tensor};
 use crate::model::ncnn::Conv;
 
 /// Output channels handled per pass (eight vectors of accumulators).
@@ -74,11 +74,11 @@ impl Direct {
     }
 
     /// Convolves `input` into `out` (same height and width).
-    pub fn forward(&self, input: &Tensor, out: &mut Tensor) {
+    pub fn forward<EI: Elem, EO: Elem>(&self, input: &Tensor<EI>, out: &mut Tensor<EO>) {
         assert_eq!(input.c, self.in_c);
         assert_eq!((out.h, out.w, out.c), (input.h, input.w, self.out_c));
         let h = out.h;
-        let rows: Vec<(usize, &mut [f32])> = out.bands_mut(1).take(h).enumerate().collect();
+        let rows: Vec<(usize, &mut [EO])> = out.bands_mut(1).take(h).enumerate().collect();
         rows.into_par_iter().for_each(|(y, row)| {
             dispatch(RowTask {
                 conv: self,
@@ -90,14 +90,14 @@ impl Direct {
     }
 }
 
-struct RowTask<'a> {
+struct RowTask<'a, EI: Elem, EO: Elem> {
     conv: &'a Direct,
-    input: &'a Tensor,
+    input: &'a Tensor<EI>,
     y: usize,
-    row: &'a mut [f32],
+    row: &'a mut [EO],
 }
 
-impl Kernel for RowTask<'_> {
+impl<EI: Elem, EO: Elem> Kernel for RowTask<'_, EI, EO> {
     type Output = ();
 
     #[inline(always)]
@@ -124,7 +124,7 @@ impl Kernel for RowTask<'_> {
                         let src = &input.data[(py * input.pw + px) * in_c..][..in_c];
                         let wk = &conv.w[(ky * k + kx) * in_c * co8..][..in_c * co8];
                         for (ci, s) in src.iter().enumerate() {
-                            let sv = V::splat(*s);
+                            let sv = V::splat(s.to_f32());
                             let wrow = &wk[ci * co8 + c0..];
                             for (i, a) in acc.iter_mut().enumerate().take(nv) {
                                 *a = V::load(&wrow[i * 8..]).mul_add(sv, *a);
@@ -141,11 +141,13 @@ impl Kernel for RowTask<'_> {
                     }
                     let start = c0 + i * 8;
                     if start + 8 <= out_c {
-                        v.store(&mut dst[start..]);
+                        EO::store_strided(&[v], 1, dst, start, 8);
                     } else {
                         let mut tmp = [0.0f32; 8];
                         v.store(&mut tmp);
-                        dst[start..].copy_from_slice(&tmp[..out_c - start]);
+                        for (d, t) in dst[start..].iter_mut().zip(tmp) {
+                            *d = EO::from_f32(t);
+                        }
                     }
                 }
             }
@@ -155,6 +157,7 @@ impl Kernel for RowTask<'_> {
 
 /// Straightforward scalar convolution (f64 accumulation) used as the oracle in tests.
 pub fn reference_conv(conv: &Conv, slopes: Option<&[f32]>, input: &Tensor) -> Vec<f32> {
+    // (f32 input only: the oracle should not share the kernels' conversions.)
     let (h, w, k, pad) = (
         input.h as isize,
         input.w as isize,
@@ -176,7 +179,8 @@ pub fn reference_conv(conv: &Conv, slopes: Option<&[f32]>, input: &Tensor) -> Ve
                             let wv = conv.weights[((co * conv.in_c + ci) * conv.kw + ky as usize)
                                 * conv.kw
                                 + kx as usize];
-                            s += wv as f64 * input.pixel(iy as usize, ix as usize)[ci] as f64;
+                            s += wv as f64
+                                * input.pixel(iy as usize, ix as usize)[ci].to_f32() as f64;
                         }
                     }
                 }
@@ -216,8 +220,8 @@ mod tests {
                 bias: vals(co),
             };
             let slopes = vals(co);
-            let input = Tensor::from_hwc(7, 11, ci, &vals(7 * 11 * ci));
-            let mut out = Tensor::zeros(7, 11, co);
+            let input: Tensor = Tensor::from_hwc(7, 11, ci, &vals(7 * 11 * ci));
+            let mut out: Tensor = Tensor::zeros(7, 11, co);
             Direct::new(&conv, Some(slopes.clone())).forward(&input, &mut out);
             let want = reference_conv(&conv, Some(&slopes), &input);
             let err = out

@@ -4,13 +4,15 @@
 //! PReLU that follows it, and picks the convolution kernel (Winograd for 3x3
 //! layers of vector-friendly width, direct otherwise). Running keeps freed
 //! activations in a small pool so steady-state frames allocate nothing large.
+//! A convolution whose output is read only by other convolutions stores it in
+//! half precision (docs/decisions/0003-half-precision-activations.md).
 
 use std::rc::Rc;
 use std::sync::Arc;
 
 use super::direct::Direct;
 use super::ops;
-use super::tensor::Tensor;
+use super::tensor::{Elem, Tensor};
 use super::winograd::Winograd;
 use crate::error::{EngineError, Result};
 use crate::model::ncnn::{Graph, Interp, Op};
@@ -25,6 +27,8 @@ enum Step {
         conv: ConvImpl,
         src: usize,
         dst: usize,
+        /// Store the output in half precision (all its readers are convolutions).
+        half_out: bool,
     },
     PRelu {
         slopes: Vec<f32>,
@@ -63,6 +67,7 @@ pub struct Network {
     /// Input pixels that can influence an output pixel, in each direction.
     radius: usize,
     pool: Vec<Tensor>,
+    pool_h: Vec<Tensor<u16>>,
     threads: Arc<rayon::ThreadPool>,
 }
 
@@ -164,6 +169,7 @@ impl Network {
                         conv,
                         src: l.inputs[0],
                         dst,
+                        half_out: false, // decided below, once every reader is known
                     });
                 }
                 Op::PRelu { slopes } => {
@@ -223,9 +229,16 @@ impl Network {
             )));
         }
         let mut last_use = vec![0usize; n_blobs];
+        let mut only_convs_read = vec![true; n_blobs];
         for (i, s) in steps.iter().enumerate() {
             for b in step_inputs(s) {
                 last_use[b] = i;
+                only_convs_read[b] &= matches!(s, Step::Conv { .. });
+            }
+        }
+        for s in &mut steps {
+            if let Step::Conv { dst, half_out, .. } = s {
+                *half_out = only_convs_read[*dst] && *dst != output;
             }
         }
         let threads = rayon::ThreadPoolBuilder::new()
@@ -241,6 +254,7 @@ impl Network {
             last_use,
             radius,
             pool: Vec::new(),
+            pool_h: Vec::new(),
             threads: Arc::new(threads),
         })
     }
@@ -256,19 +270,12 @@ impl Network {
     }
 
     fn take(&mut self, h: usize, w: usize, c: usize) -> Tensor {
-        match self.pool.iter().position(|t| (t.h, t.w, t.c) == (h, w, c)) {
-            // Recycled tensors keep a zero border: kernels only write the interior.
-            Some(i) => self.pool.swap_remove(i),
-            None => Tensor::zeros(h, w, c),
-        }
+        take_from(&mut self.pool, h, w, c)
     }
 
     fn give(&mut self, t: Rc<Tensor>) {
         if let Ok(t) = Rc::try_unwrap(t) {
-            if self.pool.len() >= 8 {
-                self.pool.remove(0);
-            }
-            self.pool.push(t);
+            keep(&mut self.pool, t);
         }
     }
 
@@ -287,6 +294,7 @@ impl Network {
     fn run_steps(&mut self, input: Tensor) -> Result<Tensor> {
         let mut blobs: Vec<Option<Rc<Tensor>>> = vec![None; self.n_blobs];
         blobs[self.input] = Some(Rc::new(input));
+        let mut half: Vec<Option<Tensor<u16>>> = vec![None; self.n_blobs];
         let get = |blobs: &[Option<Rc<Tensor>>], b: usize| {
             blobs[b].clone().expect("blob computed before use")
         };
@@ -294,14 +302,35 @@ impl Network {
         let mut result = Ok(());
         for (i, step) in steps.iter().enumerate() {
             match step {
-                Step::Conv { conv, src, dst } => {
-                    let x = get(&blobs, *src);
-                    let mut out = self.take(x.h, x.w, conv_out(conv));
-                    match conv {
-                        ConvImpl::Winograd(c) => c.forward(&x, &mut out),
-                        ConvImpl::Direct(c) => c.forward(&x, &mut out),
+                Step::Conv {
+                    conv,
+                    src,
+                    dst,
+                    half_out,
+                } => {
+                    let c = conv_out(conv);
+                    if let Some(x) = &half[*src] {
+                        if *half_out {
+                            let mut out = take_from(&mut self.pool_h, x.h, x.w, c);
+                            conv_forward(conv, x, &mut out);
+                            half[*dst] = Some(out);
+                        } else {
+                            let mut out = take_from(&mut self.pool, x.h, x.w, c);
+                            conv_forward(conv, x, &mut out);
+                            blobs[*dst] = Some(Rc::new(out));
+                        }
+                    } else {
+                        let x = get(&blobs, *src);
+                        if *half_out {
+                            let mut out = take_from(&mut self.pool_h, x.h, x.w, c);
+                            conv_forward(conv, &*x, &mut out);
+                            half[*dst] = Some(out);
+                        } else {
+                            let mut out = take_from(&mut self.pool, x.h, x.w, c);
+                            conv_forward(conv, &*x, &mut out);
+                            blobs[*dst] = Some(Rc::new(out));
+                        }
                     }
-                    blobs[*dst] = Some(Rc::new(out));
                 }
                 Step::PRelu { slopes, src, dst } => {
                     let x = blobs[*src].take().expect("blob computed before use");
@@ -352,11 +381,13 @@ impl Network {
                 }
             }
             for b in step_inputs(step) {
-                if self.last_use[b] == i
-                    && b != self.output
-                    && let Some(t) = blobs[b].take()
-                {
-                    self.give(t);
+                if self.last_use[b] == i && b != self.output {
+                    if let Some(t) = blobs[b].take() {
+                        self.give(t);
+                    }
+                    if let Some(t) = half[b].take() {
+                        keep(&mut self.pool_h, t);
+                    }
                 }
             }
         }
@@ -372,6 +403,30 @@ impl Network {
     /// Returns a finished output tensor to the pool for the next frame.
     pub fn recycle(&mut self, t: Tensor) {
         self.give(Rc::new(t));
+    }
+}
+
+/// A pooled tensor of that shape, or a new zero one. Recycled tensors keep a
+/// zero border: kernels only ever write the interior.
+fn take_from<E: Elem>(pool: &mut Vec<Tensor<E>>, h: usize, w: usize, c: usize) -> Tensor<E> {
+    match pool.iter().position(|t| (t.h, t.w, t.c) == (h, w, c)) {
+        Some(i) => pool.swap_remove(i),
+        None => Tensor::zeros(h, w, c),
+    }
+}
+
+/// Returns a tensor to a pool of at most 8.
+fn keep<E: Elem>(pool: &mut Vec<Tensor<E>>, t: Tensor<E>) {
+    if pool.len() >= 8 {
+        pool.remove(0);
+    }
+    pool.push(t);
+}
+
+fn conv_forward<EI: Elem, EO: Elem>(conv: &ConvImpl, x: &Tensor<EI>, out: &mut Tensor<EO>) {
+    match conv {
+        ConvImpl::Winograd(c) => c.forward(x, out),
+        ConvImpl::Direct(c) => c.forward(x, out),
     }
 }
 

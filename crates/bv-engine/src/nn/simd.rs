@@ -35,6 +35,46 @@ pub trait F32x8: Copy {
     /// Lane-wise minimum.
     fn min(self, o: Self) -> Self;
 
+    /// Loads 8 IEEE half-precision values (as bits) `s[i..i + 8]`, widened to f32.
+    #[inline(always)]
+    fn load_h(s: &[u16], i: usize) -> Self {
+        let mut v = [0.0f32; 8];
+        for (d, h) in v.iter_mut().zip(&s[i..i + 8]) {
+            *d = half::f16::from_bits(*h).to_f32();
+        }
+        Self::load(&v)
+    }
+
+    /// Stores as 8 half-precision values (rounded to nearest even) into `s[i..i + 8]`.
+    #[inline(always)]
+    fn store_h(self, s: &mut [u16], i: usize) {
+        let mut v = [0.0f32; 8];
+        self.store(&mut v);
+        for (d, x) in s[i..i + 8].iter_mut().zip(v) {
+            *d = half::f16::from_f32(x).to_bits();
+        }
+    }
+
+    /// [`load_strided`](Self::load_strided) from half-precision storage.
+    #[inline(always)]
+    fn load_strided_h<const N: usize>(s: &[u16], base: usize, stride: usize) -> [Self; N] {
+        std::array::from_fn(|i| Self::load_h(s, base + i * stride))
+    }
+
+    /// [`store_strided`](Self::store_strided) into half-precision storage.
+    #[inline(always)]
+    fn store_strided_h<const N: usize>(
+        v: &[Self; N],
+        n: usize,
+        s: &mut [u16],
+        base: usize,
+        stride: usize,
+    ) {
+        for (i, x) in v.iter().enumerate().take(n) {
+            x.store_h(s, base + i * stride);
+        }
+    }
+
     /// Loads `N` vectors at `s[base + i * stride..]`, checking the range once.
     #[inline(always)]
     fn load_strided<const N: usize>(s: &[f32], base: usize, stride: usize) -> [Self; N] {
@@ -98,8 +138,8 @@ pub trait Kernel {
 pub fn dispatch<K: Kernel>(k: K) -> K::Output {
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
-        // SAFETY: `run_avx2` only requires the avx2 and fma CPU features,
-        // which `has_avx2_fma` has just confirmed at run time.
+        // SAFETY: `run_avx2` only requires the avx2, fma and f16c CPU
+        // features, which `has_avx2_fma` has just confirmed at run time.
         return unsafe { run_avx2(k) };
     }
     k.run::<Portable>()
@@ -114,18 +154,20 @@ pub fn dispatch_portable<K: Kernel>(k: K) -> K::Output {
 pub fn simd_level() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
-        return "avx2+fma";
+        return "avx2+fma+f16c";
     }
     "portable"
 }
 
 #[cfg(target_arch = "x86_64")]
 fn has_avx2_fma() -> bool {
-    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+        && std::is_x86_feature_detected!("f16c")
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn run_avx2<K: Kernel>(k: K) -> K::Output {
     k.run::<avx2::Avx2>()
 }
@@ -292,6 +334,70 @@ mod avx2 {
             }
         }
         #[inline(always)]
+        fn load_h(s: &[u16], i: usize) -> Self {
+            assert!(i < s.len() && s.len() - i >= 8, "load_h out of bounds");
+            // SAFETY: the assert keeps the 16-byte read inside `s`; loadu needs
+            // no alignment; AVX2+F16C CPU as above.
+            Self(unsafe { _mm256_cvtph_ps(_mm_loadu_si128(s.as_ptr().add(i).cast())) })
+        }
+        #[inline(always)]
+        fn store_h(self, s: &mut [u16], i: usize) {
+            assert!(i < s.len() && s.len() - i >= 8, "store_h out of bounds");
+            // SAFETY: the assert keeps the 16-byte write inside `s`, borrowed
+            // mutably; storeu needs no alignment; AVX2+F16C CPU as above.
+            unsafe {
+                _mm_storeu_si128(
+                    s.as_mut_ptr().add(i).cast(),
+                    _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(self.0),
+                )
+            }
+        }
+        #[inline(always)]
+        fn load_strided_h<const N: usize>(s: &[u16], base: usize, stride: usize) -> [Self; N] {
+            assert!(
+                N > 0
+                    && base
+                        .checked_add((N - 1) * stride + 8)
+                        .is_some_and(|end| end <= s.len()),
+                "load_strided_h out of bounds"
+            );
+            let p = s.as_ptr();
+            // SAFETY: the assert shows every 8-value read at base + i * stride
+            // (i < N) lies inside `s`; AVX2+F16C CPU as above.
+            std::array::from_fn(|i| {
+                Self(unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.add(base + i * stride).cast())) })
+            })
+        }
+        #[inline(always)]
+        fn store_strided_h<const N: usize>(
+            v: &[Self; N],
+            n: usize,
+            s: &mut [u16],
+            base: usize,
+            stride: usize,
+        ) {
+            let n = n.min(N);
+            if n == 0 {
+                return;
+            }
+            assert!(
+                base.checked_add((n - 1) * stride + 8)
+                    .is_some_and(|end| end <= s.len()),
+                "store_strided_h out of bounds"
+            );
+            let p = s.as_mut_ptr();
+            for (i, x) in v.iter().enumerate().take(n) {
+                // SAFETY: the assert shows writes 0..n at base + i * stride lie
+                // inside `s`, borrowed mutably; AVX2+F16C CPU as above.
+                unsafe {
+                    _mm_storeu_si128(
+                        p.add(base + i * stride).cast(),
+                        _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(x.0),
+                    )
+                }
+            }
+        }
+        #[inline(always)]
         fn panel_6x16(
             a: &[f32],
             b: &[f32],
@@ -384,6 +490,38 @@ mod tests {
                     .max(V::zero())
                     .store(y);
             }
+        }
+    }
+
+    struct HalfRoundTrip<'a>(&'a [f32], &'a mut [u16], &'a mut [f32]);
+    impl Kernel for HalfRoundTrip<'_> {
+        type Output = ();
+        fn run<V: F32x8>(self) {
+            for i in (0..self.0.len()).step_by(8) {
+                V::load_at(self.0, i).store_h(self.1, i);
+                V::load_h(self.1, i).store_at(self.2, i);
+            }
+        }
+    }
+
+    #[test]
+    fn half_conversions_agree_and_round_to_nearest() {
+        let x: Vec<f32> = (0..64)
+            .map(|i| (i as f32 - 31.5) * 0.3377)
+            .chain(
+                [65504.0, 1e-8, -0.0, 1.0 + 1.0 / 4096.0]
+                    .into_iter()
+                    .cycle()
+                    .take(8),
+            )
+            .collect();
+        let (mut h1, mut h2) = (vec![0u16; x.len()], vec![0u16; x.len()]);
+        let (mut y1, mut y2) = (vec![0f32; x.len()], vec![0f32; x.len()]);
+        dispatch(HalfRoundTrip(&x, &mut h1, &mut y1));
+        dispatch_portable(HalfRoundTrip(&x, &mut h2, &mut y2));
+        assert_eq!(h1, h2);
+        for (a, b) in x.iter().zip(&y1) {
+            assert!((a - b).abs() <= a.abs() / 2048.0 + 1e-7, "{a} -> {b}");
         }
     }
 

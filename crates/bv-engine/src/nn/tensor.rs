@@ -5,13 +5,97 @@
 //! Winograd tiles (6x6 outputs reading 8x8 inputs) never leave the buffer.
 //! Kernels therefore read without bounds branches, and only ever write the
 //! valid interior, so the border stays zero for the next layer.
+//!
+//! Values are stored as f32, or as IEEE half precision between convolutions
+//! (half the memory traffic; see docs/decisions/0003-half-precision-activations.md).
+
+use super::simd::F32x8;
 
 /// Output tile edge of the Winograd F(6x6, 3x3) convolution.
 pub const TILE: usize = 6;
 
+/// A storage type for activations: `f32`, or `u16` holding IEEE half-precision bits.
+/// Arithmetic is always f32; these only load and store.
+pub trait Elem: Copy + Default + Send + Sync + PartialEq + std::fmt::Debug + 'static {
+    /// Widens to f32.
+    fn to_f32(self) -> f32;
+    /// Narrows from f32 (rounding to nearest).
+    fn from_f32(v: f32) -> Self;
+    /// Loads 8 values at `s[i..]`.
+    fn load<V: F32x8>(s: &[Self], i: usize) -> V;
+    /// Loads `N` vectors at `s[base + k * stride..]`.
+    fn load_strided<V: F32x8, const N: usize>(s: &[Self], base: usize, stride: usize) -> [V; N];
+    /// Stores the first `n` of `v` at `s[base + k * stride..]`.
+    fn store_strided<V: F32x8, const N: usize>(
+        v: &[V; N],
+        n: usize,
+        s: &mut [Self],
+        base: usize,
+        stride: usize,
+    );
+}
+
+impl Elem for f32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+    #[inline(always)]
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn load<V: F32x8>(s: &[Self], i: usize) -> V {
+        V::load_at(s, i)
+    }
+    #[inline(always)]
+    fn load_strided<V: F32x8, const N: usize>(s: &[Self], base: usize, stride: usize) -> [V; N] {
+        V::load_strided(s, base, stride)
+    }
+    #[inline(always)]
+    fn store_strided<V: F32x8, const N: usize>(
+        v: &[V; N],
+        n: usize,
+        s: &mut [Self],
+        base: usize,
+        stride: usize,
+    ) {
+        V::store_strided(v, n, s, base, stride)
+    }
+}
+
+impl Elem for u16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        half::f16::from_bits(self).to_f32()
+    }
+    #[inline(always)]
+    fn from_f32(v: f32) -> Self {
+        half::f16::from_f32(v).to_bits()
+    }
+    #[inline(always)]
+    fn load<V: F32x8>(s: &[Self], i: usize) -> V {
+        V::load_h(s, i)
+    }
+    #[inline(always)]
+    fn load_strided<V: F32x8, const N: usize>(s: &[Self], base: usize, stride: usize) -> [V; N] {
+        V::load_strided_h(s, base, stride)
+    }
+    #[inline(always)]
+    fn store_strided<V: F32x8, const N: usize>(
+        v: &[V; N],
+        n: usize,
+        s: &mut [Self],
+        base: usize,
+        stride: usize,
+    ) {
+        V::store_strided_h(v, n, s, base, stride)
+    }
+}
+
 /// An `h x w x c` image, stored with padding (see module docs).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Tensor {
+pub struct Tensor<E: Elem = f32> {
     /// Valid height.
     pub h: usize,
     /// Valid width.
@@ -23,10 +107,10 @@ pub struct Tensor {
     /// Allocated columns.
     pub pw: usize,
     /// `ph * pw * c` values; pixel (y, x) starts at `((y + 1) * pw + x + 1) * c`.
-    pub data: Vec<f32>,
+    pub data: Vec<E>,
 }
 
-impl Tensor {
+impl<E: Elem> Tensor<E> {
     /// A zero tensor with the standard padded layout.
     pub fn zeros(h: usize, w: usize, c: usize) -> Self {
         let ph = h.div_ceil(TILE) * TILE + 2;
@@ -37,7 +121,7 @@ impl Tensor {
             c,
             ph,
             pw,
-            data: vec![0.0; ph * pw * c],
+            data: vec![E::default(); ph * pw * c],
         }
     }
 
@@ -46,17 +130,22 @@ impl Tensor {
         assert_eq!(values.len(), h * w * c, "from_hwc: wrong value count");
         let mut t = Self::zeros(h, w, c);
         for y in 0..h {
-            t.row_mut(y)
-                .copy_from_slice(&values[y * w * c..(y + 1) * w * c]);
+            for (d, v) in t
+                .row_mut(y)
+                .iter_mut()
+                .zip(&values[y * w * c..(y + 1) * w * c])
+            {
+                *d = E::from_f32(*v);
+            }
         }
         t
     }
 
-    /// Copies the valid interior out as packed HWC values.
+    /// Copies the valid interior out as packed HWC f32 values.
     pub fn to_hwc(&self) -> Vec<f32> {
         let mut out = Vec::with_capacity(self.h * self.w * self.c);
         for y in 0..self.h {
-            out.extend_from_slice(self.row(y));
+            out.extend(self.row(y).iter().map(|v| v.to_f32()));
         }
         out
     }
@@ -68,20 +157,20 @@ impl Tensor {
     }
 
     /// The valid part of row `y` (`w * c` values).
-    pub fn row(&self, y: usize) -> &[f32] {
+    pub fn row(&self, y: usize) -> &[E] {
         let o = self.offset(y, 0);
         &self.data[o..o + self.w * self.c]
     }
 
     /// The valid part of row `y`, mutable.
-    pub fn row_mut(&mut self, y: usize) -> &mut [f32] {
+    pub fn row_mut(&mut self, y: usize) -> &mut [E] {
         let o = self.offset(y, 0);
         let n = self.w * self.c;
         &mut self.data[o..o + n]
     }
 
     /// The channels of pixel (y, x).
-    pub fn pixel(&self, y: usize, x: usize) -> &[f32] {
+    pub fn pixel(&self, y: usize, x: usize) -> &[E] {
         let o = self.offset(y, x);
         &self.data[o..o + self.c]
     }
@@ -89,7 +178,7 @@ impl Tensor {
     /// Mutable rows of padded storage starting at valid row 0, `rows` at a
     /// time, for writing disjoint bands in parallel. Band `i` starts at valid
     /// row `i * rows`; each slice begins at the padded column 0 of that row.
-    pub fn bands_mut(&mut self, rows: usize) -> std::slice::ChunksMut<'_, f32> {
+    pub fn bands_mut(&mut self, rows: usize) -> std::slice::ChunksMut<'_, E> {
         let row_len = self.pw * self.c;
         self.data[row_len..].chunks_mut(rows * row_len)
     }
@@ -102,11 +191,13 @@ mod tests {
     #[test]
     fn roundtrip_keeps_values_and_zero_border() {
         let v: Vec<f32> = (0..5 * 7 * 3).map(|i| i as f32 + 1.0).collect();
-        let t = Tensor::from_hwc(5, 7, 3, &v);
+        let t: Tensor = Tensor::from_hwc(5, 7, 3, &v);
         assert_eq!(t.to_hwc(), v);
         assert_eq!((t.ph, t.pw), (8, 14));
         let nonzero = t.data.iter().filter(|x| **x != 0.0).count();
         assert_eq!(nonzero, v.len());
         assert_eq!(t.pixel(4, 6), &v[v.len() - 3..]);
+        let h: Tensor<u16> = Tensor::from_hwc(5, 7, 3, &v);
+        assert_eq!(h.to_hwc(), v, "small integers are exact in half precision");
     }
 }

@@ -12,7 +12,7 @@
 use rayon::prelude::*;
 
 use super::simd::{F32x8, Kernel, dispatch};
-use super::tensor::{TILE, Tensor};
+use super::tensor::{Elem, TILE, Tensor};
 use crate::model::ncnn::Conv;
 
 /// Input tile edge (TILE + kernel - 1).
@@ -104,12 +104,12 @@ impl Winograd {
     }
 
     /// Convolves `input` into `out` (same height and width, `out_c` channels).
-    pub fn forward(&self, input: &Tensor, out: &mut Tensor) {
+    pub fn forward<EI: Elem, EO: Elem>(&self, input: &Tensor<EI>, out: &mut Tensor<EO>) {
         assert_eq!(input.c, self.in_c);
         assert_eq!((out.h, out.w, out.c), (input.h, input.w, self.out_c));
         let tiles_y = input.h.div_ceil(TILE);
         let (out_pw, out_h, out_w) = (out.pw, out.h, out.w);
-        let bands: Vec<(usize, &mut [f32])> =
+        let bands: Vec<(usize, &mut [EO])> =
             out.bands_mut(TILE).take(tiles_y).enumerate().collect();
         bands.into_par_iter().for_each(|(ty, band)| {
             SCRATCH.with_borrow_mut(|scratch| {
@@ -133,18 +133,18 @@ thread_local! {
 }
 
 /// One band of output rows (one row of tiles).
-struct RowTask<'a> {
+struct RowTask<'a, EI: Elem, EO: Elem> {
     conv: &'a Winograd,
-    input: &'a Tensor,
+    input: &'a Tensor<EI>,
     ty: usize,
-    band: &'a mut [f32],
+    band: &'a mut [EO],
     out_pw: usize,
     out_h: usize,
     out_w: usize,
     scratch: &'a mut Vec<f32>,
 }
 
-impl Kernel for RowTask<'_> {
+impl<EI: Elem, EO: Elem> Kernel for RowTask<'_, EI, EO> {
     type Output = ();
 
     #[inline(always)]
@@ -171,9 +171,9 @@ impl Kernel for RowTask<'_> {
         while tx0 < tiles_x {
             let nb = BLOCK.min(tiles_x - tx0);
             let nbp = nb.next_multiple_of(PANEL);
-            input_transform::<V>(input, ty, tx0, nb, vbuf);
+            input_transform::<V, EI>(input, ty, tx0, nb, vbuf);
             multiply::<V>(conv, nbp, vbuf, mbuf);
-            output_transform::<V>(conv, ty, tx0, nb, mbuf, band, out_pw, out_h, out_w);
+            output_transform::<V, EO>(conv, ty, tx0, nb, mbuf, band, out_pw, out_h, out_w);
             tx0 += nb;
         }
     }
@@ -275,7 +275,13 @@ fn out_1d<V: F32x8>(m: [V; 8]) -> [V; 6] {
 
 /// Transforms `nb` tiles starting at tile column `tx0` into `v[p][t][ci]`.
 #[inline(always)]
-fn input_transform<V: F32x8>(input: &Tensor, ty: usize, tx0: usize, nb: usize, v: &mut [f32]) {
+fn input_transform<V: F32x8, E: Elem>(
+    input: &Tensor<E>,
+    ty: usize,
+    tx0: usize,
+    nb: usize,
+    v: &mut [f32],
+) {
     let c = input.c;
     let row_len = input.pw * c;
     for t in 0..nb {
@@ -284,7 +290,7 @@ fn input_transform<V: F32x8>(input: &Tensor, ty: usize, tx0: usize, nb: usize, v
             // Column transforms: cols[dx][i] = sum_dy B^T[i][dy] d[dy][dx].
             let d = &input.data;
             let cols: [[V; ALPHA]; ALPHA] =
-                arr8!(dx => in_1d(V::load_strided::<8>(d, base + dx * c + cv, row_len)));
+                arr8!(dx => in_1d(E::load_strided::<V, 8>(d, base + dx * c + cv, row_len)));
             // Row transforms, then scatter to the tile-major layout.
             for i in 0..ALPHA {
                 let o = in_1d(arr8!(dx => cols[dx][i]));
@@ -319,13 +325,13 @@ fn multiply<V: F32x8>(conv: &Winograd, nbp: usize, v: &[f32], m: &mut [f32]) {
 /// Transforms products back to 6x6 outputs, adds bias, applies PReLU, stores.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn output_transform<V: F32x8>(
+fn output_transform<V: F32x8, E: Elem>(
     conv: &Winograd,
     ty: usize,
     tx0: usize,
     nb: usize,
     m: &[f32],
-    band: &mut [f32],
+    band: &mut [E],
     out_pw: usize,
     out_h: usize,
     out_w: usize,
@@ -347,7 +353,7 @@ fn output_transform<V: F32x8>(
                         *y = y.max(V::zero()).add(s.mul(y.min(V::zero())));
                     }
                 }
-                V::store_strided(&o, ncols, band, (oy * out_pw + x0 + 1) * c + cv, c);
+                E::store_strided(&o, ncols, band, (oy * out_pw + x0 + 1) * c + cv, c);
             }
         }
     }
@@ -386,9 +392,20 @@ mod tests {
                 bias: pseudo(co, 9),
             };
             let slopes = pseudo(co, 11);
-            let input = Tensor::from_hwc(h, w, ci, &pseudo(h * w * ci, 3));
-            let mut out = Tensor::zeros(h, w, co);
-            Winograd::new(&conv, Some(slopes.clone())).forward(&input, &mut out);
+            let input: Tensor = Tensor::from_hwc(h, w, ci, &pseudo(h * w * ci, 3));
+            let mut out: Tensor = Tensor::zeros(h, w, co);
+            let wino = Winograd::new(&conv, Some(slopes.clone()));
+            wino.forward(&input, &mut out);
+            // Half-precision input and output: the same up to half rounding.
+            let input_h: Tensor<u16> = Tensor::from_hwc(h, w, ci, &input.to_hwc());
+            let mut out_h: Tensor<u16> = Tensor::zeros(h, w, co);
+            wino.forward(&input_h, &mut out_h);
+            for (a, b) in out_h.to_hwc().iter().zip(out.to_hwc()) {
+                assert!(
+                    (a - b).abs() <= 2e-3 * (1.0 + b.abs()),
+                    "half path: {a} vs {b}"
+                );
+            }
             let want = reference_conv(&conv, Some(&slopes), &input);
             let got = out.to_hwc();
             let max_err = got
