@@ -143,7 +143,7 @@ def main():
     ap.add_argument("--frames", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--e2e-frames", type=int, default=40)
+    ap.add_argument("--e2e-frames", type=int, default=132)
     ap.add_argument("--json", default=os.path.join(os.environ.get("BV_DATA_DIR", "/tmp"), "bench", "enhance.json"))
     a = ap.parse_args()
     rows = speed(a)

@@ -70,7 +70,7 @@ impl Codec {
     /// the job, with a CRF low enough that the speed costs no visible quality.
     pub fn default_preset(self) -> Option<&'static str> {
         match self {
-            Self::H264 => Some("veryfast"),
+            Self::H264 => Some("superfast"),
             Self::Hevc => Some("fast"),
             Self::Av1 => Some("10"),
             Self::Ffv1 => None,
