@@ -170,17 +170,7 @@ fn absurd_declared_dimensions() {
 fn the_dimension_cap_is_configurable() {
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("small.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=64x48:d=0.2",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        src.to_str().unwrap(),
-    ]);
+    h264_clip(&src, "testsrc2=s=64x48:d=0.2");
     let out = d.path().join("o.mp4");
     let r = bv()
         .env("BV_ENGINE_MAX_OUTPUT_WIDTH", "200")
@@ -206,17 +196,7 @@ fn the_dimension_cap_is_configurable() {
 fn unwritable_or_existing_output() {
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("in.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=32x32:d=0.2",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        src.to_str().unwrap(),
-    ]);
+    h264_clip(&src, "testsrc2=s=32x32:d=0.2");
     // Directory that does not exist.
     let r = enhance(&src, &d.path().join("no/such/dir/out.mp4"), &[]);
     assert_eq!(
@@ -253,17 +233,7 @@ fn unwritable_or_existing_output() {
 fn bad_options() {
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("in.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=32x32:d=0.2",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        src.to_str().unwrap(),
-    ]);
+    h264_clip(&src, "testsrc2=s=32x32:d=0.2");
     for (extra, code, status) in [
         (&["--model", "nonexistent"][..], "model_not_found", 5),
         (&["--scale", "5"][..], "invalid_option", 3),

@@ -48,17 +48,7 @@ fn a_tampered_model_is_refused() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("mismatch"));
 
     let src = d.path().join("in.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=32x32:d=0.2",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        src.to_str().unwrap(),
-    ]);
+    h264_clip(&src, "testsrc2=s=32x32:d=0.2");
     let out = bv()
         .env("BV_MODEL_DIR", d.path())
         .args(["enhance", "--json"])
@@ -102,17 +92,7 @@ fn config_show_and_check() {
 fn json_progress_then_done() {
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("in.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=48x32:r=25:d=0.4",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        src.to_str().unwrap(),
-    ]);
+    h264_clip(&src, "testsrc2=s=48x32:r=25:d=0.4");
     let out = d.path().join("out.mkv");
     let run = bv()
         .args(["enhance", "--json", "--scale", "2"])

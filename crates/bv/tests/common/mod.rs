@@ -53,6 +53,21 @@ pub fn ffmpeg(args: &[&str]) {
     );
 }
 
+/// Encodes a lavfi source (e.g. `testsrc2=s=32x32:d=0.2`) as 8-bit H.264 into `path`.
+pub fn h264_clip(path: &Path, source: &str) {
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        source,
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        path.to_str().unwrap(),
+    ]);
+}
+
 /// ffprobe's JSON for a file (streams, format, chapters).
 pub fn probe(path: &Path) -> Value {
     let out = Command::new("ffprobe")
