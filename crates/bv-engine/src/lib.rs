@@ -12,6 +12,7 @@ pub mod error;
 pub mod frame;
 pub mod model;
 pub mod nn;
+pub mod plan;
 pub mod upscale;
 pub mod video;
 

@@ -15,7 +15,8 @@ use super::ops;
 use super::tensor::{Elem, Tensor};
 use super::winograd::Winograd;
 use crate::error::{EngineError, Result};
-use crate::model::ncnn::{Graph, Interp, Op};
+use crate::model::ncnn::{Graph, Interp};
+use crate::plan::{Plan, PlanOp};
 
 enum ConvImpl {
     Winograd(Winograd),
@@ -78,161 +79,53 @@ fn invalid(msg: String) -> EngineError {
 impl Network {
     /// Compiles `graph` to run with `threads` worker threads (0 = one per core).
     pub fn compile(graph: &Graph, threads: usize) -> Result<Self> {
-        let n_blobs = graph.blobs.len();
-        let mut consumers = vec![0usize; n_blobs];
-        for l in &graph.layers {
-            for &b in &l.inputs {
-                consumers[b] += 1;
-            }
-        }
-        let inputs: Vec<usize> = graph
-            .layers
-            .iter()
-            .filter(|l| matches!(l.op, Op::Input))
-            .map(|l| l.outputs[0])
-            .collect();
-        let [input] = inputs[..] else {
-            return Err(invalid(format!(
-                "expected one Input layer, found {}",
-                inputs.len()
-            )));
-        };
-        let outputs: Vec<usize> = (0..n_blobs).filter(|b| consumers[*b] == 0).collect();
-        let [output] = outputs[..] else {
-            return Err(invalid(format!(
-                "expected one graph output, found {}",
-                outputs.len()
-            )));
-        };
-
-        // Static channel check and step construction.
-        let mut channels = vec![0usize; n_blobs];
-        channels[input] = 3;
-        let mut steps = Vec::new();
-        let mut radius = 0;
-        let mut fused = vec![false; graph.layers.len()];
-        for (i, l) in graph.layers.iter().enumerate() {
-            if fused[i] {
-                continue;
-            }
-            let src = l.inputs.first().copied();
-            let c_in = src.map(|s| channels[s]).unwrap_or(0);
-            match &l.op {
-                Op::Input => {}
-                Op::Split => {
-                    for &d in &l.outputs {
-                        channels[d] = c_in;
-                    }
-                    steps.push(Step::Split {
-                        src: l.inputs[0],
-                        dsts: l.outputs.clone(),
-                    });
-                }
-                Op::Convolution(conv) => {
-                    if conv.in_c != c_in {
-                        return Err(invalid(format!(
-                            "layer {}: expects {} channels, gets {c_in}",
-                            l.name, conv.in_c
-                        )));
-                    }
-                    radius += conv.pad;
-                    // Fuse a PReLU that is this convolution's only reader.
-                    let mut dst = l.outputs[0];
-                    let mut slopes = None;
-                    if consumers[dst] == 1
-                        && let Some((j, next)) = graph
-                            .layers
-                            .iter()
-                            .enumerate()
-                            .skip(i + 1)
-                            .find(|(_, n)| n.inputs.contains(&dst))
-                        && let Op::PRelu { slopes: s } = &next.op
-                    {
-                        check_slopes(&next.name, s, conv.out_c)?;
-                        slopes = Some(expand(s, conv.out_c));
-                        fused[j] = true;
-                        dst = next.outputs[0];
-                    }
-                    let conv = if Winograd::supports(conv) {
-                        ConvImpl::Winograd(Winograd::new(conv, slopes))
+        let plan = Plan::new(graph)?;
+        let mut steps = Vec::with_capacity(plan.steps.len());
+        for ps in &plan.steps {
+            let (src, dst) = (ps.inputs[0], ps.outputs[0]);
+            steps.push(match &ps.op {
+                PlanOp::Conv { conv, slopes } => {
+                    let conv_impl = if Winograd::supports(conv) {
+                        ConvImpl::Winograd(Winograd::new(conv, slopes.clone()))
                     } else if Direct::supports(conv) {
-                        ConvImpl::Direct(Direct::new(conv, slopes))
+                        ConvImpl::Direct(Direct::new(conv, slopes.clone()))
                     } else {
                         return Err(EngineError::ModelUnsupported(format!(
-                            "layer {}: kernel {}x{}",
-                            l.name, conv.kh, conv.kw
+                            "kernel {}x{}",
+                            conv.kh, conv.kw
                         )));
                     };
-                    channels[l.outputs[0]] = conv_out(&conv);
-                    channels[dst] = conv_out(&conv);
-                    steps.push(Step::Conv {
-                        conv,
-                        src: l.inputs[0],
+                    // Half precision is decided below, once every reader is known.
+                    Step::Conv {
+                        conv: conv_impl,
+                        src,
                         dst,
-                        half_out: false, // decided below, once every reader is known
-                    });
-                }
-                Op::PRelu { slopes } => {
-                    check_slopes(&l.name, slopes, c_in)?;
-                    channels[l.outputs[0]] = c_in;
-                    steps.push(Step::PRelu {
-                        slopes: expand(slopes, c_in),
-                        src: l.inputs[0],
-                        dst: l.outputs[0],
-                    });
-                }
-                Op::PixelShuffle { factor } => {
-                    let rr = factor * factor;
-                    if c_in % rr != 0 {
-                        return Err(invalid(format!(
-                            "layer {}: {c_in} channels do not shuffle by {factor}",
-                            l.name
-                        )));
+                        half_out: false,
                     }
-                    channels[l.outputs[0]] = c_in / rr;
-                    steps.push(Step::PixelShuffle {
-                        r: *factor,
-                        src: l.inputs[0],
-                        dst: l.outputs[0],
-                    });
                 }
-                Op::Interp(p) => {
-                    channels[l.outputs[0]] = c_in;
-                    radius += 2;
-                    steps.push(Step::Interp {
-                        p: *p,
-                        src: l.inputs[0],
-                        dst: l.outputs[0],
-                    });
-                }
-                Op::Add => {
-                    let (a, b) = (l.inputs[0], l.inputs[1]);
-                    if channels[a] != channels[b] {
-                        return Err(invalid(format!(
-                            "layer {}: adds {} and {} channels",
-                            l.name, channels[a], channels[b]
-                        )));
-                    }
-                    channels[l.outputs[0]] = channels[a];
-                    steps.push(Step::Add {
-                        a,
-                        b,
-                        dst: l.outputs[0],
-                    });
-                }
-            }
+                PlanOp::PRelu { slopes } => Step::PRelu {
+                    slopes: slopes.clone(),
+                    src,
+                    dst,
+                },
+                PlanOp::PixelShuffle { r } => Step::PixelShuffle { r: *r, src, dst },
+                PlanOp::Interp(p) => Step::Interp { p: *p, src, dst },
+                PlanOp::Add => Step::Add {
+                    a: src,
+                    b: ps.inputs[1],
+                    dst,
+                },
+                PlanOp::Split => Step::Split {
+                    src,
+                    dsts: ps.outputs.clone(),
+                },
+            });
         }
-        if channels[output] != 3 {
-            return Err(invalid(format!(
-                "the output has {} channels, not RGB",
-                channels[output]
-            )));
-        }
-        let mut last_use = vec![0usize; n_blobs];
+        let (n_blobs, input, output, radius) = (plan.n_blobs, plan.input, plan.output, plan.radius);
+        let last_use = plan.last_use;
         let mut only_convs_read = vec![true; n_blobs];
-        for (i, s) in steps.iter().enumerate() {
+        for s in &steps {
             for b in step_inputs(s) {
-                last_use[b] = i;
                 only_convs_read[b] &= matches!(s, Step::Conv { .. });
             }
         }
@@ -445,23 +338,5 @@ fn step_inputs(s: &Step) -> Vec<usize> {
         | Step::Interp { src, .. }
         | Step::Split { src, .. } => vec![*src],
         Step::Add { a, b, .. } => vec![*a, *b],
-    }
-}
-
-fn check_slopes(name: &str, s: &[f32], c: usize) -> Result<()> {
-    if s.len() != 1 && s.len() != c {
-        return Err(invalid(format!(
-            "layer {name}: {} slopes for {c} channels",
-            s.len()
-        )));
-    }
-    Ok(())
-}
-
-fn expand(s: &[f32], c: usize) -> Vec<f32> {
-    if s.len() == 1 {
-        vec![s[0]; c]
-    } else {
-        s.to_vec()
     }
 }
