@@ -5,9 +5,12 @@
 //! OpenVINO GPU, …) implements the same trait and plugs in without touching
 //! the pipeline.
 
-use crate::error::Result;
+use crate::error::{EngineError, Result};
+use crate::frame::Frame;
+use crate::gpu::Device;
 use crate::model::LoadedModel;
 use crate::nn::{Network, Tensor};
+use crate::upscale::{Core, store_core};
 
 /// Runs one model on RGB images with values in [0, 1].
 pub trait Backend: Send {
@@ -19,6 +22,15 @@ pub trait Backend: Send {
     fn infer(&mut self, input: Tensor) -> Result<Tensor>;
     /// Hands a finished output back so its memory can be reused.
     fn recycle(&mut self, _t: Tensor) {}
+    /// Runs the model on a tile and stores the clamped, quantized `core` of
+    /// its output into `frame`. Backends with their own memory (GPUs) override
+    /// this to quantize where the output is and move only the core's bytes.
+    fn infer_into(&mut self, input: Tensor, core: &Core, frame: &mut Frame) -> Result<()> {
+        let result = self.infer(input)?;
+        store_core(&result, core, frame)?;
+        self.recycle(result);
+        Ok(())
+    }
 }
 
 /// The CPU backend: Winograd/direct convolutions with AVX2+FMA or portable vectors.
@@ -55,4 +67,32 @@ impl Backend for CpuBackend {
     fn recycle(&mut self, t: Tensor) {
         self.net.recycle(t);
     }
+}
+
+/// Opens the backend for `device`. `Auto` takes CUDA device 0 when a usable
+/// GPU is present (and this build has the `cuda` feature), else the CPU.
+pub fn open(model: &LoadedModel, device: Device, threads: usize) -> Result<Box<dyn Backend>> {
+    match device {
+        Device::Cpu => Ok(Box::new(CpuBackend::new(model, threads)?)),
+        Device::Cuda(n) => open_cuda(model, n),
+        Device::Auto => match open_cuda(model, 0) {
+            Ok(b) => Ok(b),
+            Err(EngineError::DeviceUnavailable(_)) => {
+                Ok(Box::new(CpuBackend::new(model, threads)?))
+            }
+            Err(e) => Err(e),
+        },
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn open_cuda(model: &LoadedModel, n: usize) -> Result<Box<dyn Backend>> {
+    Ok(Box::new(crate::gpu::cuda::CudaBackend::new(model, n)?))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn open_cuda(_model: &LoadedModel, _n: usize) -> Result<Box<dyn Backend>> {
+    Err(EngineError::DeviceUnavailable(
+        "this build has no CUDA support (feature `cuda`)".into(),
+    ))
 }

@@ -89,6 +89,12 @@ pub enum EngineError {
     /// An FFmpeg process failed for a reason not attributable to the input.
     #[error("ffmpeg failed: {0}")]
     Ffmpeg(String),
+    /// The requested compute device cannot be used (absent, no driver, no libraries).
+    #[error("device unavailable: {0}")]
+    DeviceUnavailable(String),
+    /// The compute device failed while running.
+    #[error("device failed: {0}")]
+    DeviceFailed(String),
     /// The job was cancelled (Ctrl-C, SIGTERM or a caller's request).
     #[error("cancelled")]
     Cancelled,
@@ -119,6 +125,8 @@ impl EngineError {
             Self::EncoderUnavailable(_) => "encoder_unavailable",
             Self::ToolMissing(_) => "ffmpeg_missing",
             Self::Ffmpeg(_) => "ffmpeg_failed",
+            Self::DeviceUnavailable(_) => "device_unavailable",
+            Self::DeviceFailed(_) => "device_failed",
             Self::Cancelled => "cancelled",
             Self::Io(_) => "io_error",
         }

@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod error;
 pub mod frame;
+pub mod gpu;
 pub mod model;
 pub mod nn;
 pub mod plan;

@@ -121,31 +121,60 @@ impl Upscaler {
                     *v = frame.sample(base + i);
                 }
             }
-            let result = self.backend.infer(input)?;
-            if (result.w, result.h) != (cw * s, ch * s) {
-                return Err(EngineError::ModelInvalid(format!(
-                    "model produced {}x{} from {cw}x{ch}, expected a {s}x upscale",
-                    result.w, result.h
-                )));
-            }
-            let (ox, oy) = ((t.x.0 - t.cx.0) * s, (t.y.0 - t.cy.0) * s);
-            let (core_w, core_h) = ((t.x.1 - t.x.0) * s, (t.y.1 - t.y.0) * s);
-            let (depth, bytes) = (out.depth, out.depth.bytes());
-            let row_bytes = out.width * 3 * bytes;
-            let col0 = t.x.0 * s * 3 * bytes;
-            out.data
-                .par_chunks_mut(row_bytes)
-                .skip(t.y.0 * s)
-                .take(core_h)
-                .enumerate()
-                .for_each(|(y, row)| {
-                    let src = &result.row(oy + y)[ox * 3..(ox + core_w) * 3];
-                    quantize(src, &mut row[col0..col0 + core_w * 3 * bytes], depth);
-                });
-            self.backend.recycle(result);
+            let core = Core {
+                model_w: cw * s,
+                model_h: ch * s,
+                src: ((t.x.0 - t.cx.0) * s, (t.y.0 - t.cy.0) * s),
+                size: ((t.x.1 - t.x.0) * s, (t.y.1 - t.y.0) * s),
+                dst: (t.x.0 * s, t.y.0 * s),
+            };
+            self.backend.infer_into(input, &core, &mut out)?;
         }
         Ok(out)
     }
+}
+
+/// Which part of a tile's model output is kept, and where it goes in the frame
+/// (all in output pixels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Core {
+    /// Width the model must produce for this tile.
+    pub model_w: usize,
+    /// Height the model must produce for this tile.
+    pub model_h: usize,
+    /// Top-left of the kept core inside the model output.
+    pub src: (usize, usize),
+    /// Width and height of the core.
+    pub size: (usize, usize),
+    /// Top-left of the core in the output frame.
+    pub dst: (usize, usize),
+}
+
+/// Checks the model output size, then clamps, quantizes and stores the core
+/// of `result` into `frame` (rows in parallel).
+pub fn store_core(result: &Tensor, core: &Core, frame: &mut Frame) -> Result<()> {
+    if (result.w, result.h) != (core.model_w, core.model_h) {
+        return Err(EngineError::ModelInvalid(format!(
+            "model produced {}x{}, expected {}x{}",
+            result.w, result.h, core.model_w, core.model_h
+        )));
+    }
+    let (depth, bytes) = (frame.depth, frame.depth.bytes());
+    let row_bytes = frame.width * 3 * bytes;
+    let (sx, sy) = core.src;
+    let (w, h) = core.size;
+    let col0 = core.dst.0 * 3 * bytes;
+    frame
+        .data
+        .par_chunks_mut(row_bytes)
+        .skip(core.dst.1)
+        .take(h)
+        .enumerate()
+        .for_each(|(y, row)| {
+            let src = &result.row(sy + y)[sx * 3..(sx + w) * 3];
+            quantize(src, &mut row[col0..col0 + w * 3 * bytes], depth);
+        });
+    Ok(())
 }
 
 /// Clamps to [0, 1], scales to the sample range, rounds and stores into `dst`

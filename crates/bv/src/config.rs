@@ -31,7 +31,9 @@ pub struct EngineConfig {
     pub model: String,
     /// Scale used when `--scale` is not given.
     pub scale: u32,
-    /// Inference threads; 0 means one per CPU core.
+    /// Where inference runs: `auto` (a GPU when usable, else the CPU), `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// Inference threads on the CPU; 0 means one per CPU core.
     pub threads: usize,
     /// Largest tile edge in input pixels; 0 picks tiles automatically to bound memory.
     pub tile: usize,
@@ -46,6 +48,7 @@ impl Default for EngineConfig {
         Self {
             model: "realesr-animevideov3".into(),
             scale: 4,
+            device: "auto".into(),
             threads: 0,
             tile: 0,
             max_output_width: 8192,
@@ -128,6 +131,7 @@ impl Config {
         if e.max_output_width > 65536 || e.max_output_height > 65536 {
             bail!("engine.max_output_width/height above 65536 are not supported");
         }
+        e.device.parse::<bv_engine::gpu::Device>()?;
         if e.threads > 1024 {
             bail!("engine.threads {} is implausible", e.threads);
         }

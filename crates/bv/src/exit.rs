@@ -2,6 +2,7 @@
 //!
 //! Exit statuses: 1 system or internal failure, 2 usage (from clap),
 //! 3 bad input (file or option), 4 output problem, 5 model problem,
+//! 6 compute device unavailable,
 //! 130 cancelled.
 
 use bv_engine::EngineError;
@@ -17,6 +18,7 @@ pub fn status(e: &EngineError) -> i32 {
         | ModelHashMismatch { .. }
         | ModelInvalid(_)
         | ModelUnsupported(_) => 5,
+        DeviceUnavailable(_) => 6,
         _ if e.is_bad_input() => 3,
         _ => 1,
     }

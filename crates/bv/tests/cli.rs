@@ -191,3 +191,53 @@ fn ctrl_c_stops_promptly_and_leaves_nothing() {
         String::from_utf8_lossy(&ps.stdout)
     );
 }
+
+#[test]
+fn device_selection() {
+    let frame = vec![128u8; 16 * 16 * 3];
+    // Auto falls back to the CPU where no GPU is usable; cpu is always there.
+    for device in ["auto", "cpu"] {
+        let mut cmd = bv();
+        cmd.args([
+            "infer-pipe",
+            "--width",
+            "16",
+            "--height",
+            "16",
+            "--device",
+            device,
+        ]);
+        assert_eq!(pipe(cmd, &frame).len(), 64 * 64 * 3, "{device}");
+    }
+    // An explicit GPU that cannot be used is a clear error, not a silent fallback.
+    if !bv_engine::gpu::cuda_driver_present() {
+        let out = bv()
+            .args([
+                "infer-pipe",
+                "--width",
+                "16",
+                "--height",
+                "16",
+                "--device",
+                "cuda:0",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(6));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("error[device_unavailable]"));
+    }
+    let out = bv()
+        .args([
+            "infer-pipe",
+            "--width",
+            "16",
+            "--height",
+            "16",
+            "--device",
+            "tpu",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error[invalid_option]"));
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
-use bv_engine::backend::CpuBackend;
+use bv_engine::backend;
 use bv_engine::model::ModelStore;
 use bv_engine::upscale::Upscaler;
 use bv_engine::video::encode::{Codec, EncodeSettings};
@@ -40,9 +40,12 @@ pub struct Args {
     /// Largest tile edge in input pixels (0 = automatic, bounded memory).
     #[arg(long)]
     pub tile: Option<usize>,
-    /// Inference threads (0 = one per core).
+    /// Inference threads on the CPU (0 = one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Where inference runs: auto, cpu, cuda, cuda:N (default from the configuration).
+    #[arg(long)]
+    pub device: Option<String>,
     /// Emit progress and the result as JSON lines on stdout.
     #[arg(long)]
     pub json: bool,
@@ -58,12 +61,9 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
     let model_name = a.model.as_deref().unwrap_or(&cfg.engine.model);
     let scale = a.scale.unwrap_or(cfg.engine.scale);
     let model = store.load(model_name, scale)?;
-    let backend = CpuBackend::new(&model, a.threads.unwrap_or(cfg.engine.threads))?;
-    let mut upscaler = Upscaler::new(
-        Box::new(backend),
-        scale as usize,
-        a.tile.unwrap_or(cfg.engine.tile),
-    );
+    let device = a.device.as_deref().unwrap_or(&cfg.engine.device).parse()?;
+    let backend = backend::open(&model, device, a.threads.unwrap_or(cfg.engine.threads))?;
+    let mut upscaler = Upscaler::new(backend, scale as usize, a.tile.unwrap_or(cfg.engine.tile));
 
     let cancel = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -8,7 +8,7 @@
 use std::io::{Read, Write};
 use std::time::Instant;
 
-use bv_engine::backend::CpuBackend;
+use bv_engine::backend;
 use bv_engine::model::ModelStore;
 use bv_engine::upscale::Upscaler;
 use bv_engine::{Depth, Frame};
@@ -30,9 +30,12 @@ pub struct Args {
     /// Frame height.
     #[arg(long)]
     pub height: usize,
-    /// Inference threads (0 = one per core).
+    /// Inference threads on the CPU (0 = one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Where inference runs: auto, cpu, cuda, cuda:N (default from the configuration).
+    #[arg(long)]
+    pub device: Option<String>,
     /// Tile edge (0 = automatic).
     #[arg(long)]
     pub tile: Option<usize>,
@@ -43,12 +46,9 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
     let scale = a.scale.unwrap_or(cfg.engine.scale);
     let model = ModelStore::new(cfg.model_dir())
         .load(a.model.as_deref().unwrap_or(&cfg.engine.model), scale)?;
-    let backend = CpuBackend::new(&model, a.threads.unwrap_or(cfg.engine.threads))?;
-    let mut up = Upscaler::new(
-        Box::new(backend),
-        scale as usize,
-        a.tile.unwrap_or(cfg.engine.tile),
-    );
+    let device = a.device.as_deref().unwrap_or(&cfg.engine.device).parse()?;
+    let backend = backend::open(&model, device, a.threads.unwrap_or(cfg.engine.threads))?;
+    let mut up = Upscaler::new(backend, scale as usize, a.tile.unwrap_or(cfg.engine.tile));
     eprintln!("backend {}", up.describe());
     let mut stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();
