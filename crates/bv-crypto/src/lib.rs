@@ -1,0 +1,19 @@
+//! BetterVideo's cryptography, kept pure: keys and bytes in, bytes out.
+//!
+//! - [`keys`]: 256-bit secret keys (zeroed on drop, never printed), key
+//!   wrapping with AES-256-GCM bound to a context, and the [`keys::RootKeys`]
+//!   seam that a KMS can implement.
+//! - [`format`]: the sealed-object format (spec: `docs/sealed-object-format.md`),
+//!   with streaming [`format::Sealer`] / [`format::Opener`] and random access
+//!   by segment for HTTP Range.
+//!
+//! All primitives come from aws-lc-rs (the same AES-GCM assembly as BoringSSL);
+//! this crate knows no HTTP, no SQL, no video and no storage.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod format;
+pub mod keys;
+
+pub use error::CryptoError;
+pub use keys::SecretKey;
