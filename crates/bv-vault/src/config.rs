@@ -1,0 +1,58 @@
+//! Vault configuration (one section of `bv`'s configuration file).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Where blobs and keys live.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct VaultConfig {
+    /// Blob backend: `local` (a directory) or `s3` (any S3-compatible service).
+    pub backend: String,
+    /// Directory of the local backend; default `<data_dir>/blobs`.
+    pub local_dir: Option<PathBuf>,
+    /// Directory of the key store (wrapped tenant and data keys); default `<data_dir>/keys`.
+    pub keystore_dir: Option<PathBuf>,
+    /// Root key file (mode 0600, lines `v<N>:<64 hex digits>`); default `<data_dir>/root.key`.
+    pub root_key_file: Option<PathBuf>,
+    /// Root keys given directly (same text form, comma-separated); takes precedence over the
+    /// file. Meant for `BV_VAULT_ROOT_KEY` from a secret manager; never put it in a file.
+    pub root_key: Option<String>,
+    /// Development mode: generate a root key file when none exists (with a loud notice).
+    pub generate_root_key: bool,
+    /// S3 bucket.
+    pub s3_bucket: String,
+    /// S3 endpoint URL (empty: AWS).
+    pub s3_endpoint: String,
+    /// S3 region.
+    pub s3_region: String,
+    /// S3 access key id (prefer `BV_VAULT_S3_ACCESS_KEY_ID`).
+    pub s3_access_key_id: String,
+    /// S3 secret access key (prefer `BV_VAULT_S3_SECRET_ACCESS_KEY`).
+    pub s3_secret_access_key: String,
+    /// Allow plain HTTP to the S3 endpoint (tests on loopback only).
+    pub s3_allow_http: bool,
+    /// Size of multipart upload parts in MiB (S3 needs at least 5).
+    pub part_size_mib: usize,
+}
+
+impl Default for VaultConfig {
+    fn default() -> Self {
+        Self {
+            backend: "local".into(),
+            local_dir: None,
+            keystore_dir: None,
+            root_key_file: None,
+            root_key: None,
+            generate_root_key: true,
+            s3_bucket: String::new(),
+            s3_endpoint: String::new(),
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: String::new(),
+            s3_allow_http: false,
+            part_size_mib: 8,
+        }
+    }
+}

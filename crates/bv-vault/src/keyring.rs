@@ -1,0 +1,334 @@
+//! The key hierarchy: root keys → tenant keys → per-object data keys.
+//!
+//! Root keys come from a key file (mode 0600) or from configuration (an
+//! environment variable), both in `LocalRootKeys`' text form; an external KMS
+//! can implement [`RootKeys`] instead. Tenant keys are created on first use
+//! and stored wrapped by the current root version; data keys are stored
+//! wrapped by the current tenant version. Rotation adds a version, re-wraps
+//! everything beneath it, and retires the versions nothing references. Blobs
+//! are never touched.
+
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use bv_crypto::SecretKey;
+use bv_crypto::keys::{LocalRootKeys, RootKeys};
+
+use crate::config::VaultConfig;
+use crate::error::{Result, VaultError};
+use crate::ids::{ObjectId, TenantId};
+use crate::keystore::{
+    FileKeyStore, ObjectRecord, TenantKeyRecord, from_hex, to_hex, write_atomic,
+};
+
+fn key_err(e: impl std::fmt::Display) -> VaultError {
+    VaultError::Key(e.to_string())
+}
+
+fn tenant_ctx(t: &TenantId, v: u32, root: u32) -> Vec<u8> {
+    format!("bettervideo tenant key|{t}|v{v}|root v{root}").into_bytes()
+}
+
+fn dek_ctx(t: &TenantId, o: &ObjectId, dv: u32, tv: u32) -> Vec<u8> {
+    format!("bettervideo data key|{t}|{o}|v{dv}|tenant key v{tv}").into_bytes()
+}
+
+/// Where the root keys came from (decides whether rotation can persist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootSource {
+    /// A key file we may rewrite.
+    File(PathBuf),
+    /// Configuration / environment: read-only.
+    Config,
+}
+
+/// What `keys status` shows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyStatus {
+    /// Root key versions available, and the current one.
+    pub root_versions: Vec<u32>,
+    /// Current root version.
+    pub root_current: u32,
+    /// Per tenant: key versions and the objects they protect.
+    pub tenants: Vec<TenantStatus>,
+}
+
+/// One tenant in [`KeyStatus`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TenantStatus {
+    /// Tenant id.
+    pub tenant: String,
+    /// (tenant key version, root version wrapping it).
+    pub versions: Vec<(u32, u32)>,
+    /// Objects whose data keys this tenant's keys wrap.
+    pub objects: usize,
+}
+
+/// The key hierarchy over a key store.
+pub struct KeyRing {
+    root: RwLock<LocalRootKeys>,
+    source: RootSource,
+    store: FileKeyStore,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyRing({:?})", self.source)
+    }
+}
+
+/// Reads a root key file, refusing one that others can read.
+fn read_root_file(path: &Path) -> Result<LocalRootKeys> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(VaultError::Key(format!(
+            "root key file {} is readable by group or others (mode {:o}); chmod 600 it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        )));
+    }
+    LocalRootKeys::parse(&std::fs::read_to_string(path)?).map_err(key_err)
+}
+
+impl KeyRing {
+    /// Opens the hierarchy. Returns a notice to print loudly when a root key was generated.
+    pub fn open(cfg: &VaultConfig, data_dir: &Path) -> Result<(Self, Option<String>)> {
+        let store = FileKeyStore::new(
+            cfg.keystore_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("keys")),
+        );
+        if let Some(text) = cfg.root_key.as_deref().filter(|t| !t.trim().is_empty()) {
+            let root = LocalRootKeys::parse(text).map_err(key_err)?;
+            return Ok((
+                Self {
+                    root: RwLock::new(root),
+                    source: RootSource::Config,
+                    store,
+                },
+                None,
+            ));
+        }
+        let path = cfg
+            .root_key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("root.key"));
+        let mut notice = None;
+        let root = if path.exists() {
+            read_root_file(&path)?
+        } else if cfg.generate_root_key {
+            let root = LocalRootKeys::generate().map_err(key_err)?;
+            write_atomic(&path, root.to_text().as_bytes())?;
+            notice = Some(format!(
+                "*** A NEW ROOT KEY WAS GENERATED at {} (development mode). Every stored object depends on it: \
+                 back it up somewhere safe, or use a key file / BV_VAULT_ROOT_KEY / a KMS in production. ***",
+                path.display()
+            ));
+            root
+        } else {
+            return Err(VaultError::Key(format!(
+                "no root key: {} does not exist, BV_VAULT_ROOT_KEY is unset and vault.generate_root_key is false",
+                path.display()
+            )));
+        };
+        Ok((
+            Self {
+                root: RwLock::new(root),
+                source: RootSource::File(path),
+                store,
+            },
+            notice,
+        ))
+    }
+
+    /// A key ring over explicit parts (tests, embedding).
+    pub fn new(root: LocalRootKeys, source: RootSource, store: FileKeyStore) -> Self {
+        Self {
+            root: RwLock::new(root),
+            source,
+            store,
+        }
+    }
+
+    /// The key store.
+    pub fn store(&self) -> &FileKeyStore {
+        &self.store
+    }
+
+    fn unwrap_tenant(&self, t: &TenantId, r: &TenantKeyRecord) -> Result<SecretKey> {
+        let root = self.root.read().expect("not poisoned");
+        root.unwrap(
+            r.root_version,
+            &from_hex(&r.wrapped)?,
+            &tenant_ctx(t, r.version, r.root_version),
+        )
+        .map_err(key_err)
+    }
+
+    fn wrap_tenant(&self, t: &TenantId, version: u32, key: &SecretKey) -> Result<TenantKeyRecord> {
+        let root = self.root.read().expect("not poisoned");
+        let rv = root.current_version();
+        let wrapped = root
+            .wrap(rv, key, &tenant_ctx(t, version, rv))
+            .map_err(key_err)?;
+        Ok(TenantKeyRecord {
+            version,
+            root_version: rv,
+            wrapped: to_hex(&wrapped),
+        })
+    }
+
+    /// The tenant's current key (created on first use).
+    pub fn tenant_key_current(&self, t: &TenantId) -> Result<(u32, SecretKey)> {
+        loop {
+            if let Some(r) = self.store.tenant_keys(t)?.pop() {
+                return Ok((r.version, self.unwrap_tenant(t, &r)?));
+            }
+            let rec = self.wrap_tenant(t, 1, &SecretKey::generate().map_err(key_err)?)?;
+            // Another process may create it at the same moment: first writer wins, all re-read.
+            self.store.put_tenant_key(t, &rec, true)?;
+        }
+    }
+
+    fn tenant_key(&self, t: &TenantId, version: u32) -> Result<SecretKey> {
+        let rec = self
+            .store
+            .tenant_keys(t)?
+            .into_iter()
+            .find(|r| r.version == version)
+            .ok_or_else(|| VaultError::Key(format!("tenant key version {version} is gone")))?;
+        self.unwrap_tenant(t, &rec)
+    }
+
+    /// A fresh data key for a new object, and the record fields that store it wrapped.
+    pub fn new_object_key(&self, t: &TenantId, o: &ObjectId) -> Result<(SecretKey, u32, String)> {
+        let (tv, tk) = self.tenant_key_current(t)?;
+        let dek = SecretKey::generate().map_err(key_err)?;
+        let wrapped = tk.wrap(&dek, &dek_ctx(t, o, 1, tv)).map_err(key_err)?;
+        Ok((dek, tv, to_hex(&wrapped)))
+    }
+
+    /// The data key of an object record.
+    pub fn object_key(&self, r: &ObjectRecord) -> Result<SecretKey> {
+        let (t, o) = (r.tenant.parse::<TenantId>()?, r.object.parse::<ObjectId>()?);
+        let tk = self.tenant_key(&t, r.tenant_key_version)?;
+        tk.unwrap(
+            &from_hex(&r.wrapped_dek)?,
+            &dek_ctx(&t, &o, r.dek_version, r.tenant_key_version),
+        )
+        .map_err(key_err)
+    }
+
+    fn tenant_objects(&self, t: &TenantId) -> Result<Vec<(ObjectId, ObjectRecord)>> {
+        let mut out = Vec::new();
+        for o in self.store.objects()? {
+            if let Some(r) = self.store.object(&o)?
+                && r.tenant == t.to_string()
+            {
+                out.push((o, r));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds a tenant key version, re-wraps every data key of the tenant under
+    /// it, and retires the old versions. Returns (new version, data keys re-wrapped).
+    pub fn rotate_tenant(&self, t: &TenantId) -> Result<(u32, usize)> {
+        let old = self.store.tenant_keys(t)?;
+        let v = old.last().map_or(1, |r| r.version + 1);
+        let key = SecretKey::generate().map_err(key_err)?;
+        let rec = self.wrap_tenant(t, v, &key)?;
+        if !self.store.put_tenant_key(t, &rec, true)? {
+            return Err(VaultError::Key(format!(
+                "tenant key version {v} appeared concurrently; retry"
+            )));
+        }
+        let mut n = 0;
+        for (o, mut r) in self.tenant_objects(t)? {
+            if r.tenant_key_version == v {
+                continue;
+            }
+            let dek = self.object_key(&r)?;
+            r.wrapped_dek = to_hex(
+                &key.wrap(&dek, &dek_ctx(t, &o, r.dek_version, v))
+                    .map_err(key_err)?,
+            );
+            r.tenant_key_version = v;
+            self.store.put_object(&o, &r)?;
+            n += 1;
+        }
+        // Retire versions nothing references any more (re-read: objects may have been added meanwhile).
+        let used: Vec<u32> = self
+            .tenant_objects(t)?
+            .iter()
+            .map(|(_, r)| r.tenant_key_version)
+            .collect();
+        for r in old {
+            if !used.contains(&r.version) {
+                self.store.delete_tenant_key(t, r.version)?;
+            }
+        }
+        Ok((v, n))
+    }
+
+    /// Adds a root key version, re-wraps every tenant key under it, and
+    /// retires the old root versions. Returns (new version, tenant keys re-wrapped).
+    pub fn rotate_root(&self) -> Result<(u32, usize)> {
+        let RootSource::File(path) = &self.source else {
+            return Err(VaultError::Key(
+                "root keys come from configuration; rotate them there (add a v<N+1> entry) and restart".into(),
+            ));
+        };
+        let v = {
+            let mut root = self.root.write().expect("not poisoned");
+            let v = root.rotate().map_err(key_err)?;
+            write_atomic(path, root.to_text().as_bytes())?;
+            v
+        };
+        let mut n = 0;
+        for t in self.store.tenants()? {
+            for r in self.store.tenant_keys(&t)? {
+                if r.root_version == v {
+                    continue;
+                }
+                let key = self.unwrap_tenant(&t, &r)?;
+                self.store
+                    .put_tenant_key(&t, &self.wrap_tenant(&t, r.version, &key)?, false)?;
+                n += 1;
+            }
+        }
+        let mut used = Vec::new();
+        for t in self.store.tenants()? {
+            used.extend(self.store.tenant_keys(&t)?.iter().map(|r| r.root_version));
+        }
+        let mut root = self.root.write().expect("not poisoned");
+        root.retire_except(&used);
+        write_atomic(path, root.to_text().as_bytes())?;
+        Ok((v, n))
+    }
+
+    /// Versions and counts, for `bv keys status`.
+    pub fn status(&self) -> Result<KeyStatus> {
+        let root = self.root.read().expect("not poisoned");
+        let mut tenants = Vec::new();
+        for t in self.store.tenants()? {
+            let versions = self
+                .store
+                .tenant_keys(&t)?
+                .iter()
+                .map(|r| (r.version, r.root_version))
+                .collect();
+            tenants.push(TenantStatus {
+                tenant: t.to_string(),
+                versions,
+                objects: self.tenant_objects(&t)?.len(),
+            });
+        }
+        Ok(KeyStatus {
+            root_versions: root.versions(),
+            root_current: root.current_version(),
+            tenants,
+        })
+    }
+}

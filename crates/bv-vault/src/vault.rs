@@ -1,0 +1,381 @@
+//! The vault: put, get, range, verify, delete and sweep sealed objects.
+
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use bv_crypto::format::{self, Binding, DEFAULT_SEGMENT_LOG2, HEADER_LEN, Opener, Sealer, TAG_LEN};
+use futures::StreamExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::blobs::Blobs;
+use crate::config::VaultConfig;
+use crate::error::{Result, VaultError};
+use crate::ids::{ObjectId, TenantId};
+use crate::keyring::KeyRing;
+use crate::keystore::{ObjectRecord, ObjectState};
+
+/// A stored object as callers see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ObjectInfo {
+    /// Object id.
+    pub object: String,
+    /// Owning tenant.
+    pub tenant: String,
+    /// Plaintext length.
+    pub plain_len: u64,
+    /// Stored (sealed) length.
+    pub sealed_len: u64,
+}
+
+/// What a sweep removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SweepReport {
+    /// Interrupted puts whose keys and leftovers were removed.
+    pub abandoned_puts: usize,
+    /// Leftover pieces (staging files, incomplete uploads, blobs) removed for them.
+    pub pieces: usize,
+    /// Blobs with no key record (unreadable garbage) removed.
+    pub orphan_blobs: usize,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn binding(t: &TenantId, o: &ObjectId, r: &ObjectRecord) -> Binding {
+    Binding {
+        tenant: t.0,
+        object: o.0,
+        key_version: r.dek_version,
+    }
+}
+
+/// Reads until `buf` is full or the reader ends; returns the bytes read.
+async fn read_full(r: &mut (impl AsyncRead + Unpin), buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        let k = r.read(&mut buf[n..]).await?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    Ok(n)
+}
+
+/// Sealed objects in a blob store, keys in a key ring.
+#[derive(Debug)]
+pub struct Vault {
+    blobs: Blobs,
+    keys: KeyRing,
+    segment_log2: u8,
+    part_size: usize,
+}
+
+impl Vault {
+    /// Opens the vault described by `cfg`; also returns the key ring's notice, if any.
+    pub fn open(cfg: &VaultConfig, data_dir: &Path) -> Result<(Self, Option<String>)> {
+        if cfg.part_size_mib < 5 || cfg.part_size_mib > 512 {
+            return Err(VaultError::Config(
+                "vault.part_size_mib must be 5..=512".into(),
+            ));
+        }
+        let blobs = Blobs::open(cfg, data_dir)?;
+        let (keys, notice) = KeyRing::open(cfg, data_dir)?;
+        Ok((
+            Self {
+                blobs,
+                keys,
+                segment_log2: DEFAULT_SEGMENT_LOG2,
+                part_size: cfg.part_size_mib << 20,
+            },
+            notice,
+        ))
+    }
+
+    /// A vault over explicit parts.
+    pub fn new(blobs: Blobs, keys: KeyRing, part_size: usize) -> Self {
+        Self {
+            blobs,
+            keys,
+            segment_log2: DEFAULT_SEGMENT_LOG2,
+            part_size,
+        }
+    }
+
+    /// The key ring (rotation, status).
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// The blob backend.
+    pub fn blobs(&self) -> &Blobs {
+        &self.blobs
+    }
+
+    /// The committed record of `o` if `t` owns it; anything else is "not found".
+    fn committed(&self, t: &TenantId, o: &ObjectId) -> Result<(ObjectRecord, u64, u64)> {
+        match self.keys.store().object(o)? {
+            Some(r) if r.tenant == t.to_string() => match r.state {
+                ObjectState::Committed {
+                    plain_len,
+                    sealed_len,
+                } => Ok((r, plain_len, sealed_len)),
+                ObjectState::Pending { .. } => Err(VaultError::NotFound),
+            },
+            _ => Err(VaultError::NotFound),
+        }
+    }
+
+    /// Seals everything `src` yields into a new object of tenant `t`.
+    /// Memory: one upload part plus two segments, whatever the size.
+    pub async fn put(&self, t: &TenantId, src: impl AsyncRead + Unpin) -> Result<ObjectInfo> {
+        let o = ObjectId::random()?;
+        let (dek, tenant_key_version, wrapped_dek) = self.keys.new_object_key(t, &o)?;
+        let mut record = ObjectRecord {
+            object: o.to_string(),
+            tenant: t.to_string(),
+            dek_version: 1,
+            tenant_key_version,
+            wrapped_dek,
+            created: now(),
+            state: ObjectState::Pending { upload: None },
+        };
+        // The pending record comes first, so a crash at any later point leaves
+        // something the sweep can find.
+        self.keys.store().put_object(&o, &record)?;
+        let mut upload = self.blobs.begin(&o, self.part_size).await?;
+        if let Some(id) = upload.id() {
+            record.state = ObjectState::Pending { upload: Some(id) };
+            self.keys.store().put_object(&o, &record)?;
+        }
+        let sealer = Sealer::new(&dek, &binding(t, &o, &record), self.segment_log2)?;
+        match Self::stream_sealed(src, &mut upload, sealer).await {
+            Ok((plain_len, sealed_len)) => {
+                upload.finish().await?;
+                record.state = ObjectState::Committed {
+                    plain_len,
+                    sealed_len,
+                };
+                self.keys.store().put_object(&o, &record)?;
+                Ok(ObjectInfo {
+                    object: o.to_string(),
+                    tenant: t.to_string(),
+                    plain_len,
+                    sealed_len,
+                })
+            }
+            Err(e) => {
+                let _ = upload.abort().await;
+                let _ = self.blobs.reclaim(&o, None).await;
+                self.keys.store().delete_object(&o)?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn stream_sealed(
+        mut src: impl AsyncRead + Unpin,
+        upload: &mut crate::blobs::Upload,
+        mut sealer: Sealer,
+    ) -> Result<(u64, u64)> {
+        let s = sealer.segment_size();
+        upload.write(sealer.header()).await?;
+        let mut sealed = HEADER_LEN as u64;
+        let mut cur = vec![0u8; s];
+        let mut n = read_full(&mut src, &mut cur).await?;
+        let mut next = vec![0u8; s];
+        let mut total = 0u64;
+        loop {
+            let m = if n == s {
+                read_full(&mut src, &mut next).await?
+            } else {
+                0
+            };
+            let last = m == 0;
+            cur.truncate(n);
+            sealer.seal_segment(&mut cur, last)?;
+            upload.write(&cur).await?;
+            sealed += cur.len() as u64;
+            total += n as u64;
+            if last {
+                return Ok((total, sealed));
+            }
+            cur.resize(s, 0);
+            std::mem::swap(&mut cur, &mut next);
+            n = m;
+        }
+    }
+
+    /// Opens object `o` of tenant `t` into `dst`, releasing each segment only
+    /// after it verifies. Returns the plaintext length.
+    pub async fn get(
+        &self,
+        t: &TenantId,
+        o: &ObjectId,
+        mut dst: impl AsyncWrite + Unpin,
+    ) -> Result<u64> {
+        let (r, plain_len, _) = self.committed(t, o)?;
+        let dek = self.keys.object_key(&r)?;
+        let (_, mut chunks) = self.blobs.get(o).await?;
+        let mut pending: Vec<u8> = Vec::new();
+        let mut opener: Option<Opener> = None;
+        let mut seg_size = 0usize;
+        let mut n_segments = 0u64;
+        let mut index = 0u64;
+        let mut out = Vec::new();
+        let mut written = 0u64;
+        let mut ended = false;
+        loop {
+            // Take whole segments (the last one by its index, from the trusted record).
+            loop {
+                if opener.is_none() {
+                    if pending.len() < HEADER_LEN {
+                        break;
+                    }
+                    let op = Opener::new(&pending[..HEADER_LEN], &dek, &binding(t, o, &r))?;
+                    seg_size = op.header().segment_size();
+                    n_segments = format::segment_count(plain_len, seg_size);
+                    pending.drain(..HEADER_LEN);
+                    opener = Some(op);
+                }
+                let op = opener.as_ref().expect("set above");
+                if index == n_segments {
+                    if !pending.is_empty() {
+                        return Err(VaultError::Integrity(bv_crypto::CryptoError::TrailingData));
+                    }
+                    break;
+                }
+                let last = index == n_segments - 1;
+                let want = if last {
+                    (plain_len - index * seg_size as u64) as usize + TAG_LEN
+                } else {
+                    seg_size + TAG_LEN
+                };
+                if pending.len() < want && !ended {
+                    break;
+                }
+                if pending.len() < want {
+                    // The stream ended early: what is there is a damaged or missing segment.
+                    op.open_segment(index, &pending, true, &mut out)?;
+                    return Err(VaultError::Integrity(bv_crypto::CryptoError::Truncated {
+                        segments: index,
+                    }));
+                }
+                op.open_segment(index, &pending[..want], last, &mut out)?;
+                dst.write_all(&out).await?;
+                written += out.len() as u64;
+                pending.drain(..want);
+                index += 1;
+            }
+            if ended {
+                break;
+            }
+            match chunks.next().await {
+                Some(c) => pending.extend_from_slice(&c?),
+                None => ended = true,
+            }
+        }
+        if opener.is_none() {
+            return Err(VaultError::Integrity(bv_crypto::CryptoError::Format(
+                "shorter than a header",
+            )));
+        }
+        if index < n_segments {
+            return Err(VaultError::Integrity(bv_crypto::CryptoError::Truncated {
+                segments: index,
+            }));
+        }
+        dst.flush().await?;
+        Ok(written)
+    }
+
+    /// Bytes `range` of the plaintext, opening only the segments it needs.
+    pub async fn get_range(
+        &self,
+        t: &TenantId,
+        o: &ObjectId,
+        range: Range<u64>,
+    ) -> Result<Vec<u8>> {
+        let (r, plain_len, _) = self.committed(t, o)?;
+        let dek = self.keys.object_key(&r)?;
+        let header = self.blobs.get_range(o, 0..HEADER_LEN as u64).await?;
+        let opener = Opener::new(&header, &dek, &binding(t, o, &r))?;
+        let s = opener.header().segment_size();
+        let (first, last, bytes) = format::range_plan(plain_len, s, range.start, range.end)?;
+        let n = format::segment_count(plain_len, s);
+        let sealed = self.blobs.get_range(o, bytes).await?;
+        let mut plain = Vec::with_capacity((range.end - range.start) as usize);
+        let mut out = Vec::new();
+        for (k, seg) in sealed.chunks(s + TAG_LEN).enumerate() {
+            let idx = first + k as u64;
+            opener.open_segment(idx, seg, idx == n - 1, &mut out)?;
+            let seg_start = idx * s as u64;
+            let from = range.start.saturating_sub(seg_start) as usize;
+            let to = ((range.end - seg_start) as usize).min(out.len());
+            if from < to {
+                plain.extend_from_slice(&out[from..to]);
+            }
+        }
+        if first + (sealed.len().div_ceil(s + TAG_LEN) as u64) != last + 1 {
+            return Err(VaultError::Integrity(bv_crypto::CryptoError::Truncated {
+                segments: first,
+            }));
+        }
+        Ok(plain)
+    }
+
+    /// Verifies every segment's tag without writing plaintext anywhere.
+    pub async fn verify(&self, t: &TenantId, o: &ObjectId) -> Result<u64> {
+        self.get(t, o, tokio::io::sink()).await
+    }
+
+    /// Describes a committed object.
+    pub fn stat(&self, t: &TenantId, o: &ObjectId) -> Result<ObjectInfo> {
+        let (_, plain_len, sealed_len) = self.committed(t, o)?;
+        Ok(ObjectInfo {
+            object: o.to_string(),
+            tenant: t.to_string(),
+            plain_len,
+            sealed_len,
+        })
+    }
+
+    /// Deletes an object: its wrapped data key first (after which the blob is
+    /// unreadable, backups included), then the blob.
+    pub async fn delete(&self, t: &TenantId, o: &ObjectId) -> Result<()> {
+        self.committed(t, o)?;
+        self.keys.store().delete_object(o)?;
+        self.blobs.delete(o).await
+    }
+
+    /// Removes what interrupted puts older than `older_than` left behind, and
+    /// blobs that have no key record at all.
+    pub async fn sweep(&self, older_than: Duration) -> Result<SweepReport> {
+        let mut rep = SweepReport::default();
+        let cutoff = now().saturating_sub(older_than.as_secs());
+        for o in self.keys.store().objects()? {
+            let Some(r) = self.keys.store().object(&o)? else {
+                continue;
+            };
+            if let ObjectState::Pending { upload } = &r.state
+                && r.created <= cutoff
+            {
+                rep.pieces += self.blobs.reclaim(&o, upload.as_deref()).await?;
+                self.keys.store().delete_object(&o)?;
+                rep.abandoned_puts += 1;
+            }
+        }
+        for (o, age) in self.blobs.list().await? {
+            if age >= older_than.as_secs() && self.keys.store().object(&o)?.is_none() {
+                self.blobs.delete(&o).await?;
+                rep.orphan_blobs += 1;
+            }
+        }
+        Ok(rep)
+    }
+}
