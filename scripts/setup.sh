@@ -27,6 +27,7 @@ command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need_pkgs+=(ffm
 command -v python3 >/dev/null || need_pkgs+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
 command -v cc >/dev/null || need_pkgs+=(gcc libc6-dev)
+[ -x /usr/bin/time ] || need_pkgs+=(time)   # GNU time: peak memory of test processes
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_pkgs[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -15,6 +15,8 @@ pub mod error;
 pub mod ids;
 pub mod keyring;
 pub mod keystore;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod vault;
 
 pub use config::VaultConfig;

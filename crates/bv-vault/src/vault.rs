@@ -148,10 +148,20 @@ impl Vault {
         // The pending record comes first, so a crash at any later point leaves
         // something the sweep can find.
         self.keys.store().put_object(&o, &record)?;
-        let mut upload = self.blobs.begin(&o, self.part_size).await?;
+        let mut upload = match self.blobs.begin(&o, self.part_size).await {
+            Ok(u) => u,
+            Err(e) => {
+                self.keys.store().delete_object(&o)?;
+                return Err(e);
+            }
+        };
         if let Some(id) = upload.id() {
             record.state = ObjectState::Pending { upload: Some(id) };
-            self.keys.store().put_object(&o, &record)?;
+            if let Err(e) = self.keys.store().put_object(&o, &record) {
+                let _ = upload.abort().await;
+                self.keys.store().delete_object(&o)?;
+                return Err(e);
+            }
         }
         let sealer = Sealer::new(&dek, &binding(t, &o, &record), self.segment_log2)?;
         match Self::stream_sealed(src, &mut upload, sealer).await {

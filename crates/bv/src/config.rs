@@ -21,6 +21,8 @@ pub struct Config {
     pub model_dir: Option<PathBuf>,
     /// The enhancement engine.
     pub engine: EngineConfig,
+    /// Sealed storage: blob backend, key store, root key.
+    pub vault: bv_vault::VaultConfig,
 }
 
 /// Engine settings.
@@ -63,6 +65,7 @@ impl Default for Config {
             data_dir: default_data_dir(),
             model_dir: None,
             engine: EngineConfig::default(),
+            vault: Default::default(),
         }
     }
 }
@@ -138,6 +141,18 @@ impl Config {
         Ok(())
     }
 
+    /// The configuration as TOML with secrets replaced by `<redacted>`.
+    pub fn redacted_toml(&self) -> anyhow::Result<String> {
+        let mut c = self.clone();
+        if c.vault.root_key.is_some() {
+            c.vault.root_key = Some("<redacted>".into());
+        }
+        if !c.vault.s3_secret_access_key.is_empty() {
+            c.vault.s3_secret_access_key = "<redacted>".into();
+        }
+        Ok(toml::to_string(&c)?)
+    }
+
     /// The model directory in effect.
     pub fn model_dir(&self) -> PathBuf {
         self.model_dir
@@ -188,9 +203,9 @@ fn apply_env(value: &mut toml::Value, key: &str, raw: &str) -> anyhow::Result<()
                 .with_context(|| format!("{raw:?} is not true/false"))?,
         ),
         Some(_) => toml::Value::String(raw.to_string()),
-        // Optional fields are absent from the serialised defaults.
-        None if section.is_none() && field == "model_dir" => toml::Value::String(raw.to_string()),
-        None => bail!("unknown setting {key}"),
+        // Optional fields are absent from the serialised defaults; a name that
+        // is not a field at all is refused when the struct is built.
+        None => toml::Value::String(raw.to_string()),
     };
     target.insert(field, typed);
     Ok(())

@@ -32,6 +32,12 @@ enum Command {
     /// List or verify the installed models.
     #[command(subcommand)]
     Models(cmd::models::ModelsCmd),
+    /// Sealed storage: put, get, rm, verify, stat, sweep.
+    #[command(subcommand)]
+    Vault(cmd::vault::VaultCmd),
+    /// Key hierarchy: status and rotation.
+    #[command(subcommand)]
+    Keys(cmd::keys::KeysCmd),
     /// Show or check the effective configuration.
     #[command(subcommand)]
     Config(cmd::config::ConfigCmd),
@@ -47,6 +53,8 @@ fn main() {
         Command::Enhance(a) => cmd::enhance::run(&cfg, a),
         Command::Models(c) => cmd::models::run(&cfg, c),
         Command::Config(c) => cmd::config::run(&cfg, c),
+        Command::Vault(c) => cmd::vault::run(&cfg, c),
+        Command::Keys(c) => cmd::keys::run(&cfg, c),
         Command::InferPipe(a) => cmd::infer_pipe::run(&cfg, a),
     });
     if let Err(e) = result {

@@ -16,7 +16,7 @@ pub enum ConfigCmd {
 /// Runs the command (loading already validated the values).
 pub fn run(cfg: &Config, c: ConfigCmd) -> anyhow::Result<()> {
     match c {
-        ConfigCmd::Show => print!("{}", toml::to_string(cfg)?),
+        ConfigCmd::Show => print!("{}", cfg.redacted_toml()?),
         ConfigCmd::Check => {
             let models = cfg.model_dir();
             if !models.is_dir() {

@@ -3,4 +3,6 @@
 pub mod config;
 pub mod enhance;
 pub mod infer_pipe;
+pub mod keys;
 pub mod models;
+pub mod vault;
