@@ -10,13 +10,17 @@ BV := $(CARGO_TARGET_DIR)/release/bv
 SAMPLE := $(BV_DATA_DIR)/samples/carphone_pristine.mp4
 RESULT := $(BV_DATA_DIR)/output/carphone_pristine-x4.mp4
 
-.PHONY: help setup build run test lint unit bench clean
+FUZZ_SECONDS ?= 600
+TOOLS := $(BV_DATA_DIR)/tools
+
+.PHONY: help setup build run test lint unit bench fuzz clean
 
 help:
 	@echo "make run    install what is missing, build, enhance the sample video"
 	@echo "make test   install what is missing, lint, run every test"
 	@echo "make setup  install Debian packages, models and sample videos only"
 	@echo "make bench  engine speed against ncnn, onnxruntime and OpenVINO (slow)"
+	@echo "make fuzz   fuzz the sealed-object opener for FUZZ_SECONDS (default 600)"
 
 setup:
 	@scripts/setup.sh
@@ -40,6 +44,12 @@ test: setup lint unit
 
 bench: build
 	bench/enhance.sh
+
+# libFuzzer needs unstable rustc flags: RUSTC_BOOTSTRAP lets the stable toolchain accept them.
+fuzz: setup
+	@[ -x $(TOOLS)/bin/cargo-fuzz ] || cargo install --quiet --locked cargo-fuzz --root $(TOOLS)
+	cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(dir $(CARGO_TARGET_DIR))fuzz-target \
+	  $(TOOLS)/bin/cargo-fuzz run open_sealed --fuzz-dir . -- -max_total_time=$(FUZZ_SECONDS)
 
 clean:
 	cargo clean
