@@ -332,3 +332,54 @@ impl KeyRing {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_key_sources() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        // Development mode: generated once, with a notice, mode 0600; reused afterwards.
+        let cfg = VaultConfig::default();
+        let (_, notice) = KeyRing::open(&cfg, d.path()).unwrap();
+        assert!(notice.unwrap().contains("NEW ROOT KEY"));
+        let path = d.path().join("root.key");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(KeyRing::open(&cfg, d.path()).unwrap().1.is_none());
+        // A key file others can read is refused.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(
+            matches!(KeyRing::open(&cfg, d.path()), Err(VaultError::Key(m)) if m.contains("chmod 600"))
+        );
+        // Without a file and without generation: a clear error.
+        let empty = tempfile::tempdir().unwrap();
+        let strict = VaultConfig {
+            generate_root_key: false,
+            ..VaultConfig::default()
+        };
+        assert!(
+            matches!(KeyRing::open(&strict, empty.path()), Err(VaultError::Key(m)) if m.contains("no root key"))
+        );
+        // From configuration (the environment): used as given, not rotatable in place.
+        let text = format!("v3:{}", "ab".repeat(32));
+        let env = VaultConfig {
+            root_key: Some(text),
+            generate_root_key: false,
+            ..VaultConfig::default()
+        };
+        let (ring, _) = KeyRing::open(&env, empty.path()).unwrap();
+        assert_eq!(ring.status().unwrap().root_current, 3);
+        let t = TenantId::random().unwrap();
+        assert_eq!(ring.tenant_key_current(&t).unwrap().0, 1);
+        assert!(ring.rotate_root().is_err());
+        assert!(
+            !empty.path().join("root.key").exists(),
+            "nothing written to disk"
+        );
+    }
+}
