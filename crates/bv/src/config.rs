@@ -23,6 +23,17 @@ pub struct Config {
     pub engine: EngineConfig,
     /// Sealed storage: blob backend, key store, root key.
     pub vault: bv_vault::VaultConfig,
+    /// The sandbox every job runs in.
+    pub sandbox: SandboxConfig,
+}
+
+/// Sandbox settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// Resource limits of each job (memory, CPU time, processes, file size, open files,
+    /// wall-clock seconds, scratch size).
+    pub limits: bv_sandbox::Limits,
 }
 
 /// Engine settings.
@@ -66,6 +77,7 @@ impl Default for Config {
             model_dir: None,
             engine: EngineConfig::default(),
             vault: Default::default(),
+            sandbox: Default::default(),
         }
     }
 }
@@ -177,23 +189,21 @@ fn merge(base: &mut toml::Value, overlay: toml::Value) {
     }
 }
 
-/// Sets `key` (`engine_threads` → engine.threads, `data_dir`) from a string, typed like the default.
+/// Sets `key` from a string, typed like the default: `engine_threads` →
+/// `engine.threads`, `sandbox_limits_wall_seconds` → `sandbox.limits.wall_seconds`,
+/// `data_dir` → `data_dir` (a prefix that names a table descends into it).
 fn apply_env(value: &mut toml::Value, key: &str, raw: &str) -> anyhow::Result<()> {
     let table = value.as_table_mut().expect("config is a table");
-    let (section, field) = match key.split_once('_') {
-        Some((s, f)) if table.get(s).is_some_and(toml::Value::is_table) => {
-            (Some(s.to_string()), f.to_string())
-        }
-        _ => (None, key.to_string()),
-    };
-    let target = match &section {
-        Some(s) => table
-            .get_mut(s)
-            .and_then(toml::Value::as_table_mut)
-            .expect("checked above"),
-        None => table,
-    };
-    let typed = match target.get(&field) {
+    let sub = table
+        .iter()
+        .filter(|(name, v)| v.is_table() && key.starts_with(&format!("{name}_")))
+        .map(|(name, _)| name.clone())
+        .max_by_key(String::len);
+    if let Some(name) = sub {
+        let rest = key[name.len() + 1..].to_string();
+        return apply_env(table.get_mut(&name).expect("found above"), &rest, raw);
+    }
+    let typed = match table.get(key) {
         Some(toml::Value::Integer(_)) => toml::Value::Integer(
             raw.parse()
                 .with_context(|| format!("{raw:?} is not an integer"))?,
@@ -202,12 +212,11 @@ fn apply_env(value: &mut toml::Value, key: &str, raw: &str) -> anyhow::Result<()
             raw.parse()
                 .with_context(|| format!("{raw:?} is not true/false"))?,
         ),
-        Some(_) => toml::Value::String(raw.to_string()),
-        // Optional fields are absent from the serialised defaults; a name that
-        // is not a field at all is refused when the struct is built.
-        None => toml::Value::String(raw.to_string()),
+        // Strings, and optional fields (absent from the serialised defaults); a
+        // name that is not a field at all is refused when the struct is built.
+        _ => toml::Value::String(raw.to_string()),
     };
-    target.insert(field, typed);
+    table.insert(key.to_string(), typed);
     Ok(())
 }
 

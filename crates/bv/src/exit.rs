@@ -3,48 +3,68 @@
 //! Exit statuses: 1 system or internal failure, 2 usage (from clap),
 //! 3 bad input (file or option), 4 output problem, 5 model problem,
 //! 6 compute device unavailable, 7 stored data failed verification,
-//! 8 key or vault configuration problem,
-//! 130 cancelled.
+//! 8 key or vault configuration problem, 9 the job broke a sandbox limit,
+//! 130 cancelled. The status follows from the error code, so an error that
+//! happened inside the sandbox exits exactly like one outside.
 
 use bv_engine::EngineError;
 
-/// Exit status for an engine error.
-pub fn status(e: &EngineError) -> i32 {
-    use EngineError::*;
-    match e {
-        Cancelled => 130,
-        OutputUnwritable { .. } | OutputExists(_) | OutputContainerUnsupported(_) => 4,
-        ModelNotFound(_)
-        | ModelFileMissing(_)
-        | ModelHashMismatch { .. }
-        | ModelInvalid(_)
-        | ModelUnsupported(_) => 5,
-        DeviceUnavailable(_) => 6,
-        _ if e.is_bad_input() => 3,
+/// A job that failed inside the sandbox, reported by its stable code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct JobFailed {
+    /// Stable error code (as the job reported it, or a sandbox code).
+    pub code: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+/// Exit status for a stable error code.
+pub fn status_for(code: &str) -> i32 {
+    match code {
+        "cancelled" => 130,
+        "output_unwritable" | "output_exists" | "output_container_unsupported" => 4,
+        "model_not_found"
+        | "model_file_missing"
+        | "model_hash_mismatch"
+        | "model_invalid"
+        | "model_unsupported" => 5,
+        "device_unavailable" => 6,
+        "sealed_auth_failed" | "sealed_truncated" | "sealed_trailing_data" | "sealed_format" => 7,
+        "key_error" | "vault_config_invalid" => 8,
+        "job_resource_limit" | "job_timeout" => 9,
+        "input_not_found"
+        | "input_empty"
+        | "input_not_video"
+        | "input_truncated"
+        | "unsupported_codec"
+        | "dimensions_too_large"
+        | "invalid_option"
+        | "object_not_found"
+        | "invalid_argument"
+        | "range_not_satisfiable" => 3,
         _ => 1,
     }
 }
 
-/// Exit status for a vault error.
-pub fn vault_status(e: &bv_vault::VaultError) -> i32 {
-    use bv_vault::VaultError::*;
-    match e {
-        NotFound | Invalid(_) | Range(_) => 3,
-        Integrity(_) => 7,
-        Key(_) | Config(_) => 8,
-        Store(_) | Io(_) => 1,
+/// The stable code of any error the binary reports.
+pub fn code_of(e: &anyhow::Error) -> String {
+    if let Some(ee) = e.downcast_ref::<EngineError>() {
+        ee.code().into()
+    } else if let Some(ve) = e.downcast_ref::<bv_vault::VaultError>() {
+        ve.code().into()
+    } else if let Some(se) = e.downcast_ref::<bv_sandbox::SandboxError>() {
+        se.code().into()
+    } else if let Some(j) = e.downcast_ref::<JobFailed>() {
+        j.code.clone()
+    } else {
+        "error".into()
     }
 }
 
 /// Prints `e` (as text on stderr, or a JSON event on stdout) and returns the exit status.
 pub fn report(e: &anyhow::Error, json: bool) -> i32 {
-    let (code, status) = if let Some(ee) = e.downcast_ref::<EngineError>() {
-        (ee.code(), status(ee))
-    } else if let Some(ve) = e.downcast_ref::<bv_vault::VaultError>() {
-        (ve.code(), vault_status(ve))
-    } else {
-        ("error", 1)
-    };
+    let code = code_of(e);
     let message = format!("{e:#}");
     if json {
         println!(
@@ -54,5 +74,5 @@ pub fn report(e: &anyhow::Error, json: bool) -> i32 {
     } else {
         eprintln!("error[{code}]: {message}");
     }
-    status
+    status_for(&code)
 }

@@ -70,8 +70,27 @@ fn carries_rotation(ext: &str) -> bool {
     matches!(ext, "mp4" | "mov" | "m4v")
 }
 
-/// Removes the temporary output unless disarmed.
-struct TempOutput(Option<PathBuf>);
+/// The hidden temporary file an output is written to; removed on drop unless committed.
+pub struct TempOutput(Option<PathBuf>);
+
+impl TempOutput {
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        self.0.as_deref().expect("not committed yet")
+    }
+
+    /// Renames it to `output`: the output appears only complete.
+    pub fn commit(mut self, output: &Path) -> Result<()> {
+        let tmp = self.0.take().expect("committed once");
+        std::fs::rename(&tmp, output).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            EngineError::OutputUnwritable {
+                path: output.to_path_buf(),
+                reason: e.to_string(),
+            }
+        })
+    }
+}
 
 impl Drop for TempOutput {
     fn drop(&mut self) {
@@ -153,8 +172,13 @@ fn spawn(cmd: &mut Command) -> Result<Child> {
     })
 }
 
-/// Checks the output path and creates the temporary file beside it.
-fn prepare_output(input: &Path, output: &Path, overwrite: bool) -> Result<(TempOutput, String)> {
+/// Checks the output path and creates the temporary file beside it; returns
+/// it and the output's (lower-case) extension.
+pub fn prepare_output(
+    input: &Path,
+    output: &Path,
+    overwrite: bool,
+) -> Result<(TempOutput, String)> {
     let unwritable = |reason: String| EngineError::OutputUnwritable {
         path: output.to_path_buf(),
         reason,
@@ -220,6 +244,29 @@ pub fn enhance(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Summary> {
+    // Fail fast on the output before decoding anything.
+    let (temp, ext) = prepare_output(input, output, opts.overwrite)?;
+    let tmp_path = temp.path().to_path_buf();
+    let summary = enhance_into(input, &tmp_path, &ext, upscaler, opts, cancel, progress)?;
+    temp.commit(output)?;
+    Ok(summary)
+}
+
+/// Enhances `input` into the already created file `out` (container chosen by
+/// `ext`), overwriting it. This is what runs inside the sandbox; the caller
+/// owns creating, naming and finally renaming the output.
+pub fn enhance_into(
+    input: &Path,
+    out: &Path,
+    ext: &str,
+    upscaler: &mut Upscaler,
+    opts: &EnhanceOptions,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Summary> {
+    let output = out;
+    let tmp_path = out.to_path_buf();
+    let ext = ext.to_ascii_lowercase();
     let start = Instant::now();
     let info = probe(input)?;
     let v = info.main_video().expect("probe checked").clone();
@@ -236,8 +283,6 @@ pub fn enhance(
         });
     }
     let supported = encoder_pix_fmts(opts.encode.codec.encoder())?;
-    let (mut temp, ext) = prepare_output(input, output, opts.overwrite)?;
-    let tmp_path = temp.0.clone().expect("temp path");
     let plan = color_plan(&v, (out_w, out_h), &supported);
     let depth = if bit_depth(&v.pix_fmt) > 8 {
         Depth::U16
@@ -449,11 +494,6 @@ pub fn enhance(
     if keep_rotation {
         super::mp4::set_rotation(&tmp_path, v.rotation)?;
     }
-    std::fs::rename(&tmp_path, output).map_err(|e| EngineError::OutputUnwritable {
-        path: output.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    temp.0 = None;
     Ok(Summary {
         frames,
         input_size: (v.width, v.height),

@@ -200,6 +200,9 @@ pub fn probe(path: &Path) -> Result<MediaInfo> {
         b
     };
     if !out.status.success() {
+        if stderr.contains("error while loading shared libraries") {
+            return Err(EngineError::Ffmpeg(first_line));
+        }
         // FFmpeg itself refuses sizes past its limits ("Picture size 60000x60000 is invalid").
         if let Some((w, h)) = invalid_picture_size(&stderr) {
             return Err(EngineError::DimensionsTooLarge {

@@ -1,16 +1,14 @@
-//! `bv enhance`: upscale a video file locally.
+//! `bv enhance`: upscale a video file locally, inside the sandbox by default.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
-use bv_engine::backend;
-use bv_engine::model::ModelStore;
-use bv_engine::upscale::Upscaler;
 use bv_engine::video::encode::{Codec, EncodeSettings};
-use bv_engine::video::pipeline::{EnhanceOptions, enhance};
+use bv_engine::video::pipeline::prepare_output;
 
+use crate::cmd::job::{Done, JobSpec, MODELS_INSIDE, execute, run_sandboxed};
 use crate::config::Config;
 use crate::progress::Reporter;
 
@@ -52,64 +50,106 @@ pub struct Args {
     /// Replace the output file if it exists.
     #[arg(long)]
     pub overwrite: bool,
+    /// Run FFmpeg and the model without the sandbox (debugging only; prints a warning).
+    #[arg(long)]
+    pub no_sandbox: bool,
 }
 
 /// Runs the command.
 pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
-    let encode = EncodeSettings::new(a.codec.parse::<Codec>()?, a.crf, a.preset.clone())?;
-    let store = ModelStore::new(cfg.model_dir());
-    let model_name = a.model.as_deref().unwrap_or(&cfg.engine.model);
+    // Options are checked here, before any jail starts.
+    EncodeSettings::new(a.codec.parse::<Codec>()?, a.crf, a.preset.clone())?;
+    let model_name = a.model.clone().unwrap_or_else(|| cfg.engine.model.clone());
     let scale = a.scale.unwrap_or(cfg.engine.scale);
-    let model = store.load(model_name, scale)?;
-    let device = a.device.as_deref().unwrap_or(&cfg.engine.device).parse()?;
-    let backend = backend::open(&model, device, a.threads.unwrap_or(cfg.engine.threads))?;
-    let mut upscaler = Upscaler::new(backend, scale as usize, a.tile.unwrap_or(cfg.engine.tile));
+    let spec_for = |input: PathBuf, output: PathBuf, ext: String, models: PathBuf| JobSpec {
+        input,
+        output,
+        ext,
+        models,
+        model: model_name.clone(),
+        scale,
+        codec: a.codec.clone(),
+        crf: a.crf,
+        preset: a.preset.clone(),
+        tile: a.tile.unwrap_or(cfg.engine.tile),
+        threads: a.threads.unwrap_or(cfg.engine.threads),
+        device: a
+            .device
+            .clone()
+            .unwrap_or_else(|| cfg.engine.device.clone()),
+        max_width: cfg.engine.max_output_width,
+        max_height: cfg.engine.max_output_height,
+    };
 
     let cancel = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&cancel))
             .context("installing signal handlers")?;
     }
-    let opts = EnhanceOptions {
-        encode,
-        max_width: cfg.engine.max_output_width,
-        max_height: cfg.engine.max_output_height,
-        overwrite: a.overwrite,
-    };
     let mut reporter = Reporter::new(a.json);
-    let result = enhance(
-        &a.input,
-        &a.output,
-        &mut upscaler,
-        &opts,
-        &cancel,
-        &mut |p| reporter.update(p),
-    );
+    let result = if a.no_sandbox {
+        eprintln!(
+            "WARNING: --no-sandbox: the video is parsed by FFmpeg without isolation (for debugging only)"
+        );
+        (|| -> anyhow::Result<Done> {
+            let (temp, ext) = prepare_output(&a.input, &a.output, a.overwrite)?;
+            let spec = spec_for(
+                a.input.clone(),
+                temp.path().to_path_buf(),
+                ext,
+                cfg.model_dir(),
+            );
+            let s = execute(&spec, &cancel, &mut |p| reporter.update(p))?;
+            temp.commit(&a.output)?;
+            Ok(Done {
+                frames: s.frames,
+                input_size: s.input_size,
+                output_size: s.output_size,
+                seconds: s.elapsed.as_secs_f64(),
+                inference_seconds: s.inference.as_secs_f64(),
+                backend: s.backend,
+            })
+        })()
+    } else {
+        run_sandboxed(
+            cfg,
+            &a.input,
+            &a.output,
+            a.overwrite,
+            |i, o, e| spec_for(i, o, e, MODELS_INSIDE.into()),
+            &cancel,
+            &mut |p| reporter.update(p),
+        )
+    };
     reporter.finish();
     let s = result?;
-    let secs = s.elapsed.as_secs_f64();
     if a.json {
         println!(
             "{}",
             serde_json::json!({
                 "event": "done", "output": a.output, "frames": s.frames,
                 "input_size": [s.input_size.0, s.input_size.1], "output_size": [s.output_size.0, s.output_size.1],
-                "seconds": secs, "inference_seconds": s.inference.as_secs_f64(), "backend": s.backend,
-                "model": model_name, "scale": scale,
+                "seconds": s.seconds, "inference_seconds": s.inference_seconds, "backend": s.backend,
+                "model": model_name, "scale": scale, "sandbox": !a.no_sandbox,
             })
         );
     } else {
         eprintln!(
-            "{} frames {}x{} -> {}x{} in {:.1} s ({:.2} fps, {:.0}% in the model, {})",
+            "{} frames {}x{} -> {}x{} in {:.1} s ({:.2} fps, {:.0}% in the model, {}{})",
             s.frames,
             s.input_size.0,
             s.input_size.1,
             s.output_size.0,
             s.output_size.1,
-            secs,
-            s.frames as f64 / secs.max(1e-9),
-            100.0 * s.inference.as_secs_f64() / secs.max(1e-9),
-            s.backend
+            s.seconds,
+            s.frames as f64 / s.seconds.max(1e-9),
+            100.0 * s.inference_seconds / s.seconds.max(1e-9),
+            s.backend,
+            if a.no_sandbox {
+                ", NOT sandboxed"
+            } else {
+                ", sandboxed"
+            }
         );
         println!("{}", a.output.display());
     }

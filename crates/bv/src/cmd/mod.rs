@@ -3,6 +3,8 @@
 pub mod config;
 pub mod enhance;
 pub mod infer_pipe;
+pub mod job;
 pub mod keys;
 pub mod models;
+pub mod sandbox_exec;
 pub mod vault;

@@ -1,0 +1,251 @@
+//! Enhancement jobs in the sandbox: the parent side that launches the jail,
+//! and `bv job-run`, the runner inside it.
+//!
+//! The parent never parses media: it checks paths and options, creates the
+//! output's temporary file, and hands the job to a jail that sees only `/usr`,
+//! the `bv` binary, the models, the input (read-only) and that one output file.
+//! The runner confines itself (Landlock, seccomp) before reading the job, then
+//! runs the same pipeline as `--no-sandbox` and reports JSON events on stdout.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
+use bv_engine::backend;
+use bv_engine::model::ModelStore;
+use bv_engine::upscale::Upscaler;
+use bv_engine::video::encode::{Codec, EncodeSettings};
+use bv_engine::video::pipeline::{EnhanceOptions, Progress, Summary, enhance_into, prepare_output};
+use bv_sandbox::{Exit, Jail, Mount};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::exit::{JobFailed, code_of};
+
+const BV_INSIDE: &str = "/opt/bv/bv";
+/// Where the model directory appears inside the jail.
+pub const MODELS_INSIDE: &str = "/models";
+
+/// What the runner is asked to do (paths are inside the jail).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// Input file.
+    pub input: PathBuf,
+    /// Output file (exists, will be overwritten).
+    pub output: PathBuf,
+    /// Output container extension.
+    pub ext: String,
+    /// Model directory.
+    pub models: PathBuf,
+    /// Model name.
+    pub model: String,
+    /// Scale.
+    pub scale: u32,
+    /// Codec name.
+    pub codec: String,
+    /// CRF.
+    pub crf: Option<u32>,
+    /// Encoder preset.
+    pub preset: Option<String>,
+    /// Tile edge.
+    pub tile: usize,
+    /// Inference threads.
+    pub threads: usize,
+    /// Device.
+    pub device: String,
+    /// Output size cap.
+    pub max_width: u64,
+    /// Output size cap.
+    pub max_height: u64,
+}
+
+/// Summary as the runner reports it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Done {
+    /// Frames.
+    pub frames: u64,
+    /// Input size.
+    pub input_size: (u64, u64),
+    /// Output size.
+    pub output_size: (u64, u64),
+    /// Wall seconds inside the jail.
+    pub seconds: f64,
+    /// Seconds in the model.
+    pub inference_seconds: f64,
+    /// Backend.
+    pub backend: String,
+}
+
+/// Runs the pipeline for `spec` (shared by the runner and `--no-sandbox` callers).
+pub fn execute(
+    spec: &JobSpec,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(&Progress),
+) -> anyhow::Result<Summary> {
+    let encode = EncodeSettings::new(spec.codec.parse::<Codec>()?, spec.crf, spec.preset.clone())?;
+    let model = ModelStore::new(&spec.models).load(&spec.model, spec.scale)?;
+    let backend = backend::open(&model, spec.device.parse()?, spec.threads)?;
+    let mut upscaler = Upscaler::new(backend, spec.scale as usize, spec.tile);
+    let opts = EnhanceOptions {
+        encode,
+        max_width: spec.max_width,
+        max_height: spec.max_height,
+        overwrite: true,
+    };
+    Ok(enhance_into(
+        &spec.input,
+        &spec.output,
+        &spec.ext,
+        &mut upscaler,
+        &opts,
+        cancel,
+        progress,
+    )?)
+}
+
+/// `bv job-run`: inside the jail. Confines itself first, then reads the job from stdin.
+pub fn run_inside() -> anyhow::Result<()> {
+    let confined = bv_sandbox::confine::confine(&[Path::new("/scratch"), Path::new("/out")])?;
+    let mut text = String::new();
+    std::io::stdin().read_to_string(&mut text)?;
+    let spec: JobSpec = serde_json::from_str(&text).context("reading the job")?;
+    eprintln!(
+        "job-run: landlock {}, seccomp allowlist of {} calls",
+        confined.landlock, confined.seccomp_allowed
+    );
+    let cancel = AtomicBool::new(false);
+    let emit = |v: serde_json::Value| println!("{v}");
+    let result = execute(&spec, &cancel, &mut |p| {
+        emit(
+            serde_json::json!({"event": "progress", "frames": p.frames, "total": p.total, "elapsed_s": p.elapsed.as_secs_f64()}),
+        )
+    });
+    match result {
+        Ok(s) => {
+            let done = Done {
+                frames: s.frames,
+                input_size: s.input_size,
+                output_size: s.output_size,
+                seconds: s.elapsed.as_secs_f64(),
+                inference_seconds: s.inference.as_secs_f64(),
+                backend: s.backend,
+            };
+            emit(serde_json::json!({"event": "done", "summary": done}));
+            Ok(())
+        }
+        Err(e) => {
+            emit(
+                serde_json::json!({"event": "error", "code": code_of(&e), "message": format!("{e:#}")}),
+            );
+            std::process::exit(crate::exit::status_for(&code_of(&e)));
+        }
+    }
+}
+
+/// The parent side: runs `spec_for(paths inside)` on `input` into `output` in a fresh jail.
+pub fn run_sandboxed(
+    cfg: &Config,
+    input: &Path,
+    output: &Path,
+    overwrite: bool,
+    spec_for: impl FnOnce(PathBuf, PathBuf, String) -> JobSpec,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(&Progress),
+) -> anyhow::Result<Done> {
+    let input_host = input
+        .canonicalize()
+        .map_err(|_| bv_engine::EngineError::InputNotFound(input.to_path_buf()))?;
+    if !input_host.is_file() {
+        return Err(bv_engine::EngineError::InputNotFound(input.to_path_buf()).into());
+    }
+    let (temp, ext) = prepare_output(input, output, overwrite)?;
+    let (input_inside, output_inside) = (
+        PathBuf::from(format!("/in/input.{ext}")),
+        PathBuf::from(format!("/out/output.{ext}")),
+    );
+    let spec = spec_for(input_inside, output_inside, ext.clone());
+    let jail = Jail {
+        limits: cfg.sandbox.limits.clone(),
+        mounts: vec![
+            Mount {
+                host: std::env::current_exe()?,
+                inside: BV_INSIDE.into(),
+                writable: false,
+            },
+            Mount {
+                host: cfg.model_dir(),
+                inside: MODELS_INSIDE.into(),
+                writable: false,
+            },
+            Mount {
+                host: input_host,
+                inside: spec.input.clone(),
+                writable: false,
+            },
+            Mount {
+                host: temp.path().to_path_buf(),
+                inside: spec.output.clone(),
+                writable: true,
+            },
+        ],
+    };
+    let mut done = None;
+    let mut failure: Option<JobFailed> = None;
+    let start = std::time::Instant::now();
+    let outcome = jail.run(
+        BV_INSIDE,
+        &["job-run".to_string()],
+        serde_json::to_string(&spec)?.as_bytes(),
+        &mut |line| {
+            let Ok(ev) = serde_json::from_str::<serde_json::Value>(line) else {
+                return;
+            };
+            match ev["event"].as_str() {
+                Some("progress") => progress(&Progress {
+                    frames: ev["frames"].as_u64().unwrap_or(0),
+                    total: ev["total"].as_u64(),
+                    elapsed: start.elapsed(),
+                }),
+                Some("done") => done = serde_json::from_value(ev["summary"].clone()).ok(),
+                Some("error") => {
+                    failure = Some(JobFailed {
+                        code: ev["code"].as_str().unwrap_or("error").into(),
+                        message: ev["message"].as_str().unwrap_or_default().into(),
+                    })
+                }
+                _ => {}
+            }
+        },
+        cancel,
+    )?;
+    if !outcome.teardown.clean() {
+        eprintln!(
+            "WARNING: sandbox teardown was not clean: {:?}",
+            outcome.teardown
+        );
+        return Err(JobFailed {
+            code: "sandbox_teardown_failed".into(),
+            message: format!("{:?}", outcome.teardown),
+        }
+        .into());
+    }
+    match (outcome.exit, done, failure) {
+        (Exit::Code(0), Some(d), _) => {
+            temp.commit(output)?;
+            Ok(d)
+        }
+        (_, _, Some(f)) => Err(f.into()),
+        (Exit::Cancelled, ..) => Err(bv_engine::EngineError::Cancelled.into()),
+        (Exit::Deadline, ..) => Err(JobFailed {
+            code: "job_timeout".into(),
+            message: format!("the job passed its {} s deadline and was killed", cfg.sandbox.limits.wall_seconds),
+        }
+        .into()),
+        (exit, ..) => Err(JobFailed {
+            code: "job_resource_limit".into(),
+            message: format!("the job ended ({exit:?}) without a result; a sandbox limit may have stopped it: {}", outcome.stderr.lines().last().unwrap_or_default()),
+        }
+        .into()),
+    }
+}
