@@ -107,12 +107,25 @@ pub struct Outcome {
 }
 
 /// A jail description: limits and mounts. Each [`run`](Jail::run) makes a fresh one.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Jail {
     /// Resource limits.
     pub limits: Limits,
     /// Extra mounts (the `bv` binary, models, the job's input and output).
     pub mounts: Vec<Mount>,
+    /// Put each job in its own cgroups (process and memory limits) when the
+    /// host allows it. Costs one cgroup v1 migration per job (up to ~15 ms here).
+    pub cgroups: bool,
+}
+
+impl Default for Jail {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            mounts: Vec::new(),
+            cgroups: true,
+        }
+    }
 }
 
 fn job_id() -> String {
@@ -129,8 +142,10 @@ fn find_tool(name: &'static str) -> Result<PathBuf, SandboxError> {
         .ok_or(SandboxError::ToolMissing(name))
 }
 
-/// Every live process whose environment carries `marker`, or whose mount namespace is `mnt_ns`.
-fn scan(marker: &str, mnt_ns: Option<&str>) -> (Vec<u32>, bool) {
+/// Every live process whose environment carries `marker` (only looked for when
+/// `marker` is given: without cgroups it is how the jail's processes are found),
+/// and whether any process still lives in mount namespace `mnt_ns`.
+fn scan(marker: Option<&str>, mnt_ns: Option<&str>) -> (Vec<u32>, bool) {
     let mut pids = Vec::new();
     let mut ns_alive = false;
     if let Ok(entries) = std::fs::read_dir("/proc") {
@@ -143,8 +158,9 @@ fn scan(marker: &str, mnt_ns: Option<&str>) -> (Vec<u32>, bool) {
             {
                 ns_alive = true;
             }
-            if std::fs::read(e.path().join("environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()))
+            if let Some(m) = marker
+                && std::fs::read(e.path().join("environ"))
+                    .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == m.as_bytes()))
             {
                 pids.push(pid);
             }
@@ -262,11 +278,18 @@ impl Jail {
         let start = Instant::now();
         let id = job_id();
         let marker = format!("BVJAIL_ID={id}");
-        let cgroups = JobCgroups::create(&id, self.limits.memory_bytes, self.limits.processes);
+        let cgroups = if self.cgroups {
+            JobCgroups::create(&id, self.limits.memory_bytes, self.limits.processes)
+        } else {
+            None
+        };
         let mut cmd = self.command(&id, program, args)?;
         // Spawned from this thread, which joins the job's cgroups for the moment
-        // of the fork. (Not from a helper thread: bubblewrap's --die-with-parent
-        // fires when the *thread* that forked it exits.)
+        // of the fork and then returns: children start inside. (Not from a
+        // short-lived helper thread: bubblewrap's --die-with-parent fires when
+        // the *thread* that forked it exits. A long-lived helper was measured
+        // slower: a cgroup v1 migration waits for an RCU grace period, and a
+        // second one right after the first comes almost free.)
         let spawned = match &cgroups {
             Some(cg) => cg.enter().and_then(|()| {
                 let r = cmd.spawn();
@@ -391,17 +414,18 @@ impl Jail {
         let drain = Instant::now();
         let mut left = cgroups.as_ref().map(JobCgroups::procs).unwrap_or_default();
         while !left.is_empty() && drain.elapsed() < Duration::from_millis(200) {
-            std::thread::sleep(Duration::from_millis(2));
+            std::thread::sleep(Duration::from_micros(500));
             left = cgroups.as_ref().map(JobCgroups::procs).unwrap_or_default();
         }
-        let (marked, mut ns_alive) = scan(&marker, mnt_ns.as_deref());
+        let by_env = cgroups.is_none().then_some(marker.as_str());
+        let (marked, mut ns_alive) = scan(by_env, mnt_ns.as_deref());
         left.extend(marked);
         left.sort_unstable();
         left.dedup();
         if !left.is_empty() || ns_alive {
             kill_all(&left);
             std::thread::sleep(Duration::from_millis(20));
-            ns_alive = scan(&marker, mnt_ns.as_deref()).1;
+            ns_alive = scan(None, mnt_ns.as_deref()).1;
         }
         let (pids_limit_hit, memory_limit_hit) = cgroups.as_ref().map_or((false, false), |cg| {
             (cg.pids_limit_hit(), cg.memory_limit_hit())

@@ -28,12 +28,24 @@ pub struct Config {
 }
 
 /// Sandbox settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SandboxConfig {
+    /// Give each job its own cgroups (process and memory limits) when the host allows
+    /// it (root, cgroup v1). Stops fork bombs; costs up to ~15 ms per launch.
+    pub cgroups: bool,
     /// Resource limits of each job (memory, CPU time, processes, file size, open files,
     /// wall-clock seconds, scratch size).
     pub limits: bv_sandbox::Limits,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            cgroups: true,
+            limits: bv_sandbox::Limits::default(),
+        }
+    }
 }
 
 /// Engine settings.

@@ -166,6 +166,7 @@ pub fn run_sandboxed(
     );
     let spec = spec_for(input_inside, output_inside, ext.clone());
     let jail = Jail {
+        cgroups: cfg.sandbox.cgroups,
         limits: cfg.sandbox.limits.clone(),
         mounts: vec![
             Mount {
