@@ -5,5 +5,5 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/bettervideo/target}
-(cd "$ROOT" && cargo build --release --locked -q -p bv-sandbox --example launch_bench && cargo build --release --locked -q -p bv)
-"$CARGO_TARGET_DIR/release/examples/launch_bench" "${1:-40}" "$CARGO_TARGET_DIR/release/bv"
+(cd "$ROOT" && cargo build --release --locked -q -p bv-sandbox --bins --example launch_bench)
+"$CARGO_TARGET_DIR/release/examples/launch_bench" "${1:-40}"

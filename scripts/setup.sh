@@ -28,8 +28,8 @@ command -v python3 >/dev/null || need_pkgs+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
 command -v cc >/dev/null || need_pkgs+=(gcc libc6-dev)
 [ -x /usr/bin/time ] || need_pkgs+=(time)   # GNU time: peak memory of test processes
-command -v bwrap >/dev/null || need_pkgs+=(bubblewrap)   # the job sandbox
-[ -x /usr/bin/prlimit ] || need_pkgs+=(util-linux)
+command -v bwrap >/dev/null || need_pkgs+=(bubblewrap)   # bench/sandbox.sh compares against it
+command -v nsenter >/dev/null && command -v unshare >/dev/null || need_pkgs+=(util-linux)   # tests, bench
 [ -x /usr/bin/python3 ] || need_pkgs+=(python3)   # hostile-job tests run it inside the jail
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_pkgs[*]}"

@@ -15,7 +15,7 @@ use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
 use crate::error::SandboxError;
 
 /// What was applied.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConfineReport {
     /// `fully enforced`, `partially enforced` or `not enforced` (kernel without Landlock).
     pub landlock: String,

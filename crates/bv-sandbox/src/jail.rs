@@ -1,4 +1,5 @@
-//! Running one job in a fresh jail and checking that it is gone afterwards.
+//! Running one job in a fresh jail (through the `bv-jail` launcher, see
+//! [`crate::launch`]) and checking that it is gone afterwards.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
@@ -8,7 +9,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::cgroup::JobCgroups;
+use crate::confine::ConfineReport;
 use crate::error::SandboxError;
+use crate::launch::{LINE_PREFIX, LaunchSpec};
 
 /// Resource limits of one job.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -45,7 +48,7 @@ impl Default for Limits {
 }
 
 /// A host path made visible inside the jail.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Mount {
     /// Path on the host.
     pub host: PathBuf,
@@ -102,6 +105,8 @@ pub struct Outcome {
     pub stderr: String,
     /// Teardown checks.
     pub teardown: Teardown,
+    /// Landlock and seccomp as the launcher applied them just before the job started.
+    pub confinement: Option<ConfineReport>,
     /// Wall time from launch to teardown.
     pub elapsed: Duration,
 }
@@ -116,6 +121,9 @@ pub struct Jail {
     /// Put each job in its own cgroups (process and memory limits) when the
     /// host allows it. Costs one cgroup v1 migration per job (up to ~15 ms here).
     pub cgroups: bool,
+    /// The `bv-jail` launcher; by default found next to the running program
+    /// (or one directory up, where test and example binaries live).
+    pub launcher: Option<PathBuf>,
 }
 
 impl Default for Jail {
@@ -124,6 +132,7 @@ impl Default for Jail {
             limits: Limits::default(),
             mounts: Vec::new(),
             cgroups: true,
+            launcher: None,
         }
     }
 }
@@ -134,13 +143,19 @@ fn job_id() -> String {
         .unwrap_or_else(|_| format!("{:x}", std::process::id()))
 }
 
-fn find_tool(name: &'static str) -> Result<PathBuf, SandboxError> {
-    ["/usr/bin", "/bin", "/usr/local/bin"]
-        .iter()
-        .map(|d| PathBuf::from(d).join(name))
-        .find(|p| p.exists())
-        .ok_or(SandboxError::ToolMissing(name))
+/// The launcher: next to the running program, or one directory up (cargo
+/// puts test and example binaries in subdirectories of the binaries').
+fn find_launcher() -> Result<PathBuf, SandboxError> {
+    let exe = std::env::current_exe()?;
+    exe.ancestors()
+        .skip(1)
+        .take(2)
+        .map(|d| d.join(LAUNCHER))
+        .find(|p| p.is_file())
+        .ok_or(SandboxError::ToolMissing(LAUNCHER))
 }
+
+const LAUNCHER: &str = "bv-jail";
 
 /// Every live process whose environment carries `marker` (only looked for when
 /// `marker` is given: without cgroups it is how the jail's processes are found),
@@ -179,85 +194,112 @@ fn kill_all(pids: &[u32]) {
     }
 }
 
-impl Jail {
-    /// The bubblewrap command for `program args` inside (tested separately so
-    /// the isolation flags are visible in one place).
-    fn command(&self, id: &str, program: &str, args: &[String]) -> Result<Command, SandboxError> {
-        let (bwrap, prlimit) = (find_tool("bwrap")?, find_tool("prlimit")?);
-        let l = &self.limits;
-        let mut c = Command::new(bwrap);
-        c.args([
-            "--unshare-all",
-            "--unshare-user",
-            "--uid",
-            "65534",
-            "--gid",
-            "65534",
-            "--cap-drop",
-            "ALL",
-        ]);
-        c.args(["--die-with-parent", "--new-session", "--clearenv"]);
-        c.args([
-            "--setenv",
-            "PATH",
-            "/usr/bin:/bin",
-            "--setenv",
-            "HOME",
-            "/scratch",
-            "--setenv",
-            "TMPDIR",
-            "/scratch",
-        ]);
-        c.args(["--setenv", "LANG", "C.UTF-8", "--setenv", "BVJAIL_ID", id]);
-        c.args([
-            "--ro-bind",
-            "/usr",
-            "/usr",
-            "--symlink",
-            "usr/lib",
-            "/lib",
-            "--symlink",
-            "usr/lib64",
-            "/lib64",
-        ]);
-        c.args([
-            "--symlink",
-            "usr/bin",
-            "/bin",
-            "--symlink",
-            "usr/sbin",
-            "/sbin",
-        ]);
-        // Debian resolves some libraries (BLAS, LAPACK) through /etc/alternatives symlinks.
-        for etc in ["/etc/alternatives", "/etc/ld.so.cache"] {
-            if std::path::Path::new(etc).exists() {
-                c.args(["--ro-bind", etc, etc]);
+/// The parent pid of `pid`, from `/proc/<pid>/stat`.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid …": comm may hold spaces and parentheses.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// What the job wrote on stderr (its last 16 KiB), the confinement report and
+/// a setup error, if any. The launcher's lines are read before the job can
+/// write anything: after `confined` (or `error`), every byte is the job's.
+fn read_stderr(
+    stderr: std::process::ChildStderr,
+    pid_tx: &mpsc::Sender<u32>,
+) -> (String, Option<ConfineReport>, Option<String>) {
+    let mut reader = BufReader::new(stderr);
+    let (mut confinement, mut setup_error) = (None, None);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match (&mut reader).take(4096).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&line);
+        let Some(rest) = text.trim_end().strip_prefix(LINE_PREFIX) else {
+            break;
+        };
+        if let Some(pid) = rest.strip_prefix("pid ") {
+            if let Ok(pid) = pid.parse() {
+                let _ = pid_tx.send(pid);
             }
+        } else if let Some(report) = rest.strip_prefix("confined ") {
+            confinement = serde_json::from_str(report).ok();
+            line.clear();
+            break;
+        } else if let Some(e) = rest.strip_prefix("error: ") {
+            setup_error = Some(e.to_string());
+            line.clear();
+            break;
         }
-        c.args(["--proc", "/proc", "--dev", "/dev"]);
-        c.args([
-            "--size",
-            &l.scratch_bytes.to_string(),
-            "--tmpfs",
-            "/scratch",
-            "--symlink",
-            "/scratch",
-            "/tmp",
-        ]);
-        for m in &self.mounts {
-            c.arg(if m.writable { "--bind" } else { "--ro-bind" })
-                .arg(&m.host)
-                .arg(&m.inside);
+    }
+    // The job's own messages (and anything unexpected): keep the tail.
+    let mut buf = line;
+    let mut chunk = [0u8; 4096];
+    while let Ok(n) = reader.read(&mut chunk) {
+        if n == 0 {
+            break;
         }
-        c.args(["--info-fd", "2", "--chdir", "/scratch", "--"]);
-        c.arg(prlimit);
-        c.arg(format!("--as={}", l.memory_bytes));
-        c.arg(format!("--cpu={}", l.cpu_seconds));
-        c.arg(format!("--fsize={}", l.file_size_bytes));
-        c.arg(format!("--nofile={}", l.open_files));
-        c.arg(format!("--nproc={}", l.processes));
-        c.args(["--core=0", "--"]).arg(program).args(args);
-        c.stdin(Stdio::piped())
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.len() > 32 << 10 {
+            buf.drain(..buf.len() - (16 << 10));
+        }
+    }
+    (
+        String::from_utf8_lossy(&buf).trim().to_string(),
+        confinement,
+        setup_error,
+    )
+}
+
+impl Jail {
+    /// What the launcher is asked to build and run.
+    fn spec(&self, id: &str, program: &str, args: &[String]) -> LaunchSpec {
+        let env = [
+            ("PATH", "/usr/bin:/bin"),
+            ("HOME", "/scratch"),
+            ("TMPDIR", "/scratch"),
+            ("LANG", "C.UTF-8"),
+            ("BVJAIL_ID", id),
+        ];
+        let mut writable = vec![PathBuf::from("/scratch")];
+        writable.extend(
+            self.mounts
+                .iter()
+                .filter(|m| m.writable)
+                .map(|m| m.inside.clone()),
+        );
+        LaunchSpec {
+            limits: self.limits.clone(),
+            mounts: self.mounts.clone(),
+            writable,
+            program: program.into(),
+            args: args.to_vec(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn command(&self, id: &str, program: &str, args: &[String]) -> Result<Command, SandboxError> {
+        let launcher = match &self.launcher {
+            Some(l) => l.clone(),
+            None => find_launcher()?,
+        };
+        let spec = serde_json::to_string(&self.spec(id, program, args))
+            .map_err(|e| SandboxError::Setup(e.to_string()))?;
+        let mut c = Command::new(launcher);
+        c.arg(spec)
+            .env_clear()
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         Ok(c)
@@ -286,8 +328,8 @@ impl Jail {
         let mut cmd = self.command(&id, program, args)?;
         // Spawned from this thread, which joins the job's cgroups for the moment
         // of the fork and then returns: children start inside. (Not from a
-        // short-lived helper thread: bubblewrap's --die-with-parent fires when
-        // the *thread* that forked it exits. A long-lived helper was measured
+        // short-lived helper thread: the launcher's parent-death signal fires
+        // when the *thread* that forked it exits. A long-lived helper was measured
         // slower: a cgroup v1 migration waits for an RCU grace period, and a
         // second one right after the first comes almost free.)
         let spawned = match &cgroups {
@@ -307,46 +349,11 @@ impl Jail {
                 return Err(e.into());
             }
         };
-        // stderr: bubblewrap's info JSON (the jail's pid) first, then the job's messages.
+        // stderr: the launcher's lines (the job's pid, then its confinement or
+        // a setup error) come before the job starts; then the job's messages.
         let (pid_tx, pid_rx) = mpsc::channel::<u32>();
-        let mut stderr = child.stderr.take().expect("piped");
-        let err_thread = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            let mut sent = false;
-            while let Ok(n) = stderr.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                if !sent
-                    && let Some(p) = String::from_utf8_lossy(&buf)
-                        .split("\"child-pid\":")
-                        .nth(1)
-                        .and_then(|r| {
-                            r.trim_start()
-                                .split(|c: char| !c.is_ascii_digit())
-                                .next()?
-                                .parse()
-                                .ok()
-                        })
-                {
-                    let _ = pid_tx.send(p);
-                    sent = true;
-                }
-                if buf.len() > 32 << 10 {
-                    buf.drain(..buf.len() - (16 << 10));
-                }
-            }
-            let text = String::from_utf8_lossy(&buf).to_string();
-            // Drop bubblewrap's info JSON from what the job said.
-            match text.find('}') {
-                Some(end) if text.trim_start().starts_with('{') && text.contains("child-pid") => {
-                    text[end + 1..].trim().to_string()
-                }
-                _ => text.trim().to_string(),
-            }
-        });
+        let stderr = child.stderr.take().expect("piped");
+        let err_thread = std::thread::spawn(move || read_stderr(stderr, &pid_tx));
         let (line_tx, line_rx) = mpsc::channel::<String>();
         let stdout = child.stdout.take().expect("piped");
         let out_thread = std::thread::spawn(move || {
@@ -357,9 +364,12 @@ impl Jail {
             }
         });
         let mut stdin = child.stdin.take().expect("piped");
+        // Only a direct child of the launcher is the jail's first process.
+        let launcher_pid = child.id();
         let mnt_ns = pid_rx
             .recv_timeout(Duration::from_secs(10))
             .ok()
+            .filter(|pid| parent_of(*pid) == Some(launcher_pid))
             .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok())
             .and_then(|l| l.to_str().map(str::to_string));
         let _ = stdin.write_all(input);
@@ -379,7 +389,8 @@ impl Jail {
                     killed = Some(Exit::Deadline);
                 }
                 if killed.is_some() {
-                    // bubblewrap's --die-with-parent takes every process of the jail with it.
+                    // The jail's first process dies with the launcher (parent-death
+                    // signal), and the kernel takes the rest of its PID namespace.
                     let _ = child.kill();
                 }
             }
@@ -391,7 +402,7 @@ impl Jail {
         for line in line_rx.try_iter() {
             on_line(&line);
         }
-        let stderr = err_thread.join().unwrap_or_default();
+        let (stderr, confinement, setup_error) = err_thread.join().unwrap_or_default();
         let exit = killed.unwrap_or_else(|| {
             use std::os::unix::process::ExitStatusExt;
             match (status.code(), status.signal()) {
@@ -400,17 +411,15 @@ impl Jail {
                 _ => Exit::Code(-1),
             }
         });
-        if mnt_ns.is_none() && stderr.contains("bwrap:") {
+        if let Some(e) = setup_error {
             if let Some(cg) = cgroups {
                 cg.remove();
             }
-            return Err(SandboxError::Unavailable(
-                stderr.lines().last().unwrap_or_default().to_string(),
-            ));
+            return Err(SandboxError::Setup(e));
         }
 
         // Teardown checks: nothing of the jail may remain. Processes killed
-        // with bubblewrap take a moment to finish exiting; give them 200 ms.
+        // with the launcher take a moment to finish exiting; give them 200 ms.
         let drain = Instant::now();
         let mut left = cgroups.as_ref().map(JobCgroups::procs).unwrap_or_default();
         while !left.is_empty() && drain.elapsed() < Duration::from_millis(200) {
@@ -452,6 +461,7 @@ impl Jail {
             exit,
             stderr,
             teardown,
+            confinement,
             elapsed: start.elapsed(),
         })
     }

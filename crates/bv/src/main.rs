@@ -44,27 +44,19 @@ enum Command {
     /// Raw RGB frames in, upscaled frames out (benchmarks and fidelity tests).
     #[command(hide = true)]
     InferPipe(cmd::infer_pipe::Args),
-    /// Inside a jail: confine this process, then run one enhancement job read from stdin.
+    /// Inside a jail: run one enhancement job read from stdin.
     #[command(hide = true)]
     JobRun,
-    /// Inside a jail: confine this process, then exec a command (tests, benchmarks).
-    #[command(hide = true)]
-    SandboxExec(cmd::sandbox_exec::Args),
 }
 
 fn main() {
     let cli = Cli::parse();
-    // The jail's commands confine themselves before anything else runs (no
-    // configuration, no threads): they are not affected by the host's settings.
-    match cli.command {
-        Command::JobRun => std::process::exit(match cmd::job::run_inside() {
+    // The job runner reads no configuration: the host's settings are not its to see.
+    if let Command::JobRun = cli.command {
+        std::process::exit(match cmd::job::run_inside() {
             Ok(()) => 0,
             Err(e) => exit::report(&e, false),
-        }),
-        Command::SandboxExec(a) => {
-            std::process::exit(exit::report(&cmd::sandbox_exec::run(a).unwrap_err(), false))
-        }
-        _ => {}
+        })
     }
     let json = matches!(&cli.command, Command::Enhance(a) if a.json);
     let result = config::Config::load(cli.config.as_deref()).and_then(|cfg| match cli.command {
@@ -74,7 +66,7 @@ fn main() {
         Command::Vault(c) => cmd::vault::run(&cfg, c),
         Command::Keys(c) => cmd::keys::run(&cfg, c),
         Command::InferPipe(a) => cmd::infer_pipe::run(&cfg, a),
-        Command::JobRun | Command::SandboxExec(_) => unreachable!("handled above"),
+        Command::JobRun => unreachable!("handled above"),
     });
     if let Err(e) = result {
         std::process::exit(exit::report(&e, json));

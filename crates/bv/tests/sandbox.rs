@@ -1,7 +1,8 @@
-//! Hostile jobs: real attacks from inside the jail (Python, confined by
-//! `bv sandbox-exec` exactly as the job runner confines itself). Each attack
-//! must fail or be contained, the job must end with a clear outcome, the host
-//! must stay healthy, and the teardown checks must find nothing left.
+//! Hostile jobs: real attacks from inside the jail (Python, started by the
+//! launcher exactly as the job runner is: same namespaces, root, limits,
+//! Landlock and seccomp). Each attack must fail or be contained, the job must
+//! end with a clear outcome, the host must stay healthy, and the teardown
+//! checks must find nothing left.
 
 mod common;
 
@@ -39,21 +40,10 @@ fn small() -> Limits {
 /// Runs Python `code` in a fresh jail under `limits`; returns the outcome and its stdout lines.
 fn attack(code: &str, limits: Limits) -> (Outcome, Vec<String>) {
     let mut lines = Vec::new();
-    let args: Vec<String> = [
-        "sandbox-exec",
-        "--writable",
-        "/scratch",
-        "--",
-        "/usr/bin/python3",
-        "-c",
-        code,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = ["-c".to_string(), code.to_string()];
     let out = jail(limits)
         .run(
-            "/opt/bv/bv",
+            "/usr/bin/python3",
             &args,
             b"",
             &mut |l| lines.push(l.to_string()),
@@ -65,6 +55,11 @@ fn attack(code: &str, limits: Limits) -> (Outcome, Vec<String>) {
         "teardown not clean: {:?}",
         out.teardown
     );
+    let confined = out
+        .confinement
+        .as_ref()
+        .expect("the launcher reports its confinement");
+    assert!(confined.seccomp_allowed > 0);
     (out, lines)
 }
 
@@ -148,6 +143,88 @@ print('OK scratch', flush=True)
     contained(&lines, 9);
     assert!(lines.iter().any(|l| l == "OK scratch"));
     assert_eq!(out.exit, Exit::Code(0));
+}
+
+#[test]
+fn no_capabilities_no_inherited_descriptors_a_scrubbed_environment() {
+    // A descriptor this process leaves inheritable must not reach the job.
+    let leaked = std::fs::File::open("/etc/hostname").unwrap();
+    nix::fcntl::fcntl(
+        &leaked,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )
+    .unwrap();
+    let code = "import os
+status = dict(l.split(':\t', 1) for l in open('/proc/self/status').read().splitlines() if ':\t' in l)
+print('CAPS', *(status[k].strip() for k in ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']), flush=True)
+print('NONEWPRIVS', status['NoNewPrivs'].strip(), 'SECCOMP', status['Seccomp'].strip(), flush=True)
+print('IDS', os.getuid(), os.getgid(), os.getgroups(), flush=True)
+print('FDS', *sorted(int(f) for f in os.listdir('/proc/self/fd')), flush=True)
+print('ENV', *sorted(os.environ), flush=True)
+print('HOST', os.uname().nodename, os.getpid(), flush=True)";
+    let (out, lines) = attack(code, small());
+    drop(leaked);
+    assert_eq!(out.exit, Exit::Code(0), "{}", out.stderr);
+    let zero = "0000000000000000";
+    assert_eq!(lines[0], format!("CAPS {zero} {zero} {zero} {zero} {zero}"));
+    assert_eq!(lines[1], "NONEWPRIVS 1 SECCOMP 2");
+    // Host groups are unmapped (and show as 65534, the overflow id) if any remain.
+    assert!(
+        lines[2] == "IDS 65534 65534 []" || lines[2] == "IDS 65534 65534 [65534]",
+        "{}",
+        lines[2]
+    );
+    // 0-2 and the descriptor listing /proc/self/fd.
+    assert_eq!(lines[3], "FDS 0 1 2 3");
+    assert_eq!(lines[4], "ENV BVJAIL_ID HOME LANG PATH TMPDIR");
+    assert_eq!(lines[5], "HOST bv-job 1", "own UTS and PID namespaces");
+}
+
+#[test]
+fn the_network_is_a_down_loopback_only() {
+    // The job waits; meanwhile the host looks into its network namespace.
+    let token = format!("netns-probe-{}", std::process::id());
+    let code = format!("import time; print('READY', flush=True); time.sleep(3) # {token}");
+    let mut seen = None;
+    let out = jail(small())
+        .run(
+            "/usr/bin/python3",
+            &["-c".into(), code],
+            b"",
+            &mut |l| {
+                if l != "READY" {
+                    return;
+                }
+                let pid = std::fs::read_dir("/proc")
+                    .unwrap()
+                    .flatten()
+                    .find(|e| {
+                        std::fs::read(e.path().join("cmdline"))
+                            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&token))
+                    })
+                    .map(|e| e.file_name().into_string().unwrap())
+                    .expect("the job's process");
+                let probe = "import fcntl, socket, struct
+names = [n for _, n in socket.if_nameindex()]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+flags = struct.unpack('16sH', fcntl.ioctl(s, 0x8913, struct.pack('16sH', b'lo', 0))[:18])[1]
+print(names, 'up' if flags & 1 else 'down')";
+                let o = std::process::Command::new("nsenter")
+                    .args(["-t", &pid, "--user", "--net", "--preserve-credentials"])
+                    .args(["python3", "-c", probe])
+                    .output()
+                    .unwrap();
+                seen = Some(format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout).trim(),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ));
+            },
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+    assert_eq!(out.exit, Exit::Code(0));
+    assert_eq!(seen.as_deref(), Some("['lo'] down"));
 }
 
 #[test]

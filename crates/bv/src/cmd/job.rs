@@ -4,8 +4,9 @@
 //! The parent never parses media: it checks paths and options, creates the
 //! output's temporary file, and hands the job to a jail that sees only `/usr`,
 //! the `bv` binary, the models, the input (read-only) and that one output file.
-//! The runner confines itself (Landlock, seccomp) before reading the job, then
-//! runs the same pipeline as `--no-sandbox` and reports JSON events on stdout.
+//! The launcher confines the runner (Landlock, seccomp) before it starts; the
+//! runner reads the job, runs the same pipeline as `--no-sandbox` and reports
+//! JSON events on stdout.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -104,16 +105,11 @@ pub fn execute(
     )?)
 }
 
-/// `bv job-run`: inside the jail. Confines itself first, then reads the job from stdin.
+/// `bv job-run`: inside the jail (already confined by the launcher); reads the job from stdin.
 pub fn run_inside() -> anyhow::Result<()> {
-    let confined = bv_sandbox::confine::confine(&[Path::new("/scratch"), Path::new("/out")])?;
     let mut text = String::new();
     std::io::stdin().read_to_string(&mut text)?;
     let spec: JobSpec = serde_json::from_str(&text).context("reading the job")?;
-    eprintln!(
-        "job-run: landlock {}, seccomp allowlist of {} calls",
-        confined.landlock, confined.seccomp_allowed
-    );
     let cancel = AtomicBool::new(false);
     let emit = |v: serde_json::Value| println!("{v}");
     let result = execute(&spec, &cancel, &mut |p| {
@@ -190,6 +186,7 @@ pub fn run_sandboxed(
                 writable: true,
             },
         ],
+        ..Jail::default()
     };
     let mut done = None;
     let mut failure: Option<JobFailed> = None;

@@ -6,5 +6,4 @@ pub mod infer_pipe;
 pub mod job;
 pub mod keys;
 pub mod models;
-pub mod sandbox_exec;
 pub mod vault;

@@ -1,0 +1,115 @@
+//! The launcher's contract with the parent: input in, lines out, the job's
+//! exit status through, and setup failures reported as errors (never as a
+//! job that silently did nothing).
+
+use std::sync::atomic::AtomicBool;
+
+use bv_sandbox::{Exit, Jail, Mount, SandboxError};
+
+fn jail(mounts: Vec<Mount>) -> Jail {
+    Jail {
+        mounts,
+        launcher: Some(env!("CARGO_BIN_EXE_bv-jail").into()),
+        ..Jail::default()
+    }
+}
+
+fn sh(
+    j: &Jail,
+    script: &str,
+    input: &[u8],
+) -> Result<(bv_sandbox::Outcome, Vec<String>), SandboxError> {
+    let mut lines = Vec::new();
+    let out = j.run(
+        "/usr/bin/sh",
+        &["-c".into(), script.into()],
+        input,
+        &mut |l| lines.push(l.to_string()),
+        &AtomicBool::new(false),
+    )?;
+    assert!(out.teardown.clean(), "{:?}", out.teardown);
+    Ok((out, lines))
+}
+
+#[test]
+fn input_goes_in_lines_come_out_status_comes_back() {
+    let (out, lines) = sh(
+        &jail(vec![]),
+        "tr a-z A-Z; echo to-stderr >&2; exit 7",
+        b"one\ntwo\n",
+    )
+    .unwrap();
+    assert_eq!(lines, ["ONE", "TWO"]);
+    assert_eq!(out.exit, Exit::Code(7));
+    assert_eq!(
+        out.stderr, "to-stderr",
+        "the launcher's own lines are not the job's"
+    );
+    let c = out.confinement.expect("confinement reported");
+    assert_eq!(c.landlock, "fully enforced");
+}
+
+#[test]
+fn mounts_are_read_only_unless_writable() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("in.txt"), "from the host").unwrap();
+    std::fs::write(d.path().join("out.txt"), "").unwrap();
+    let mounts = vec![
+        Mount {
+            host: d.path().join("in.txt"),
+            inside: "/in/in.txt".into(),
+            writable: false,
+        },
+        Mount {
+            host: d.path().join("out.txt"),
+            inside: "/out/out.txt".into(),
+            writable: true,
+        },
+    ];
+    let (out, lines) = sh(
+        &jail(mounts),
+        "cat /in/in.txt; echo; (echo x > /in/in.txt) 2>/dev/null || echo RO; echo written > /out/out.txt && echo RW",
+        b"",
+    )
+    .unwrap();
+    assert_eq!(out.exit, Exit::Code(0), "{}", out.stderr);
+    assert_eq!(lines, ["from the host", "RO", "RW"]);
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("in.txt")).unwrap(),
+        "from the host"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("out.txt")).unwrap(),
+        "written\n"
+    );
+}
+
+#[test]
+fn setup_failures_are_errors_with_the_reason() {
+    let missing = Mount {
+        host: "/nonexistent/model".into(),
+        inside: "/models".into(),
+        writable: false,
+    };
+    match sh(&jail(vec![missing]), "true", b"") {
+        Err(e @ SandboxError::Setup(_)) => {
+            assert_eq!(e.code(), "sandbox_unavailable");
+            assert!(e.to_string().contains("/nonexistent/model"), "{e}");
+        }
+        other => panic!("expected a setup error, got {other:?}"),
+    }
+    let escape = Mount {
+        host: "/usr".into(),
+        inside: "/scratch/../etc".into(),
+        writable: true,
+    };
+    assert!(matches!(
+        sh(&jail(vec![escape]), "true", b""),
+        Err(SandboxError::Setup(_))
+    ));
+    let absent = Jail {
+        launcher: Some("/nonexistent/bv-jail".into()),
+        ..Jail::default()
+    };
+    assert!(matches!(sh(&absent, "true", b""), Err(SandboxError::Io(_))));
+}
