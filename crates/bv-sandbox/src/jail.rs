@@ -194,24 +194,12 @@ fn kill_all(pids: &[u32]) {
     }
 }
 
-/// The parent pid of `pid`, from `/proc/<pid>/stat`.
-fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // "pid (comm) state ppid …": comm may hold spaces and parentheses.
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 /// What the job wrote on stderr (its last 16 KiB), the confinement report and
 /// a setup error, if any. The launcher's lines are read before the job can
 /// write anything: after `confined` (or `error`), every byte is the job's.
 fn read_stderr(
     stderr: std::process::ChildStderr,
-    pid_tx: &mpsc::Sender<u32>,
+    ns_tx: &mpsc::Sender<String>,
 ) -> (String, Option<ConfineReport>, Option<String>) {
     let mut reader = BufReader::new(stderr);
     let (mut confinement, mut setup_error) = (None, None);
@@ -226,10 +214,8 @@ fn read_stderr(
         let Some(rest) = text.trim_end().strip_prefix(LINE_PREFIX) else {
             break;
         };
-        if let Some(pid) = rest.strip_prefix("pid ") {
-            if let Ok(pid) = pid.parse() {
-                let _ = pid_tx.send(pid);
-            }
+        if let Some(ns) = rest.strip_prefix("ns ") {
+            let _ = ns_tx.send(ns.to_string());
         } else if let Some(report) = rest.strip_prefix("confined ") {
             confinement = serde_json::from_str(report).ok();
             line.clear();
@@ -351,9 +337,9 @@ impl Jail {
         };
         // stderr: the launcher's lines (the job's pid, then its confinement or
         // a setup error) come before the job starts; then the job's messages.
-        let (pid_tx, pid_rx) = mpsc::channel::<u32>();
+        let (ns_tx, ns_rx) = mpsc::channel::<String>();
         let stderr = child.stderr.take().expect("piped");
-        let err_thread = std::thread::spawn(move || read_stderr(stderr, &pid_tx));
+        let err_thread = std::thread::spawn(move || read_stderr(stderr, &ns_tx));
         let (line_tx, line_rx) = mpsc::channel::<String>();
         let stdout = child.stdout.take().expect("piped");
         let out_thread = std::thread::spawn(move || {
@@ -364,14 +350,11 @@ impl Jail {
             }
         });
         let mut stdin = child.stdin.take().expect("piped");
-        // Only a direct child of the launcher is the jail's first process.
-        let launcher_pid = child.id();
-        let mnt_ns = pid_rx
+        // The launcher names the jail's mount namespace before the job exists.
+        let mnt_ns = ns_rx
             .recv_timeout(Duration::from_secs(10))
             .ok()
-            .filter(|pid| parent_of(*pid) == Some(launcher_pid))
-            .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok())
-            .and_then(|l| l.to_str().map(str::to_string));
+            .filter(|ns| ns.starts_with("mnt:["));
         let _ = stdin.write_all(input);
         drop(stdin);
 

@@ -5,7 +5,10 @@
 //! (single-threaded, so it may fork freely):
 //! 1. asks to be killed with its parent, unshares user, mount, PID, network,
 //!    IPC, UTS and cgroup namespaces in one call and maps uid/gid 65534 inside
-//!    to its own ids outside (so it needs no privilege at all);
+//!    to its own ids outside (so it needs no privilege at all), and reports
+//!    the new mount namespace (`bv-jail: ns mnt:[N]`) before anything of the
+//!    job exists, so the line cannot be forged and the teardown check knows
+//!    what to look for even when the job is gone before anyone reads /proc;
 //! 2. forks the job's first process, PID 1 of the new PID namespace, and
 //!    reports its pid on stderr (`bv-jail: pid N`); then waits and exits as
 //!    the job did (same code, or the same signal);
@@ -103,6 +106,9 @@ fn launch() -> Result<i32, SandboxError> {
     write("/proc/self/setgroups", "deny".into())?;
     write("/proc/self/uid_map", format!("{JAIL_ID} {uid} 1"))?;
     write("/proc/self/gid_map", format!("{JAIL_ID} {gid} 1"))?;
+    let ns = std::fs::read_link("/proc/self/ns/mnt")
+        .map_err(|e| SandboxError::Setup(format!("mount namespace: {e}")))?;
+    eprintln!("{LINE_PREFIX}ns {}", ns.display());
 
     match sys::fork_single_threaded().map_err(err("fork"))? {
         ForkResult::Child => {
