@@ -106,4 +106,31 @@ if [ ! -x "$DATA/tools/bin/s3s-fs" ]; then
   say "building s3s-fs 0.14.1 from crates.io (once, about 2 minutes)"
   cargo install --quiet --locked s3s-fs@0.14.1 --features binary --root "$DATA/tools"
 fi
+# 7. PostgreSQL for the catalog tests ------------------------------------------------
+# The catalog suite runs on SQLite and on PostgreSQL at $BV_TEST_POSTGRES_URL (default
+# postgres://postgres@127.0.0.1:5432, trust authentication). Use a server that answers
+# there; otherwise install Debian's, start it, and let local TCP connections in.
+# The embedded default (`make run`) never needs it.
+pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
+if [ -z "${BV_TEST_POSTGRES_URL:-}" ] && ! pg_up; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  if ! command -v pg_ctlcluster >/dev/null; then
+    say "installing PostgreSQL for the catalog tests"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  fi
+  cluster=$(pg_lsclusters -h 2>/dev/null | awk 'NR==1 {print $1, $2}')
+  [ -n "$cluster" ] || die "PostgreSQL is installed but has no cluster (pg_createcluster 15 main)"
+  # shellcheck disable=SC2086
+  set -- $cluster
+  hba=/etc/postgresql/$1/$2/pg_hba.conf
+  if ! $SUDO grep -q '^host all postgres 127.0.0.1/32 trust' "$hba"; then
+    say "letting the test user postgres in over 127.0.0.1 without a password ($hba)"
+    $SUDO sed -i '1i host all postgres 127.0.0.1/32 trust' "$hba"
+  fi
+  say "starting PostgreSQL $1/$2"
+  $SUDO pg_ctlcluster "$1" "$2" start || $SUDO pg_ctlcluster "$1" "$2" reload
+  for _ in $(seq 50); do pg_up && break; sleep 0.2; done
+  pg_up || die "PostgreSQL did not come up on 127.0.0.1:5432"
+fi
 say "ok: data in $DATA"

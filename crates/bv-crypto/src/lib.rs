@@ -6,6 +6,8 @@
 //! - [`format`]: the sealed-object format (spec: `docs/sealed-object-format.md`),
 //!   with streaming [`format::Sealer`] / [`format::Opener`] and random access
 //!   by segment for HTTP Range.
+//! - [`secret`]: bearer tokens and their stored hashes, argon2id passwords,
+//!   HMAC-SHA256 for signed links.
 //!
 //! All primitives come from aws-lc-rs (the same AES-GCM assembly as BoringSSL);
 //! this crate knows no HTTP, no SQL, no video and no storage.
@@ -14,6 +16,7 @@
 pub mod error;
 pub mod format;
 pub mod keys;
+pub mod secret;
 
 pub use error::CryptoError;
 pub use keys::SecretKey;

@@ -1,0 +1,69 @@
+//! Typed errors of the catalog, each with a stable code.
+
+/// Everything that can go wrong in the catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// No such row for this tenant (also what another tenant's row looks like).
+    #[error("not found")]
+    NotFound,
+    /// A unique name is taken.
+    #[error("{0} already exists")]
+    Exists(&'static str),
+    /// The row changed under us (a concurrent writer won).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// A caller-supplied value is malformed.
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The tenant's storage quota would be exceeded.
+    #[error("storage quota exceeded: {used} of {quota} bytes used, {wanted} more requested")]
+    Quota {
+        /// Bytes in use.
+        used: i64,
+        /// The tenant's quota.
+        quota: i64,
+        /// Bytes asked for.
+        wanted: i64,
+    },
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// The database holds a schema newer than this program.
+    #[error("database schema version {found} is newer than this program's {known}")]
+    SchemaTooNew {
+        /// Highest version applied to the database.
+        found: i64,
+        /// Highest version this program knows.
+        known: i64,
+    },
+    /// Something that should not happen (randomness failed, a row is corrupt).
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl CatalogError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Exists(_) => "already_exists",
+            Self::Conflict(_) => "conflict",
+            Self::Invalid(_) => "invalid_argument",
+            Self::Quota { .. } => "quota_exceeded",
+            Self::Db(_) => "database_error",
+            Self::SchemaTooNew { .. } => "schema_too_new",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// Maps a unique-constraint violation to [`CatalogError::Exists`].
+    pub(crate) fn unique(e: sqlx::Error, what: &'static str) -> Self {
+        match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => Self::Exists(what),
+            _ => Self::Db(e),
+        }
+    }
+}
+
+/// Result alias.
+pub type Result<T, E = CatalogError> = std::result::Result<T, E>;

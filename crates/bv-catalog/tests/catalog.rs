@@ -1,0 +1,543 @@
+//! The catalog suite, run on SQLite and on PostgreSQL alike.
+
+use std::time::Duration;
+
+use bv_catalog::testing::TestDb;
+use bv_catalog::uploads::NewUpload;
+use bv_catalog::{Backend, Catalog, CatalogError, Piece, Scope, TenantLimits, VideoState};
+
+const LIMITS: TenantLimits = TenantLimits {
+    max_upload_bytes: 1000,
+    quota_bytes: 1500,
+};
+
+/// Runs each test body once per backend.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let db = bv_catalog::testing::TestDb::new(bv_catalog::Backend::Sqlite).await;
+                super::$name(&db).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let db = bv_catalog::testing::TestDb::new(bv_catalog::Backend::Postgres).await;
+                super::$name(&db).await;
+            })*
+        }
+    };
+}
+
+on_both!(
+    migrations_apply_once_and_refuse_a_newer_schema,
+    tenants_and_users,
+    api_keys_are_hashed_scoped_and_die_at_once,
+    sessions_time_out_and_sign_out,
+    login_failures_are_counted_per_subject,
+    videos_are_scoped_limited_and_deleted_in_two_phases,
+    uploads_advance_only_under_their_lease,
+);
+
+async fn two_tenants(c: &Catalog) -> (String, String, String, String) {
+    let a = c.create_tenant("acme", LIMITS).await.unwrap();
+    let b = c.create_tenant("globex", LIMITS).await.unwrap();
+    let pa = c.create_service_account(&a.id, "ci").await.unwrap();
+    let pb = c.create_service_account(&b.id, "ci").await.unwrap();
+    (a.id, pa.id, b.id, pb.id)
+}
+
+async fn migrations_apply_once_and_refuse_a_newer_schema(db: &TestDb) {
+    let c = db.open().await;
+    assert_eq!(
+        c.backend(),
+        if db.url.starts_with("sqlite") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    );
+    c.create_tenant("acme", LIMITS).await.unwrap();
+    c.close().await;
+    // Reopening applies nothing and keeps the data.
+    let c = db.open().await;
+    assert_eq!(c.tenants().await.unwrap().len(), 1);
+    assert!(c.ping().await);
+    c.close().await;
+    // A schema from a newer program is refused, not clobbered.
+    let raw = Catalog::open(&db.url, 1).await.unwrap();
+    raw.close().await;
+    {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let url = if db.url.starts_with("sqlite") {
+            format!("{}?mode=rw", db.url)
+        } else {
+            db.url.clone()
+        };
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_ms) VALUES (999, 'future', 0)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    }
+    let e = Catalog::open(&db.url, 1).await.unwrap_err();
+    assert_eq!(e.code(), "schema_too_new", "{e}");
+}
+
+async fn tenants_and_users(db: &TestDb) {
+    let c = db.open().await;
+    let t = c.create_tenant("acme", LIMITS).await.unwrap();
+    assert_eq!(
+        c.create_tenant("acme", LIMITS).await.unwrap_err().code(),
+        "already_exists"
+    );
+    assert_eq!(
+        c.create_tenant("bad name\n", LIMITS)
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid_argument"
+    );
+    assert_eq!(c.find_tenant("acme").await.unwrap(), t);
+    assert_eq!(c.find_tenant(&t.id).await.unwrap(), t);
+    assert!(matches!(
+        c.find_tenant("nope").await,
+        Err(CatalogError::NotFound)
+    ));
+
+    assert_eq!(
+        c.create_user(&t.id, "alice@acme", "short")
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid_argument"
+    );
+    let alice = c
+        .create_user(&t.id, "alice@acme", "a long passphrase")
+        .await
+        .unwrap();
+    assert_eq!(alice.kind, "user");
+    let other = c.create_tenant("globex", LIMITS).await.unwrap();
+    assert_eq!(
+        c.create_user(&other.id, "alice@acme", "a long passphrase")
+            .await
+            .unwrap_err()
+            .code(),
+        "already_exists",
+        "sign-in names are unique across tenants"
+    );
+    assert_eq!(
+        c.check_password("alice@acme", "a long passphrase")
+            .await
+            .unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        c.check_password("alice@acme", "a long passphrasE")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        c.check_password("mallory", "a long passphrase")
+            .await
+            .unwrap(),
+        None
+    );
+    let svc = c.create_service_account(&t.id, "ci").await.unwrap();
+    assert_eq!(
+        c.check_password("ci", "").await.unwrap(),
+        None,
+        "service accounts cannot sign in"
+    );
+    assert_eq!(c.find_principal(&t.id, "ci").await.unwrap(), svc);
+    assert!(matches!(
+        c.find_principal(&other.id, &svc.id).await,
+        Err(CatalogError::NotFound)
+    ));
+}
+
+async fn api_keys_are_hashed_scoped_and_die_at_once(db: &TestDb) {
+    let c = db.open().await;
+    let (a, pa, b, _) = two_tenants(&c).await;
+    let (k, token) = c
+        .create_api_key(
+            &a,
+            &pa,
+            "deploy",
+            &[Scope::VideosWrite, Scope::VideosRead],
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        token.starts_with("bv_") && token.len() == 3 + 16 + 1 + 64,
+        "{token}"
+    );
+    assert_eq!(k.scopes, vec![Scope::VideosRead, Scope::VideosWrite]);
+    let auth = c
+        .authenticate_key(&token)
+        .await
+        .unwrap()
+        .expect("valid key");
+    assert_eq!(
+        (auth.tenant_id.as_str(), auth.principal_id.as_str()),
+        (a.as_str(), pa.as_str())
+    );
+    assert_eq!(auth.scopes, k.scopes);
+    assert!(c.api_key(&a, &k.id).await.unwrap().last_used_ms.is_some());
+
+    // One changed character anywhere: refused.
+    let mut flipped = token.clone().into_bytes();
+    let last = flipped.len() - 1;
+    flipped[last] = if flipped[last] == b'0' { b'1' } else { b'0' };
+    assert_eq!(
+        c.authenticate_key(std::str::from_utf8(&flipped).unwrap())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(c.authenticate_key("bv_garbage").await.unwrap(), None);
+
+    // The table holds no usable secret.
+    let listed = c.api_keys(&a).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(!format!("{listed:?}").contains(&token[20..]));
+
+    // Other tenants cannot see or revoke it.
+    assert!(c.api_keys(&b).await.unwrap().is_empty());
+    assert!(matches!(
+        c.revoke_api_key(&b, &k.id).await,
+        Err(CatalogError::NotFound)
+    ));
+    assert!(c.authenticate_key(&token).await.unwrap().is_some());
+
+    // Revocation is immediate.
+    let r = c.revoke_api_key(&a, &k.id).await.unwrap();
+    assert!(r.revoked_ms.is_some());
+    assert_eq!(c.authenticate_key(&token).await.unwrap(), None);
+
+    // Expiry.
+    let soon = bv_catalog::now_ms() + 300;
+    let (_, t2) = c
+        .create_api_key(&a, &pa, "short", &[Scope::Admin], Some(soon))
+        .await
+        .unwrap();
+    assert!(c.authenticate_key(&t2).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(c.authenticate_key(&t2).await.unwrap(), None);
+    assert_eq!(
+        c.create_api_key(&a, &pa, "past", &[Scope::Admin], Some(1))
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid_argument"
+    );
+    assert_eq!(
+        c.create_api_key(&a, &pa, "none", &[], None)
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid_argument"
+    );
+    // A key for another tenant's principal cannot be made.
+    assert!(matches!(
+        c.create_api_key(&b, &pa, "x", &[Scope::Admin], None).await,
+        Err(CatalogError::NotFound)
+    ));
+}
+
+async fn sessions_time_out_and_sign_out(db: &TestDb) {
+    let c = db.open().await;
+    let t = c.create_tenant("acme", LIMITS).await.unwrap();
+    let u = c
+        .create_user(&t.id, "alice", "a long passphrase")
+        .await
+        .unwrap();
+    let s = c.create_session(&t.id, &u.id, 60_000).await.unwrap();
+    let auth = c
+        .authenticate_session(&s.token, 60_000)
+        .await
+        .unwrap()
+        .expect("alive");
+    assert_eq!(auth.principal_id, u.id);
+    assert_eq!(
+        auth.csrf_hash,
+        bv_crypto::secret::token_hash(s.csrf.as_bytes())
+    );
+    assert_eq!(
+        c.authenticate_session(&"0".repeat(64), 60_000)
+            .await
+            .unwrap(),
+        None
+    );
+    // Idle timeout.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(c.authenticate_session(&s.token, 200).await.unwrap(), None);
+    assert_eq!(
+        c.authenticate_session(&s.token, 60_000).await.unwrap(),
+        None,
+        "removed when it died"
+    );
+    // Absolute timeout, however active.
+    let s = c.create_session(&t.id, &u.id, 300).await.unwrap();
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = c.authenticate_session(&s.token, 60_000).await.unwrap();
+    }
+    assert_eq!(
+        c.authenticate_session(&s.token, 60_000).await.unwrap(),
+        None
+    );
+    // Sign-out.
+    let s = c.create_session(&t.id, &u.id, 60_000).await.unwrap();
+    let auth = c
+        .authenticate_session(&s.token, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    c.end_session(&auth.token_hash).await.unwrap();
+    assert_eq!(
+        c.authenticate_session(&s.token, 60_000).await.unwrap(),
+        None
+    );
+}
+
+async fn login_failures_are_counted_per_subject(db: &TestDb) {
+    let c = db.open().await;
+    let subj = vec!["login:alice".to_string(), "ip:10.0.0.1".to_string()];
+    for _ in 0..3 {
+        c.record_login_failure(&subj).await.unwrap();
+    }
+    c.record_login_failure(&["ip:10.0.0.1".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(c.login_failures(&subj, 60_000).await.unwrap(), 4);
+    assert_eq!(
+        c.login_failures(&["login:alice".into()], 60_000)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        c.login_failures(&["login:bob".into()], 60_000)
+            .await
+            .unwrap(),
+        0
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        c.login_failures(&subj, 100).await.unwrap(),
+        0,
+        "the window slides"
+    );
+}
+
+async fn videos_are_scoped_limited_and_deleted_in_two_phases(db: &TestDb) {
+    let c = db.open().await;
+    let (a, _, b, _) = two_tenants(&c).await;
+    assert_eq!(
+        c.create_video(&a, "big.mp4", "video/mp4", 1001, VideoState::Uploaded)
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid_argument",
+        "over the per-upload limit"
+    );
+    assert_eq!(
+        c.create_video(&a, "bad\r\nname", "video/mp4", 1, VideoState::Uploaded)
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid_argument"
+    );
+    let v1 = c
+        .create_video(&a, "one.mp4", "video/mp4", 1000, VideoState::Uploaded)
+        .await
+        .unwrap();
+    let e = c
+        .create_video(&a, "two.mp4", "video/mp4", 501, VideoState::Uploaded)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "quota_exceeded", "{e}");
+    let v2 = c
+        .create_video(&a, "two.mp4", "video/mp4", 500, VideoState::Uploaded)
+        .await
+        .unwrap();
+    assert_eq!(c.tenant_usage(&a).await.unwrap(), 1500);
+    let p = Piece {
+        seq: 0,
+        object_id: "o1".into(),
+        plain_offset: 0,
+        plain_len: 500,
+    };
+    c.add_piece(&v2.id, &p).await.unwrap();
+    assert_eq!(c.pieces(&v2.id).await.unwrap(), vec![p.clone()]);
+
+    // Scoped by tenant.
+    assert_eq!(c.video(&a, &v1.id).await.unwrap(), v1);
+    assert!(matches!(
+        c.video(&b, &v1.id).await,
+        Err(CatalogError::NotFound)
+    ));
+    assert!(c.videos(&b, 10, None).await.unwrap().is_empty());
+    assert!(matches!(
+        c.begin_delete_video(&b, &v1.id).await,
+        Err(CatalogError::NotFound)
+    ));
+    assert_eq!(c.video_for_link(&v1.id).await.unwrap().tenant_id, a);
+
+    // Pagination, newest first.
+    let page1 = c.videos(&a, 1, None).await.unwrap();
+    assert_eq!(page1.len(), 1);
+    let last = page1.last().unwrap();
+    let page2 = c
+        .videos(&a, 10, Some((last.created_ms, &last.id)))
+        .await
+        .unwrap();
+    assert_eq!(page2.len(), 1);
+    assert_ne!(page1[0].id, page2[0].id);
+
+    // Delete: invisible at once, rows gone after the purge, quota freed.
+    assert_eq!(c.begin_delete_video(&a, &v2.id).await.unwrap(), vec![p]);
+    assert!(matches!(
+        c.video(&a, &v2.id).await,
+        Err(CatalogError::NotFound)
+    ));
+    assert!(matches!(
+        c.video_for_link(&v2.id).await,
+        Err(CatalogError::NotFound)
+    ));
+    assert_eq!(c.videos_being_deleted().await.unwrap().len(), 1);
+    c.purge_video(&a, &v2.id).await.unwrap();
+    assert!(c.videos_being_deleted().await.unwrap().is_empty());
+    assert!(c.pieces(&v2.id).await.unwrap().is_empty());
+    assert_eq!(c.tenant_usage(&a).await.unwrap(), 1000);
+}
+
+async fn uploads_advance_only_under_their_lease(db: &TestDb) {
+    let c = db.open().await;
+    let (a, pa, b, _) = two_tenants(&c).await;
+    let new = |len| NewUpload {
+        tenant_id: &a,
+        principal_id: &pa,
+        name: "clip.mp4",
+        content_type: "video/mp4",
+        length: len,
+        metadata: "filename Y2xpcC5tcDQ=",
+        ttl_ms: 60_000,
+    };
+    let (u, v) = c.create_upload(&new(100)).await.unwrap();
+    assert_eq!(
+        (u.received, u.length, v.state),
+        (0, 100, VideoState::Uploading)
+    );
+    assert!(
+        c.videos(&a, 10, None).await.unwrap().is_empty(),
+        "invisible until complete"
+    );
+    assert!(matches!(
+        c.upload(&b, &u.id).await,
+        Err(CatalogError::NotFound)
+    ));
+    assert!(matches!(
+        c.lock_upload(&b, &u.id, "x", 1000).await,
+        Err(CatalogError::NotFound)
+    ));
+
+    let u = c.lock_upload(&a, &u.id, "server-1", 60_000).await.unwrap();
+    assert_eq!(
+        c.lock_upload(&a, &u.id, "server-2", 60_000)
+            .await
+            .unwrap_err()
+            .code(),
+        "conflict"
+    );
+    // Wrong offset, or not the lease holder: refused.
+    assert_eq!(
+        c.append_upload_piece(&u, "server-1", 10, "o0", 40)
+            .await
+            .unwrap_err()
+            .code(),
+        "conflict"
+    );
+    assert_eq!(
+        c.append_upload_piece(&u, "server-2", 0, "o0", 40)
+            .await
+            .unwrap_err()
+            .code(),
+        "conflict"
+    );
+    assert_eq!(
+        c.append_upload_piece(&u, "server-1", 0, "o0", 101)
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid_argument"
+    );
+    assert_eq!(
+        c.append_upload_piece(&u, "server-1", 0, "o0", 40)
+            .await
+            .unwrap(),
+        40
+    );
+    assert_eq!(
+        c.finish_upload(&u).await.unwrap_err().code(),
+        "conflict",
+        "not complete"
+    );
+    c.unlock_upload(&u.id, "server-1").await.unwrap();
+    // Another server resumes where the first stopped.
+    let u = c.lock_upload(&a, &u.id, "server-2", 60_000).await.unwrap();
+    assert_eq!(u.received, 40);
+    assert_eq!(
+        c.append_upload_piece(&u, "server-2", 40, "o1", 60)
+            .await
+            .unwrap(),
+        100
+    );
+    let u = c.upload(&a, &u.id).await.unwrap();
+    c.finish_upload(&u).await.unwrap();
+    let v = c.video(&a, &v.id).await.unwrap();
+    assert_eq!((v.state, v.size_bytes), (VideoState::Uploaded, 100));
+    let pieces = c.pieces(&v.id).await.unwrap();
+    assert_eq!(
+        pieces
+            .iter()
+            .map(|p| (p.plain_offset, p.plain_len))
+            .collect::<Vec<_>>(),
+        vec![(0, 40), (40, 60)]
+    );
+    assert!(matches!(
+        c.upload(&a, &u.id).await,
+        Err(CatalogError::NotFound)
+    ));
+
+    // An expired lease can be taken over; an expired upload is found by the sweeper.
+    let (u2, _) = c
+        .create_upload(&NewUpload {
+            ttl_ms: -1,
+            ..new(10)
+        })
+        .await
+        .unwrap();
+    c.lock_upload(&a, &u2.id, "server-1", -1).await.unwrap();
+    c.lock_upload(&a, &u2.id, "server-2", 60_000).await.unwrap();
+    let expired = c.expired_uploads(bv_catalog::now_ms()).await.unwrap();
+    assert_eq!(
+        expired.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
+        vec![u2.id.as_str()]
+    );
+    // Quota counts announced lengths of uploads in flight.
+    c.create_upload(&new(1000)).await.unwrap();
+    assert_eq!(
+        c.create_upload(&new(1000)).await.unwrap_err().code(),
+        "quota_exceeded"
+    );
+}
