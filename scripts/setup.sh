@@ -107,12 +107,12 @@ if [ ! -x "$DATA/tools/bin/s3s-fs" ]; then
   cargo install --quiet --locked s3s-fs@0.14.1 --features binary --root "$DATA/tools"
 fi
 # 7. PostgreSQL for the catalog tests ------------------------------------------------
-# The catalog suite runs on SQLite and on PostgreSQL at $BV_TEST_POSTGRES_URL (default
+# The catalog suite runs on SQLite and on PostgreSQL at $BETTERVIDEO_TEST_POSTGRES_URL (default
 # postgres://postgres@127.0.0.1:5432, trust authentication). Use a server that answers
 # there; otherwise install Debian's, start it, and let local TCP connections in.
 # The embedded default (`make run`) never needs it.
 pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
-if [ -z "${BV_TEST_POSTGRES_URL:-}" ] && ! pg_up; then
+if [ -z "${BETTERVIDEO_TEST_POSTGRES_URL:-}" ] && ! pg_up; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   if ! command -v pg_ctlcluster >/dev/null; then
     say "installing PostgreSQL for the catalog tests"

@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod config;
 mod db;
 pub mod error;
 mod migrate;
@@ -23,6 +24,7 @@ pub mod videos;
 
 pub use accounts::{Principal, Tenant, TenantLimits};
 pub use api_keys::{ApiKey, KeyAuth, Scope};
+pub use config::CatalogConfig;
 pub use db::{Backend, Catalog, now_ms};
 pub use error::CatalogError;
 pub use sessions::{NewSession, SessionAuth};

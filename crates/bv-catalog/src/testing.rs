@@ -1,6 +1,6 @@
 //! Test support: a fresh catalog on SQLite or on PostgreSQL.
 //!
-//! PostgreSQL is reached at `BV_TEST_POSTGRES_URL` (default
+//! PostgreSQL is reached at `BETTERVIDEO_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432`, trust auth); each test gets its own
 //! database, dropped when the handle goes.
 
@@ -8,7 +8,7 @@ use crate::{Backend, Catalog};
 
 /// Where the test PostgreSQL server is (without a database name).
 pub fn postgres_server() -> String {
-    std::env::var("BV_TEST_POSTGRES_URL")
+    std::env::var("BETTERVIDEO_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 

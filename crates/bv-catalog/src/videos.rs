@@ -186,13 +186,13 @@ impl Catalog {
 
     /// Bytes the tenant's videos take (uploads count with their announced length).
     pub async fn tenant_usage(&self, tenant_id: &str) -> Result<i64> {
-        Ok(
-            sqlx::query("SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) FROM videos WHERE tenant_id = $1")
-                .bind(tenant_id)
-                .fetch_one(&self.pool)
-                .await?
-                .try_get(0)?,
+        Ok(sqlx::query(
+            "SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) FROM videos WHERE tenant_id = $1",
         )
+        .bind(tenant_id)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?)
     }
 
     /// A visible (uploaded) video of the tenant.

@@ -33,6 +33,10 @@ fn dek_ctx(t: &TenantId, o: &ObjectId, dv: u32, tv: u32) -> Vec<u8> {
     format!("bettervideo data key|{t}|{o}|v{dv}|tenant key v{tv}").into_bytes()
 }
 
+fn service_ctx(purpose: &str, v: u32, root: u32) -> Vec<u8> {
+    format!("bettervideo service key|{purpose}|v{v}|root v{root}").into_bytes()
+}
+
 /// Where the root keys came from (decides whether rotation can persist).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RootSource {
@@ -272,6 +276,69 @@ impl KeyRing {
         Ok((v, n))
     }
 
+    fn unwrap_service(&self, purpose: &str, r: &TenantKeyRecord) -> Result<SecretKey> {
+        let root = self.root.read().expect("not poisoned");
+        root.unwrap(
+            r.root_version,
+            &from_hex(&r.wrapped)?,
+            &service_ctx(purpose, r.version, r.root_version),
+        )
+        .map_err(key_err)
+    }
+
+    fn wrap_service(
+        &self,
+        purpose: &str,
+        version: u32,
+        key: &SecretKey,
+    ) -> Result<TenantKeyRecord> {
+        let root = self.root.read().expect("not poisoned");
+        let rv = root.current_version();
+        let wrapped = root
+            .wrap(rv, key, &service_ctx(purpose, version, rv))
+            .map_err(key_err)?;
+        Ok(TenantKeyRecord {
+            version,
+            root_version: rv,
+            wrapped: to_hex(&wrapped),
+        })
+    }
+
+    /// Every live version of the service key `purpose` (e.g. `links`),
+    /// oldest first; the last is current. Version 1 is made on first use.
+    pub fn service_keys(&self, purpose: &str) -> Result<Vec<(u32, SecretKey)>> {
+        loop {
+            let recs = self.store.service_keys(purpose)?;
+            if !recs.is_empty() {
+                return recs
+                    .iter()
+                    .map(|r| Ok((r.version, self.unwrap_service(purpose, r)?)))
+                    .collect();
+            }
+            let rec = self.wrap_service(purpose, 1, &SecretKey::generate().map_err(key_err)?)?;
+            self.store.put_service_key(purpose, &rec, true)?;
+        }
+    }
+
+    /// Adds a version of the service key `purpose` and retires all but the
+    /// newest `keep` versions (so what the previous key signed stays valid
+    /// until the next rotation). Returns the new version.
+    pub fn rotate_service_key(&self, purpose: &str, keep: usize) -> Result<u32> {
+        let old = self.store.service_keys(purpose)?;
+        let v = old.last().map_or(1, |r| r.version + 1);
+        let rec = self.wrap_service(purpose, v, &SecretKey::generate().map_err(key_err)?)?;
+        if !self.store.put_service_key(purpose, &rec, true)? {
+            return Err(VaultError::Key(format!(
+                "{purpose} key version {v} appeared concurrently; retry"
+            )));
+        }
+        let live = old.len() + 1;
+        for r in old.iter().take(live.saturating_sub(keep.max(1))) {
+            self.store.delete_service_key(purpose, r.version)?;
+        }
+        Ok(v)
+    }
+
     /// Adds a root key version, re-wraps every tenant key under it, and
     /// retires the old root versions. Returns (new version, tenant keys re-wrapped).
     pub fn rotate_root(&self) -> Result<(u32, usize)> {
@@ -298,9 +365,31 @@ impl KeyRing {
                 n += 1;
             }
         }
+        for purpose in self.store.service_purposes()? {
+            for r in self.store.service_keys(&purpose)? {
+                if r.root_version == v {
+                    continue;
+                }
+                let key = self.unwrap_service(&purpose, &r)?;
+                self.store.put_service_key(
+                    &purpose,
+                    &self.wrap_service(&purpose, r.version, &key)?,
+                    false,
+                )?;
+                n += 1;
+            }
+        }
         let mut used = Vec::new();
         for t in self.store.tenants()? {
             used.extend(self.store.tenant_keys(&t)?.iter().map(|r| r.root_version));
+        }
+        for purpose in self.store.service_purposes()? {
+            used.extend(
+                self.store
+                    .service_keys(&purpose)?
+                    .iter()
+                    .map(|r| r.root_version),
+            );
         }
         let mut root = self.root.write().expect("not poisoned");
         root.retire_except(&used);
@@ -380,6 +469,46 @@ mod tests {
         assert!(
             !empty.path().join("root.key").exists(),
             "nothing written to disk"
+        );
+    }
+
+    #[test]
+    fn service_keys_rotate_keep_the_previous_and_survive_root_rotation() {
+        let d = tempfile::tempdir().unwrap();
+        let (ring, _) = KeyRing::open(&VaultConfig::default(), d.path()).unwrap();
+        let v1 = ring.service_keys("links").unwrap();
+        assert_eq!(v1.len(), 1);
+        assert_eq!(v1[0].0, 1);
+        assert_eq!(
+            ring.service_keys("links").unwrap()[0].1.expose(),
+            v1[0].1.expose(),
+            "stable"
+        );
+        assert_ne!(
+            ring.service_keys("queue").unwrap()[0].1.expose(),
+            v1[0].1.expose(),
+            "per purpose"
+        );
+        assert_eq!(ring.rotate_service_key("links", 2).unwrap(), 2);
+        let after = ring.service_keys("links").unwrap();
+        assert_eq!(after.iter().map(|k| k.0).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(after[0].1.expose(), v1[0].1.expose());
+        assert_eq!(ring.rotate_service_key("links", 2).unwrap(), 3);
+        let after = ring.service_keys("links").unwrap();
+        assert_eq!(
+            after.iter().map(|k| k.0).collect::<Vec<_>>(),
+            vec![2, 3],
+            "v1 retired"
+        );
+        // Root rotation re-wraps service keys; the old root version can then go.
+        let (rv, _) = ring.rotate_root().unwrap();
+        let again = ring.service_keys("links").unwrap();
+        assert_eq!(again[1].1.expose(), after[1].1.expose());
+        assert_eq!(ring.status().unwrap().root_versions, vec![rv]);
+        let reopened = KeyRing::open(&VaultConfig::default(), d.path()).unwrap().0;
+        assert_eq!(
+            reopened.service_keys("links").unwrap()[1].1.expose(),
+            after[1].1.expose()
         );
     }
 }

@@ -111,6 +111,33 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Writes `path` only if it does not exist yet (first writer wins), durably.
+fn create_new(dir: &Path, path: &Path, bytes: &[u8]) -> Result<bool> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("x");
+    let tmp = dir.join(format!(".{name}.new-{}", std::process::id()));
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    // hard_link fails if the target exists: an atomic create-if-absent.
+    let created = match std::fs::hard_link(&tmp, path) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(e.into()),
+    };
+    std::fs::remove_file(&tmp)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(created)
+}
+
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
     match std::fs::read(path) {
         Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
@@ -164,29 +191,7 @@ impl FileKeyStore {
         let path = self.tenant_dir(t).join(format!("v{}.json", r.version));
         let bytes = serde_json::to_vec_pretty(r).expect("serialisable");
         if create_only {
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::create_dir_all(self.tenant_dir(t))?;
-            let tmp =
-                self.tenant_dir(t)
-                    .join(format!(".v{}.new-{}", r.version, std::process::id()));
-            {
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(&tmp)?;
-                f.write_all(&bytes)?;
-                f.sync_all()?;
-            }
-            // hard_link fails if the target exists: an atomic create-if-absent.
-            let created = match std::fs::hard_link(&tmp, &path) {
-                Ok(()) => true,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-                Err(e) => return Err(e.into()),
-            };
-            std::fs::remove_file(&tmp)?;
-            return Ok(created);
+            return create_new(&self.tenant_dir(t), &path, &bytes);
         }
         write_atomic(&path, &bytes)?;
         Ok(true)
@@ -198,6 +203,67 @@ impl FileKeyStore {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
+    }
+
+    fn service_dir(&self, purpose: &str) -> PathBuf {
+        self.dir.join("service").join(purpose)
+    }
+
+    /// All versions of a service key (`purpose`: e.g. `links`), oldest first.
+    /// Service keys are the service's own secrets (link signing, queue MACs),
+    /// wrapped by the root key like tenant keys and stored the same way.
+    pub fn service_keys(&self, purpose: &str) -> Result<Vec<TenantKeyRecord>> {
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(self.service_dir(purpose)) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e.into()),
+        };
+        for e in entries {
+            let p = e?.path();
+            if p.extension().is_some_and(|x| x == "json") {
+                out.extend(read_json::<TenantKeyRecord>(&p)?);
+            }
+        }
+        out.sort_by_key(|r| r.version);
+        Ok(out)
+    }
+
+    /// Stores a service key version; `create_only` refuses to replace one.
+    pub fn put_service_key(
+        &self,
+        purpose: &str,
+        r: &TenantKeyRecord,
+        create_only: bool,
+    ) -> Result<bool> {
+        let dir = self.service_dir(purpose);
+        let path = dir.join(format!("v{}.json", r.version));
+        let bytes = serde_json::to_vec_pretty(r).expect("serialisable");
+        if create_only {
+            return create_new(&dir, &path, &bytes);
+        }
+        write_atomic(&path, &bytes)?;
+        Ok(true)
+    }
+
+    /// Removes a service key version.
+    pub fn delete_service_key(&self, purpose: &str, version: u32) -> Result<()> {
+        match std::fs::remove_file(self.service_dir(purpose).join(format!("v{version}.json"))) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every service key purpose with keys.
+    pub fn service_purposes(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(self.dir.join("service")) {
+            for e in entries {
+                out.extend(e?.file_name().to_str().map(str::to_string));
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// Every tenant with keys.

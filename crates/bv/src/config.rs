@@ -25,6 +25,10 @@ pub struct Config {
     pub vault: bv_vault::VaultConfig,
     /// The sandbox every job runs in.
     pub sandbox: SandboxConfig,
+    /// The metadata database.
+    pub catalog: bv_catalog::CatalogConfig,
+    /// The HTTPS service (`bv serve`).
+    pub serve: bv_api::ServeConfig,
 }
 
 /// Sandbox settings.
@@ -90,6 +94,8 @@ impl Default for Config {
             engine: EngineConfig::default(),
             vault: Default::default(),
             sandbox: Default::default(),
+            catalog: Default::default(),
+            serve: Default::default(),
         }
     }
 }
@@ -162,6 +168,7 @@ impl Config {
         if e.threads > 1024 {
             bail!("engine.threads {} is implausible", e.threads);
         }
+        self.serve.validate().map_err(anyhow::Error::msg)?;
         Ok(())
     }
 
@@ -171,10 +178,21 @@ impl Config {
         if c.vault.root_key.is_some() {
             c.vault.root_key = Some("<redacted>".into());
         }
+        if let Some((scheme, rest)) = c.catalog.url.split_once("://")
+            && let Some((_, host)) = rest.split_once('@')
+        {
+            // postgres://user:password@host/db: the credentials go.
+            c.catalog.url = format!("{scheme}://<redacted>@{host}");
+        }
         if !c.vault.s3_secret_access_key.is_empty() {
             c.vault.s3_secret_access_key = "<redacted>".into();
         }
         Ok(toml::to_string(&c)?)
+    }
+
+    /// The catalog URL in effect.
+    pub fn catalog_url(&self) -> String {
+        self.catalog.url_for(&self.data_dir)
     }
 
     /// The model directory in effect.

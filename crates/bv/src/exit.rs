@@ -42,6 +42,8 @@ pub fn status_for(code: &str) -> i32 {
         | "invalid_option"
         | "object_not_found"
         | "invalid_argument"
+        | "not_found"
+        | "already_exists"
         | "range_not_satisfiable" => 3,
         _ => 1,
     }
@@ -55,6 +57,8 @@ pub fn code_of(e: &anyhow::Error) -> String {
         ve.code().into()
     } else if let Some(se) = e.downcast_ref::<bv_sandbox::SandboxError>() {
         se.code().into()
+    } else if let Some(c) = e.downcast_ref::<bv_catalog::CatalogError>() {
+        c.code().into()
     } else if let Some(j) = e.downcast_ref::<JobFailed>() {
         j.code.clone()
     } else {

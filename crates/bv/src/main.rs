@@ -38,6 +38,11 @@ enum Command {
     /// Key hierarchy: status and rotation.
     #[command(subcommand)]
     Keys(cmd::keys::KeysCmd),
+    /// Run the HTTPS service (embedded defaults: SQLite catalog and local vault in the data directory).
+    Serve(cmd::serve::Args),
+    /// Tenants, users, API keys and link keys (on the catalog directly).
+    #[command(subcommand)]
+    Admin(cmd::admin::AdminCmd),
     /// Show or check the effective configuration.
     #[command(subcommand)]
     Config(cmd::config::ConfigCmd),
@@ -63,6 +68,8 @@ fn main() {
         Command::Enhance(a) => cmd::enhance::run(&cfg, a),
         Command::Models(c) => cmd::models::run(&cfg, c),
         Command::Config(c) => cmd::config::run(&cfg, c),
+        Command::Serve(a) => cmd::serve::run(&cfg, a),
+        Command::Admin(c) => cmd::admin::run(&cfg, c),
         Command::Vault(c) => cmd::vault::run(&cfg, c),
         Command::Keys(c) => cmd::keys::run(&cfg, c),
         Command::InferPipe(a) => cmd::infer_pipe::run(&cfg, a),

@@ -1,9 +1,11 @@
 //! One module per subcommand.
 
+pub mod admin;
 pub mod config;
 pub mod enhance;
 pub mod infer_pipe;
 pub mod job;
 pub mod keys;
 pub mod models;
+pub mod serve;
 pub mod vault;

@@ -1,0 +1,98 @@
+//! Service configuration (the `[serve]` section of `bv`'s configuration file).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// How `bv serve` listens, authenticates and limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    /// HTTPS listen address.
+    pub listen: String,
+    /// Optional plain-HTTP listen address that only redirects to HTTPS (empty: none).
+    pub redirect_listen: String,
+    /// The URL clients reach the service at (used in `Location` headers and
+    /// links). Empty: `https://localhost:<port>`.
+    pub public_url: String,
+    /// PEM certificate chain for production; empty: a self-signed development
+    /// certificate in `<data_dir>/tls/` (generated when missing). Reloaded on change.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key matching `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Extra host names for the development certificate (localhost and the
+    /// loopback addresses are always in it).
+    pub dev_cert_names: Vec<String>,
+    /// Seconds between checks of the certificate files for changes.
+    pub tls_reload_seconds: u64,
+    /// Default lifetime of a signed download link, seconds.
+    pub link_ttl_seconds: u64,
+    /// Longest lifetime a signed link may be given, seconds (S3 allows 7 days).
+    pub link_max_ttl_seconds: u64,
+    /// A web session ends after this many idle seconds.
+    pub session_idle_seconds: u64,
+    /// A web session ends this many seconds after sign-in, however active.
+    pub session_absolute_seconds: u64,
+    /// Failed sign-ins allowed per login name and per client address in the window.
+    pub login_max_failures: i64,
+    /// Window for counting failed sign-ins, seconds.
+    pub login_window_seconds: u64,
+    /// An unfinished resumable upload is abandoned after this many seconds.
+    pub upload_ttl_seconds: u64,
+    /// Bytes sealed into one vault object while an upload streams in; a
+    /// request's bytes become durable (and count in the offset) piece by piece.
+    pub piece_mib: usize,
+    /// Per-upload size limit for new tenants, MiB.
+    pub default_max_upload_mib: i64,
+    /// Storage quota for new tenants, MiB.
+    pub default_quota_mib: i64,
+    /// Largest body of a simple (single-request) upload, MiB; bigger files use tus.
+    pub simple_upload_max_mib: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8443".into(),
+            redirect_listen: String::new(),
+            public_url: String::new(),
+            tls_cert: None,
+            tls_key: None,
+            dev_cert_names: Vec::new(),
+            tls_reload_seconds: 5,
+            link_ttl_seconds: 15 * 60,
+            link_max_ttl_seconds: 7 * 24 * 3600,
+            session_idle_seconds: 30 * 60,
+            session_absolute_seconds: 12 * 3600,
+            login_max_failures: 5,
+            login_window_seconds: 15 * 60,
+            upload_ttl_seconds: 24 * 3600,
+            piece_mib: 64,
+            default_max_upload_mib: 20 * 1024,
+            default_quota_mib: 100 * 1024,
+            simple_upload_max_mib: 64,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("serve.tls_cert and serve.tls_key go together".into());
+        }
+        if self.link_ttl_seconds == 0 || self.link_ttl_seconds > self.link_max_ttl_seconds {
+            return Err("serve.link_ttl_seconds must be 1..=serve.link_max_ttl_seconds".into());
+        }
+        if self.piece_mib == 0 || self.piece_mib > 1024 {
+            return Err("serve.piece_mib must be 1..=1024".into());
+        }
+        if self.session_idle_seconds == 0 || self.session_absolute_seconds == 0 {
+            return Err("session timeouts must be positive".into());
+        }
+        if self.default_max_upload_mib <= 0 || self.default_quota_mib <= 0 {
+            return Err("default tenant limits must be positive".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,131 @@
+//! HTTP errors: a status, a stable machine-readable code, a message for people.
+//!
+//! The body is always `{"error": {"code": "...", "message": "..."}}` (the
+//! request id is in the `X-Request-Id` header). Codes are part of the API:
+//! never rename one. Internal details (database, I/O) are logged, not sent.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use bv_catalog::CatalogError;
+use bv_vault::VaultError;
+use http::StatusCode;
+use serde_json::json;
+
+/// An error answered to a client.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable code.
+    pub code: &'static str,
+    /// Human message (safe to show: no secrets, no internals).
+    pub message: String,
+}
+
+/// Result alias for handlers.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// An error with the given status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 404 `not_found`: also what another tenant's object looks like.
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    }
+
+    /// 400 `invalid_request`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    /// 401 `unauthenticated`.
+    pub fn unauthenticated() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "a valid API key (Authorization: Bearer bv_...) or session is required",
+        )
+    }
+
+    /// 500 `internal_error`, with the detail logged, not sent.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal error; see the server log for this request id",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            Json(json!({"error": {"code": self.code, "message": self.message}})),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer realm=\"bettervideo\""),
+            );
+        }
+        r.extensions_mut().insert(ErrorCode(self.code));
+        r
+    }
+}
+
+/// The code of an error response, for the access log and metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::NotFound => Self::not_found(),
+            CatalogError::Exists(what) => Self::new(
+                StatusCode::CONFLICT,
+                "already_exists",
+                format!("{what} already exists"),
+            ),
+            CatalogError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+            CatalogError::Invalid(m) => Self::bad_request(m),
+            e @ CatalogError::Quota { .. } => Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "quota_exceeded",
+                e.to_string(),
+            ),
+            e => Self::internal(e),
+        }
+    }
+}
+
+impl From<VaultError> for ApiError {
+    fn from(e: VaultError) -> Self {
+        match e {
+            VaultError::NotFound => Self::not_found(),
+            VaultError::Range(_) => Self::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                "range outside the object",
+            ),
+            e @ VaultError::Integrity(_) => {
+                tracing::error!(error = %e, code = e.code(), "stored object failed verification");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "stored_object_corrupt",
+                    "the stored object failed verification and was not served",
+                )
+            }
+            e => Self::internal(e),
+        }
+    }
+}

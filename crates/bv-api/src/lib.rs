@@ -1,0 +1,230 @@
+//! BetterVideo's HTTPS service.
+//!
+//! `bv serve` builds a [`state::AppState`] from the catalog and the vault and
+//! calls [`start`]: rustls on every listener (TLS 1.2/1.3, AEAD with forward
+//! secrecy only), an optional plain-HTTP port that only redirects, the
+//! routes of [`routes`] behind the middleware of [`middleware`], and a
+//! background sweeper for abandoned uploads and interrupted deletes.
+//!
+//! This part never parses media: bytes go from the socket into the vault
+//! sealed, and from the vault to the socket verified.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod links;
+mod listen;
+pub mod media;
+pub mod metrics;
+pub mod middleware;
+pub mod routes;
+pub mod state;
+pub mod time;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bv_catalog::Catalog;
+use bv_vault::Vault;
+
+pub use config::ServeConfig;
+pub use error::ApiError;
+use state::AppState;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Configuration makes no sense.
+    #[error("serve configuration: {0}")]
+    Config(String),
+    /// Certificate or key problem.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// A listener could not be opened.
+    #[error("cannot listen on {addr}: {err}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        err: std::io::Error,
+    },
+    /// The data directory could not be used.
+    #[error("data directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl ServeError {
+    /// Stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Config(_) => "config_invalid",
+            Self::Tls(_) => "tls_setup_failed",
+            Self::Bind { .. } => "listen_failed",
+            Self::Io(_) => "io_error",
+        }
+    }
+}
+
+/// A running service.
+#[derive(Debug)]
+pub struct Running {
+    /// The HTTPS address actually bound.
+    pub addr: SocketAddr,
+    /// The redirect listener's address, if any.
+    pub redirect_addr: Option<SocketAddr>,
+    /// The URL clients use.
+    pub url: String,
+    /// The development certificate (for clients to trust), when one is used.
+    pub dev_cert: Option<PathBuf>,
+    /// Whether the development certificate was just generated.
+    pub dev_cert_new: bool,
+    /// Shared state (tests and the binary read it).
+    pub state: state::State,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Waits until the server stops (it runs until the process ends).
+    pub async fn wait(self) {
+        let _ = self.server.await;
+    }
+}
+
+/// The router with its middleware and state.
+pub fn app(st: state::State) -> axum::Router {
+    routes::router()
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&st),
+            middleware::observe,
+        ))
+        .with_state(st)
+}
+
+/// This server's persistent instance id (`<data_dir>/instance-id`).
+fn instance_id(data_dir: &Path) -> Result<String, std::io::Error> {
+    let p = data_dir.join("instance-id");
+    if let Ok(s) = std::fs::read_to_string(&p)
+        && bv_catalog::is_id(s.trim())
+    {
+        return Ok(s.trim().to_string());
+    }
+    let id = bv_catalog::new_id().map_err(std::io::Error::other)?;
+    std::fs::create_dir_all(data_dir)?;
+    std::fs::write(&p, &id)?;
+    Ok(id)
+}
+
+/// Starts the service on `cfg.listen`.
+pub async fn start(
+    cfg: ServeConfig,
+    catalog: Catalog,
+    vault: Arc<Vault>,
+    data_dir: &Path,
+) -> Result<Running, ServeError> {
+    cfg.validate().map_err(ServeError::Config)?;
+    let (cert, key, dev, dev_new) = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone(), false, false),
+        _ => {
+            let (c, k, new) = tls::ensure_dev_cert(&data_dir.join("tls"), &cfg.dev_cert_names)?;
+            (c, k, true, new)
+        }
+    };
+    let certs = tls::CertStore::open(&cert, &key)?;
+    certs.watch(Duration::from_secs(cfg.tls_reload_seconds));
+    let tls_cfg = tls::server_config(certs)?;
+
+    let bind = |a: &str| {
+        let a = a.to_string();
+        async move {
+            tokio::net::TcpListener::bind(&a)
+                .await
+                .map_err(|err| ServeError::Bind { addr: a, err })
+        }
+    };
+    let listener = bind(&cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    let redirect = if cfg.redirect_listen.is_empty() {
+        None
+    } else {
+        Some(bind(&cfg.redirect_listen).await?)
+    };
+    let redirect_addr = redirect.as_ref().map(|l| l.local_addr()).transpose()?;
+    let url = if cfg.public_url.is_empty() {
+        let host = if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+            "localhost".to_string()
+        } else {
+            addr.ip().to_string()
+        };
+        format!("https://{host}:{}", addr.port())
+    } else {
+        cfg.public_url.trim_end_matches('/').to_string()
+    };
+    let st = Arc::new(AppState {
+        links: links::Links::new(Arc::clone(&vault)),
+        catalog,
+        vault,
+        public_url: url.clone(),
+        metrics: metrics::Metrics::default(),
+        instance: instance_id(data_dir)?,
+        active_uploads: Default::default(),
+        cfg,
+    });
+    // Fail now, not on the first link, if the signing keys cannot be read.
+    st.vault
+        .keys()
+        .service_keys(links::PURPOSE)
+        .map_err(|e| ServeError::Config(format!("link signing keys: {e}")))?;
+    sweeper(Arc::clone(&st));
+    if let Some(r) = redirect {
+        tokio::spawn(listen::redirect(r, addr.port()));
+    }
+    let server = tokio::spawn(listen::serve_tls(listener, tls_cfg, app(Arc::clone(&st))));
+    Ok(Running {
+        addr,
+        redirect_addr,
+        url,
+        dev_cert: dev.then_some(cert),
+        dev_cert_new: dev_new,
+        state: st,
+        server,
+    })
+}
+
+/// Finishes deletes a crash interrupted and removes abandoned uploads, at
+/// start and then every minute.
+fn sweeper(st: state::State) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = sweep_once(&st).await {
+                tracing::warn!(error = e.message, code = e.code, "sweep failed; will retry");
+            }
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+    });
+}
+
+/// One sweep (also called by tests).
+pub async fn sweep_once(st: &state::State) -> Result<(usize, usize), ApiError> {
+    let mut finished = 0;
+    for (t, v, pieces) in st.catalog.videos_being_deleted().await? {
+        media::finish_shred(&st.catalog, &st.vault, &t, &v, &pieces).await?;
+        finished += 1;
+    }
+    let mut abandoned = 0;
+    for u in st.catalog.expired_uploads(bv_catalog::now_ms()).await? {
+        media::shred_video(&st.catalog, &st.vault, &u.tenant_id, &u.video_id).await?;
+        abandoned += 1;
+    }
+    if finished + abandoned > 0 {
+        tracing::info!(
+            finished,
+            abandoned,
+            "sweep: interrupted deletes finished, abandoned uploads shredded"
+        );
+    }
+    Ok((finished, abandoned))
+}

@@ -1,0 +1,53 @@
+//! `GET|HEAD /v1/dl/{id}?e=&v=&s=`: a download through a signed link.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::{Path, Query, State as AxState};
+use axum::response::Response;
+use http::{HeaderMap, Method, StatusCode};
+
+use crate::error::{ApiError, ApiResult};
+use crate::links::{LinkParams, LinkRefusal};
+use crate::state::State;
+
+fn refused(st: &State, why: LinkRefusal) -> ApiError {
+    st.metrics.links_refused.fetch_add(1, Ordering::Relaxed);
+    match why {
+        LinkRefusal::Invalid => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "link_invalid",
+            "this link is not valid (altered, for another method or object, or its object is gone)",
+        ),
+        LinkRefusal::Expired => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "link_expired",
+            "this link has expired",
+        ),
+    }
+}
+
+/// Serves the object a valid link names.
+pub async fn download(
+    AxState(st): AxState<State>,
+    method: Method,
+    Path(id): Path<String>,
+    Query(p): Query<LinkParams>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    // A missing (or deleted) video answers exactly like a bad signature.
+    let v = match st.catalog.video_for_link(&id).await {
+        Ok(v) => v,
+        Err(bv_catalog::CatalogError::NotFound) => return Err(refused(&st, LinkRefusal::Invalid)),
+        Err(e) => return Err(e.into()),
+    };
+    st.links
+        .verify(
+            method.as_str(),
+            &v.tenant_id,
+            &v.id,
+            &p,
+            crate::time::unix_now(),
+        )
+        .map_err(|w| refused(&st, w))?;
+    super::download::send(&st, &v, &headers, method == Method::HEAD, &[]).await
+}

@@ -1,0 +1,257 @@
+//! The routes, and the table that describes them (the OpenAPI document and
+//! the scope tests are generated from [`ENDPOINTS`]; a test checks that the
+//! table and the router agree).
+
+pub mod download;
+pub mod keys;
+pub mod links;
+pub mod openapi;
+pub mod session;
+pub mod system;
+pub mod tus;
+pub mod videos;
+
+use axum::Router;
+use axum::routing::{delete, get, head, options, post};
+use bv_catalog::Scope;
+
+use crate::state::State;
+
+/// How an endpoint is authorised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health, metrics, sign-in, the API description).
+    Public,
+    /// An API key or session holding this scope.
+    Scoped(Scope),
+    /// Any API key or session.
+    Authenticated,
+    /// A signed link.
+    SignedLink,
+}
+
+/// One endpoint of the API.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path template.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// OpenAPI operation id.
+    pub operation: &'static str,
+    /// One line for people.
+    pub summary: &'static str,
+}
+
+const fn ep(
+    method: &'static str,
+    path: &'static str,
+    access: Access,
+    operation: &'static str,
+    summary: &'static str,
+) -> Endpoint {
+    Endpoint {
+        method,
+        path,
+        access,
+        operation,
+        summary,
+    }
+}
+
+use Access::*;
+use Scope::*;
+
+/// Every endpoint.
+pub const ENDPOINTS: &[Endpoint] = &[
+    ep("GET", "/healthz", Public, "healthz", "The process answers."),
+    ep(
+        "GET",
+        "/readyz",
+        Public,
+        "readyz",
+        "The service can take requests (catalog reachable).",
+    ),
+    ep(
+        "GET",
+        "/metrics",
+        Public,
+        "metrics",
+        "Prometheus counters (aggregates only).",
+    ),
+    ep(
+        "GET",
+        "/v1/openapi.json",
+        Public,
+        "openapi",
+        "This API, as OpenAPI 3.1.",
+    ),
+    ep(
+        "POST",
+        "/v1/session",
+        Public,
+        "login",
+        "Sign in with login and password; sets the session cookie, returns the CSRF token.",
+    ),
+    ep(
+        "DELETE",
+        "/v1/session",
+        Authenticated,
+        "logout",
+        "Sign out.",
+    ),
+    ep(
+        "GET",
+        "/v1/me",
+        Authenticated,
+        "whoami",
+        "The caller's tenant, principal and scopes.",
+    ),
+    ep(
+        "GET",
+        "/v1/keys",
+        Scoped(Admin),
+        "listKeys",
+        "The tenant's API keys (never their secrets).",
+    ),
+    ep(
+        "POST",
+        "/v1/keys",
+        Scoped(Admin),
+        "createKey",
+        "A new API key, its secret shown once.",
+    ),
+    ep(
+        "DELETE",
+        "/v1/keys/{id}",
+        Scoped(Admin),
+        "revokeKey",
+        "Revoke a key; it stops working at once.",
+    ),
+    ep(
+        "GET",
+        "/v1/videos",
+        Scoped(VideosRead),
+        "listVideos",
+        "The tenant's videos, newest first (cursor pagination).",
+    ),
+    ep(
+        "POST",
+        "/v1/videos",
+        Scoped(VideosWrite),
+        "uploadVideo",
+        "Simple upload: the whole file in one body (small files).",
+    ),
+    ep(
+        "GET",
+        "/v1/videos/{id}",
+        Scoped(VideosRead),
+        "getVideo",
+        "One video.",
+    ),
+    ep(
+        "DELETE",
+        "/v1/videos/{id}",
+        Scoped(VideosWrite),
+        "deleteVideo",
+        "Crypto-shred a video; its links stop working.",
+    ),
+    ep(
+        "GET",
+        "/v1/videos/{id}/content",
+        Scoped(VideosRead),
+        "downloadVideo",
+        "The video's bytes (Range supported).",
+    ),
+    ep(
+        "HEAD",
+        "/v1/videos/{id}/content",
+        Scoped(VideosRead),
+        "headVideo",
+        "The video's size and type.",
+    ),
+    ep(
+        "POST",
+        "/v1/videos/{id}/links",
+        Scoped(VideosRead),
+        "mintLink",
+        "A signed, expiring download URL.",
+    ),
+    ep(
+        "GET",
+        "/v1/dl/{id}",
+        SignedLink,
+        "signedDownload",
+        "Download through a signed URL (Range supported).",
+    ),
+    ep(
+        "HEAD",
+        "/v1/dl/{id}",
+        SignedLink,
+        "signedHead",
+        "Size and type through a signed URL minted for HEAD.",
+    ),
+    ep(
+        "OPTIONS",
+        "/v1/uploads",
+        Public,
+        "tusOptions",
+        "tus: protocol version and extensions.",
+    ),
+    ep(
+        "POST",
+        "/v1/uploads",
+        Scoped(VideosWrite),
+        "tusCreate",
+        "tus: create a resumable upload (optionally with a first chunk).",
+    ),
+    ep(
+        "HEAD",
+        "/v1/uploads/{id}",
+        Scoped(VideosWrite),
+        "tusHead",
+        "tus: the stored offset.",
+    ),
+    ep(
+        "PATCH",
+        "/v1/uploads/{id}",
+        Scoped(VideosWrite),
+        "tusPatch",
+        "tus: append bytes at Upload-Offset.",
+    ),
+    ep(
+        "DELETE",
+        "/v1/uploads/{id}",
+        Scoped(VideosWrite),
+        "tusTerminate",
+        "tus: abandon an upload; its bytes are shredded.",
+    ),
+];
+
+/// The router (without the middleware: see [`crate::app`]).
+pub fn router() -> Router<State> {
+    Router::new()
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
+        .route("/metrics", get(system::metrics))
+        .route("/v1/openapi.json", get(openapi::document))
+        .route("/v1/session", post(session::login).delete(session::logout))
+        .route("/v1/me", get(session::me))
+        .route("/v1/keys", get(keys::list).post(keys::create))
+        .route("/v1/keys/{id}", delete(keys::revoke))
+        .route("/v1/videos", get(videos::list).post(videos::upload))
+        .route("/v1/videos/{id}", get(videos::get).delete(videos::delete))
+        .route(
+            "/v1/videos/{id}/content",
+            get(videos::content).head(videos::content),
+        )
+        .route("/v1/videos/{id}/links", post(videos::mint_link))
+        .route("/v1/dl/{id}", get(links::download).head(links::download))
+        .route("/v1/uploads", options(tus::options).post(tus::create))
+        .route(
+            "/v1/uploads/{id}",
+            head(tus::head).patch(tus::patch).delete(tus::terminate),
+        )
+}

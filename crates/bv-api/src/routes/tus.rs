@@ -1,0 +1,406 @@
+//! `/v1/uploads`: the tus 1.0.0 resumable upload protocol (core, creation,
+//! creation-with-upload, termination, expiration).
+//!
+//! Bytes are sealed into vault pieces as they arrive; the offset advances
+//! only when a piece is durable, so after a dropped connection or a server
+//! restart `HEAD` reports exactly what is safely stored and the client
+//! resumes there. A lease in the catalog keeps two requests (or two servers)
+//! from appending to one upload at once.
+
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use axum::extract::{Path, State as AxState};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use bv_catalog::Scope;
+use bv_catalog::uploads::NewUpload;
+use futures::TryStreamExt;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::media::{self, Tolerant};
+use crate::state::State;
+
+const VERSION: &str = "1.0.0";
+const EXTENSIONS: &str = "creation,creation-with-upload,termination,expiration";
+const OFFSET_TYPE: &str = "application/offset+octet-stream";
+/// The header that tells a client which video its upload became.
+pub const VIDEO_ID: &str = "bv-video-id";
+
+fn h(name: &'static str, v: impl ToString) -> (HeaderName, HeaderValue) {
+    (
+        HeaderName::from_static(name),
+        HeaderValue::from_str(&v.to_string()).unwrap_or(HeaderValue::from_static("")),
+    )
+}
+
+fn reply(status: StatusCode, headers: Vec<(HeaderName, HeaderValue)>) -> Response {
+    let mut r = status.into_response();
+    r.headers_mut()
+        .insert("tus-resumable", HeaderValue::from_static(VERSION));
+    for (k, v) in headers {
+        r.headers_mut().insert(k, v);
+    }
+    r
+}
+
+fn tus_error(status: StatusCode, code: &'static str, msg: impl Into<String>) -> ApiError {
+    ApiError::new(status, code, msg)
+}
+
+fn check_version(headers: &HeaderMap) -> ApiResult<()> {
+    match headers.get("tus-resumable").and_then(|v| v.to_str().ok()) {
+        Some(VERSION) => Ok(()),
+        _ => Err(tus_error(
+            StatusCode::PRECONDITION_FAILED,
+            "tus_version_unsupported",
+            "Tus-Resumable: 1.0.0 is required",
+        )),
+    }
+}
+
+fn header_u64(headers: &HeaderMap, name: &str) -> Option<Result<u64, ()>> {
+    headers
+        .get(name)
+        .map(|v| v.to_str().ok().and_then(|s| s.parse().ok()).ok_or(()))
+}
+
+/// `Upload-Metadata`: `key base64,key base64,…` → (file name, content type).
+fn metadata(raw: &str) -> ApiResult<(String, String)> {
+    let (mut name, mut ctype) = (None, None);
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once(' ').unwrap_or((pair, ""));
+        let val = base64::engine::general_purpose::STANDARD
+            .decode(v.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Upload-Metadata value of {k:?} is not base64 UTF-8"
+                ))
+            })?;
+        match k {
+            "filename" | "name" => name = Some(val),
+            "filetype" | "contentType" | "content_type" => ctype = Some(val),
+            _ => {}
+        }
+    }
+    Ok((
+        name.unwrap_or_else(|| "upload".into()),
+        ctype.unwrap_or_else(|| "application/octet-stream".into()),
+    ))
+}
+
+/// `OPTIONS /v1/uploads`: what this server supports.
+pub async fn options(AxState(st): AxState<State>) -> Response {
+    reply(
+        StatusCode::NO_CONTENT,
+        vec![
+            h("tus-version", VERSION),
+            h("tus-extension", EXTENSIONS),
+            h("tus-max-size", (st.cfg.default_max_upload_mib as u64) << 20),
+        ],
+    )
+}
+
+/// `POST /v1/uploads`: creates an upload (and takes a first chunk if sent).
+pub async fn create(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    auth.require(Scope::VideosWrite)?;
+    check_version(&headers)?;
+    if headers.contains_key("upload-defer-length") {
+        return Err(ApiError::bad_request(
+            "Upload-Defer-Length is not supported; send Upload-Length",
+        ));
+    }
+    let length = match header_u64(&headers, "upload-length") {
+        Some(Ok(n)) => n,
+        _ => {
+            return Err(ApiError::bad_request(
+                "Upload-Length (a byte count) is required",
+            ));
+        }
+    };
+    let raw_meta = headers
+        .get("upload-metadata")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let (name, ctype) = metadata(raw_meta)?;
+    let (u, _) = st
+        .catalog
+        .create_upload(&NewUpload {
+            tenant_id: &auth.tenant_id,
+            principal_id: &auth.principal_id,
+            name: &name,
+            content_type: &ctype,
+            length: length as i64,
+            metadata: raw_meta,
+            ttl_ms: (st.cfg.upload_ttl_seconds * 1000) as i64,
+        })
+        .await?;
+    let location = format!("{}/v1/uploads/{}", st.public_url, u.id);
+    let mut hs = vec![
+        (
+            header::LOCATION,
+            HeaderValue::from_str(&location).map_err(ApiError::internal)?,
+        ),
+        h("upload-expires", crate::time::http_date(u.expires_ms)),
+        h(VIDEO_ID, &u.video_id),
+    ];
+    let with_data = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == OFFSET_TYPE.as_bytes());
+    if with_data {
+        let offset = append(&st, &auth, &u.id, 0, body).await?;
+        hs.push(h("upload-offset", offset));
+    } else if length == 0 {
+        finish_if_complete(&st, &auth, &u.id).await?;
+    }
+    Ok(reply(StatusCode::CREATED, hs))
+}
+
+/// `HEAD /v1/uploads/{id}`: how much is stored.
+pub async fn head(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    auth.require(Scope::VideosWrite)?;
+    check_version(&headers)?;
+    let u = live_upload(&st, &auth, &id).await?;
+    let mut hs = vec![
+        h("upload-offset", u.received),
+        h("upload-length", u.length),
+        h("upload-expires", crate::time::http_date(u.expires_ms)),
+        h(VIDEO_ID, &u.video_id),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+    ];
+    if !u.metadata.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&u.metadata)
+    {
+        hs.push((HeaderName::from_static("upload-metadata"), v));
+    }
+    Ok(reply(StatusCode::OK, hs))
+}
+
+/// `PATCH /v1/uploads/{id}`: appends bytes at `Upload-Offset`.
+pub async fn patch(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    auth.require(Scope::VideosWrite)?;
+    check_version(&headers)?;
+    if headers
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|v| v.as_bytes() != OFFSET_TYPE.as_bytes())
+    {
+        return Err(tus_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "tus_content_type",
+            "PATCH needs Content-Type: application/offset+octet-stream",
+        ));
+    }
+    let offset = match header_u64(&headers, "upload-offset") {
+        Some(Ok(n)) => n,
+        _ => {
+            return Err(ApiError::bad_request(
+                "Upload-Offset (a byte count) is required",
+            ));
+        }
+    };
+    let u = live_upload(&st, &auth, &id).await?;
+    let new = append(&st, &auth, &u.id, offset, body).await?;
+    Ok(reply(
+        StatusCode::NO_CONTENT,
+        vec![
+            h("upload-offset", new),
+            h("upload-expires", crate::time::http_date(u.expires_ms)),
+            h(VIDEO_ID, &u.video_id),
+        ],
+    ))
+}
+
+/// `DELETE /v1/uploads/{id}`: abandons an upload; what it stored is shredded.
+pub async fn terminate(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    auth.require(Scope::VideosWrite)?;
+    check_version(&headers)?;
+    let u = st.catalog.upload(&auth.tenant_id, &id).await?;
+    media::shred_video(&st.catalog, &st.vault, &auth.tenant_id, &u.video_id).await?;
+    Ok(reply(StatusCode::NO_CONTENT, vec![]))
+}
+
+/// The upload, unless it expired (then it is shredded and gone: 404 like any unknown id... but
+/// tus asks for 410 Gone, which we answer only to its owner).
+async fn live_upload(st: &State, auth: &Auth, id: &str) -> ApiResult<bv_catalog::Upload> {
+    let u = st.catalog.upload(&auth.tenant_id, id).await?;
+    if u.expires_ms <= bv_catalog::now_ms() {
+        media::shred_video(&st.catalog, &st.vault, &auth.tenant_id, &u.video_id).await?;
+        return Err(tus_error(
+            StatusCode::GONE,
+            "upload_expired",
+            "this upload expired and was removed",
+        ));
+    }
+    Ok(u)
+}
+
+/// How long an upload's lease lasts without renewal: after a crash, another
+/// server may take the upload over this long after the last renewal (the
+/// same server, restarted, takes it over at once: its instance id persists).
+const LEASE_MS: i64 = 30_000;
+
+/// Removes an upload from this process's active set when the request ends.
+struct Active<'a>(&'a State, String);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0
+            .active_uploads
+            .lock()
+            .expect("not poisoned")
+            .remove(&self.1);
+    }
+}
+
+/// Streams `body` into the upload at `offset` under its lease; returns the new offset.
+async fn append(st: &State, auth: &Auth, id: &str, offset: u64, body: Body) -> ApiResult<u64> {
+    let locked = || {
+        tus_error(
+            StatusCode::LOCKED,
+            "upload_locked",
+            "another request is writing to this upload; retry when it ends",
+        )
+    };
+    // One writer per upload in this process, and one process per upload (the lease).
+    if !st
+        .active_uploads
+        .lock()
+        .expect("not poisoned")
+        .insert(id.to_string())
+    {
+        return Err(locked());
+    }
+    let _active = Active(st, id.to_string());
+    let owner = st.instance.clone();
+    let u = st
+        .catalog
+        .lock_upload(&auth.tenant_id, id, &owner, LEASE_MS)
+        .await
+        .map_err(|e| match e {
+            bv_catalog::CatalogError::Conflict(_) => locked(),
+            e => e.into(),
+        })?;
+    let heartbeat = {
+        let (cat, t, i, o) = (
+            st.catalog.clone(),
+            auth.tenant_id.clone(),
+            id.to_string(),
+            owner.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(LEASE_MS as u64 / 3)).await;
+                let _ = cat.lock_upload(&t, &i, &o, LEASE_MS).await;
+            }
+        })
+    };
+    let result = async {
+        if offset != u.received as u64 {
+            return Err(tus_error(
+                StatusCode::CONFLICT,
+                "upload_offset_mismatch",
+                format!(
+                    "Upload-Offset {offset} does not match the stored offset {}",
+                    u.received
+                ),
+            ));
+        }
+        let t = media::tenant_id(&auth.tenant_id)?;
+        let reader = tokio_util::io::StreamReader::new(
+            body.into_data_stream().map_err(std::io::Error::other),
+        );
+        let mut body = Tolerant::new(reader);
+        let mut at = u.received;
+        let piece = (st.cfg.piece_mib as u64) << 20;
+        let end = u.length as u64;
+        while let Some((o, n)) =
+            media::seal_piece(&st.vault, &t, &mut body, piece.min(end - at as u64)).await?
+        {
+            match st
+                .catalog
+                .append_upload_piece(&u, &owner, at, &o, n as i64)
+                .await
+            {
+                Ok(new) => at = new,
+                Err(e) => {
+                    media::drop_piece(&st.vault, &t, &o).await;
+                    return Err(e.into());
+                }
+            }
+        }
+        let stored = at as u64 - u.received as u64;
+        st.metrics.upload_bytes.fetch_add(stored, Ordering::Relaxed);
+        let new = u.received as u64 + stored;
+        if new == u.length as u64 {
+            finish_if_complete(st, auth, &u.id).await?;
+            // Anything beyond the announced length is a client error, but what fit is kept.
+            let mut extra = [0u8; 1];
+            if body.error.is_none()
+                && tokio::io::AsyncReadExt::read(&mut body, &mut extra)
+                    .await
+                    .unwrap_or(0)
+                    > 0
+            {
+                return Err(ApiError::bad_request(
+                    "the body is longer than Upload-Length",
+                ));
+            }
+        }
+        if let Some(e) = body.error {
+            tracing::info!(error = %e, stored, "upload request ended early; the client can resume");
+        }
+        Ok(new)
+    }
+    .await;
+    heartbeat.abort();
+    let _ = st.catalog.unlock_upload(id, &owner).await;
+    result
+}
+
+async fn finish_if_complete(st: &State, auth: &Auth, id: &str) -> ApiResult<()> {
+    let u = st.catalog.upload(&auth.tenant_id, id).await?;
+    if u.received == u.length {
+        st.catalog.finish_upload(&u).await?;
+        st.metrics.uploads_completed.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(target: "audit", action = "video.upload", tenant = %auth.tenant_id, video = %u.video_id, bytes = u.length, "upload complete");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn metadata_parsing() {
+        assert_eq!(
+            super::metadata("filename Y2xpcC5tcDQ=,filetype dmlkZW8vbXA0,is_confidential").unwrap(),
+            ("clip.mp4".to_string(), "video/mp4".to_string())
+        );
+        assert_eq!(super::metadata("").unwrap().0, "upload");
+        assert!(super::metadata("filename %%%").is_err());
+    }
+}

@@ -1,0 +1,273 @@
+//! `/v1/videos`: list, describe, simple upload, direct download, delete,
+//! and minting signed links.
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State as AxState};
+use axum::response::{IntoResponse, Response};
+use bv_catalog::{Piece, Scope, Video, VideoState};
+use futures::TryStreamExt;
+use http::{HeaderMap, Method, StatusCode, header};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::media::{self, Tolerant};
+use crate::state::State;
+
+/// A video as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct VideoOut {
+    /// Id.
+    pub id: String,
+    /// File name.
+    pub name: String,
+    /// MIME type.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size_bytes: i64,
+    /// `uploaded`.
+    pub state: VideoState,
+    /// Creation time, RFC 3339.
+    pub created_at: String,
+}
+
+impl From<Video> for VideoOut {
+    fn from(v: Video) -> Self {
+        Self {
+            id: v.id,
+            name: v.name,
+            content_type: v.content_type,
+            size_bytes: v.size_bytes,
+            state: v.state,
+            created_at: crate::time::rfc3339_ms(v.created_ms),
+        }
+    }
+}
+
+/// `?limit=&cursor=`
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// `GET /v1/videos`
+pub async fn list(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Response> {
+    auth.require(Scope::VideosRead)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let after = match &q.cursor {
+        Some(c) => {
+            let (ms, id) = c
+                .split_once('.')
+                .and_then(|(ms, id)| Some((ms.parse::<i64>().ok()?, id)))
+                .filter(|(_, id)| bv_catalog::is_id(id))
+                .ok_or_else(|| ApiError::bad_request("malformed cursor"))?;
+            Some((ms, id.to_string()))
+        }
+        None => None,
+    };
+    let vids = st
+        .catalog
+        .videos(
+            &auth.tenant_id,
+            limit,
+            after.as_ref().map(|(m, i)| (*m, i.as_str())),
+        )
+        .await?;
+    let next = (vids.len() as i64 == limit)
+        .then(|| vids.last().map(|v| format!("{}.{}", v.created_ms, v.id)))
+        .flatten();
+    let out: Vec<VideoOut> = vids.into_iter().map(Into::into).collect();
+    Ok(Json(serde_json::json!({"videos": out, "next_cursor": next})).into_response())
+}
+
+/// `GET /v1/videos/{id}`
+pub async fn get(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<VideoOut>> {
+    auth.require(Scope::VideosRead)?;
+    Ok(Json(st.catalog.video(&auth.tenant_id, &id).await?.into()))
+}
+
+/// `DELETE /v1/videos/{id}`: crypto-shred; every outstanding link dies.
+pub async fn delete(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    auth.require(Scope::VideosWrite)?;
+    // Only visible videos: an upload in progress is ended through its tus URL.
+    st.catalog.video(&auth.tenant_id, &id).await?;
+    media::shred_video(&st.catalog, &st.vault, &auth.tenant_id, &id).await?;
+    tracing::info!(target: "audit", action = "video.delete", tenant = %auth.tenant_id, video = %id, "video crypto-shredded");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `?name=`
+#[derive(Debug, Deserialize)]
+pub struct UploadQuery {
+    name: Option<String>,
+}
+
+/// `POST /v1/videos?name=clip.mp4`: the whole file in one request body
+/// (`Content-Length` required, up to `serve.simple_upload_max_mib`).
+pub async fn upload(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    Query(q): Query<UploadQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    auth.require(Scope::VideosWrite)?;
+    let len: u64 = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::LENGTH_REQUIRED,
+                "length_required",
+                "Content-Length is required",
+            )
+        })?;
+    let max = (st.cfg.simple_upload_max_mib as u64) << 20;
+    if len > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "upload_too_large",
+            format!(
+                "simple uploads take at most {max} bytes; use the resumable (tus) endpoint /v1/uploads"
+            ),
+        ));
+    }
+    let name = q.name.unwrap_or_else(|| "upload".into());
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream");
+    let v = st
+        .catalog
+        .create_video(
+            &auth.tenant_id,
+            &name,
+            ctype,
+            len as i64,
+            VideoState::Uploading,
+        )
+        .await?;
+    let t = media::tenant_id(&auth.tenant_id)?;
+    let reader =
+        tokio_util::io::StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
+    let mut body = Tolerant::new(reader);
+    let piece = (st.cfg.piece_mib as u64) << 20;
+    let (mut seq, mut at) = (0i64, 0u64);
+    let res: ApiResult<()> = async {
+        while let Some((o, n)) =
+            media::seal_piece(&st.vault, &t, &mut body, piece.min(len - at)).await?
+        {
+            let p = Piece {
+                seq,
+                object_id: o.clone(),
+                plain_offset: at as i64,
+                plain_len: n as i64,
+            };
+            if let Err(e) = st.catalog.add_piece(&v.id, &p).await {
+                media::drop_piece(&st.vault, &t, &o).await;
+                return Err(e.into());
+            }
+            seq += 1;
+            at += n;
+        }
+        Ok(())
+    }
+    .await;
+    if res.is_err() || at != len || body.error.is_some() {
+        let _ = media::shred_video(&st.catalog, &st.vault, &auth.tenant_id, &v.id).await;
+        res?;
+        return Err(ApiError::bad_request(
+            "the body ended before Content-Length bytes arrived",
+        ));
+    }
+    st.catalog
+        .complete_video(&auth.tenant_id, &v.id, len as i64)
+        .await?;
+    st.metrics.upload_bytes.fetch_add(len, Ordering::Relaxed);
+    st.metrics.uploads_completed.fetch_add(1, Ordering::Relaxed);
+    let v = st.catalog.video(&auth.tenant_id, &v.id).await?;
+    let mut r = (StatusCode::CREATED, Json(VideoOut::from(v.clone()))).into_response();
+    r.headers_mut().insert(
+        header::LOCATION,
+        http::HeaderValue::from_str(&format!("{}/v1/videos/{}", st.public_url, v.id))
+            .map_err(ApiError::internal)?,
+    );
+    Ok(r)
+}
+
+/// `GET|HEAD /v1/videos/{id}/content`: direct download with an API key.
+pub async fn content(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    method: Method,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    auth.require(Scope::VideosRead)?;
+    let v = st.catalog.video(&auth.tenant_id, &id).await?;
+    super::download::send(&st, &v, &headers, method == Method::HEAD, &[]).await
+}
+
+/// `POST /v1/videos/{id}/links` body.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    /// Lifetime in seconds (default `serve.link_ttl_seconds`, at most `serve.link_max_ttl_seconds`).
+    ttl_seconds: Option<u64>,
+    /// `GET` (default) or `HEAD`.
+    method: Option<String>,
+}
+
+/// `POST /v1/videos/{id}/links`: a signed URL for the video.
+pub async fn mint_link(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: Option<Json<LinkRequest>>,
+) -> ApiResult<Response> {
+    auth.require(Scope::VideosRead)?;
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let v = st.catalog.video(&auth.tenant_id, &id).await?;
+    let ttl = req.ttl_seconds.unwrap_or(st.cfg.link_ttl_seconds);
+    if ttl == 0 || ttl > st.cfg.link_max_ttl_seconds {
+        return Err(ApiError::bad_request(format!(
+            "ttl_seconds must be 1..={}",
+            st.cfg.link_max_ttl_seconds
+        )));
+    }
+    let method = req
+        .method
+        .unwrap_or_else(|| "GET".into())
+        .to_ascii_uppercase();
+    if method != "GET" && method != "HEAD" {
+        return Err(ApiError::bad_request("method must be GET or HEAD"));
+    }
+    let expires = crate::time::unix_now() + ttl;
+    let q = st.links.sign(&method, &v.tenant_id, &v.id, expires)?;
+    let url = format!("{}/v1/dl/{}?{q}", st.public_url, v.id);
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "url": url,
+            "method": method,
+            "expires_at": crate::time::rfc3339_ms(expires as i64 * 1000),
+        })),
+    )
+        .into_response())
+}

@@ -1,0 +1,207 @@
+//! `bv admin`: tenants, users and API keys, straight on the catalog (run it
+//! where the configuration and the database are).
+
+use anyhow::Context;
+use bv_catalog::Scope;
+
+use crate::cmd::serve::{default_limits, open_catalog};
+use crate::cmd::vault::{open_vault, runtime};
+use crate::config::Config;
+
+/// Admin subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum AdminCmd {
+    /// Tenants.
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+    /// Users (people who sign in to the web app).
+    #[command(subcommand)]
+    User(UserCmd),
+    /// API keys.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// Signed-link keys.
+    #[command(subcommand)]
+    Links(LinksCmd),
+}
+
+/// `bv admin tenant …`
+#[derive(clap::Subcommand, Debug)]
+pub enum TenantCmd {
+    /// Create a tenant (with a service account `admin`).
+    Create {
+        /// Unique name.
+        name: String,
+        /// Storage quota in MiB (default serve.default_quota_mib).
+        #[arg(long)]
+        quota_mib: Option<i64>,
+        /// Largest single upload in MiB (default serve.default_max_upload_mib).
+        #[arg(long)]
+        max_upload_mib: Option<i64>,
+    },
+    /// List tenants.
+    List,
+}
+
+/// `bv admin user …`
+#[derive(clap::Subcommand, Debug)]
+pub enum UserCmd {
+    /// Create a user; the password is read from standard input (one line).
+    Create {
+        /// Tenant name or id.
+        #[arg(long)]
+        tenant: String,
+        /// Sign-in name.
+        login: String,
+    },
+}
+
+/// `bv admin key …`
+#[derive(clap::Subcommand, Debug)]
+pub enum KeyCmd {
+    /// Create an API key (printed once).
+    Create {
+        /// Tenant name or id.
+        #[arg(long)]
+        tenant: String,
+        /// Principal (name or id) the key acts as (default: the tenant's `admin` service account).
+        #[arg(long, default_value = "admin")]
+        principal: String,
+        /// Label.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Comma-separated: videos:read, videos:write, jobs:write, admin.
+        #[arg(long, default_value = "videos:read,videos:write,jobs:write")]
+        scopes: String,
+        /// Lifetime, e.g. 3600s, 90m, 12h, 30d (default: no expiry).
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+    /// List a tenant's keys.
+    List {
+        /// Tenant name or id.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke a key (effective immediately).
+    Revoke {
+        /// Tenant name or id.
+        #[arg(long)]
+        tenant: String,
+        /// Key id (the 16 hex digits after `bv_`).
+        id: String,
+    },
+}
+
+/// `bv admin links …`
+#[derive(clap::Subcommand, Debug)]
+pub enum LinksCmd {
+    /// New signing key; links signed with the previous one stay valid until the next rotation.
+    Rotate,
+}
+
+/// `30d`, `12h`, `90m`, `3600s` or plain seconds.
+fn duration_secs(s: &str) -> anyhow::Result<i64> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = n
+        .parse()
+        .with_context(|| format!("{s:?} is not a duration"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => anyhow::bail!("{s:?}: use s, m, h or d"),
+    };
+    Ok(n * mult)
+}
+
+/// Runs the command.
+pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
+    if let AdminCmd::Links(LinksCmd::Rotate) = c {
+        let v = open_vault(cfg)?
+            .keys()
+            .rotate_service_key(bv_api::links::PURPOSE, 2)?;
+        println!(
+            "link signing key is now version {v}; links signed with the previous version stay valid until the next rotation"
+        );
+        return Ok(());
+    }
+    runtime()?.block_on(async move {
+        let cat = open_catalog(cfg).await?;
+        match c {
+            AdminCmd::Tenant(TenantCmd::Create {
+                name,
+                quota_mib,
+                max_upload_mib,
+            }) => {
+                let mut l = default_limits(cfg);
+                if let Some(q) = quota_mib {
+                    l.quota_bytes = q << 20;
+                }
+                if let Some(m) = max_upload_mib {
+                    l.max_upload_bytes = m << 20;
+                }
+                let t = cat.create_tenant(&name, l).await?;
+                cat.create_service_account(&t.id, "admin").await?;
+                println!("{}", serde_json::to_string_pretty(&t)?);
+            }
+            AdminCmd::Tenant(TenantCmd::List) => {
+                println!("{}", serde_json::to_string_pretty(&cat.tenants().await?)?);
+            }
+            AdminCmd::User(UserCmd::Create { tenant, login }) => {
+                let t = cat.find_tenant(&tenant).await?;
+                let mut pw = String::new();
+                std::io::stdin().read_line(&mut pw)?;
+                let u = cat
+                    .create_user(&t.id, &login, pw.trim_end_matches(['\r', '\n']))
+                    .await?;
+                println!("{}", serde_json::to_string_pretty(&u)?);
+            }
+            AdminCmd::Key(KeyCmd::Create {
+                tenant,
+                principal,
+                name,
+                scopes,
+                expires_in,
+            }) => {
+                let t = cat.find_tenant(&tenant).await?;
+                let scopes: Vec<Scope> = bv_catalog::api_keys::parse_scopes(&scopes)?;
+                let expires = expires_in
+                    .map(|s| duration_secs(&s).map(|d| bv_catalog::now_ms() + d * 1000))
+                    .transpose()?;
+                let (k, secret) = cat
+                    .create_api_key(&t.id, &principal, &name, &scopes, expires)
+                    .await?;
+                eprintln!("key {} created; its secret is shown this once:", k.id);
+                println!("{secret}");
+            }
+            AdminCmd::Key(KeyCmd::List { tenant }) => {
+                let t = cat.find_tenant(&tenant).await?;
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&cat.api_keys(&t.id).await?)?
+                );
+            }
+            AdminCmd::Key(KeyCmd::Revoke { tenant, id }) => {
+                let t = cat.find_tenant(&tenant).await?;
+                let k = cat.revoke_api_key(&t.id, &id).await?;
+                println!("{}", serde_json::to_string_pretty(&k)?);
+            }
+            AdminCmd::Links(_) => unreachable!("handled above"),
+        }
+        anyhow::Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations() {
+        assert_eq!(super::duration_secs("30d").unwrap(), 30 * 86400);
+        assert_eq!(super::duration_secs("90m").unwrap(), 5400);
+        assert_eq!(super::duration_secs("12").unwrap(), 12);
+        assert!(super::duration_secs("1w").is_err());
+        assert!(super::duration_secs("h").is_err());
+    }
+}

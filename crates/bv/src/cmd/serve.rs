@@ -1,0 +1,112 @@
+//! `bv serve`: the HTTPS service with the embedded defaults (SQLite catalog
+//! and local vault in the data directory) or whatever the configuration says.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use bv_catalog::{Catalog, Scope, TenantLimits};
+
+use crate::cmd::vault::{open_vault, runtime};
+use crate::config::Config;
+
+/// `bv serve` flags.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// HTTPS address, e.g. 127.0.0.1:8443 or 0.0.0.0:443 (default: serve.listen).
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<String>,
+    /// Plain-HTTP address that only redirects to HTTPS (default: serve.redirect_listen).
+    #[arg(long, value_name = "ADDR:PORT")]
+    redirect: Option<String>,
+}
+
+/// Opens the configured catalog.
+pub async fn open_catalog(cfg: &Config) -> anyhow::Result<Catalog> {
+    let url = cfg.catalog_url();
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    Catalog::open(&url, cfg.catalog.max_connections)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("opening the catalog")
+}
+
+/// Limits for new tenants, from the configuration.
+pub fn default_limits(cfg: &Config) -> TenantLimits {
+    TenantLimits {
+        max_upload_bytes: cfg.serve.default_max_upload_mib << 20,
+        quota_bytes: cfg.serve.default_quota_mib << 20,
+    }
+}
+
+/// Structured JSON logs on stderr.
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_current_span(false)
+        .try_init();
+}
+
+/// Runs the service until the process is stopped.
+pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
+    let mut scfg = cfg.serve.clone();
+    if let Some(l) = a.listen {
+        scfg.listen = l;
+    }
+    if let Some(r) = a.redirect {
+        scfg.redirect_listen = r;
+    }
+    init_logs();
+    let vault = Arc::new(open_vault(cfg)?);
+    runtime()?.block_on(async move {
+        let catalog = open_catalog(cfg).await?;
+        let first_key = bootstrap(&catalog, cfg).await?;
+        let running = bv_api::start(scfg, catalog, vault, &cfg.data_dir)
+            .await
+            .map_err(|e| anyhow::anyhow!("error[{}]: {e}", e.code()))?;
+        // These lines are the interface of `make run` and of the tests: keep their shape.
+        println!("BetterVideo is running at {}", running.url);
+        if let Some(c) = &running.dev_cert {
+            println!(
+                "Development certificate (self-signed; trust it in clients): {}",
+                c.display()
+            );
+        }
+        if let Some(r) = running.redirect_addr {
+            println!("Plain HTTP on {r} redirects to HTTPS");
+        }
+        if let Some(k) = first_key {
+            println!(
+                "First API key, tenant \"default\", every scope (shown once, save it now): {k}"
+            );
+            println!(
+                "  e.g.: curl --cacert {} -H 'Authorization: Bearer {k}' {}/v1/me",
+                running
+                    .dev_cert
+                    .as_deref()
+                    .map_or_else(|| "<ca>".into(), |p| p.display().to_string()),
+                running.url
+            );
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        tracing::info!(url = %running.url, addr = %running.addr, "serving");
+        running.wait().await;
+        Ok(())
+    })
+}
+
+/// On an empty catalog: a `default` tenant, an `admin` service account and
+/// a key with every scope, returned to be printed once.
+async fn bootstrap(c: &Catalog, cfg: &Config) -> anyhow::Result<Option<String>> {
+    if !c.tenants().await?.is_empty() {
+        return Ok(None);
+    }
+    let t = c.create_tenant("default", default_limits(cfg)).await?;
+    let p = c.create_service_account(&t.id, "admin").await?;
+    let (_, token) = c
+        .create_api_key(&t.id, &p.id, "first-admin-key", &Scope::ALL, None)
+        .await?;
+    Ok(Some(token))
+}
