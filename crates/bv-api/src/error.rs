@@ -83,6 +83,31 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Parses a JSON request body (after the handler has checked who may send it).
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("request body: {e}"),
+        )
+    })
+}
+
+/// Query parameters, with malformed ones answered in the API's error format.
+#[derive(Debug)]
+pub struct Q<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut http::request::Parts, _: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(v)| Q(v))
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
+    }
+}
+
 /// The code of an error response, for the access log and metrics.
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorCode(pub &'static str);
@@ -98,6 +123,11 @@ impl From<CatalogError> for ApiError {
             ),
             CatalogError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             CatalogError::Invalid(m) => Self::bad_request(m),
+            e @ CatalogError::TooLarge { .. } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "upload_too_large",
+                e.to_string(),
+            ),
             e @ CatalogError::Quota { .. } => Self::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "quota_exceeded",

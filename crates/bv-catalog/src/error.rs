@@ -25,6 +25,14 @@ pub enum CatalogError {
         /// Bytes asked for.
         wanted: i64,
     },
+    /// An upload is larger than the tenant's per-upload limit.
+    #[error("upload of {size} bytes is larger than this tenant's limit of {limit} bytes")]
+    TooLarge {
+        /// Announced size.
+        size: i64,
+        /// The limit.
+        limit: i64,
+    },
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
@@ -50,6 +58,7 @@ impl CatalogError {
             Self::Conflict(_) => "conflict",
             Self::Invalid(_) => "invalid_argument",
             Self::Quota { .. } => "quota_exceeded",
+            Self::TooLarge { .. } => "upload_too_large",
             Self::Db(_) => "database_error",
             Self::SchemaTooNew { .. } => "schema_too_new",
             Self::Internal(_) => "internal_error",

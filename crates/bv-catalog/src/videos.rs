@@ -142,10 +142,10 @@ impl Catalog {
             return Err(CatalogError::Invalid("size must not be negative".into()));
         }
         if size > t.max_upload_bytes {
-            return Err(CatalogError::Invalid(format!(
-                "upload of {size} bytes is larger than this tenant's limit of {} bytes",
-                t.max_upload_bytes
-            )));
+            return Err(CatalogError::TooLarge {
+                size,
+                limit: t.max_upload_bytes,
+            });
         }
         let v = Video {
             id: crate::new_id()?,

@@ -347,7 +347,7 @@ async fn videos_are_scoped_limited_and_deleted_in_two_phases(db: &TestDb) {
             .await
             .unwrap_err()
             .code(),
-        "invalid_argument",
+        "upload_too_large",
         "over the per-upload limit"
     );
     assert_eq!(

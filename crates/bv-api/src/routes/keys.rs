@@ -66,9 +66,10 @@ pub struct NewKey {
 pub async fn create(
     AxState(st): AxState<State>,
     auth: Auth,
-    Json(req): Json<NewKey>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     auth.require(Scope::Admin)?;
+    let req: NewKey = crate::error::parse_json(&body)?;
     let scopes = bv_catalog::api_keys::parse_scopes(&req.scopes.join(" "))?;
     let expires = req
         .expires_in_seconds

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
-use axum::extract::{Path, Query, State as AxState};
+use axum::extract::{Path, State as AxState};
 use axum::response::Response;
 use http::{HeaderMap, Method, StatusCode};
 
@@ -31,7 +31,7 @@ pub async fn download(
     AxState(st): AxState<State>,
     method: Method,
     Path(id): Path<String>,
-    Query(p): Query<LinkParams>,
+    crate::error::Q(p): crate::error::Q<LinkParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     // A missing (or deleted) video answers exactly like a bad signature.

@@ -24,8 +24,9 @@ pub struct Login {
 pub async fn login(
     AxState(st): AxState<State>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Json(req): Json<Login>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Response> {
+    let req: Login = crate::error::parse_json(&body)?;
     let subjects = vec![format!("login:{}", req.login), format!("ip:{}", peer.ip())];
     let window = (st.cfg.login_window_seconds * 1000) as i64;
     if st.catalog.login_failures(&subjects, window).await? >= st.cfg.login_max_failures {

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State as AxState};
+use axum::extract::{Path, State as AxState};
 use axum::response::{IntoResponse, Response};
 use bv_catalog::{Piece, Scope, Video, VideoState};
 use futures::TryStreamExt;
@@ -58,7 +58,7 @@ pub struct ListQuery {
 pub async fn list(
     AxState(st): AxState<State>,
     auth: Auth,
-    Query(q): Query<ListQuery>,
+    crate::error::Q(q): crate::error::Q<ListQuery>,
 ) -> ApiResult<Response> {
     auth.require(Scope::VideosRead)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
@@ -123,7 +123,7 @@ pub struct UploadQuery {
 pub async fn upload(
     AxState(st): AxState<State>,
     auth: Auth,
-    Query(q): Query<UploadQuery>,
+    crate::error::Q(q): crate::error::Q<UploadQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -239,10 +239,14 @@ pub async fn mint_link(
     AxState(st): AxState<State>,
     auth: Auth,
     Path(id): Path<String>,
-    body: Option<Json<LinkRequest>>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     auth.require(Scope::VideosRead)?;
-    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let req: LinkRequest = if body.is_empty() {
+        LinkRequest::default()
+    } else {
+        crate::error::parse_json(&body)?
+    };
     let v = st.catalog.video(&auth.tenant_id, &id).await?;
     let ttl = req.ttl_seconds.unwrap_or(st.cfg.link_ttl_seconds);
     if ttl == 0 || ttl > st.cfg.link_max_ttl_seconds {

@@ -1,0 +1,285 @@
+//! A real `bv serve` in a scratch data directory, on SQLite or PostgreSQL,
+//! and an HTTPS client (rustls) that trusts its development certificate.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bv_catalog::Backend;
+use bv_catalog::testing::TestDb;
+
+/// Runs each test body once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(bv_catalog::Backend::Sqlite).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(bv_catalog::Backend::Postgres).await;
+            })*
+        }
+    };
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct Server {
+    child: Option<Child>,
+    /// Base URL (`https://localhost:PORT`).
+    pub url: String,
+    /// The first admin key (every scope, tenant `default`).
+    pub key: String,
+    /// The data directory.
+    pub dir: tempfile::TempDir,
+    /// Catalog URL.
+    pub catalog_url: String,
+    /// Client trusting the development certificate.
+    pub http: reqwest::Client,
+    port: u16,
+    env: Vec<(String, String)>,
+    _db: Option<TestDb>,
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `bv` command with a clean `BV_*` environment.
+pub fn bv_cmd(dir: &Path, catalog_url: &str, env: &[(String, String)]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bv"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BV_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("BV_DATA_DIR", dir).env("BV_CATALOG_URL", catalog_url);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+impl Server {
+    /// Starts a server with extra `BV_*` settings.
+    pub async fn start_with(backend: Backend, env: &[(&str, &str)]) -> Self {
+        let db = TestDb::new(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        // Small pieces, so every test crosses piece boundaries.
+        if !env.iter().any(|(k, _)| k == "BV_SERVE_PIECE_MIB") {
+            env.push(("BV_SERVE_PIECE_MIB".into(), "1".into()));
+        }
+        let mut s = Self {
+            child: None,
+            url: String::new(),
+            key: String::new(),
+            catalog_url: db.url.clone(),
+            dir,
+            http: reqwest::Client::new(),
+            port: free_port(),
+            env,
+            _db: Some(db),
+        };
+        s.launch(true);
+        s
+    }
+
+    /// Starts a server with the defaults.
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, &[]).await
+    }
+
+    /// The server's log (JSON lines).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("serve.log")
+    }
+
+    /// A `bv` command against this server's data directory and catalog.
+    pub fn bv(&self) -> Command {
+        bv_cmd(self.dir.path(), &self.catalog_url, &self.env)
+    }
+
+    fn launch(&mut self, first: bool) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let mut child = self
+            .bv()
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut url = None;
+        let mut key = None;
+        while url.is_none() || (first && key.is_none()) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "bv serve did not start: {}",
+                    std::fs::read_to_string(self.log_path()).unwrap_or_default()
+                )
+            });
+            if let Some(u) = line.strip_prefix("BetterVideo is running at ") {
+                url = Some(u.trim().to_string());
+            }
+            if let Some(i) = line.find("bv_") {
+                key = Some(line[i..].trim().to_string());
+            }
+        }
+        self.url = url.unwrap();
+        if let Some(k) = key {
+            self.key = k;
+        }
+        let pem = std::fs::read(self.dir.path().join("tls/cert.pem")).unwrap();
+        self.http = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+            .build()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// `kill -9` the server (nothing gets to clean up).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `kill -9`, then start again on the same port, data and catalog.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.launch(false);
+    }
+
+    /// A request with `key` as bearer.
+    pub fn req(&self, method: reqwest::Method, path: &str, key: &str) -> reqwest::RequestBuilder {
+        let url = if path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.url)
+        };
+        self.http.request(method, url).bearer_auth(key)
+    }
+
+    /// `bv admin …` for this server; returns stdout (panics on failure).
+    pub fn admin(&self, args: &[&str], stdin: Option<&str>) -> String {
+        use std::io::Write;
+        let mut c = self.bv();
+        c.arg("admin")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        let mut child = c.spawn().unwrap();
+        if let Some(s) = stdin {
+            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "bv admin {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// A second tenant with a key holding every scope: (tenant id, key).
+    pub fn second_tenant(&self, name: &str) -> (String, String) {
+        let t: serde_json::Value =
+            serde_json::from_str(&self.admin(&["tenant", "create", name], None)).unwrap();
+        let key = self
+            .admin(
+                &[
+                    "key",
+                    "create",
+                    "--tenant",
+                    name,
+                    "--scopes",
+                    "videos:read,videos:write,jobs:write,admin",
+                ],
+                None,
+            )
+            .trim()
+            .to_string();
+        (t["id"].as_str().unwrap().to_string(), key)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Every file under `dir` that contains `needle`.
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(b) = std::fs::read(&p)
+                && b.windows(needle.len()).any(|w| w == needle)
+            {
+                hits.push(p);
+            }
+        }
+    }
+    hits
+}
+
+/// Deterministic bytes that contain `marker` every 4 KiB.
+pub fn payload(len: usize, marker: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(len);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while v.len() < len {
+        if v.len() % 4096 == 0 {
+            v.extend_from_slice(marker);
+        } else {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.push(x as u8);
+        }
+    }
+    v.truncate(len);
+    v
+}

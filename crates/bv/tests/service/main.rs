@@ -1,0 +1,9 @@
+//! `bv serve` end to end: real HTTPS (rustls client) to the real binary, on
+//! SQLite and PostgreSQL.
+
+mod harness;
+
+mod access;
+mod links;
+mod transport;
+mod uploads;
