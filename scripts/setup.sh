@@ -106,7 +106,24 @@ if [ ! -x "$DATA/tools/bin/s3s-fs" ]; then
   say "building s3s-fs 0.14.1 from crates.io (once, about 2 minutes)"
   cargo install --quiet --locked s3s-fs@0.14.1 --features binary --root "$DATA/tools"
 fi
-# 7. PostgreSQL for the catalog tests ------------------------------------------------
+# 7. A third-party tus client for the upload tests ------------------------------------
+# tus-js-client from npm, pinned by tests/tus-js/package-lock.json (npm checks every
+# package against the lockfile's sha512 integrity). Installed outside the tree.
+command -v node >/dev/null && command -v npm >/dev/null || {
+  say "installing Node.js and npm (tus-js-client tests)"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+}
+TUS=$DATA/node/tus-js
+if ! cmp -s "$ROOT/tests/tus-js/package-lock.json" "$TUS/package-lock.json" || [ ! -d "$TUS/node_modules/tus-js-client" ]; then
+  say "installing tus-js-client from npm into $TUS"
+  mkdir -p "$TUS"
+  cp "$ROOT/tests/tus-js/package.json" "$ROOT/tests/tus-js/package-lock.json" "$TUS/"
+  (cd "$TUS" && npm ci --silent --ignore-scripts --no-audit --no-fund) || die "npm ci failed"
+fi
+
+# 8. PostgreSQL for the catalog tests ------------------------------------------------
 # The catalog suite runs on SQLite and on PostgreSQL at $BETTERVIDEO_TEST_POSTGRES_URL (default
 # postgres://postgres@127.0.0.1:5432, trust authentication). Use a server that answers
 # there; otherwise install Debian's, start it, and let local TCP connections in.

@@ -6,4 +6,5 @@ mod harness;
 mod access;
 mod links;
 mod transport;
+mod tus_js;
 mod uploads;
