@@ -13,13 +13,16 @@ RESULT := $(BV_DATA_DIR)/output/carphone_pristine-x4.mp4
 FUZZ_SECONDS ?= 600
 TOOLS := $(BV_DATA_DIR)/tools
 
-.PHONY: help setup build run test lint unit bench fuzz clean
+.PHONY: help setup build run enhance-sample test lint unit test-tls bench bench-serve fuzz clean
 
 help:
-	@echo "make run    install what is missing, build, enhance the sample video"
+	@echo "make run    install what is missing, build, start bv serve (prints URL and first API key)"
 	@echo "make test   install what is missing, lint, run every test"
 	@echo "make setup  install Debian packages, models and sample videos only"
 	@echo "make bench  engine speed against ncnn, onnxruntime and OpenVINO (slow)"
+	@echo "make bench-serve  download/upload throughput and memory of bv serve vs nginx (slow)"
+	@echo "make enhance-sample  enhance the bundled sample video locally"
+	@echo "make test-tls  testssl.sh against bv serve (part of make test)"
 	@echo "make fuzz   fuzz the sealed-object opener for FUZZ_SECONDS (default 600)"
 
 setup:
@@ -28,7 +31,13 @@ setup:
 build: setup
 	cargo build --release --locked --bins
 
+# The service with embedded defaults (SQLite catalog, local sealed vault, all in
+# BV_DATA_DIR); prints its URL and, on first start, a one-time admin API key.
 run: build
+	$(BV) serve
+
+# The former main job: enhance the bundled sample video locally (sandboxed).
+enhance-sample: build
 	@mkdir -p $(dir $(RESULT))
 	$(BV) enhance $(SAMPLE) -o $(RESULT) --overwrite
 	@echo "Enhanced sample video: $(RESULT)"
@@ -40,10 +49,17 @@ lint:
 unit: setup
 	cargo test --release --locked --workspace
 
-test: setup lint unit
+test: setup lint unit test-tls
+
+# testssl.sh against a running bv serve: TLS 1.2/1.3 only, AEAD+FS only, HSTS, nothing flagged.
+test-tls: build
+	scripts/test-tls.sh $(BV)
 
 bench: build
 	bench/enhance.sh
+
+bench-serve: build
+	bench/serve.sh $(BV)
 
 # libFuzzer needs unstable rustc flags: RUSTC_BOOTSTRAP lets the stable toolchain accept them.
 fuzz: setup

@@ -31,6 +31,9 @@ command -v cc >/dev/null || need_pkgs+=(gcc libc6-dev)
 command -v bwrap >/dev/null || need_pkgs+=(bubblewrap)   # bench/sandbox.sh compares against it
 command -v nsenter >/dev/null && command -v unshare >/dev/null || need_pkgs+=(util-linux)   # tests, bench
 [ -x /usr/bin/python3 ] || need_pkgs+=(python3)   # hostile-job tests run it inside the jail
+command -v testssl >/dev/null || need_pkgs+=(testssl.sh)   # make test-tls scans bv serve
+command -v nginx >/dev/null || need_pkgs+=(nginx-light)    # bench/serve.sh compares against it
+command -v curl >/dev/null || need_pkgs+=(curl)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_pkgs[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
