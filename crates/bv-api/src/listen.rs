@@ -41,9 +41,14 @@ pub async fn serve_tls(listener: TcpListener, tls: rustls::ServerConfig, app: Ro
                     app.clone().oneshot(req.map(axum::body::Body::new))
                 },
             );
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), svc)
-                .await;
+            let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            // HTTP/2's default 64 KiB windows cap one stream near 100 MiB/s on
+            // loopback; large uploads want bigger ones.
+            b.http2()
+                .initial_stream_window_size(4 << 20)
+                .initial_connection_window_size(8 << 20)
+                .max_frame_size(1 << 20);
+            let _ = b.serve_connection(TokioIo::new(tls), svc).await;
         });
     }
 }

@@ -232,7 +232,10 @@ impl Vault {
         let (r, plain_len, _) = self.committed(t, o)?;
         let dek = self.keys.object_key(&r)?;
         let (_, mut chunks) = self.blobs.get(o).await?;
-        let mut pending: Vec<u8> = Vec::new();
+        // Unconsumed bytes are buf[at..]; consumed ones are dropped when a
+        // chunk arrives, so a big chunk is not shifted once per segment.
+        let mut buf: Vec<u8> = Vec::new();
+        let mut at = 0usize;
         let mut opener: Option<Opener> = None;
         let mut seg_size = 0usize;
         let mut n_segments = 0u64;
@@ -244,18 +247,18 @@ impl Vault {
             // Take whole segments (the last one by its index, from the trusted record).
             loop {
                 if opener.is_none() {
-                    if pending.len() < HEADER_LEN {
+                    if buf.len() - at < HEADER_LEN {
                         break;
                     }
-                    let op = Opener::new(&pending[..HEADER_LEN], &dek, &binding(t, o, &r))?;
+                    let op = Opener::new(&buf[at..at + HEADER_LEN], &dek, &binding(t, o, &r))?;
                     seg_size = op.header().segment_size();
                     n_segments = format::segment_count(plain_len, seg_size);
-                    pending.drain(..HEADER_LEN);
+                    at += HEADER_LEN;
                     opener = Some(op);
                 }
                 let op = opener.as_ref().expect("set above");
                 if index == n_segments {
-                    if !pending.is_empty() {
+                    if buf.len() > at {
                         return Err(VaultError::Integrity(bv_crypto::CryptoError::TrailingData));
                     }
                     break;
@@ -266,27 +269,32 @@ impl Vault {
                 } else {
                     seg_size + TAG_LEN
                 };
-                if pending.len() < want && !ended {
+                if buf.len() - at < want && !ended {
                     break;
                 }
-                if pending.len() < want {
+                if buf.len() - at < want {
                     // The stream ended early: what is there is a damaged or missing segment.
-                    op.open_segment(index, &pending, true, &mut out)?;
+                    op.open_segment(index, &buf[at..], true, &mut out)?;
                     return Err(VaultError::Integrity(bv_crypto::CryptoError::Truncated {
                         segments: index,
                     }));
                 }
-                op.open_segment(index, &pending[..want], last, &mut out)?;
+                op.open_segment(index, &buf[at..at + want], last, &mut out)?;
                 dst.write_all(&out).await?;
                 written += out.len() as u64;
-                pending.drain(..want);
+                at += want;
                 index += 1;
             }
             if ended {
                 break;
             }
             match chunks.next().await {
-                Some(c) => pending.extend_from_slice(&c?),
+                Some(c) => {
+                    let c = c?;
+                    buf.drain(..at);
+                    at = 0;
+                    buf.extend_from_slice(&c);
+                }
                 None => ended = true,
             }
         }
