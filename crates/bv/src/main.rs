@@ -40,6 +40,25 @@ enum Command {
     Keys(cmd::keys::KeysCmd),
     /// Run the HTTPS service (embedded defaults: SQLite catalog and local vault in the data directory).
     Serve(cmd::serve::Args),
+    /// Save the service URL and an API key (read from stdin) in a 0600 profile.
+    Login(cmd::client::LoginArgs),
+    /// Upload a file (resumable: run it again to continue after an interruption).
+    Upload(cmd::client::UploadArgs),
+    /// List your videos.
+    Ls {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mint a signed, expiring download link.
+    Link(cmd::client::LinkArgs),
+    /// Download a video (continues an interrupted download).
+    Download(cmd::client::DownloadArgs),
+    /// Delete a video for good (crypto-shredded).
+    Rm {
+        /// Video id.
+        id: String,
+    },
     /// Tenants, users, API keys and link keys (on the catalog directly).
     #[command(subcommand)]
     Admin(cmd::admin::AdminCmd),
@@ -69,6 +88,12 @@ fn main() {
         Command::Models(c) => cmd::models::run(&cfg, c),
         Command::Config(c) => cmd::config::run(&cfg, c),
         Command::Serve(a) => cmd::serve::run(&cfg, a),
+        Command::Login(a) => cmd::client::login(&cfg, a),
+        Command::Upload(a) => cmd::client::upload(&cfg, a),
+        Command::Ls { json } => cmd::client::ls(&cfg, json),
+        Command::Link(a) => cmd::client::link(&cfg, a),
+        Command::Download(a) => cmd::client::download(&cfg, a),
+        Command::Rm { id } => cmd::client::rm(&cfg, &id),
         Command::Admin(c) => cmd::admin::run(&cfg, c),
         Command::Vault(c) => cmd::vault::run(&cfg, c),
         Command::Keys(c) => cmd::keys::run(&cfg, c),

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod admin;
+pub mod client;
 pub mod config;
 pub mod enhance;
 pub mod infer_pipe;

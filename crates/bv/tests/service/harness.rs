@@ -158,7 +158,15 @@ impl Server {
         if let Some(k) = key {
             self.key = k;
         }
-        let pem = std::fs::read(self.dir.path().join("tls/cert.pem")).unwrap();
+        let cert = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "BV_SERVE_TLS_CERT")
+            .map_or_else(
+                || self.dir.path().join("tls/cert.pem"),
+                |(_, v)| PathBuf::from(v),
+            );
+        let pem = std::fs::read(cert).unwrap();
         self.http = reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
             .build()

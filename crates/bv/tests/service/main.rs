@@ -4,6 +4,7 @@
 mod harness;
 
 mod access;
+mod cli;
 mod links;
 mod transport;
 mod tus_js;

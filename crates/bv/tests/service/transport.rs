@@ -1,6 +1,7 @@
 //! TLS, security headers, the redirect port, health and the API description.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bv_catalog::Backend;
 use reqwest::Method;
@@ -8,7 +9,100 @@ use reqwest::Method;
 use crate::harness::Server;
 use crate::on_both;
 
-on_both!(https_only_with_strict_headers, openapi_lists_every_endpoint);
+on_both!(
+    https_only_with_strict_headers,
+    openapi_lists_every_endpoint,
+    a_production_certificate_is_reloaded_when_its_files_change,
+);
+
+/// A self-signed P-256 pair for `localhost` made by openssl.
+fn openssl_pair(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (c, k) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    // A leaf certificate (openssl's default -x509 profile makes a CA, which webpki refuses as a server).
+    let conf = dir.join("leaf.cnf");
+    std::fs::write(
+        &conf,
+        "[req]\ndistinguished_name = dn\nx509_extensions = leaf\nprompt = no\n[dn]\nCN = localhost\n\
+         [leaf]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\n\
+         extendedKeyUsage = serverAuth\nsubjectAltName = DNS:localhost\n",
+    )
+    .unwrap();
+    let st = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-config"])
+        .arg(&conf)
+        .arg("-keyout")
+        .arg(&k)
+        .arg("-out")
+        .arg(&c)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    (c, k)
+}
+
+fn trusting(cert: &std::path::Path) -> reqwest::Client {
+    let pem = std::fs::read(cert).unwrap();
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .build()
+        .unwrap()
+}
+
+async fn a_production_certificate_is_reloaded_when_its_files_change(b: Backend) {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, ka) = openssl_pair(certs.path(), "a");
+    let (cb, kb) = openssl_pair(certs.path(), "b");
+    let (live_c, live_k) = (certs.path().join("live.crt"), certs.path().join("live.key"));
+    std::fs::copy(&ca, &live_c).unwrap();
+    std::fs::copy(&ka, &live_k).unwrap();
+    let s = Server::start_with(
+        b,
+        &[
+            ("BV_SERVE_TLS_CERT", live_c.to_str().unwrap()),
+            ("BV_SERVE_TLS_KEY", live_k.to_str().unwrap()),
+            ("BV_SERVE_TLS_RELOAD_SECONDS", "1"),
+        ],
+    )
+    .await;
+    assert!(
+        !s.dir.path().join("tls").exists(),
+        "no development certificate in production mode"
+    );
+    let health = format!("{}/healthz", s.url);
+    assert_eq!(
+        trusting(&ca).get(&health).send().await.unwrap().status(),
+        200
+    );
+    assert!(trusting(&cb).get(&health).send().await.is_err());
+    // Renewal: the key first, then the certificate (a mismatched pair in between is not served).
+    std::fs::copy(&kb, &live_k).unwrap();
+    std::fs::copy(&cb, &live_c).unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        trusting(&cb).get(&health).send().await.unwrap().status(),
+        200
+    );
+    assert!(trusting(&ca).get(&health).send().await.is_err());
+    // A broken file keeps the last good certificate in service.
+    std::fs::write(&live_c, "garbage").unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        trusting(&cb).get(&health).send().await.unwrap().status(),
+        200
+    );
+}
 
 async fn https_only_with_strict_headers(b: Backend) {
     let redirect = crate::harness::free_port();

@@ -1,0 +1,511 @@
+//! The client commands: `bv login`, `upload`, `ls`, `link`, `download`, `rm`.
+//!
+//! The profile (service URL, API key, the CA to trust) lives in
+//! `<data_dir>/client/profile.json`, mode 0600. Uploads use tus and keep
+//! their upload URL in `<data_dir>/client/uploads/`, so running the same
+//! `bv upload` again after Ctrl-C or a dropped connection resumes from the
+//! server's offset. Downloads write `FILE.part` and continue it with a Range
+//! request.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use crate::cmd::vault::runtime;
+use crate::config::Config;
+
+/// Where to reach the service, as saved by `bv login`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Profile {
+    /// Base URL.
+    pub url: String,
+    /// API key.
+    pub key: String,
+    /// PEM of a CA (or self-signed certificate) to trust besides the system's.
+    pub ca_pem: Option<String>,
+}
+
+fn client_dir(cfg: &Config) -> PathBuf {
+    cfg.data_dir.join("client")
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn load_profile(cfg: &Config) -> anyhow::Result<Profile> {
+    let p = client_dir(cfg).join("profile.json");
+    let text = std::fs::read(&p)
+        .with_context(|| format!("no profile at {}: run `bv login URL` first", p.display()))?;
+    Ok(serde_json::from_slice(&text)?)
+}
+
+fn http(p: &Profile) -> anyhow::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("bv/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = &p.ca_pem {
+        b = b.tls_certs_merge([reqwest::Certificate::from_pem(pem.as_bytes())?]);
+    }
+    Ok(b.build()?)
+}
+
+/// The API's error, as `error[code]: message`.
+async fn check(r: reqwest::Response) -> anyhow::Result<reqwest::Response> {
+    if r.status().is_success() {
+        return Ok(r);
+    }
+    let status = r.status();
+    let v: serde_json::Value = r.json().await.unwrap_or_default();
+    let code = v["error"]["code"].as_str().unwrap_or("http_error");
+    let msg = v["error"]["message"].as_str().unwrap_or("");
+    bail!("{status}: error[{code}]: {msg}")
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let target = if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let b = ProgressBar::with_draw_target(Some(len), target);
+    b.set_style(
+        ProgressStyle::with_template(&format!(
+            "{what} {{wide_bar}} {{bytes}}/{{total_bytes}} {{bytes_per_sec}} eta {{eta}}"
+        ))
+        .expect("valid template"),
+    );
+    b
+}
+
+/// `bv login` flags.
+#[derive(clap::Args, Debug)]
+pub struct LoginArgs {
+    /// Service URL, e.g. https://localhost:8443.
+    url: String,
+    /// Certificate to trust (e.g. the development certificate `<data_dir>/tls/cert.pem`).
+    #[arg(long, value_name = "PEM")]
+    ca: Option<PathBuf>,
+}
+
+/// `bv upload` flags.
+#[derive(clap::Args, Debug)]
+pub struct UploadArgs {
+    /// The file.
+    file: PathBuf,
+    /// Name to store (default: the file's name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Upload at most this many bytes per second (e.g. 10M, 500K).
+    #[arg(long, value_name = "RATE")]
+    limit_rate: Option<String>,
+}
+
+/// `bv download` flags.
+#[derive(clap::Args, Debug)]
+pub struct DownloadArgs {
+    /// Video id.
+    id: String,
+    /// Output file (continued from `FILE.part` if an earlier download stopped).
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+/// `bv link` flags.
+#[derive(clap::Args, Debug)]
+pub struct LinkArgs {
+    /// Video id.
+    id: String,
+    /// Lifetime in seconds (default: the server's, 15 minutes).
+    #[arg(long)]
+    ttl: Option<u64>,
+}
+
+/// `bv login`: checks the key against the service and saves the profile.
+/// The key is read from standard input (one line), never from the command line.
+pub fn login(cfg: &Config, a: LoginArgs) -> anyhow::Result<()> {
+    if std::io::stdin().is_terminal() {
+        eprint!("API key: ");
+    }
+    let mut key = String::new();
+    std::io::stdin().read_line(&mut key)?;
+    let ca_pem = a
+        .ca
+        .map(|p| std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display())))
+        .transpose()?;
+    let p = Profile {
+        url: a.url.trim_end_matches('/').to_string(),
+        key: key.trim().to_string(),
+        ca_pem,
+    };
+    runtime()?.block_on(async {
+        let r = http(&p)?
+            .get(format!("{}/v1/me", p.url))
+            .bearer_auth(&p.key)
+            .send()
+            .await?;
+        let me: serde_json::Value = check(r).await?.json().await?;
+        write_private(
+            &client_dir(cfg).join("profile.json"),
+            &serde_json::to_vec_pretty(&p)?,
+        )?;
+        println!(
+            "logged in to {} (tenant {}, scopes {})",
+            p.url, me["tenant_id"], me["scopes"]
+        );
+        anyhow::Ok(())
+    })
+}
+
+fn parse_rate(s: &str) -> anyhow::Result<u64> {
+    let (n, m) = match s.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&s[..i], 1 << 10),
+        Some((i, 'M' | 'm')) => (&s[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: u64 = n.parse().with_context(|| format!("{s:?} is not a rate"))?;
+    Ok((n * m).max(1))
+}
+
+/// Saved state of a resumable upload.
+#[derive(Debug, Serialize, Deserialize)]
+struct UploadState {
+    url: String,
+    video_id: String,
+}
+
+/// `bv upload`: tus, resumable across runs.
+pub fn upload(cfg: &Config, a: UploadArgs) -> anyhow::Result<()> {
+    let p = load_profile(cfg)?;
+    let path = std::fs::canonicalize(&a.file).with_context(|| format!("{}", a.file.display()))?;
+    let meta = std::fs::metadata(&path)?;
+    let len = meta.len();
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    // One state file per (server, file, size, mtime): a changed file starts over.
+    let id = bv_crypto::secret::token_hash(
+        format!("{}\n{}\n{len}\n{mtime}", p.url, path.display()).as_bytes(),
+    );
+    let state_path = client_dir(cfg)
+        .join("uploads")
+        .join(format!("{}.json", &id[..32]));
+    let name = a
+        .name
+        .or_else(|| path.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "upload".into());
+    let rate = a.limit_rate.as_deref().map(parse_rate).transpose()?;
+    runtime()?.block_on(async {
+        let c = http(&p)?;
+        let b64 = |s: &str| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(s)
+        };
+        let ctype = if name.ends_with(".mp4") || name.ends_with(".m4v") {
+            "video/mp4"
+        } else if name.ends_with(".mkv") {
+            "video/x-matroska"
+        } else if name.ends_with(".mov") {
+            "video/quicktime"
+        } else {
+            "application/octet-stream"
+        };
+        let mut state: Option<UploadState> = std::fs::read(&state_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let mut attempt = 0u32;
+        loop {
+            let st = match &state {
+                Some(s) => s,
+                None => {
+                    let r = c
+                        .post(format!("{}/v1/uploads", p.url))
+                        .bearer_auth(&p.key)
+                        .header("tus-resumable", "1.0.0")
+                        .header("upload-length", len.to_string())
+                        .header(
+                            "upload-metadata",
+                            format!("filename {},filetype {}", b64(&name), b64(ctype)),
+                        )
+                        .send()
+                        .await?;
+                    let r = check(r).await?;
+                    let s = UploadState {
+                        url: r.headers()["location"].to_str()?.to_string(),
+                        video_id: r.headers()["bv-video-id"].to_str()?.to_string(),
+                    };
+                    write_private(&state_path, &serde_json::to_vec(&s)?)?;
+                    state.insert(s)
+                }
+            };
+            let head = c
+                .head(&st.url)
+                .bearer_auth(&p.key)
+                .header("tus-resumable", "1.0.0")
+                .send()
+                .await;
+            let offset: u64 = match head {
+                Ok(r) if r.status() == 404 || r.status() == 410 => {
+                    // Finished or expired since: start over.
+                    let _ = std::fs::remove_file(&state_path);
+                    state = None;
+                    continue;
+                }
+                Ok(r) => check(r).await?.headers()["upload-offset"]
+                    .to_str()?
+                    .parse()?,
+                Err(e) if attempt < 8 => {
+                    attempt += 1;
+                    eprintln!("connection failed ({e}); retrying");
+                    tokio::time::sleep(Duration::from_secs(1 << attempt.min(4))).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if offset > 0 {
+                eprintln!("resuming at byte {offset} of {len}");
+            }
+            let pb = bar(len, "upload");
+            pb.set_position(offset);
+            let mut f = tokio::fs::File::open(&path).await?;
+            f.seek(std::io::SeekFrom::Start(offset)).await?;
+            let pb2 = pb.clone();
+            let body = futures::stream::unfold(
+                (f, std::time::Instant::now(), 0u64),
+                move |(mut f, t0, sent)| {
+                    let pb = pb2.clone();
+                    async move {
+                        let mut buf = vec![0u8; 256 * 1024];
+                        match f.read(&mut buf).await {
+                            Ok(0) => None,
+                            Ok(n) => {
+                                buf.truncate(n);
+                                let sent = sent + n as u64;
+                                if let Some(r) = rate {
+                                    let due = Duration::from_secs_f64(sent as f64 / r as f64);
+                                    if let Some(wait) = due.checked_sub(t0.elapsed()) {
+                                        tokio::time::sleep(wait).await;
+                                    }
+                                }
+                                pb.inc(n as u64);
+                                Some((
+                                    Ok::<_, std::io::Error>(bytes::Bytes::from(buf)),
+                                    (f, t0, sent),
+                                ))
+                            }
+                            Err(e) => Some((Err(e), (f, t0, sent))),
+                        }
+                    }
+                },
+            );
+            let r = c
+                .patch(&st.url)
+                .bearer_auth(&p.key)
+                .header("tus-resumable", "1.0.0")
+                .header("upload-offset", offset.to_string())
+                .header("content-type", "application/offset+octet-stream")
+                .header("content-length", (len - offset).to_string())
+                .body(reqwest::Body::wrap_stream(body))
+                .send()
+                .await;
+            pb.finish_and_clear();
+            match r {
+                Ok(r) if r.status().is_success() => {
+                    let done: u64 = r.headers()["upload-offset"].to_str()?.parse()?;
+                    if done == len {
+                        let _ = std::fs::remove_file(&state_path);
+                        println!("{}", st.video_id);
+                        return Ok(());
+                    }
+                }
+                Ok(r) if attempt >= 8 => return check(r).await.map(|_| ()),
+                Err(e) if attempt >= 8 => return Err(e.into()),
+                Ok(r) => eprintln!("upload interrupted ({}); resuming", r.status()),
+                Err(e) => eprintln!("upload interrupted ({e}); resuming"),
+            }
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis(500 << attempt.min(4))).await;
+        }
+    })
+}
+
+/// `bv ls`
+pub fn ls(cfg: &Config, json: bool) -> anyhow::Result<()> {
+    let p = load_profile(cfg)?;
+    runtime()?.block_on(async {
+        let c = http(&p)?;
+        let mut cursor: Option<String> = None;
+        let mut all = Vec::new();
+        loop {
+            let mut u = format!("{}/v1/videos?limit=1000", p.url);
+            if let Some(cur) = &cursor {
+                u.push_str(&format!("&cursor={cur}"));
+            }
+            let v: serde_json::Value = check(c.get(u).bearer_auth(&p.key).send().await?)
+                .await?
+                .json()
+                .await?;
+            all.extend(v["videos"].as_array().cloned().unwrap_or_default());
+            match v["next_cursor"].as_str() {
+                Some(n) => cursor = Some(n.to_string()),
+                None => break,
+            }
+        }
+        if json {
+            println!("{}", serde_json::to_string_pretty(&all)?);
+        } else {
+            println!("{:<32}  {:>12}  {:<24}  NAME", "ID", "BYTES", "CREATED");
+            for v in &all {
+                // Names are the user's; print them escaped so they cannot move the cursor.
+                println!(
+                    "{:<32}  {:>12}  {:<24}  {}",
+                    v["id"].as_str().unwrap_or(""),
+                    v["size_bytes"],
+                    v["created_at"].as_str().unwrap_or(""),
+                    v["name"].as_str().unwrap_or("").escape_default()
+                );
+            }
+        }
+        anyhow::Ok(())
+    })
+}
+
+/// `bv link`
+pub fn link(cfg: &Config, a: LinkArgs) -> anyhow::Result<()> {
+    let p = load_profile(cfg)?;
+    runtime()?.block_on(async {
+        let mut body = serde_json::json!({});
+        if let Some(t) = a.ttl {
+            body["ttl_seconds"] = t.into();
+        }
+        let r = http(&p)?
+            .post(format!("{}/v1/videos/{}/links", p.url, a.id))
+            .bearer_auth(&p.key)
+            .json(&body)
+            .send()
+            .await?;
+        let v: serde_json::Value = check(r).await?.json().await?;
+        println!("{}", v["url"].as_str().unwrap_or_default());
+        eprintln!(
+            "expires at {}",
+            v["expires_at"].as_str().unwrap_or_default()
+        );
+        anyhow::Ok(())
+    })
+}
+
+/// `bv download`: continues `FILE.part` with a Range request.
+pub fn download(cfg: &Config, a: DownloadArgs) -> anyhow::Result<()> {
+    let p = load_profile(cfg)?;
+    let mut part = a.output.clone().into_os_string();
+    part.push(".part");
+    let part = PathBuf::from(part);
+    runtime()?.block_on(async {
+        let c = http(&p)?;
+        let have = std::fs::metadata(&part).map_or(0, |m| m.len());
+        let mut rq = c
+            .get(format!("{}/v1/videos/{}/content", p.url, a.id))
+            .bearer_auth(&p.key);
+        if have > 0 {
+            rq = rq.header("range", format!("bytes={have}-"));
+        }
+        let r = rq.send().await?;
+        let (mut f, start) = if r.status() == 206 {
+            eprintln!("continuing at byte {have}");
+            let f = tokio::fs::OpenOptions::new()
+                .append(true)
+                .open(&part)
+                .await?;
+            (f, have)
+        } else if r.status() == 416 {
+            // The part file is already whole.
+            tokio::fs::rename(&part, &a.output).await?;
+            println!("{}", a.output.display());
+            return Ok(());
+        } else {
+            let r = check(r).await?;
+            return save(
+                r,
+                tokio::fs::File::create(&part).await?,
+                0,
+                &part,
+                &a.output,
+            )
+            .await;
+        };
+        let r = check(r).await?;
+        f.seek(std::io::SeekFrom::End(0)).await?;
+        save(r, f, start, &part, &a.output).await
+    })
+}
+
+async fn save(
+    r: reqwest::Response,
+    mut f: tokio::fs::File,
+    start: u64,
+    part: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let total = start + r.content_length().unwrap_or(0);
+    let pb = bar(total, "download");
+    pb.set_position(start);
+    let mut s = r.bytes_stream();
+    while let Some(chunk) = s.next().await {
+        let chunk = chunk?;
+        f.write_all(&chunk).await?;
+        pb.inc(chunk.len() as u64);
+    }
+    f.sync_all().await?;
+    pb.finish_and_clear();
+    tokio::fs::rename(part, out).await?;
+    println!("{}", out.display());
+    Ok(())
+}
+
+/// `bv rm`
+pub fn rm(cfg: &Config, id: &str) -> anyhow::Result<()> {
+    let p = load_profile(cfg)?;
+    runtime()?.block_on(async {
+        let r = http(&p)?
+            .delete(format!("{}/v1/videos/{id}", p.url))
+            .bearer_auth(&p.key)
+            .send()
+            .await?;
+        check(r).await?;
+        println!("deleted {id} (its data key is destroyed: unrecoverable)");
+        anyhow::Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rates() {
+        assert_eq!(super::parse_rate("10M").unwrap(), 10 << 20);
+        assert_eq!(super::parse_rate("500k").unwrap(), 500 << 10);
+        assert_eq!(super::parse_rate("123").unwrap(), 123);
+        assert!(super::parse_rate("fast").is_err());
+    }
+}

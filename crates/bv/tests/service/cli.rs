@@ -1,0 +1,132 @@
+//! The client commands against a real server: login, upload (interrupted by
+//! SIGINT and resumed), ls, link, download (continued), rm.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use bv_catalog::Backend;
+use reqwest::Method;
+
+use crate::harness::{Server, payload};
+use crate::on_both;
+
+on_both!(client_commands_round_trip_and_resume);
+
+fn client(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bv"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BV_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("BV_DATA_DIR", dir).stdin(Stdio::null());
+    c
+}
+
+fn ok(c: &mut Command) -> (String, String) {
+    let out = c.output().unwrap();
+    let (o, e) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{c:?}: {e}");
+    (o, e)
+}
+
+async fn client_commands_round_trip_and_resume(b: Backend) {
+    let s = Server::start(b).await;
+    let home = tempfile::tempdir().unwrap();
+    let cert = s.dir.path().join("tls/cert.pem");
+
+    // Login: the key comes on stdin; the profile is private.
+    let mut login = client(home.path())
+        .args(["login", &s.url, "--ca", cert.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        writeln!(login.stdin.take().unwrap(), "{}", s.key).unwrap();
+    }
+    let out = login.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let prof = home.path().join("client/profile.json");
+    assert_eq!(
+        std::fs::metadata(&prof).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Upload, interrupted by Ctrl-C part-way (rate-limited so it is still running), then resumed.
+    let data = payload(4_000_000, b"CLIMARK");
+    let file = home.path().join("clip.mp4");
+    std::fs::write(&file, &data).unwrap();
+    let up = client(home.path())
+        .args(["upload", file.to_str().unwrap(), "--limit-rate", "2M"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(up.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let first = up.wait_with_output().unwrap();
+    assert!(!first.status.success(), "the first run was interrupted");
+    let (id, err) = ok(client(home.path()).args(["upload", file.to_str().unwrap()]));
+    let at: u64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("resuming at byte "))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("did not resume: {err}"));
+    assert!(at > 0 && at < data.len() as u64, "{at}");
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 32);
+
+    // ls, link, download.
+    let (ls, _) = ok(client(home.path()).args(["ls"]));
+    assert!(ls.contains(&id) && ls.contains("clip.mp4"), "{ls}");
+    let (url, _) = ok(client(home.path()).args(["link", &id, "--ttl", "60"]));
+    let got = s
+        .http
+        .get(url.trim())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(got.as_ref() == data.as_slice());
+    let out = home.path().join("out.mp4");
+    ok(client(home.path()).args(["download", &id, "-o", out.to_str().unwrap()]));
+    assert!(std::fs::read(&out).unwrap() == data);
+    // A download that stopped part-way continues with a Range request.
+    let out2 = home.path().join("out2.mp4");
+    std::fs::write(home.path().join("out2.mp4.part"), &data[..1_500_000]).unwrap();
+    let (_, err) = ok(client(home.path()).args(["download", &id, "-o", out2.to_str().unwrap()]));
+    assert!(err.contains("continuing at byte 1500000"), "{err}");
+    assert!(std::fs::read(&out2).unwrap() == data);
+
+    // rm: gone for good.
+    ok(client(home.path()).args(["rm", &id]));
+    let r = s
+        .req(Method::GET, &format!("/v1/videos/{id}"), &s.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let out = client(home.path())
+        .args(["download", &id, "-o", "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not_found"));
+}
