@@ -156,8 +156,17 @@ impl Catalog {
             size_bytes: size,
             created_ms: now_ms(),
         };
-        // The quota check and the insert are one statement, so two uploads
-        // racing on SQLite cannot both slip under it.
+        // The quota check and the insert are one statement (SQLite has one
+        // writer at a time); on PostgreSQL a per-tenant advisory lock held to
+        // the end of the transaction serialises them, since READ COMMITTED
+        // would let two inserts each see the other's row missing.
+        let mut tx = self.pool.begin().await?;
+        if self.backend() == crate::Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::TEXT")
+                .bind(tenant_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        }
         let inserted = sqlx::query(
             "INSERT INTO videos (id, tenant_id, state, name, content_type, size_bytes, created_ms)
              SELECT $1, $2, $3, $4, $5, $6, $7
@@ -171,9 +180,10 @@ impl Catalog {
         .bind(size)
         .bind(v.created_ms)
         .bind(t.quota_bytes)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        tx.commit().await?;
         if inserted == 0 {
             return Err(CatalogError::Quota {
                 used: self.tenant_usage(tenant_id).await?,

@@ -534,6 +534,23 @@ async fn uploads_advance_only_under_their_lease(db: &TestDb) {
         expired.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
         vec![u2.id.as_str()]
     );
+    // Racing creations cannot overdraw the quota (1500 bytes; 110 used so far).
+    let t3 = c.create_tenant("racers", LIMITS).await.unwrap();
+    let mut racers = Vec::new();
+    for _ in 0..8 {
+        let (c, t) = (c.clone(), t3.id.clone());
+        racers.push(tokio::spawn(async move {
+            c.create_video(&t, "r.mp4", "video/mp4", 400, VideoState::Uploaded)
+                .await
+                .is_ok()
+        }));
+    }
+    let mut won = 0;
+    for r in racers {
+        won += usize::from(r.await.unwrap());
+    }
+    assert_eq!(won, 3, "3 x 400 fit in 1500, a 4th does not");
+    assert_eq!(c.tenant_usage(&t3.id).await.unwrap(), 1200);
     // Quota counts announced lengths of uploads in flight.
     c.create_upload(&new(1000)).await.unwrap();
     assert_eq!(

@@ -138,6 +138,24 @@ fn create_new(dir: &Path, path: &Path, bytes: &[u8]) -> Result<bool> {
     Ok(created)
 }
 
+/// Every key version record (`v<N>.json`) in `dir`, oldest first.
+fn key_versions(dir: &Path) -> Result<Vec<TenantKeyRecord>> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e.into()),
+    };
+    for e in entries {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "json") {
+            out.extend(read_json::<TenantKeyRecord>(&p)?);
+        }
+    }
+    out.sort_by_key(|r| r.version);
+    Ok(out)
+}
+
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
     match std::fs::read(path) {
         Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
@@ -164,21 +182,7 @@ impl FileKeyStore {
 
     /// All versions of a tenant's key, oldest first.
     pub fn tenant_keys(&self, t: &TenantId) -> Result<Vec<TenantKeyRecord>> {
-        let mut out = Vec::new();
-        let dir = self.tenant_dir(t);
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(e.into()),
-        };
-        for e in entries {
-            let p = e?.path();
-            if p.extension().is_some_and(|x| x == "json") {
-                out.extend(read_json::<TenantKeyRecord>(&p)?);
-            }
-        }
-        out.sort_by_key(|r| r.version);
-        Ok(out)
+        key_versions(&self.tenant_dir(t))
     }
 
     /// Stores a tenant key version; `create_only` refuses to replace one (first writer wins).
@@ -213,20 +217,7 @@ impl FileKeyStore {
     /// Service keys are the service's own secrets (link signing, queue MACs),
     /// wrapped by the root key like tenant keys and stored the same way.
     pub fn service_keys(&self, purpose: &str) -> Result<Vec<TenantKeyRecord>> {
-        let mut out = Vec::new();
-        let entries = match std::fs::read_dir(self.service_dir(purpose)) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(e.into()),
-        };
-        for e in entries {
-            let p = e?.path();
-            if p.extension().is_some_and(|x| x == "json") {
-                out.extend(read_json::<TenantKeyRecord>(&p)?);
-            }
-        }
-        out.sort_by_key(|r| r.version);
-        Ok(out)
+        key_versions(&self.service_dir(purpose))
     }
 
     /// Stores a service key version; `create_only` refuses to replace one.

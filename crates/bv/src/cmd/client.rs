@@ -35,21 +35,9 @@ fn client_dir(cfg: &Config) -> PathBuf {
     cfg.data_dir.join("client")
 }
 
+/// Writes a private (0600) file atomically.
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(path.parent().expect("has a parent"))?;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+    Ok(bv_vault::keystore::write_atomic(path, bytes)?)
 }
 
 fn load_profile(cfg: &Config) -> anyhow::Result<Profile> {

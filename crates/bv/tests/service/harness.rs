@@ -254,6 +254,15 @@ impl Drop for Server {
 
 /// Every file under `dir` that contains `needle`.
 pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    files_containing_since(dir, needle, std::time::UNIX_EPOCH)
+}
+
+/// Every file under `dir` changed since `since` that contains `needle`.
+pub fn files_containing_since(
+    dir: &Path,
+    needle: &[u8],
+    since: std::time::SystemTime,
+) -> Vec<PathBuf> {
     let mut hits = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -262,9 +271,14 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
         };
         for e in rd.flatten() {
             let p = e.path();
-            if p.is_dir() {
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if meta.is_dir() {
                 stack.push(p);
-            } else if let Ok(b) = std::fs::read(&p)
+            } else if meta.is_file()
+                && meta.modified().is_ok_and(|m| m >= since)
+                && let Ok(b) = std::fs::read(&p)
                 && b.windows(needle.len()).any(|w| w == needle)
             {
                 hits.push(p);
