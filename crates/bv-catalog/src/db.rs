@@ -78,6 +78,17 @@ impl Catalog {
         Ok(cat)
     }
 
+    /// A transaction that writes. On SQLite it takes the write lock at
+    /// `BEGIN` (`IMMEDIATE`): a deferred transaction that reads first and
+    /// writes later fails with "database is locked" when another writer got
+    /// in between, instead of waiting its turn.
+    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// The backend in use.
     pub fn backend(&self) -> Backend {
         self.backend

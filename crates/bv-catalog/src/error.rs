@@ -33,6 +33,14 @@ pub enum CatalogError {
         /// The limit.
         limit: i64,
     },
+    /// The tenant's credits do not cover a job's estimated cost.
+    #[error("insufficient credits: {available} available, {needed} needed")]
+    InsufficientCredits {
+        /// Spendable now.
+        available: i64,
+        /// What the job would reserve.
+        needed: i64,
+    },
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
@@ -59,6 +67,7 @@ impl CatalogError {
             Self::Invalid(_) => "invalid_argument",
             Self::Quota { .. } => "quota_exceeded",
             Self::TooLarge { .. } => "upload_too_large",
+            Self::InsufficientCredits { .. } => "insufficient_credits",
             Self::Db(_) => "database_error",
             Self::SchemaTooNew { .. } => "schema_too_new",
             Self::Internal(_) => "internal_error",

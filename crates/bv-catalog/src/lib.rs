@@ -13,8 +13,10 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod config;
+pub mod credits;
 mod db;
 pub mod error;
+pub mod jobs;
 mod migrate;
 pub mod sessions;
 #[cfg(feature = "testing")]
@@ -25,8 +27,10 @@ pub mod videos;
 pub use accounts::{Principal, Tenant, TenantLimits};
 pub use api_keys::{ApiKey, KeyAuth, Scope};
 pub use config::CatalogConfig;
+pub use credits::{Balance, CreditEntry};
 pub use db::{Backend, Catalog, now_ms};
 pub use error::CatalogError;
+pub use jobs::{Job, JobState, NewJob};
 pub use sessions::{NewSession, SessionAuth};
 pub use uploads::{NewUpload, Upload};
 pub use videos::{Piece, Video, VideoState};

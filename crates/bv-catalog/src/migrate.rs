@@ -18,6 +18,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0001_accounts.sql"),
     ),
     (2, "videos", include_str!("../migrations/0002_videos.sql")),
+    (
+        3,
+        "jobs_and_credits",
+        include_str!("../migrations/0003_jobs_and_credits.sql"),
+    ),
 ];
 
 /// Splits a migration into statements: comment lines go first (they may hold
@@ -52,7 +57,7 @@ pub(crate) async fn run(cat: &Catalog) -> Result<usize> {
     }
     let mut applied = 0;
     for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > found) {
-        let mut tx = cat.pool.begin().await?;
+        let mut tx = cat.write_tx().await?;
         for stmt in statements(sql) {
             sqlx::query(sqlx::AssertSqlSafe(stmt))
                 .execute(&mut *tx)

@@ -196,7 +196,7 @@ impl Catalog {
         if len <= 0 || at + len > u.length {
             return Err(CatalogError::Invalid("piece outside the upload".into()));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let n = sqlx::query(
             "UPDATE uploads SET received = received + $1
              WHERE tenant_id = $2 AND id = $3 AND received = $4 AND lock_owner = $5",
@@ -235,7 +235,7 @@ impl Catalog {
     /// Completes an upload whose every byte is stored: the video becomes
     /// visible and the upload row goes.
     pub async fn finish_upload(&self, u: &Upload) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let n = sqlx::query(
             "DELETE FROM uploads WHERE tenant_id = $1 AND id = $2 AND received = length",
         )

@@ -160,7 +160,7 @@ impl Catalog {
         // writer at a time); on PostgreSQL a per-tenant advisory lock held to
         // the end of the transaction serialises them, since READ COMMITTED
         // would let two inserts each see the other's row missing.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         if self.backend() == crate::Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::TEXT")
                 .bind(tenant_id)
@@ -325,7 +325,7 @@ impl Catalog {
 
     /// Last phase of a delete: removes the rows (and any upload of the video).
     pub async fn purge_video(&self, tenant_id: &str, id: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM uploads WHERE tenant_id = $1 AND video_id = $2")
             .bind(tenant_id)
             .bind(id)

@@ -1,0 +1,334 @@
+//! The credit ledger and the job queue, on SQLite and on PostgreSQL.
+
+use std::time::Duration;
+
+use bv_catalog::testing::TestDb;
+use bv_catalog::{Catalog, CatalogError, JobState, NewJob, TenantLimits, VideoState};
+
+const LIMITS: TenantLimits = TenantLimits {
+    max_upload_bytes: 1 << 30,
+    quota_bytes: 1 << 40,
+};
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let db = bv_catalog::testing::TestDb::new(bv_catalog::Backend::Sqlite).await;
+                super::$name(&db).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let db = bv_catalog::testing::TestDb::new(bv_catalog::Backend::Postgres).await;
+                super::$name(&db).await;
+            })*
+        }
+    };
+}
+
+on_both!(
+    ledger_derives_the_balance_and_never_expires,
+    concurrent_submits_never_overdraw,
+    lease_heartbeat_expiry_and_exactly_once_settlement,
+    retries_backoff_and_running_out_of_attempts,
+    cancellation_queued_and_running,
+);
+
+struct Fixture {
+    c: Catalog,
+    t: String,
+    p: String,
+    v: String,
+}
+
+async fn fixture(db: &TestDb) -> Fixture {
+    let c = db.open().await;
+    let t = c.create_tenant("acme", LIMITS).await.unwrap().id;
+    let p = c.create_service_account(&t, "ci").await.unwrap().id;
+    let v = c
+        .create_video(&t, "in.mp4", "video/mp4", 10, VideoState::Uploaded)
+        .await
+        .unwrap()
+        .id;
+    Fixture { c, t, p, v }
+}
+
+async fn submit(
+    f: &Fixture,
+    price: i64,
+    key: Option<&str>,
+) -> Result<bv_catalog::Job, CatalogError> {
+    let id = bv_catalog::new_id().unwrap();
+    f.c.submit_job(&NewJob {
+        id: &id,
+        tenant_id: &f.t,
+        principal_id: &f.p,
+        input_video_id: &f.v,
+        preset: r#"{"model":"realesr-animevideov3","scale":2}"#,
+        price,
+        payload_mac: "00",
+        mac_key_version: 1,
+        priority: 0,
+        max_attempts: 3,
+        idempotency_key: key,
+    })
+    .await
+}
+
+async fn ledger_derives_the_balance_and_never_expires(db: &TestDb) {
+    let f = fixture(db).await;
+    assert_eq!(f.c.credit_balance(&f.t).await.unwrap().available, 0);
+    assert_eq!(
+        submit(&f, 10, None).await.unwrap_err().code(),
+        "insufficient_credits"
+    );
+    f.c.grant_credits(&f.t, 100, "welcome").await.unwrap();
+    assert_eq!(
+        f.c.grant_credits(&f.t, 0, "x").await.unwrap_err().code(),
+        "invalid_argument"
+    );
+    let j = submit(&f, 30, Some("k1")).await.unwrap();
+    let b = f.c.credit_balance(&f.t).await.unwrap();
+    assert_eq!((b.available, b.reserved), (70, 30));
+    // The same idempotency key: the same job, no second reservation.
+    let again = submit(&f, 30, Some("k1")).await.unwrap();
+    assert_eq!(again.id, j.id);
+    assert_eq!(f.c.credit_balance(&f.t).await.unwrap().available, 70);
+    let h = f.c.credit_history(&f.t, 10, None).await.unwrap();
+    assert_eq!(
+        h.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        vec!["reserve", "grant"]
+    );
+    // Another tenant sees none of it; the input must be the submitter's own.
+    let other = f.c.create_tenant("globex", LIMITS).await.unwrap().id;
+    assert_eq!(f.c.credit_balance(&other).await.unwrap().available, 0);
+    assert!(matches!(
+        f.c.job(&other, &j.id).await,
+        Err(CatalogError::NotFound)
+    ));
+    let op = f.c.create_service_account(&other, "x").await.unwrap().id;
+    f.c.grant_credits(&other, 100, "x").await.unwrap();
+    let id = bv_catalog::new_id().unwrap();
+    let stolen =
+        f.c.submit_job(&NewJob {
+            id: &id,
+            tenant_id: &other,
+            principal_id: &op,
+            input_video_id: &f.v,
+            preset: "{}",
+            price: 1,
+            payload_mac: "00",
+            mac_key_version: 1,
+            priority: 0,
+            max_attempts: 1,
+            idempotency_key: None,
+        })
+        .await;
+    assert!(
+        matches!(stolen, Err(CatalogError::NotFound)),
+        "another tenant's video cannot be an input"
+    );
+}
+
+async fn concurrent_submits_never_overdraw(db: &TestDb) {
+    let f = fixture(db).await;
+    f.c.grant_credits(&f.t, 100, "covers ten").await.unwrap();
+    let f = std::sync::Arc::new(f);
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let f = std::sync::Arc::clone(&f);
+        tasks.push(tokio::spawn(async move { submit(&f, 10, None).await }));
+    }
+    let mut accepted = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => accepted += 1,
+            Err(e) => assert_eq!(e.code(), "insufficient_credits", "{e}"),
+        }
+    }
+    assert_eq!(accepted, 10);
+    let b = f.c.credit_balance(&f.t).await.unwrap();
+    assert_eq!((b.available, b.reserved), (0, 100));
+}
+
+async fn lease_heartbeat_expiry_and_exactly_once_settlement(db: &TestDb) {
+    let f = fixture(db).await;
+    f.c.grant_credits(&f.t, 100, "g").await.unwrap();
+    let j = submit(&f, 40, None).await.unwrap();
+    let a =
+        f.c.lease_job("worker-a", 300)
+            .await
+            .unwrap()
+            .expect("a job");
+    assert_eq!(
+        (a.id.as_str(), a.state, a.attempts),
+        (j.id.as_str(), JobState::Running, 1)
+    );
+    assert!(
+        f.c.lease_job("worker-b", 300).await.unwrap().is_none(),
+        "leased jobs are invisible"
+    );
+    assert!(
+        !f.c.heartbeat_job(&j.id, "worker-a", 300, 5, Some(10))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        f.c.heartbeat_job(&j.id, "worker-b", 300, 5, None)
+            .await
+            .unwrap_err()
+            .code(),
+        "conflict"
+    );
+    // worker-a dies: after the lease runs out, worker-b takes over.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let b =
+        f.c.lease_job("worker-b", 60_000)
+            .await
+            .unwrap()
+            .expect("the expired lease");
+    assert_eq!((b.id.as_str(), b.attempts), (j.id.as_str(), 2));
+    // The dead worker coming back cannot settle it.
+    assert_eq!(
+        f.c.complete_job(&j.id, "worker-a", "out-a", 30)
+            .await
+            .unwrap_err()
+            .code(),
+        "conflict"
+    );
+    assert_eq!(
+        f.c.heartbeat_job(&j.id, "worker-a", 300, 9, None)
+            .await
+            .unwrap_err()
+            .code(),
+        "conflict"
+    );
+    f.c.complete_job(&j.id, "worker-b", "out-b", 30)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.c.complete_job(&j.id, "worker-b", "out-b", 30)
+            .await
+            .unwrap_err()
+            .code(),
+        "conflict"
+    );
+    let done = f.c.job(&f.t, &j.id).await.unwrap();
+    assert_eq!(
+        (done.state, done.output_video_id.as_deref()),
+        (JobState::Succeeded, Some("out-b"))
+    );
+    // One capture of the actual cost; the rest of the reservation is free again.
+    let b = f.c.credit_balance(&f.t).await.unwrap();
+    assert_eq!((b.available, b.reserved), (70, 0));
+    let kinds: Vec<String> =
+        f.c.credit_history(&f.t, 10, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "capture").count(), 1);
+    // A cost above the reservation is capped at it.
+    let j2 = submit(&f, 20, None).await.unwrap();
+    f.c.lease_job("w", 60_000).await.unwrap().unwrap();
+    f.c.complete_job(&j2.id, "w", "o2", 999).await.unwrap();
+    assert_eq!(f.c.credit_balance(&f.t).await.unwrap().available, 50);
+}
+
+async fn retries_backoff_and_running_out_of_attempts(db: &TestDb) {
+    let f = fixture(db).await;
+    f.c.grant_credits(&f.t, 100, "g").await.unwrap();
+    let j = submit(&f, 10, None).await.unwrap();
+    f.c.lease_job("w", 60_000).await.unwrap().unwrap();
+    assert_eq!(
+        f.c.fail_job(&j.id, "w", "ffmpeg crashed", true, 300)
+            .await
+            .unwrap(),
+        JobState::Queued
+    );
+    assert!(
+        f.c.lease_job("w", 60_000).await.unwrap().is_none(),
+        "backing off"
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let again = f.c.lease_job("w", 60_000).await.unwrap().unwrap();
+    assert_eq!(
+        (again.attempts, again.last_error.as_deref()),
+        (2, Some("ffmpeg crashed"))
+    );
+    // A permanent error: failed, released.
+    assert_eq!(
+        f.c.fail_job(&j.id, "w", "input_not_video", false, 0)
+            .await
+            .unwrap(),
+        JobState::Failed
+    );
+    assert_eq!(
+        f.c.credit_balance(&f.t).await.unwrap(),
+        bv_catalog::Balance {
+            available: 100,
+            reserved: 0
+        }
+    );
+    // Workers that keep dying use up the attempts; then the job fails and is released.
+    let k = submit(&f, 10, None).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(f.c.lease_job("w", 1).await.unwrap().unwrap().id, k.id);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(f.c.lease_job("w", 1).await.unwrap().is_none());
+    let k = f.c.job(&f.t, &k.id).await.unwrap();
+    assert_eq!((k.state, k.attempts), (JobState::Failed, 3));
+    assert_eq!(f.c.credit_balance(&f.t).await.unwrap().available, 100);
+}
+
+async fn cancellation_queued_and_running(db: &TestDb) {
+    let f = fixture(db).await;
+    f.c.grant_credits(&f.t, 100, "g").await.unwrap();
+    let q = submit(&f, 10, None).await.unwrap();
+    assert_eq!(
+        f.c.cancel_job(&f.t, &q.id).await.unwrap().state,
+        JobState::Cancelled
+    );
+    assert_eq!(f.c.credit_balance(&f.t).await.unwrap().available, 100);
+    assert!(
+        f.c.lease_job("w", 60_000).await.unwrap().is_none(),
+        "a cancelled job never runs"
+    );
+    let r = submit(&f, 10, None).await.unwrap();
+    f.c.lease_job("w", 60_000).await.unwrap().unwrap();
+    assert_eq!(
+        f.c.cancel_job(&f.t, &r.id).await.unwrap().state,
+        JobState::Running
+    );
+    assert!(
+        f.c.heartbeat_job(&r.id, "w", 60_000, 1, None)
+            .await
+            .unwrap(),
+        "the worker learns of it"
+    );
+    f.c.finish_cancelled_job(&r.id, "w").await.unwrap();
+    let r = f.c.job(&f.t, &r.id).await.unwrap();
+    assert_eq!(r.state, JobState::Cancelled);
+    assert_eq!(
+        f.c.credit_balance(&f.t).await.unwrap(),
+        bv_catalog::Balance {
+            available: 100,
+            reserved: 0
+        }
+    );
+    // Cancelling a finished job changes nothing.
+    assert_eq!(
+        f.c.cancel_job(&f.t, &r.id).await.unwrap().state,
+        JobState::Cancelled
+    );
+    let other = f.c.create_tenant("globex", LIMITS).await.unwrap().id;
+    assert!(matches!(
+        f.c.cancel_job(&other, &r.id).await,
+        Err(CatalogError::NotFound)
+    ));
+}
