@@ -247,7 +247,7 @@ fn read_stderr(
 
 impl Jail {
     /// What the launcher is asked to build and run.
-    fn spec(&self, id: &str, program: &str, args: &[String]) -> LaunchSpec {
+    fn spec(&self, id: &str, program: &str, args: &[String], pass_fds: u32) -> LaunchSpec {
         let env = [
             ("PATH", "/usr/bin:/bin"),
             ("HOME", "/scratch"),
@@ -272,17 +272,37 @@ impl Jail {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            pass_fds,
         }
     }
 
-    fn command(&self, id: &str, program: &str, args: &[String]) -> Result<Command, SandboxError> {
+    fn command(
+        &self,
+        id: &str,
+        program: &str,
+        args: &[String],
+        fds: Vec<std::os::fd::OwnedFd>,
+    ) -> Result<Command, SandboxError> {
         let launcher = match &self.launcher {
             Some(l) => l.clone(),
             None => find_launcher()?,
         };
-        let spec = serde_json::to_string(&self.spec(id, program, args))
+        let spec = serde_json::to_string(&self.spec(id, program, args, fds.len() as u32))
             .map_err(|e| SandboxError::Setup(e.to_string()))?;
         let mut c = Command::new(launcher);
+        {
+            use command_fds::{CommandFdExt, FdMapping};
+            let maps = fds
+                .into_iter()
+                .enumerate()
+                .map(|(i, fd)| FdMapping {
+                    parent_fd: fd,
+                    child_fd: 3 + i as i32,
+                })
+                .collect();
+            c.fd_mappings(maps)
+                .map_err(|e| SandboxError::Setup(format!("passing descriptors: {e}")))?;
+        }
         c.arg(spec)
             .env_clear()
             .stdin(Stdio::piped())
@@ -303,6 +323,22 @@ impl Jail {
         on_line: &mut dyn FnMut(&str),
         cancel: &AtomicBool,
     ) -> Result<Outcome, SandboxError> {
+        self.run_with_fds(program, args, input, Vec::new(), on_line, cancel)
+    }
+
+    /// As [`Jail::run`], handing `fds` to the job as descriptors 3, 4, …
+    /// (e.g. the read end of a pipe carrying plaintext in, the write end of
+    /// one carrying the result out). The caller's copies are closed once the
+    /// launcher has started.
+    pub fn run_with_fds(
+        &self,
+        program: &str,
+        args: &[String],
+        input: &[u8],
+        fds: Vec<std::os::fd::OwnedFd>,
+        on_line: &mut dyn FnMut(&str),
+        cancel: &AtomicBool,
+    ) -> Result<Outcome, SandboxError> {
         let start = Instant::now();
         let id = job_id();
         let marker = format!("BVJAIL_ID={id}");
@@ -311,7 +347,7 @@ impl Jail {
         } else {
             None
         };
-        let mut cmd = self.command(&id, program, args)?;
+        let mut cmd = self.command(&id, program, args, fds)?;
         // Spawned from this thread, which joins the job's cgroups for the moment
         // of the fork and then returns: children start inside. (Not from a
         // short-lived helper thread: the launcher's parent-death signal fires
@@ -326,6 +362,9 @@ impl Jail {
             }),
             None => cmd.spawn(),
         };
+        // The command owns the caller's copies of handed-in descriptors: close them
+        // now, or the job's output pipe would never reach end-of-file.
+        drop(cmd);
         let mut child = match spawned {
             Ok(c) => c,
             Err(e) => {

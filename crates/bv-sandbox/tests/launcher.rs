@@ -113,3 +113,46 @@ fn setup_failures_are_errors_with_the_reason() {
     };
     assert!(matches!(sh(&absent, "true", b""), Err(SandboxError::Io(_))));
 }
+
+#[test]
+fn plaintext_goes_in_and_comes_out_through_handed_in_pipes() {
+    use std::io::{Read, Write};
+    let (in_r, in_w) = nix::unistd::pipe().unwrap();
+    let (out_r, out_w) = nix::unistd::pipe().unwrap();
+    // More than a pipe holds, so both directions must stream.
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let expect: Vec<u8> = data.iter().map(u8::to_ascii_uppercase).collect();
+    let writer = std::thread::spawn(move || {
+        let mut f = std::fs::File::from(in_w);
+        f.write_all(&data).unwrap();
+    });
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        std::fs::File::from(out_r).read_to_end(&mut got).unwrap();
+        got
+    });
+    let mut lines = Vec::new();
+    let out = jail(vec![])
+        .run_with_fds(
+            "/usr/bin/sh",
+            &[
+                "-c".into(),
+                "[ -e /proc/self/fd/5 ] && exit 9; tr a-z A-Z <&3 >&4; echo done".into(),
+            ],
+            b"",
+            vec![in_r, out_w],
+            &mut |l| lines.push(l.to_string()),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+    writer.join().unwrap();
+    let got = reader.join().unwrap();
+    assert_eq!(out.exit, Exit::Code(0), "{}", out.stderr);
+    assert!(out.teardown.clean());
+    assert_eq!(lines, ["done"]);
+    assert!(
+        got == expect,
+        "the result came back whole ({} bytes)",
+        got.len()
+    );
+}

@@ -59,6 +59,18 @@ pub struct LaunchSpec {
     pub args: Vec<String>,
     /// Its whole environment.
     pub env: Vec<(String, String)>,
+    /// Descriptors 3, 4, … handed in (pipes for plaintext in and out); all
+    /// others above 2 are closed.
+    #[serde(default)]
+    pub pass_fds: u32,
+}
+
+/// Writes one launcher line to stderr in a single `write` (atomic on a pipe
+/// below 4 KiB): the launcher and the job's first process both report there,
+/// and `eprintln!` writes a formatted line in pieces that could interleave.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("{LINE_PREFIX}{line}\n").as_bytes());
 }
 
 /// Entry point of the `bv-jail` binary.
@@ -66,7 +78,7 @@ pub fn main() -> ! {
     let code = match launch() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{LINE_PREFIX}error: {e}");
+            say(&format!("error: {e}"));
             125
         }
     };
@@ -108,16 +120,19 @@ fn launch() -> Result<i32, SandboxError> {
     write("/proc/self/gid_map", format!("{JAIL_ID} {gid} 1"))?;
     let ns = std::fs::read_link("/proc/self/ns/mnt")
         .map_err(|e| SandboxError::Setup(format!("mount namespace: {e}")))?;
-    eprintln!("{LINE_PREFIX}ns {}", ns.display());
+    say(&format!("ns {}", ns.display()));
 
     match sys::fork_single_threaded().map_err(err("fork"))? {
         ForkResult::Child => {
             let Err(e) = job(&spec);
-            eprintln!("{LINE_PREFIX}error: {e}");
+            say(&format!("error: {e}"));
             std::process::exit(125);
         }
         ForkResult::Parent { child } => {
-            eprintln!("{LINE_PREFIX}pid {child}");
+            say(&format!("pid {child}"));
+            // The job holds the handed-in pipes now; the launcher letting go of
+            // its copies is what lets the caller see end-of-file when the job ends.
+            sys::close_from(3).map_err(err("close_range"))?;
             loop {
                 match waitpid(child, None) {
                     Ok(WaitStatus::Exited(_, code)) => return Ok(code),
@@ -155,13 +170,13 @@ fn job(spec: &LaunchSpec) -> Result<std::convert::Infallible, SandboxError> {
         .iter()
         .map(|(k, v)| cstring(&format!("{k}={v}")))
         .collect::<Result<Vec<_>, _>>()?;
-    sys::close_from(3).map_err(err("close_range"))?;
+    sys::close_from(3 + spec.pass_fds).map_err(err("close_range"))?;
     let writable: Vec<&std::path::Path> = spec.writable.iter().map(PathBuf::as_path).collect();
     let report = crate::confine::confine(&writable)?;
-    eprintln!(
-        "{LINE_PREFIX}confined {}",
+    say(&format!(
+        "confined {}",
         serde_json::to_string(&report).unwrap_or_default()
-    );
+    ));
     let e = nix::unistd::execve(&program, &argv, &env).unwrap_err();
     Err(SandboxError::Setup(format!(
         "execute {}: {e}",
