@@ -66,3 +66,34 @@ pub fn close_from(first: u32) -> nix::Result<()> {
     let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
     Errno::result(r).map(drop)
 }
+
+/// Descriptors already claimed by [`handed_in`] (bit N for descriptor N).
+static CLAIMED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Takes ownership of descriptor `n` (3..64) that the launcher handed to this
+/// job ([`crate::Jail::run_with_fds`]). Fails if it is not open or was
+/// already taken.
+pub fn handed_in(n: i32) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    if !(3..64).contains(&n) {
+        return Err(std::io::Error::other(format!(
+            "descriptor {n} is not a handed-in one"
+        )));
+    }
+    let bit = 1u64 << n;
+    if CLAIMED.fetch_or(bit, std::sync::atomic::Ordering::SeqCst) & bit != 0 {
+        return Err(std::io::Error::other(format!(
+            "descriptor {n} was already taken"
+        )));
+    }
+    // SAFETY: F_GETFD only reads the descriptor's flags; any integer is a valid argument.
+    if unsafe { libc::fcntl(n, libc::F_GETFD) } < 0 {
+        CLAIMED.fetch_and(!bit, std::sync::atomic::Ordering::SeqCst);
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: descriptor `n` is open (F_GETFD succeeded); the launcher's
+    // contract is that descriptors 3.. are handed to the job and nothing else
+    // in this process owns them, and the bit above makes sure this function
+    // gives each one away at most once.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(n) })
+}

@@ -444,9 +444,25 @@ fn enhance_in_the_sandbox_equals_no_sandbox() {
     );
     assert_eq!(r.status, Some(0), "{}", r.stderr);
     assert!(r.stderr.contains("WARNING: --no-sandbox"));
-    let (ma, mb) = (md5(&a), md5(&b));
+    // Streamed through pipes (no host file in the jail), as the service runs jobs.
+    let c = d.path().join("streamed.mkv");
+    let r = common::enhance(&src, &c, &["--scale", "2", "--codec", "ffv1", "--stream"]);
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    let (ma, mb, mc) = (md5(&a), md5(&b), md5(&c));
     assert!(!ma.is_empty());
     assert_eq!(ma, mb, "identical frames");
+    assert_eq!(ma, mc, "identical frames when streamed");
+    // Hostile input through the pipes: a clear code, nothing left behind.
+    let junk = d.path().join("junk.mp4");
+    std::fs::write(&junk, b"not a video at all").unwrap();
+    let r = common::enhance(&junk, &d.path().join("never.mkv"), &["--stream"]);
+    assert_eq!(r.status, Some(3), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("input_not_video") || r.event["code"] == "input_not_video",
+        "{}",
+        r.stderr
+    );
+    assert!(!d.path().join("never.mkv").exists());
     let mut f = std::fs::File::open(&a).unwrap();
     let mut head = [0u8; 4];
     f.read_exact(&mut head).unwrap();

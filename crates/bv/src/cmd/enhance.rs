@@ -8,7 +8,7 @@ use anyhow::Context;
 use bv_engine::video::encode::{Codec, EncodeSettings};
 use bv_engine::video::pipeline::prepare_output;
 
-use crate::cmd::job::{Done, JobSpec, MODELS_INSIDE, execute, run_sandboxed};
+use crate::cmd::job::{Done, JobSpec, MODELS_INSIDE, execute, run_sandboxed, run_streamed};
 use crate::config::Config;
 use crate::progress::Reporter;
 
@@ -53,6 +53,11 @@ pub struct Args {
     /// Run FFmpeg and the model without the sandbox (debugging only; prints a warning).
     #[arg(long)]
     pub no_sandbox: bool,
+    /// Stream the input into the sandbox and the result out of it through pipes
+    /// instead of showing it the files (how the service runs jobs; the jail's
+    /// scratch, sandbox.limits.scratch_bytes, must hold both).
+    #[arg(long, conflicts_with = "no_sandbox")]
+    pub stream: bool,
 }
 
 /// Runs the command.
@@ -79,6 +84,7 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
             .unwrap_or_else(|| cfg.engine.device.clone()),
         max_width: cfg.engine.max_output_width,
         max_height: cfg.engine.max_output_height,
+        piped: false,
     };
 
     let cancel = Arc::new(AtomicBool::new(false));
@@ -110,6 +116,16 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
                 backend: s.backend,
             })
         })()
+    } else if a.stream {
+        run_streamed(
+            cfg,
+            &a.input,
+            &a.output,
+            a.overwrite,
+            |i, o, e| spec_for(i, o, e, MODELS_INSIDE.into()),
+            &cancel,
+            &mut |p| reporter.update(p),
+        )
     } else {
         run_sandboxed(
             cfg,

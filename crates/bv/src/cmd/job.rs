@@ -59,6 +59,11 @@ pub struct JobSpec {
     pub max_width: u64,
     /// Output size cap.
     pub max_height: u64,
+    /// The plaintext comes in on descriptor 3 and the result goes back on
+    /// descriptor 4 (pipes); `input` and `output` are then files in the
+    /// jail's private `/scratch`, which dies with the jail.
+    #[serde(default)]
+    pub piped: bool,
 }
 
 /// Summary as the runner reports it.
@@ -112,6 +117,15 @@ pub fn run_inside() -> anyhow::Result<()> {
     let spec: JobSpec = serde_json::from_str(&text).context("reading the job")?;
     let cancel = AtomicBool::new(false);
     let emit = |v: serde_json::Value| println!("{v}");
+    if spec.piped {
+        // MP4 keeps its index at either end, so the input must be seekable:
+        // it lands in /scratch first (size-capped tmpfs, private to this jail).
+        let mut src = std::fs::File::from(bv_sandbox::handed_in(3)?);
+        let mut f = std::fs::File::create(&spec.input).context("scratch input")?;
+        std::io::copy(&mut src, &mut f).context("receiving the input")?;
+        drop((src, f));
+        std::fs::File::create(&spec.output).context("scratch output")?;
+    }
     let result = execute(&spec, &cancel, &mut |p| {
         emit(
             serde_json::json!({"event": "progress", "frames": p.frames, "total": p.total, "elapsed_s": p.elapsed.as_secs_f64()}),
@@ -119,6 +133,13 @@ pub fn run_inside() -> anyhow::Result<()> {
     });
     match result {
         Ok(s) => {
+            if spec.piped {
+                let mut dst = std::fs::File::from(bv_sandbox::handed_in(4)?);
+                let mut f = std::fs::File::open(&spec.output)?;
+                std::io::copy(&mut f, &mut dst).context("sending the result")?;
+                let _ = std::fs::remove_file(&spec.input);
+                let _ = std::fs::remove_file(&spec.output);
+            }
             let done = Done {
                 frames: s.frames,
                 input_size: s.input_size,
@@ -137,6 +158,30 @@ pub fn run_inside() -> anyhow::Result<()> {
             std::process::exit(crate::exit::status_for(&code_of(&e)));
         }
     }
+}
+
+/// The jail every enhancement job runs in: the `bv` binary and the models,
+/// read-only, plus `extra` mounts.
+fn job_jail(cfg: &Config, extra: Vec<Mount>) -> anyhow::Result<Jail> {
+    let mut mounts = vec![
+        Mount {
+            host: std::env::current_exe()?,
+            inside: BV_INSIDE.into(),
+            writable: false,
+        },
+        Mount {
+            host: cfg.model_dir(),
+            inside: MODELS_INSIDE.into(),
+            writable: false,
+        },
+    ];
+    mounts.extend(extra);
+    Ok(Jail {
+        cgroups: cfg.sandbox.cgroups,
+        limits: cfg.sandbox.limits.clone(),
+        mounts,
+        ..Jail::default()
+    })
 }
 
 /// The parent side: runs `spec_for(paths inside)` on `input` into `output` in a fresh jail.
@@ -161,20 +206,9 @@ pub fn run_sandboxed(
         PathBuf::from(format!("/out/output.{ext}")),
     );
     let spec = spec_for(input_inside, output_inside, ext.clone());
-    let jail = Jail {
-        cgroups: cfg.sandbox.cgroups,
-        limits: cfg.sandbox.limits.clone(),
-        mounts: vec![
-            Mount {
-                host: std::env::current_exe()?,
-                inside: BV_INSIDE.into(),
-                writable: false,
-            },
-            Mount {
-                host: cfg.model_dir(),
-                inside: MODELS_INSIDE.into(),
-                writable: false,
-            },
+    let jail = job_jail(
+        cfg,
+        vec![
             Mount {
                 host: input_host,
                 inside: spec.input.clone(),
@@ -186,15 +220,100 @@ pub fn run_sandboxed(
                 writable: true,
             },
         ],
-        ..Jail::default()
-    };
+    )?;
+    let done = run_job(cfg, &jail, &spec, Vec::new(), cancel, progress)?;
+    temp.commit(output)?;
+    Ok(done)
+}
+
+/// The parent side without any host file in the jail: `input` is streamed
+/// into it through a pipe and the result streamed out of it through another
+/// (the way the service runs jobs). `spec_for` gets the paths inside
+/// (`/scratch/…`) and the output extension.
+pub fn run_streamed(
+    cfg: &Config,
+    input: &Path,
+    output: &Path,
+    overwrite: bool,
+    spec_for: impl FnOnce(PathBuf, PathBuf, String) -> JobSpec,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(&Progress),
+) -> anyhow::Result<Done> {
+    let src = std::fs::File::open(input)
+        .map_err(|_| bv_engine::EngineError::InputNotFound(input.to_path_buf()))?;
+    let (temp, ext) = prepare_output(input, output, overwrite)?;
+    let mut spec = spec_for(
+        PathBuf::from("/scratch/input.media"),
+        PathBuf::from(format!("/scratch/output.{ext}")),
+        ext,
+    );
+    spec.piped = true;
+    let dst = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(temp.path())?;
+    let done = run_piped(cfg, &spec, src, dst, cancel, progress)?;
+    temp.commit(output)?;
+    Ok(done)
+}
+
+/// Runs a piped `spec` in a fresh jail, feeding it `input` and writing what
+/// it returns to `output`, both streamed.
+pub fn run_piped(
+    cfg: &Config,
+    spec: &JobSpec,
+    mut input: impl std::io::Read + Send,
+    mut output: impl std::io::Write + Send,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(&Progress),
+) -> anyhow::Result<Done> {
+    anyhow::ensure!(spec.piped, "run_piped needs a piped job");
+    let (in_r, mut in_w) = std::io::pipe()?;
+    let (mut out_r, out_w) = std::io::pipe()?;
+    let jail = job_jail(cfg, Vec::new())?;
+    std::thread::scope(|s| {
+        let feeder = s.spawn(move || {
+            // A job that stops reading (it failed, or was killed) breaks the
+            // pipe; its own report says why, so that error is not ours to raise.
+            match std::io::copy(&mut input, &mut in_w) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+                _ => Ok(()),
+            }
+        });
+        let drain =
+            s.spawn(move || -> std::io::Result<u64> { std::io::copy(&mut out_r, &mut output) });
+        let fds = vec![
+            std::os::fd::OwnedFd::from(in_r),
+            std::os::fd::OwnedFd::from(out_w),
+        ];
+        let done = run_job(cfg, &jail, spec, fds, cancel, progress);
+        let fed = feeder.join().expect("feeder thread");
+        let drained = drain.join().expect("drain thread");
+        let done = done?;
+        fed.context("feeding the job its input")?;
+        drained.context("receiving the job's output")?;
+        Ok(done)
+    })
+}
+
+/// Runs `bv job-run` for `spec` in `jail`, turning its events into progress
+/// and its end into a result; checks the teardown.
+fn run_job(
+    cfg: &Config,
+    jail: &Jail,
+    spec: &JobSpec,
+    fds: Vec<std::os::fd::OwnedFd>,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(&Progress),
+) -> anyhow::Result<Done> {
     let mut done = None;
     let mut failure: Option<JobFailed> = None;
     let start = std::time::Instant::now();
-    let outcome = jail.run(
+    let outcome = jail.run_with_fds(
         BV_INSIDE,
         &["job-run".to_string()],
-        serde_json::to_string(&spec)?.as_bytes(),
+        serde_json::to_string(spec)?.as_bytes(),
+        fds,
         &mut |line| {
             let Ok(ev) = serde_json::from_str::<serde_json::Value>(line) else {
                 return;
@@ -229,10 +348,7 @@ pub fn run_sandboxed(
         .into());
     }
     match (outcome.exit, done, failure) {
-        (Exit::Code(0), Some(d), _) => {
-            temp.commit(output)?;
-            Ok(d)
-        }
+        (Exit::Code(0), Some(d), _) => Ok(d),
         (_, _, Some(f)) => Err(f.into()),
         (Exit::Cancelled, ..) => Err(bv_engine::EngineError::Cancelled.into()),
         (Exit::Deadline, ..) => Err(JobFailed {
