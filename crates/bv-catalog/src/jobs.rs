@@ -148,6 +148,33 @@ fn job(r: &AnyRow) -> Result<Job> {
     })
 }
 
+/// The bytes a job's payload MAC covers: everything that decides what runs,
+/// for whom, on what and at what price. Any change to these in the row makes
+/// the MAC fail.
+pub fn payload_bytes(
+    id: &str,
+    tenant_id: &str,
+    input_video_id: &str,
+    preset: &str,
+    price: i64,
+) -> Vec<u8> {
+    format!("bettervideo job v1\n{id}\n{tenant_id}\n{input_video_id}\n{price}\n{preset}")
+        .into_bytes()
+}
+
+impl Job {
+    /// [`payload_bytes`] of this row as it is now.
+    pub fn payload(&self) -> Vec<u8> {
+        payload_bytes(
+            &self.id,
+            &self.tenant_id,
+            &self.input_video_id,
+            &self.preset,
+            self.price,
+        )
+    }
+}
+
 /// A job to submit. The caller makes the id first, because the MAC covers it.
 #[derive(Debug, Clone)]
 pub struct NewJob<'a> {
@@ -432,12 +459,16 @@ impl Catalog {
     }
 
     /// Marks a job succeeded with its output and captures `cost` (at most
-    /// what was reserved), once. `Conflict` when `owner` lost the lease.
+    /// what was reserved), once; an output video still `uploading` becomes
+    /// `uploaded` with `output_size` bytes in the same transaction, so a job
+    /// never has a visible output without its charge or the other way round.
+    /// `Conflict` when `owner` lost the lease.
     pub async fn complete_job(
         &self,
         id: &str,
         owner: &str,
         output_video_id: &str,
+        output_size: i64,
         cost: i64,
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
@@ -456,6 +487,15 @@ impl Catalog {
         if n == 0 {
             return Err(CatalogError::Conflict("the job's lease was lost"));
         }
+        sqlx::query(
+            "UPDATE videos SET state = 'uploaded', size_bytes = $1
+             WHERE id = $2 AND state = 'uploading' AND tenant_id = (SELECT tenant_id FROM jobs WHERE id = $3)",
+        )
+        .bind(output_size)
+        .bind(output_video_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         let (tenant, reserved) = reserved_for(&mut tx, id)
             .await?
             .ok_or_else(|| CatalogError::Internal(format!("job {id} has no reservation")))?;
@@ -554,6 +594,24 @@ impl Catalog {
         }
         tx.commit().await?;
         self.job(tenant_id, id).await
+    }
+
+    /// Records the (still invisible) output video a running attempt writes,
+    /// so a later attempt can shred what a dead one left.
+    pub async fn set_job_output(&self, id: &str, owner: &str, output_video_id: &str) -> Result<()> {
+        let n = sqlx::query(
+            "UPDATE jobs SET output_video_id = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
+        )
+        .bind(output_video_id)
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(CatalogError::Conflict("the job's lease was lost"));
+        }
+        Ok(())
     }
 
     /// The worker's side of cancelling a running job.

@@ -23,6 +23,17 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Bytes of a hex string (either case); `None` if it is not hex.
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
 /// `n` random bytes as lower-case hex (`2n` characters).
 pub fn random_hex(n: usize) -> Result<String, CryptoError> {
     let mut b = Zeroizing::new(vec![0u8; n]);

@@ -112,6 +112,27 @@ impl Vault {
         &self.keys
     }
 
+    /// HMAC-SHA256 of `msg` under the current version of the service key
+    /// `purpose` (e.g. `queue`): (version, tag). The key never leaves the vault.
+    pub fn mac(&self, purpose: &str, msg: &[u8]) -> Result<(u32, [u8; 32])> {
+        let keys = self.keys.service_keys(purpose)?;
+        let (v, k) = keys
+            .last()
+            .expect("service_keys never returns an empty list");
+        Ok((*v, bv_crypto::secret::mac(k, msg)))
+    }
+
+    /// Whether `tag` is the MAC of `msg` under version `version` of the
+    /// service key `purpose` (constant-time; an unknown version never matches).
+    pub fn mac_verify(&self, purpose: &str, version: u32, msg: &[u8], tag: &[u8]) -> Result<bool> {
+        Ok(self
+            .keys
+            .service_keys(purpose)?
+            .iter()
+            .find(|(v, _)| *v == version)
+            .is_some_and(|(_, k)| bv_crypto::secret::mac_verify(k, msg, tag)))
+    }
+
     /// The blob backend.
     pub fn blobs(&self) -> &Blobs {
         &self.blobs

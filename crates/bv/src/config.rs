@@ -29,6 +29,35 @@ pub struct Config {
     pub catalog: bv_catalog::CatalogConfig,
     /// The HTTPS service (`bv serve`).
     pub serve: bv_api::ServeConfig,
+    /// Job workers (`bv worker`, and inside `bv serve`).
+    pub worker: WorkerConfig,
+}
+
+/// Worker settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Jobs `bv serve` runs at once in its own process (0: none, for a
+    /// cluster whose jobs run on `bv worker` machines).
+    pub in_process: usize,
+    /// A job's lease: if its worker stops renewing it for this long, another
+    /// worker takes the job over.
+    pub lease_seconds: u64,
+    /// How often an idle worker looks for work, milliseconds.
+    pub poll_ms: u64,
+    /// Most attempts per job (a dead worker's attempt counts).
+    pub max_attempts: i64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            in_process: 1,
+            lease_seconds: 30,
+            poll_ms: 500,
+            max_attempts: 3,
+        }
+    }
 }
 
 /// Sandbox settings.
@@ -96,6 +125,7 @@ impl Default for Config {
             sandbox: Default::default(),
             catalog: Default::default(),
             serve: Default::default(),
+            worker: Default::default(),
         }
     }
 }
@@ -169,6 +199,12 @@ impl Config {
             bail!("engine.threads {} is implausible", e.threads);
         }
         self.serve.validate().map_err(anyhow::Error::msg)?;
+        if self.worker.lease_seconds < 2 || self.worker.max_attempts < 1 || self.worker.poll_ms == 0
+        {
+            bail!(
+                "worker.lease_seconds must be >= 2, worker.max_attempts >= 1, worker.poll_ms > 0"
+            );
+        }
         Ok(())
     }
 

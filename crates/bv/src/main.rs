@@ -9,6 +9,7 @@ mod cmd;
 mod config;
 mod exit;
 mod progress;
+mod worker;
 
 use std::path::PathBuf;
 
@@ -59,6 +60,8 @@ enum Command {
         /// Video id.
         id: String,
     },
+    /// Run enhancement jobs from the queue (each in a fresh sandbox).
+    Worker(cmd::worker::Args),
     /// Tenants, users, API keys and link keys (on the catalog directly).
     #[command(subcommand)]
     Admin(cmd::admin::AdminCmd),
@@ -95,6 +98,7 @@ fn main() {
         Command::Download(a) => cmd::client::download(&cfg, a),
         Command::Rm { id } => cmd::client::rm(&cfg, &id),
         Command::Admin(c) => cmd::admin::run(&cfg, c),
+        Command::Worker(a) => cmd::worker::run(&cfg, a),
         Command::Vault(c) => cmd::vault::run(&cfg, c),
         Command::Keys(c) => cmd::keys::run(&cfg, c),
         Command::InferPipe(a) => cmd::infer_pipe::run(&cfg, a),

@@ -23,6 +23,31 @@ pub enum AdminCmd {
     /// Signed-link keys.
     #[command(subcommand)]
     Links(LinksCmd),
+    /// Credits (they never expire).
+    #[command(subcommand)]
+    Credits(CreditsCmd),
+}
+
+/// `bv admin credits …`
+#[derive(clap::Subcommand, Debug)]
+pub enum CreditsCmd {
+    /// Add credits to a tenant.
+    Grant {
+        /// Tenant name or id.
+        #[arg(long)]
+        tenant: String,
+        /// Credits to add.
+        amount: i64,
+        /// Why (kept in the ledger).
+        #[arg(long, default_value = "granted by an operator")]
+        note: String,
+    },
+    /// A tenant's balance and latest ledger entries.
+    Show {
+        /// Tenant name or id.
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 /// `bv admin tenant …`
@@ -187,6 +212,24 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
                 let t = cat.find_tenant(&tenant).await?;
                 let k = cat.revoke_api_key(&t.id, &id).await?;
                 println!("{}", serde_json::to_string_pretty(&k)?);
+            }
+            AdminCmd::Credits(CreditsCmd::Grant {
+                tenant,
+                amount,
+                note,
+            }) => {
+                let t = cat.find_tenant(&tenant).await?;
+                let e = cat.grant_credits(&t.id, amount, &note).await?;
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            }
+            AdminCmd::Credits(CreditsCmd::Show { tenant }) => {
+                let t = cat.find_tenant(&tenant).await?;
+                let b = cat.credit_balance(&t.id).await?;
+                let h = cat.credit_history(&t.id, 20, None).await?;
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({"balance": b, "ledger": h}))?
+                );
             }
             AdminCmd::Links(_) => unreachable!("handled above"),
         }

@@ -10,3 +10,4 @@ pub mod keys;
 pub mod models;
 pub mod serve;
 pub mod vault;
+pub mod worker;

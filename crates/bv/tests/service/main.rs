@@ -9,3 +9,4 @@ mod links;
 mod transport;
 mod tus_js;
 mod uploads;
+mod worker;

@@ -1,0 +1,75 @@
+//! `bv worker`: runs jobs from the shared queue (scale-out: as many of these,
+//! on as many machines, as the catalog and the store can feed).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use crate::cmd::serve::{init_logs, open_catalog};
+use crate::cmd::vault::{open_vault, runtime};
+use crate::config::Config;
+use crate::worker::Worker;
+
+/// `bv worker` flags.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Jobs run at once by this process.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// Stop when no job is ready (instead of waiting for more); prints one JSON line per job.
+    #[arg(long)]
+    once: bool,
+}
+
+/// Runs the command.
+pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
+    init_logs();
+    let vault = Arc::new(open_vault(cfg)?);
+    runtime()?.block_on(async move {
+        let catalog = open_catalog(cfg).await?;
+        let host = bv_crypto::secret::random_hex(6)?;
+        let workers: Vec<Worker> = (0..a.concurrency.max(1))
+            .map(|i| {
+                Worker::new(
+                    cfg.clone(),
+                    catalog.clone(),
+                    Arc::clone(&vault),
+                    format!("worker-{host}-{i}"),
+                )
+            })
+            .collect();
+        if a.once {
+            let mut tasks = Vec::new();
+            for w in workers {
+                tasks.push(tokio::spawn(async move {
+                    let mut out = Vec::new();
+                    while let Some((job, ended)) = w.run_once().await? {
+                        out.push(serde_json::json!({"job": job.id, "ended": format!("{ended:?}")}));
+                    }
+                    anyhow::Ok(out)
+                }));
+            }
+            for t in tasks {
+                for line in t.await?? {
+                    println!("{line}");
+                }
+            }
+            return Ok(());
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, Arc::clone(&stop))?;
+        }
+        let tasks: Vec<_> = workers
+            .into_iter()
+            .map(|w| {
+                let stop = Arc::clone(&stop);
+                tokio::spawn(async move { w.run(stop).await })
+            })
+            .collect();
+        tracing::info!(workers = tasks.len(), "worker running");
+        for t in tasks {
+            t.await?;
+        }
+        Ok(())
+    })
+}

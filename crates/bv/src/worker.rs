@@ -1,0 +1,414 @@
+//! The worker: lease a job → verify its MAC → stream the decrypted input
+//! into a fresh sandbox → seal the result as it streams back → settle.
+//!
+//! Plaintext exists only in this process's memory (pipes and buffers) and
+//! in the jail's private scratch. Every effect is conditional on still
+//! holding the job's lease, and the output becomes visible in the same
+//! transaction that captures the charge, so a retried job never yields two
+//! outputs or two charges. A row whose payload does not match its MAC (the
+//! key is the vault's, never the database's) is refused and nothing runs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use bv_catalog::{Catalog, Job, Piece, VideoState};
+use bv_vault::{ObjectId, TenantId, Vault};
+use serde::Deserialize;
+
+use crate::cmd::job::{Done, JobSpec, MODELS_INSIDE, run_piped};
+use crate::config::Config;
+use crate::exit::code_of;
+
+/// The service-key purpose of job payload MACs.
+pub const QUEUE_PURPOSE: &str = "queue";
+
+/// What an enhancement job asks for (the job's `preset` JSON).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preset {
+    /// Model name.
+    pub model: String,
+    /// Scale.
+    pub scale: u32,
+    /// Output codec (`h264`, `hevc`, `av1`, `ffv1`).
+    #[serde(default = "default_codec")]
+    pub codec: String,
+    /// Constant-rate factor.
+    #[serde(default)]
+    pub crf: Option<u32>,
+}
+
+fn default_codec() -> String {
+    "h264".into()
+}
+
+/// How one leased job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// Output recorded and charged.
+    Succeeded,
+    /// Queued again after a retryable failure.
+    Retrying(String),
+    /// Failed for good (bad input, out of attempts).
+    Failed(String),
+    /// Refused: the row did not match its MAC.
+    Refused,
+    /// Cancelled by its owner.
+    Cancelled,
+    /// Another worker holds it now (this one lost the lease).
+    LostLease,
+}
+
+/// Codes a retry cannot fix.
+fn permanent(code: &str) -> bool {
+    matches!(
+        code,
+        "input_not_video"
+            | "input_empty"
+            | "input_truncated"
+            | "unsupported_codec"
+            | "dimensions_too_large"
+            | "invalid_option"
+            | "model_not_found"
+            | "model_unsupported"
+            | "output_container_unsupported"
+            | "job_resource_limit"
+            | "job_timeout"
+            | "cancelled"
+    )
+}
+
+/// One worker (several may run in one process, each with its own owner id).
+#[derive(Clone)]
+pub struct Worker {
+    cfg: Config,
+    catalog: Catalog,
+    vault: Arc<Vault>,
+    owner: String,
+}
+
+impl Worker {
+    /// A worker named `owner` (unique per worker: lease holder).
+    pub fn new(cfg: Config, catalog: Catalog, vault: Arc<Vault>, owner: String) -> Self {
+        Self {
+            cfg,
+            catalog,
+            vault,
+            owner,
+        }
+    }
+
+    fn lease_ms(&self) -> i64 {
+        (self.cfg.worker.lease_seconds * 1000) as i64
+    }
+
+    /// Works until `stop` is set; never returns an error (a failing catalog is
+    /// retried after a pause).
+    pub async fn run(&self, stop: Arc<AtomicBool>) {
+        while !stop.load(Ordering::Relaxed) {
+            match self.run_once().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "worker: will retry"),
+            }
+            tokio::time::sleep(Duration::from_millis(self.cfg.worker.poll_ms)).await;
+        }
+    }
+
+    /// Leases and runs one job, if one is ready.
+    pub async fn run_once(&self) -> anyhow::Result<Option<(Job, Ended)>> {
+        let Some(job) = self.catalog.lease_job(&self.owner, self.lease_ms()).await? else {
+            return Ok(None);
+        };
+        let ended = self.process(&job).await?;
+        tracing::info!(target: "audit", action = "job.finish", tenant = %job.tenant_id, job = %job.id, outcome = ?ended, "job ended");
+        Ok(Some((job, ended)))
+    }
+
+    async fn process(&self, job: &Job) -> anyhow::Result<Ended> {
+        let tag = bv_crypto::secret::from_hex(&job.payload_mac).unwrap_or_default();
+        let authentic = u32::try_from(job.mac_key_version).is_ok_and(|v| {
+            self.vault
+                .mac_verify(QUEUE_PURPOSE, v, &job.payload(), &tag)
+                .unwrap_or(false)
+        });
+        if !authentic {
+            tracing::warn!(target: "audit", action = "job.refused", tenant = %job.tenant_id, job = %job.id,
+                "job row does not match its MAC: refused, nothing ran");
+            self.catalog
+                .fail_job(
+                    &job.id,
+                    &self.owner,
+                    "refused: the job row does not match its MAC (altered)",
+                    false,
+                    0,
+                )
+                .await?;
+            return Ok(Ended::Refused);
+        }
+        let preset: Preset = match serde_json::from_str(&job.preset) {
+            Ok(p) => p,
+            Err(e) => {
+                return self
+                    .fail(job, None, "invalid_option", &format!("preset: {e}"))
+                    .await;
+            }
+        };
+        // What a dead attempt left behind goes first.
+        if let Some(old) = &job.output_video_id {
+            match bv_api::media::shred_video(&self.catalog, &self.vault, &job.tenant_id, old).await
+            {
+                Ok(()) => {}
+                Err(e) if e.code == "not_found" => {}
+                Err(e) => anyhow::bail!("removing an earlier attempt's output: {}", e.message),
+            }
+        }
+        let input = match self
+            .catalog
+            .video(&job.tenant_id, &job.input_video_id)
+            .await
+        {
+            Ok(v) => v,
+            Err(bv_catalog::CatalogError::NotFound) => {
+                return self
+                    .fail(job, None, "input_gone", "the input video was deleted")
+                    .await;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let ext = if preset.codec == "ffv1" { "mkv" } else { "mp4" };
+        let ctype = if ext == "mkv" {
+            "video/x-matroska"
+        } else {
+            "video/mp4"
+        };
+        let stem = input
+            .name
+            .rsplit_once('.')
+            .map_or(input.name.as_str(), |(s, _)| s);
+        let out = self
+            .catalog
+            .create_video(
+                &job.tenant_id,
+                &format!("{stem}-x{}.{ext}", preset.scale),
+                ctype,
+                0,
+                VideoState::Uploading,
+            )
+            .await?;
+        if self
+            .catalog
+            .set_job_output(&job.id, &self.owner, &out.id)
+            .await
+            .is_err()
+        {
+            let _ = bv_api::media::shred_video(&self.catalog, &self.vault, &job.tenant_id, &out.id)
+                .await;
+            return Ok(Ended::LostLease);
+        }
+        let result = self.enhance(job, &preset, &input.id, &out.id, ext).await;
+        match result {
+            Ok((done, size)) => {
+                match self
+                    .catalog
+                    .complete_job(&job.id, &self.owner, &out.id, size as i64, job.price)
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::info!(job = %job.id, frames = done.frames, seconds = done.seconds, "job succeeded");
+                        Ok(Ended::Succeeded)
+                    }
+                    Err(bv_catalog::CatalogError::Conflict(_)) => {
+                        self.shred(job, &out.id).await;
+                        Ok(Ended::LostLease)
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Err(e) => {
+                let code = code_of(&e);
+                let lost = e.downcast_ref::<LeaseLost>().is_some();
+                self.shred(job, &out.id).await;
+                if lost {
+                    return Ok(Ended::LostLease);
+                }
+                if code == "cancelled" {
+                    self.catalog
+                        .finish_cancelled_job(&job.id, &self.owner)
+                        .await?;
+                    return Ok(Ended::Cancelled);
+                }
+                self.fail(job, Some(&out.id), &code, &format!("{e:#}"))
+                    .await
+            }
+        }
+    }
+
+    async fn shred(&self, job: &Job, video: &str) {
+        if let Err(e) =
+            bv_api::media::shred_video(&self.catalog, &self.vault, &job.tenant_id, video).await
+            && e.code != "not_found"
+        {
+            tracing::warn!(
+                error = e.message,
+                "could not remove a failed attempt's output; the sweeper will"
+            );
+        }
+    }
+
+    async fn fail(
+        &self,
+        job: &Job,
+        _out: Option<&str>,
+        code: &str,
+        message: &str,
+    ) -> anyhow::Result<Ended> {
+        let retry = !permanent(code) && code != "input_gone";
+        let backoff = 5_000 * job.attempts.max(1);
+        let text = format!("{code}: {message}");
+        match self
+            .catalog
+            .fail_job(&job.id, &self.owner, &text, retry, backoff)
+            .await
+        {
+            Ok(bv_catalog::JobState::Queued) => Ok(Ended::Retrying(text)),
+            Ok(_) => Ok(Ended::Failed(text)),
+            Err(bv_catalog::CatalogError::Conflict(_)) => Ok(Ended::LostLease),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Streams the input's pieces into a jail and the result into new pieces
+    /// of `output`; returns the job's summary and the output's size.
+    async fn enhance(
+        &self,
+        job: &Job,
+        p: &Preset,
+        input: &str,
+        output: &str,
+        ext: &str,
+    ) -> anyhow::Result<(Done, u64)> {
+        let tenant: TenantId = job.tenant_id.parse()?;
+        let pieces = self.catalog.pieces(input).await?;
+        let spec = JobSpec {
+            input: "/scratch/input.media".into(),
+            output: format!("/scratch/output.{ext}").into(),
+            ext: ext.into(),
+            models: MODELS_INSIDE.into(),
+            model: p.model.clone(),
+            scale: p.scale,
+            codec: p.codec.clone(),
+            crf: p.crf,
+            preset: None,
+            tile: self.cfg.engine.tile,
+            threads: self.cfg.engine.threads,
+            device: self.cfg.engine.device.clone(),
+            max_width: self.cfg.engine.max_output_width,
+            max_height: self.cfg.engine.max_output_height,
+            piped: true,
+        };
+        // Input: every piece opened (and verified) in order into a pipe.
+        let (mut in_w, in_r) = tokio::io::duplex(1 << 20);
+        let vault = Arc::clone(&self.vault);
+        let t = tenant;
+        let feeder = tokio::spawn(async move {
+            for piece in pieces {
+                let o: ObjectId = piece.object_id.parse()?;
+                vault.get(&t, &o, &mut in_w).await?;
+            }
+            anyhow::Ok(())
+        });
+        // Output: sealed into pieces as it arrives.
+        let (out_w, out_r) = tokio::io::duplex(1 << 20);
+        let (vault, catalog, out_id) = (
+            Arc::clone(&self.vault),
+            self.catalog.clone(),
+            output.to_string(),
+        );
+        let piece_size = (self.cfg.serve.piece_mib as u64) << 20;
+        let sealer = tokio::spawn(async move {
+            let mut body = bv_api::media::Tolerant::new(out_r);
+            let (mut seq, mut at) = (0i64, 0u64);
+            while let Some((o, n)) = bv_api::media::seal_piece(&vault, &t, &mut body, piece_size)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?
+            {
+                let p = Piece {
+                    seq,
+                    object_id: o.clone(),
+                    plain_offset: at as i64,
+                    plain_len: n as i64,
+                };
+                if let Err(e) = catalog.add_piece(&out_id, &p).await {
+                    bv_api::media::drop_piece(&vault, &t, &o).await;
+                    return Err(e.into());
+                }
+                seq += 1;
+                at += n;
+            }
+            if let Some(e) = body.error {
+                return Err(anyhow::Error::from(e).context("reading the job's output"));
+            }
+            anyhow::Ok(at)
+        });
+        // Progress and cancellation ride on the lease's heartbeat.
+        let cancel = Arc::new(AtomicBool::new(false));
+        let lost = Arc::new(AtomicBool::new(false));
+        let progress = Arc::new(std::sync::Mutex::new((0i64, None::<i64>)));
+        let beat = {
+            let (catalog, id, owner) = (self.catalog.clone(), job.id.clone(), self.owner.clone());
+            let (cancel, lost, progress) = (
+                Arc::clone(&cancel),
+                Arc::clone(&lost),
+                Arc::clone(&progress),
+            );
+            let lease = self.lease_ms();
+            let every = Duration::from_millis((lease as u64 / 3).clamp(200, 5_000));
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let (done, total) = *progress.lock().expect("not poisoned");
+                    match catalog.heartbeat_job(&id, &owner, lease, done, total).await {
+                        Ok(true) => cancel.store(true, Ordering::Relaxed),
+                        Ok(false) => {}
+                        Err(bv_catalog::CatalogError::Conflict(_)) => {
+                            lost.store(true, Ordering::Relaxed);
+                            cancel.store(true, Ordering::Relaxed);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "heartbeat failed; retrying"),
+                    }
+                }
+            })
+        };
+        let cfg = self.cfg.clone();
+        let rd = tokio_util::io::SyncIoBridge::new(in_r);
+        let wr = tokio_util::io::SyncIoBridge::new(out_w);
+        let (c2, p2) = (Arc::clone(&cancel), Arc::clone(&progress));
+        let ran = tokio::task::spawn_blocking(move || {
+            run_piped(&cfg, &spec, rd, wr, &c2, &mut |p| {
+                *p2.lock().expect("not poisoned") = (p.frames as i64, p.total.map(|t| t as i64));
+            })
+        })
+        .await
+        .context("the job thread")?;
+        beat.abort();
+        let fed = feeder.await.context("the input task")?;
+        let sealed = sealer.await.context("the output task")?;
+        if lost.load(Ordering::Relaxed) {
+            return Err(LeaseLost.into());
+        }
+        let done = ran?;
+        if let Err(e) = fed {
+            // The job finished though its input failed verification: never trust that result.
+            return Err(e.context("the input failed verification"));
+        }
+        Ok((done, sealed?))
+    }
+}
+
+/// The worker lost its job's lease (it was too slow to renew, or presumed dead).
+#[derive(Debug, thiserror::Error)]
+#[error("the job's lease was lost to another worker")]
+struct LeaseLost;
