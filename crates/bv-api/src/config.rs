@@ -48,6 +48,11 @@ pub struct ServeConfig {
     pub default_quota_mib: i64,
     /// Largest body of a simple (single-request) upload, MiB; bigger files use tus.
     pub simple_upload_max_mib: usize,
+    /// Price of enhancement, credits per output megapixel-frame (a 720p×2
+    /// frame is 3.7 megapixels).
+    pub price_per_megapixel_frame: f64,
+    /// Most attempts per job (a dead worker's attempt counts).
+    pub job_max_attempts: i64,
 }
 
 impl Default for ServeConfig {
@@ -71,6 +76,8 @@ impl Default for ServeConfig {
             default_max_upload_mib: 20 * 1024,
             default_quota_mib: 100 * 1024,
             simple_upload_max_mib: 64,
+            price_per_megapixel_frame: 1.0,
+            job_max_attempts: 3,
         }
     }
 }
@@ -89,6 +96,13 @@ impl ServeConfig {
         }
         if self.session_idle_seconds == 0 || self.session_absolute_seconds == 0 {
             return Err("session timeouts must be positive".into());
+        }
+        let price = self.price_per_megapixel_frame;
+        if price.is_nan() || price < 0.0 || self.job_max_attempts < 1 {
+            return Err(
+                "serve.price_per_megapixel_frame must be >= 0 and serve.job_max_attempts >= 1"
+                    .into(),
+            );
         }
         if self.default_max_upload_mib <= 0 || self.default_quota_mib <= 0 {
             return Err("default tenant limits must be positive".into());

@@ -128,6 +128,11 @@ impl From<CatalogError> for ApiError {
                 "upload_too_large",
                 e.to_string(),
             ),
+            e @ CatalogError::InsufficientCredits { .. } => Self::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "insufficient_credits",
+                e.to_string(),
+            ),
             e @ CatalogError::Quota { .. } => Self::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "quota_exceeded",

@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod jobs;
 pub mod links;
 mod listen;
 pub mod media;

@@ -467,17 +467,17 @@ impl Catalog {
         &self,
         id: &str,
         owner: &str,
-        output_video_id: &str,
-        output_size: i64,
+        output: Option<(&str, i64)>,
         cost: i64,
     ) -> Result<()> {
+        let (output_video_id, output_size) = output.unwrap_or(("", 0));
         let mut tx = self.write_tx().await?;
         let now = now_ms();
         let n = sqlx::query(
             "UPDATE jobs SET state = 'succeeded', output_video_id = $1, finished_ms = $2, lease_owner = NULL
              WHERE id = $3 AND lease_owner = $4 AND state = 'running'",
         )
-        .bind(output_video_id)
+        .bind(output.map(|o| o.0))
         .bind(now)
         .bind(id)
         .bind(owner)

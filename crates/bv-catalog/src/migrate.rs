@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "jobs_and_credits",
         include_str!("../migrations/0003_jobs_and_credits.sql"),
     ),
+    (
+        4,
+        "video_media",
+        include_str!("../migrations/0004_video_media.sql"),
+    ),
 ];
 
 /// Splits a migration into statements: comment lines go first (they may hold

@@ -73,6 +73,16 @@ pub struct Video {
     pub size_bytes: i64,
     /// Creation time, ms.
     pub created_ms: i64,
+    /// What the probe found (JSON), once it ran.
+    pub media: Option<String>,
+    /// Frames of the main video stream (probe's estimate).
+    pub frames: Option<i64>,
+    /// Width of the main video stream.
+    pub width: Option<i64>,
+    /// Height of the main video stream.
+    pub height: Option<i64>,
+    /// Why the probe rejected it (`code: message`); its bytes are gone.
+    pub rejected: Option<String>,
 }
 
 /// One sealed vault object holding bytes `plain_offset..plain_offset+plain_len`.
@@ -98,6 +108,11 @@ fn video(r: &AnyRow) -> Result<Video> {
         content_type: r.try_get("content_type")?,
         size_bytes: r.try_get("size_bytes")?,
         created_ms: r.try_get("created_ms")?,
+        media: r.try_get("media")?,
+        frames: r.try_get("frames")?,
+        width: r.try_get("width")?,
+        height: r.try_get("height")?,
+        rejected: r.try_get("rejected")?,
     })
 }
 
@@ -110,7 +125,7 @@ fn piece(r: &AnyRow) -> Result<Piece> {
     })
 }
 
-const VIDEO_COLS: &str = "id, tenant_id, state, name, content_type, size_bytes, created_ms";
+const VIDEO_COLS: &str = "id, tenant_id, state, name, content_type, size_bytes, created_ms, media, frames, width, height, rejected";
 
 /// File names are kept as given but bounded and free of control characters.
 pub fn check_file_name(name: &str) -> Result<()> {
@@ -155,6 +170,11 @@ impl Catalog {
             content_type: content_type.into(),
             size_bytes: size,
             created_ms: now_ms(),
+            media: None,
+            frames: None,
+            width: None,
+            height: None,
+            rejected: None,
         };
         // The quota check and the insert are one statement (SQLite has one
         // writer at a time); on PostgreSQL a per-tenant advisory lock held to
@@ -346,6 +366,65 @@ impl Catalog {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Records what the probe found.
+    pub async fn set_video_media(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        media: &str,
+        frames: i64,
+        width: i64,
+        height: i64,
+    ) -> Result<()> {
+        let n = sqlx::query(
+            "UPDATE videos SET media = $1, frames = $2, width = $3, height = $4
+             WHERE tenant_id = $5 AND id = $6 AND state = 'uploaded'",
+        )
+        .bind(media)
+        .bind(frames)
+        .bind(width)
+        .bind(height)
+        .bind(tenant_id)
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(CatalogError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Marks a video rejected (`reason`) and hands back its pieces, whose rows
+    /// go: the caller shreds them. The row stays, so its owner can see why.
+    pub async fn reject_video(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        reason: &str,
+    ) -> Result<Vec<Piece>> {
+        let pieces = self.pieces(id).await?;
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE videos SET rejected = $1, size_bytes = 0 WHERE tenant_id = $2 AND id = $3",
+        )
+        .bind(reason.chars().take(500).collect::<String>())
+        .bind(tenant_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(CatalogError::NotFound);
+        }
+        sqlx::query("DELETE FROM video_pieces WHERE video_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(pieces)
     }
 
     /// Videos a crash left half-deleted: (tenant, video, pieces).

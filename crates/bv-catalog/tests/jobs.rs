@@ -193,7 +193,7 @@ async fn lease_heartbeat_expiry_and_exactly_once_settlement(db: &TestDb) {
     assert_eq!((b.id.as_str(), b.attempts), (j.id.as_str(), 2));
     // The dead worker coming back cannot settle it.
     assert_eq!(
-        f.c.complete_job(&j.id, "worker-a", "out-a", 0, 30)
+        f.c.complete_job(&j.id, "worker-a", Some(("out-a", 0)), 30)
             .await
             .unwrap_err()
             .code(),
@@ -206,11 +206,11 @@ async fn lease_heartbeat_expiry_and_exactly_once_settlement(db: &TestDb) {
             .code(),
         "conflict"
     );
-    f.c.complete_job(&j.id, "worker-b", "out-b", 0, 30)
+    f.c.complete_job(&j.id, "worker-b", Some(("out-b", 0)), 30)
         .await
         .unwrap();
     assert_eq!(
-        f.c.complete_job(&j.id, "worker-b", "out-b", 0, 30)
+        f.c.complete_job(&j.id, "worker-b", Some(("out-b", 0)), 30)
             .await
             .unwrap_err()
             .code(),
@@ -235,7 +235,9 @@ async fn lease_heartbeat_expiry_and_exactly_once_settlement(db: &TestDb) {
     // A cost above the reservation is capped at it.
     let j2 = submit(&f, 20, None).await.unwrap();
     f.c.lease_job("w", 60_000).await.unwrap().unwrap();
-    f.c.complete_job(&j2.id, "w", "o2", 0, 999).await.unwrap();
+    f.c.complete_job(&j2.id, "w", Some(("o2", 0)), 999)
+        .await
+        .unwrap();
     assert_eq!(f.c.credit_balance(&f.t).await.unwrap().available, 50);
 }
 

@@ -21,8 +21,7 @@ use crate::cmd::job::{Done, JobSpec, MODELS_INSIDE, run_piped};
 use crate::config::Config;
 use crate::exit::code_of;
 
-/// The service-key purpose of job payload MACs.
-pub const QUEUE_PURPOSE: &str = "queue";
+use bv_api::jobs::QUEUE_PURPOSE;
 
 /// What an enhancement job asks for (the job's `preset` JSON).
 #[derive(Debug, Clone, Deserialize)]
@@ -148,6 +147,11 @@ impl Worker {
                 .await?;
             return Ok(Ended::Refused);
         }
+        if serde_json::from_str::<serde_json::Value>(&job.preset)
+            .is_ok_and(|v| v["kind"] == "probe")
+        {
+            return self.probe(job).await;
+        }
         let preset: Preset = match serde_json::from_str(&job.preset) {
             Ok(p) => p,
             Err(e) => {
@@ -213,7 +217,12 @@ impl Worker {
             Ok((done, size)) => {
                 match self
                     .catalog
-                    .complete_job(&job.id, &self.owner, &out.id, size as i64, job.price)
+                    .complete_job(
+                        &job.id,
+                        &self.owner,
+                        Some((&out.id, size as i64)),
+                        job.price,
+                    )
                     .await
                 {
                     Ok(()) => {
@@ -242,6 +251,60 @@ impl Worker {
                 }
                 self.fail(job, Some(&out.id), &code, &format!("{e:#}"))
                     .await
+            }
+        }
+    }
+
+    /// A probe job: records what the input holds, or rejects it (its bytes
+    /// are shredded, the reason stays on the video).
+    async fn probe(&self, job: &Job) -> anyhow::Result<Ended> {
+        let p = Preset {
+            model: self.cfg.engine.model.clone(),
+            scale: 1,
+            codec: default_codec(),
+            crf: None,
+        };
+        let spec = self.spec(&p, "mp4", true);
+        match self.stream(job, spec, &job.input_video_id, None).await {
+            Ok((done, _)) => {
+                let media = done.media.unwrap_or_default();
+                self.catalog
+                    .set_video_media(
+                        &job.tenant_id,
+                        &job.input_video_id,
+                        &media.to_string(),
+                        done.frames as i64,
+                        done.input_size.0 as i64,
+                        done.input_size.1 as i64,
+                    )
+                    .await?;
+                match self
+                    .catalog
+                    .complete_job(&job.id, &self.owner, None, 0)
+                    .await
+                {
+                    Ok(()) => Ok(Ended::Succeeded),
+                    Err(bv_catalog::CatalogError::Conflict(_)) => Ok(Ended::LostLease),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Err(e) if e.downcast_ref::<LeaseLost>().is_some() => Ok(Ended::LostLease),
+            Err(e) => {
+                let code = code_of(&e);
+                if permanent(&code) {
+                    let reason = format!("{code}: {e:#}");
+                    let pieces = self
+                        .catalog
+                        .reject_video(&job.tenant_id, &job.input_video_id, &reason)
+                        .await?;
+                    let t: TenantId = job.tenant_id.parse()?;
+                    for piece in pieces {
+                        bv_api::media::drop_piece(&self.vault, &t, &piece.object_id).await;
+                    }
+                    tracing::info!(target: "audit", action = "video.rejected", tenant = %job.tenant_id,
+                        video = %job.input_video_id, code = %code, "upload rejected by the probe; its bytes are shredded");
+                }
+                self.fail(job, None, &code, &format!("{e:#}")).await
             }
         }
     }
@@ -290,9 +353,13 @@ impl Worker {
         output: &str,
         ext: &str,
     ) -> anyhow::Result<(Done, u64)> {
-        let tenant: TenantId = job.tenant_id.parse()?;
-        let pieces = self.catalog.pieces(input).await?;
-        let spec = JobSpec {
+        let spec = self.spec(p, ext, false);
+        self.stream(job, spec, input, Some(output)).await
+    }
+
+    /// The job-run spec for `p`, streamed through pipes.
+    fn spec(&self, p: &Preset, ext: &str, probe_only: bool) -> JobSpec {
+        JobSpec {
             input: "/scratch/input.media".into(),
             output: format!("/scratch/output.{ext}").into(),
             ext: ext.into(),
@@ -308,7 +375,21 @@ impl Worker {
             max_width: self.cfg.engine.max_output_width,
             max_height: self.cfg.engine.max_output_height,
             piped: true,
-        };
+            probe_only,
+        }
+    }
+
+    /// Runs `spec` on the pieces of video `input`, sealing what it returns
+    /// into new pieces of `output` (or discarding it, for probes).
+    async fn stream(
+        &self,
+        job: &Job,
+        spec: JobSpec,
+        input: &str,
+        output: Option<&str>,
+    ) -> anyhow::Result<(Done, u64)> {
+        let tenant: TenantId = job.tenant_id.parse()?;
+        let pieces = self.catalog.pieces(input).await?;
         // Input: every piece opened (and verified) in order into a pipe.
         let (mut in_w, in_r) = tokio::io::duplex(1 << 20);
         let vault = Arc::clone(&self.vault);
@@ -325,10 +406,16 @@ impl Worker {
         let (vault, catalog, out_id) = (
             Arc::clone(&self.vault),
             self.catalog.clone(),
-            output.to_string(),
+            output.map(str::to_string),
         );
         let piece_size = (self.cfg.serve.piece_mib as u64) << 20;
         let sealer = tokio::spawn(async move {
+            let Some(out_id) = out_id else {
+                // A probe returns nothing worth keeping.
+                let mut out_r = out_r;
+                tokio::io::copy(&mut out_r, &mut tokio::io::sink()).await?;
+                return anyhow::Ok(0);
+            };
             let mut body = bv_api::media::Tolerant::new(out_r);
             let (mut seq, mut at) = (0i64, 0u64);
             while let Some((o, n)) = bv_api::media::seal_piece(&vault, &t, &mut body, piece_size)

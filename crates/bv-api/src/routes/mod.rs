@@ -3,6 +3,7 @@
 //! table and the router agree).
 
 pub mod download;
+pub mod jobs;
 pub mod keys;
 pub mod links;
 pub mod openapi;
@@ -194,6 +195,41 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "Size and type through a signed URL minted for HEAD.",
     ),
     ep(
+        "POST",
+        "/v1/jobs",
+        Scoped(JobsWrite),
+        "submitJob",
+        "Enhance a video: reserves the price, answers 402 when credits are short.",
+    ),
+    ep(
+        "GET",
+        "/v1/jobs",
+        Scoped(VideosRead),
+        "listJobs",
+        "The tenant's jobs, newest first (filter: state).",
+    ),
+    ep(
+        "GET",
+        "/v1/jobs/{id}",
+        Scoped(VideosRead),
+        "getJob",
+        "One job, with progress (frames done and total).",
+    ),
+    ep(
+        "POST",
+        "/v1/jobs/{id}/cancel",
+        Scoped(JobsWrite),
+        "cancelJob",
+        "Cancel; the reservation is released.",
+    ),
+    ep(
+        "GET",
+        "/v1/credits",
+        Scoped(VideosRead),
+        "credits",
+        "Balance and ledger; credits never expire.",
+    ),
+    ep(
         "OPTIONS",
         "/v1/uploads",
         Public,
@@ -249,6 +285,10 @@ pub fn router() -> Router<State> {
         )
         .route("/v1/videos/{id}/links", post(videos::mint_link))
         .route("/v1/dl/{id}", get(links::download).head(links::download))
+        .route("/v1/jobs", get(jobs::list).post(jobs::submit))
+        .route("/v1/jobs/{id}", get(jobs::get))
+        .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/v1/credits", get(jobs::credits))
         .route("/v1/uploads", options(tus::options).post(tus::create))
         .route(
             "/v1/uploads/{id}",

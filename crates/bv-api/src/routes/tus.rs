@@ -386,6 +386,7 @@ async fn finish_if_complete(st: &State, auth: &Auth, id: &str) -> ApiResult<()> 
     let u = st.catalog.upload(&auth.tenant_id, id).await?;
     if u.received == u.length {
         st.catalog.finish_upload(&u).await?;
+        crate::jobs::enqueue_probe(st, &u.tenant_id, &u.principal_id, &u.video_id).await;
         st.metrics.uploads_completed.fetch_add(1, Ordering::Relaxed);
         tracing::info!(target: "audit", action = "video.upload", tenant = %auth.tenant_id, video = %u.video_id, bytes = u.length, "upload complete");
     }

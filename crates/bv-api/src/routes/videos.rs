@@ -32,6 +32,12 @@ pub struct VideoOut {
     pub state: VideoState,
     /// Creation time, RFC 3339.
     pub created_at: String,
+    /// `probing` (just uploaded), `ready` (can be enhanced) or `rejected`.
+    pub status: &'static str,
+    /// Why it was rejected (its bytes are gone).
+    pub rejected: Option<String>,
+    /// What the probe found: streams, size, duration, frames.
+    pub media: Option<serde_json::Value>,
 }
 
 impl From<Video> for VideoOut {
@@ -43,6 +49,18 @@ impl From<Video> for VideoOut {
             size_bytes: v.size_bytes,
             state: v.state,
             created_at: crate::time::rfc3339_ms(v.created_ms),
+            status: if v.rejected.is_some() {
+                "rejected"
+            } else if v.media.is_some() {
+                "ready"
+            } else {
+                "probing"
+            },
+            media: v
+                .media
+                .as_deref()
+                .and_then(|m| serde_json::from_str(m).ok()),
+            rejected: v.rejected,
         }
     }
 }
@@ -199,6 +217,7 @@ pub async fn upload(
     st.catalog
         .complete_video(&auth.tenant_id, &v.id, len as i64)
         .await?;
+    crate::jobs::enqueue_probe(&st, &auth.tenant_id, &auth.principal_id, &v.id).await;
     st.metrics.upload_bytes.fetch_add(len, Ordering::Relaxed);
     st.metrics.uploads_completed.fetch_add(1, Ordering::Relaxed);
     let v = st.catalog.video(&auth.tenant_id, &v.id).await?;

@@ -85,6 +85,7 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
         max_width: cfg.engine.max_output_width,
         max_height: cfg.engine.max_output_height,
         piped: false,
+        probe_only: false,
     };
 
     let cancel = Arc::new(AtomicBool::new(false));
@@ -114,6 +115,7 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
                 seconds: s.elapsed.as_secs_f64(),
                 inference_seconds: s.inference.as_secs_f64(),
                 backend: s.backend,
+                media: None,
             })
         })()
     } else if a.stream {

@@ -64,6 +64,9 @@ pub struct JobSpec {
     /// jail's private `/scratch`, which dies with the jail.
     #[serde(default)]
     pub piped: bool,
+    /// Only probe the input (streams, size, frame count) and report it.
+    #[serde(default)]
+    pub probe_only: bool,
 }
 
 /// Summary as the runner reports it.
@@ -81,6 +84,9 @@ pub struct Done {
     pub inference_seconds: f64,
     /// Backend.
     pub backend: String,
+    /// What a probe found (probe jobs only).
+    #[serde(default)]
+    pub media: Option<serde_json::Value>,
 }
 
 /// Runs the pipeline for `spec` (shared by the runner and `--no-sandbox` callers).
@@ -110,6 +116,52 @@ pub fn execute(
     )?)
 }
 
+/// A probe job: what the input holds, refused when it is not a video the
+/// engine can take (no video stream, unknown codec, dimensions past the cap).
+fn probe_summary(spec: &JobSpec) -> anyhow::Result<Done> {
+    let t0 = std::time::Instant::now();
+    let info = bv_engine::video::probe::probe(&spec.input)?;
+    let v = info
+        .main_video()
+        .ok_or_else(|| bv_engine::EngineError::InputNotVideo("no video stream".into()))?;
+    if v.width == 0 || v.height == 0 || v.width > spec.max_width || v.height > spec.max_height {
+        return Err(bv_engine::EngineError::DimensionsTooLarge {
+            in_w: v.width,
+            in_h: v.height,
+            out_w: v.width,
+            out_h: v.height,
+            max_w: spec.max_width,
+            max_h: spec.max_height,
+        }
+        .into());
+    }
+    let frames = info.frame_estimate().unwrap_or(0);
+    let streams: Vec<serde_json::Value> = info
+        .streams
+        .iter()
+        .map(|s| serde_json::json!({"kind": s.kind, "codec": s.codec}))
+        .collect();
+    Ok(Done {
+        frames,
+        input_size: (v.width, v.height),
+        output_size: (0, 0),
+        seconds: t0.elapsed().as_secs_f64(),
+        inference_seconds: 0.0,
+        backend: "probe".into(),
+        media: Some(serde_json::json!({
+            "format": info.format,
+            "duration_s": info.duration,
+            "width": v.width,
+            "height": v.height,
+            "codec": v.codec,
+            "pix_fmt": v.pix_fmt,
+            "fps": v.avg_fps,
+            "frames": frames,
+            "streams": streams,
+        })),
+    })
+}
+
 /// `bv job-run`: inside the jail (already confined by the launcher); reads the job from stdin.
 pub fn run_inside() -> anyhow::Result<()> {
     let mut text = String::new();
@@ -125,6 +177,22 @@ pub fn run_inside() -> anyhow::Result<()> {
         std::io::copy(&mut src, &mut f).context("receiving the input")?;
         drop((src, f));
         std::fs::File::create(&spec.output).context("scratch output")?;
+    }
+    if spec.probe_only {
+        let result = probe_summary(&spec);
+        let _ = std::fs::remove_file(&spec.input);
+        return match result {
+            Ok(done) => {
+                emit(serde_json::json!({"event": "done", "summary": done}));
+                Ok(())
+            }
+            Err(e) => {
+                emit(
+                    serde_json::json!({"event": "error", "code": code_of(&e), "message": format!("{e:#}")}),
+                );
+                std::process::exit(crate::exit::status_for(&code_of(&e)));
+            }
+        };
     }
     let result = execute(&spec, &cancel, &mut |p| {
         emit(
@@ -147,6 +215,7 @@ pub fn run_inside() -> anyhow::Result<()> {
                 seconds: s.elapsed.as_secs_f64(),
                 inference_seconds: s.inference.as_secs_f64(),
                 backend: s.backend,
+                media: None,
             };
             emit(serde_json::json!({"event": "done", "summary": done}));
             Ok(())

@@ -62,6 +62,18 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         let catalog = open_catalog(cfg).await?;
         let first_key = bootstrap(&catalog, cfg).await?;
+        // Jobs run beside the API in this process (worker.in_process of them).
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for i in 0..cfg.worker.in_process {
+            let w = crate::worker::Worker::new(
+                cfg.clone(),
+                catalog.clone(),
+                Arc::clone(&vault),
+                format!("serve-{}-{i}", bv_crypto::secret::random_hex(6)?),
+            );
+            let stop = Arc::clone(&stop);
+            tokio::spawn(async move { w.run(stop).await });
+        }
         let running = bv_api::start(scfg, catalog, vault, &cfg.data_dir)
             .await
             .map_err(|e| anyhow::anyhow!("error[{}]: {e}", e.code()))?;

@@ -12,7 +12,155 @@ use serde_json::Value;
 use crate::harness::Server;
 use crate::on_both;
 
-on_both!(a_job_runs_sealed_in_sealed_out_and_a_tampered_row_is_refused);
+on_both!(
+    a_job_runs_sealed_in_sealed_out_and_a_tampered_row_is_refused,
+    upload_enhance_download_over_https_with_the_in_process_worker,
+);
+
+async fn poll(s: &Server, path: &str, done: impl Fn(&Value) -> bool, secs: u64) -> Value {
+    let t0 = std::time::Instant::now();
+    loop {
+        let v: Value = s
+            .req(Method::GET, path, &s.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if done(&v) {
+            return v;
+        }
+        assert!(
+            t0.elapsed().as_secs() < secs,
+            "gave up waiting on {path}: {v}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+fn streams(file: &std::path::Path) -> Vec<String> {
+    let o = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+async fn upload_enhance_download_over_https_with_the_in_process_worker(b: Backend) {
+    let models = shared_data().join("models");
+    let s = Server::start_with(
+        b,
+        &[
+            ("BV_WORKER_IN_PROCESS", "1"),
+            ("BV_MODEL_DIR", models.to_str().unwrap()),
+        ],
+    )
+    .await;
+    // Big Buck Bunny, 1280x720 H.264 + AAC, cut to its first fifth of a second.
+    let clip = s.dir.path().join("bbb.mp4");
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(shared_data().join("samples/bigbuckbunny.mp4"))
+        .args([
+            "-t",
+            "0.2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            "-y",
+        ])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let data = std::fs::read(&clip).unwrap();
+    let r = s
+        .req(Method::POST, "/v1/uploads", &s.key)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", data.len().to_string())
+        .header("upload-metadata", "filename YmJiLm1wNA==")
+        .header("content-type", "application/offset+octet-stream")
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let video = r.headers()["bv-video-id"].to_str().unwrap().to_string();
+    let v = poll(
+        &s,
+        &format!("/v1/videos/{video}"),
+        |v| v["status"] != "probing",
+        60,
+    )
+    .await;
+    assert_eq!(v["status"], "ready", "{v}");
+    s.admin(&["credits", "grant", "--tenant", "default", "100000"], None);
+    let r = s
+        .req(Method::POST, "/v1/jobs", &s.key)
+        .json(&serde_json::json!({"video_id": video, "scale": 2, "idempotency_key": "bbb-x2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let job = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let j = poll(
+        &s,
+        &format!("/v1/jobs/{job}"),
+        |j| ["succeeded", "failed", "cancelled"].contains(&j["state"].as_str().unwrap()),
+        300,
+    )
+    .await;
+    assert_eq!(j["state"], "succeeded", "{j}");
+    assert!(j["frames_total"].as_i64().is_some_and(|t| t > 0), "{j}");
+    let out = j["output_video_id"].as_str().unwrap();
+    let bytes = s
+        .req(Method::GET, &format!("/v1/videos/{out}/content"), &s.key)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let result = s.dir.path().join("bbb-x2.mp4");
+    std::fs::write(&result, &bytes).unwrap();
+    let (pout, pin) = (probe(&result), probe(&clip));
+    assert_eq!(
+        (pout["width"].as_u64(), pout["height"].as_u64()),
+        (Some(2560), Some(1440))
+    );
+    assert_eq!(pout["nb_read_frames"], pin["nb_read_frames"], "every frame");
+    assert_eq!(
+        streams(&result),
+        streams(&clip),
+        "every stream (the audio too)"
+    );
+    // The same idempotency key does not submit (or charge) twice.
+    let r = s
+        .req(Method::POST, "/v1/jobs", &s.key)
+        .json(&serde_json::json!({"video_id": video, "scale": 2, "idempotency_key": "bbb-x2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["id"], job.as_str());
+}
 
 fn shared_data() -> PathBuf {
     std::env::var_os("BV_DATA_DIR")
@@ -22,7 +170,8 @@ fn shared_data() -> PathBuf {
         })
 }
 
-/// Submits a job the way the service does: MAC under the vault's queue key.
+/// Submits a job straight to the catalog the way the service does: MAC under the vault's queue key.
+#[allow(dead_code)]
 async fn submit(
     s: &Server,
     c: &Catalog,
@@ -95,6 +244,14 @@ fn probe(file: &std::path::Path) -> Value {
     serde_json::from_slice::<Value>(&o.stdout).unwrap()["streams"][0].clone()
 }
 
+async fn api_submit(s: &Server, body: Value) -> reqwest::Response {
+    s.req(Method::POST, "/v1/jobs", &s.key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn a_job_runs_sealed_in_sealed_out_and_a_tampered_row_is_refused(b: Backend) {
     let s = Server::start(b).await;
     let sample = std::fs::read(shared_data().join("samples/carphone_pristine.mp4")).unwrap();
@@ -105,10 +262,9 @@ async fn a_job_runs_sealed_in_sealed_out_and_a_tampered_row_is_refused(b: Backen
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let input = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let v: Value = r.json().await.unwrap();
+    let input = v["id"].as_str().unwrap().to_string();
+    assert_eq!(v["status"], "probing");
     let me: Value = s
         .req(Method::GET, "/v1/me", &s.key)
         .send()
@@ -117,20 +273,65 @@ async fn a_job_runs_sealed_in_sealed_out_and_a_tampered_row_is_refused(b: Backen
         .json()
         .await
         .unwrap();
-    let (tenant, principal) = (
-        me["tenant_id"].as_str().unwrap(),
-        me["principal_id"].as_str().unwrap(),
-    );
-    s.admin(&["credits", "grant", "--tenant", "default", "100"], None);
-    let c = Catalog::open(&s.catalog_url, 2).await.unwrap();
-
-    let job = submit(&s, &c, tenant, principal, &input, 30).await;
+    let tenant = me["tenant_id"].as_str().unwrap();
+    // Not probed yet: no price, no job.
+    let r = api_submit(&s, serde_json::json!({"video_id": input, "scale": 2})).await;
+    assert_eq!(r.status(), 409);
+    // The probe runs in a sandbox like any job.
     let ran = run_worker_once(&s);
     assert_eq!(ran.len(), 1, "{ran:?}");
     assert_eq!(ran[0]["ended"], "Succeeded", "{ran:?}");
-    let j = c.job(tenant, &job).await.unwrap();
-    assert_eq!(j.state, JobState::Succeeded);
-    let out = j.output_video_id.unwrap();
+    let v: Value = s
+        .req(Method::GET, &format!("/v1/videos/{input}"), &s.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["status"], "ready", "{v}");
+    assert_eq!(
+        (v["media"]["width"].as_u64(), v["media"]["height"].as_u64()),
+        (Some(176), Some(144))
+    );
+    // No credits: 402.
+    let r = api_submit(&s, serde_json::json!({"video_id": input, "scale": 2})).await;
+    assert_eq!(r.status(), 402);
+    s.admin(&["credits", "grant", "--tenant", "default", "1000"], None);
+    let r = api_submit(
+        &s,
+        serde_json::json!({"video_id": input, "scale": 2, "codec": "h264"}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let j: Value = r.json().await.unwrap();
+    let job = j["id"].as_str().unwrap().to_string();
+    let price = j["price"].as_i64().unwrap();
+    assert!(price > 0);
+    let credits: Value = s
+        .req(Method::GET, "/v1/credits", &s.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (credits["available"].as_i64(), credits["reserved"].as_i64()),
+        (Some(1000 - price), Some(price))
+    );
+    let ran = run_worker_once(&s);
+    assert_eq!(ran[0]["ended"], "Succeeded", "{ran:?}");
+    let j: Value = s
+        .req(Method::GET, &format!("/v1/jobs/{job}"), &s.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(j["state"], "succeeded", "{j}");
+    let out = j["output_video_id"].as_str().unwrap().to_string();
     let got = s
         .req(Method::GET, &format!("/v1/videos/{out}/content"), &s.key)
         .send()
@@ -139,17 +340,15 @@ async fn a_job_runs_sealed_in_sealed_out_and_a_tampered_row_is_refused(b: Backen
     assert_eq!(got.status(), 200);
     let file = s.dir.path().join("result.mp4");
     std::fs::write(&file, got.bytes().await.unwrap()).unwrap();
-    let (pin, pout) = (probe(&s.dir.path().join("result.mp4")), {
-        let f = s.dir.path().join("input.mp4");
-        std::fs::write(&f, &sample).unwrap();
-        probe(&f)
-    });
+    let f = s.dir.path().join("input.mp4");
+    std::fs::write(&f, &sample).unwrap();
+    let (pout, pin) = (probe(&file), probe(&f));
     assert_eq!(
-        (pin["width"].as_u64(), pin["height"].as_u64()),
+        (pout["width"].as_u64(), pout["height"].as_u64()),
         (Some(352), Some(288)),
         "x2 of 176x144"
     );
-    assert_eq!(pin["nb_read_frames"], pout["nb_read_frames"], "every frame");
+    assert_eq!(pout["nb_read_frames"], pin["nb_read_frames"], "every frame");
     let v: Value = s
         .req(Method::GET, &format!("/v1/videos/{out}"), &s.key)
         .send()
@@ -159,13 +358,29 @@ async fn a_job_runs_sealed_in_sealed_out_and_a_tampered_row_is_refused(b: Backen
         .await
         .unwrap();
     assert_eq!(v["name"], "carphone-x2.mp4");
-    let bal = c.credit_balance(tenant).await.unwrap();
-    assert_eq!((bal.available, bal.reserved), (70, 0), "charged once");
+    let credits: Value = s
+        .req(Method::GET, "/v1/credits", &s.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (credits["available"].as_i64(), credits["reserved"].as_i64()),
+        (Some(1000 - price), Some(0)),
+        "charged once"
+    );
 
     // Someone with database access makes a job cheaper: the worker refuses it.
-    let job2 = submit(&s, &c, tenant, principal, &input, 30).await;
+    let r = api_submit(&s, serde_json::json!({"video_id": input, "scale": 2})).await;
+    let job2 = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     {
         use sqlx::Connection;
+        sqlx::any::install_default_drivers();
         let url = if s.catalog_url.starts_with("sqlite") {
             format!("{}?mode=rw", s.catalog_url)
         } else {
@@ -179,6 +394,7 @@ async fn a_job_runs_sealed_in_sealed_out_and_a_tampered_row_is_refused(b: Backen
             .unwrap();
         conn.close().await.unwrap();
     }
+    let c = Catalog::open(&s.catalog_url, 2).await.unwrap();
     let videos_before = c.videos(tenant, 100, None).await.unwrap().len();
     let ran = run_worker_once(&s);
     assert_eq!(ran[0]["ended"], "Refused", "{ran:?}");
@@ -191,5 +407,47 @@ async fn a_job_runs_sealed_in_sealed_out_and_a_tampered_row_is_refused(b: Backen
         videos_before
     );
     // The reservation (from the ledger, not the altered row) is released whole.
-    assert_eq!(c.credit_balance(tenant).await.unwrap().available, 70);
+    assert_eq!(
+        c.credit_balance(tenant).await.unwrap().available,
+        1000 - price
+    );
+
+    // Not a video: the probe rejects it and its bytes are shredded.
+    let r = s
+        .req(Method::POST, "/v1/videos?name=notes.mp4", &s.key)
+        .body("just text, not a video")
+        .send()
+        .await
+        .unwrap();
+    let junk = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ran = run_worker_once(&s);
+    assert!(
+        ran[0]["ended"].as_str().unwrap().starts_with("Failed"),
+        "{ran:?}"
+    );
+    let v: Value = s
+        .req(Method::GET, &format!("/v1/videos/{junk}"), &s.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["status"], "rejected", "{v}");
+    assert!(
+        v["rejected"]
+            .as_str()
+            .unwrap()
+            .starts_with("input_not_video"),
+        "{v}"
+    );
+    assert!(
+        c.pieces(&junk).await.unwrap().is_empty(),
+        "its bytes are gone"
+    );
+    let r = api_submit(&s, serde_json::json!({"video_id": junk, "scale": 2})).await;
+    assert_eq!(r.status(), 409);
 }

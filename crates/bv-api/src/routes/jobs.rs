@@ -1,0 +1,215 @@
+//! `/v1/jobs` and `/v1/credits`.
+
+use axum::Json;
+use axum::extract::{Path, State as AxState};
+use axum::response::{IntoResponse, Response};
+use bv_catalog::{Job, JobState, Scope};
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult, Q};
+use crate::state::State;
+use crate::time::rfc3339_ms;
+
+/// A job as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct JobOut {
+    id: String,
+    kind: String,
+    video_id: String,
+    preset: serde_json::Value,
+    state: JobState,
+    price: i64,
+    attempts: i64,
+    frames_done: i64,
+    frames_total: Option<i64>,
+    output_video_id: Option<String>,
+    error: Option<String>,
+    cancel_requested: bool,
+    created_at: String,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+}
+
+impl From<Job> for JobOut {
+    fn from(j: Job) -> Self {
+        let preset: serde_json::Value = serde_json::from_str(&j.preset).unwrap_or_default();
+        let kind = if preset["kind"] == "probe" {
+            "probe"
+        } else {
+            "enhance"
+        };
+        Self {
+            id: j.id,
+            kind: kind.into(),
+            video_id: j.input_video_id,
+            preset,
+            state: j.state,
+            price: j.price,
+            attempts: j.attempts,
+            frames_done: j.frames_done,
+            frames_total: j.frames_total,
+            output_video_id: j.output_video_id.filter(|_| j.state == JobState::Succeeded),
+            error: j.last_error.filter(|_| j.state != JobState::Succeeded),
+            cancel_requested: j.cancel_requested,
+            created_at: rfc3339_ms(j.created_ms),
+            started_at: j.started_ms.map(rfc3339_ms),
+            finished_at: j.finished_ms.map(rfc3339_ms),
+        }
+    }
+}
+
+/// `POST /v1/jobs` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submit {
+    video_id: String,
+    #[serde(default = "default_model")]
+    model: String,
+    #[serde(default = "default_scale")]
+    scale: u32,
+    #[serde(default = "default_codec")]
+    codec: String,
+    crf: Option<u32>,
+    idempotency_key: Option<String>,
+}
+
+fn default_model() -> String {
+    "realesr-animevideov3".into()
+}
+fn default_scale() -> u32 {
+    2
+}
+fn default_codec() -> String {
+    "h264".into()
+}
+
+/// `POST /v1/jobs`: reserves the price and queues an enhancement.
+pub async fn submit(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    auth.require(Scope::JobsWrite)?;
+    let req: Submit = crate::error::parse_json(&body)?;
+    if !(2..=4).contains(&req.scale) {
+        return Err(ApiError::bad_request("scale must be 2, 3 or 4"));
+    }
+    if !["h264", "hevc", "av1", "ffv1"].contains(&req.codec.as_str()) {
+        return Err(ApiError::bad_request(
+            "codec must be h264, hevc, av1 or ffv1",
+        ));
+    }
+    if req.model.is_empty()
+        || req.model.len() > 64
+        || !req
+            .model
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(ApiError::bad_request("unknown model name"));
+    }
+    if req.crf.is_some_and(|c| c > 63) {
+        return Err(ApiError::bad_request("crf must be 0..=63"));
+    }
+    let v = st.catalog.video(&auth.tenant_id, &req.video_id).await?;
+    if let Some(r) = &v.rejected {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "video_rejected",
+            format!("this upload was rejected: {r}"),
+        ));
+    }
+    let price = crate::jobs::price(&st, &v, req.scale)?;
+    let preset = serde_json::json!({"model": req.model, "scale": req.scale, "codec": req.codec, "crf": req.crf}).to_string();
+    let j = crate::jobs::enqueue(
+        &st,
+        &auth.tenant_id,
+        &auth.principal_id,
+        &v.id,
+        &preset,
+        price,
+        0,
+        req.idempotency_key.as_deref(),
+    )
+    .await?;
+    tracing::info!(target: "audit", action = "job.submit", tenant = %auth.tenant_id, job = %j.id, price, "job submitted");
+    Ok((StatusCode::CREATED, Json(JobOut::from(j))).into_response())
+}
+
+/// `?state=&limit=`
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    state: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/jobs`
+pub async fn list(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    Q(q): Q<ListQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    auth.require(Scope::VideosRead)?;
+    let state = q
+        .state
+        .as_deref()
+        .map(str::parse::<JobState>)
+        .transpose()
+        .map_err(|_| {
+            ApiError::bad_request("state: queued, running, succeeded, failed or cancelled")
+        })?;
+    let jobs: Vec<JobOut> = st
+        .catalog
+        .jobs(&auth.tenant_id, state, q.limit.unwrap_or(100))
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(Json(serde_json::json!({ "jobs": jobs })))
+}
+
+/// `GET /v1/jobs/{id}`
+pub async fn get(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobOut>> {
+    auth.require(Scope::VideosRead)?;
+    Ok(Json(st.catalog.job(&auth.tenant_id, &id).await?.into()))
+}
+
+/// `POST /v1/jobs/{id}/cancel`
+pub async fn cancel(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobOut>> {
+    auth.require(Scope::JobsWrite)?;
+    let j = st.catalog.cancel_job(&auth.tenant_id, &id).await?;
+    tracing::info!(target: "audit", action = "job.cancel", tenant = %auth.tenant_id, job = %id, "job cancel requested");
+    Ok(Json(j.into()))
+}
+
+/// `GET /v1/credits`: balance and ledger (credits never expire).
+pub async fn credits(
+    AxState(st): AxState<State>,
+    auth: Auth,
+) -> ApiResult<Json<serde_json::Value>> {
+    auth.require(Scope::VideosRead)?;
+    let b = st.catalog.credit_balance(&auth.tenant_id).await?;
+    let ledger: Vec<serde_json::Value> = st
+        .catalog
+        .credit_history(&auth.tenant_id, 200, None)
+        .await?
+        .into_iter()
+        .map(|e| serde_json::json!({"kind": e.kind, "amount": e.amount, "job_id": e.job_id, "note": e.note, "at": rfc3339_ms(e.created_ms)}))
+        .collect();
+    Ok(Json(serde_json::json!({
+        "available": b.available,
+        "reserved": b.reserved,
+        "expires": null,
+        "ledger": ledger,
+    })))
+}
