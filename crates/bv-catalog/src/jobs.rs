@@ -298,19 +298,24 @@ impl Catalog {
             return Err(CatalogError::NotFound);
         }
         let now = now_ms();
-        let reserved = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO credit_entries (id, tenant_id, kind, amount, job_id, note, created_ms)
+        // Free jobs (probes) leave no trace in the ledger.
+        let reserved = if n.price == 0 {
+            1
+        } else {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO credit_entries (id, tenant_id, kind, amount, job_id, note, created_ms)
              SELECT $2, $1, 'reserve', $3, $4, 'job submitted', $5
              WHERE {SETTLED} - {OPEN_RESERVED} >= $3"
-        )))
-        .bind(n.tenant_id)
-        .bind(crate::new_id()?)
-        .bind(n.price)
-        .bind(n.id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+            )))
+            .bind(n.tenant_id)
+            .bind(crate::new_id()?)
+            .bind(n.price)
+            .bind(n.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        };
         if reserved == 0 {
             drop(tx);
             let b = self.credit_balance(n.tenant_id).await?;
@@ -496,9 +501,16 @@ impl Catalog {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        let (tenant, reserved) = reserved_for(&mut tx, id)
-            .await?
-            .ok_or_else(|| CatalogError::Internal(format!("job {id} has no reservation")))?;
+        let Some((tenant, reserved)) = reserved_for(&mut tx, id).await? else {
+            // A free job reserved nothing and is charged nothing.
+            if cost > 0 {
+                return Err(CatalogError::Internal(format!(
+                    "job {id} has no reservation"
+                )));
+            }
+            tx.commit().await?;
+            return Ok(());
+        };
         sqlx::query(
             "INSERT INTO credit_entries (id, tenant_id, kind, amount, job_id, note, created_ms)
              VALUES ($1, $2, 'capture', $3, $4, 'job succeeded', $5)",

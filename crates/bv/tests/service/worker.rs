@@ -451,3 +451,200 @@ async fn a_job_runs_sealed_in_sealed_out_and_a_tampered_row_is_refused(b: Backen
     let r = api_submit(&s, serde_json::json!({"video_id": junk, "scale": 2})).await;
     assert_eq!(r.status(), 409);
 }
+
+mod faults {
+    use super::*;
+
+    on_both!(a_killed_worker_loses_its_job_to_another_and_cancel_stops_a_running_job);
+
+    /// Children of `pid` (from /proc).
+    fn children(pid: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+                continue;
+            };
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<u32>().ok());
+            if ppid == Some(pid) {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    fn spawn_worker(s: &Server) -> std::process::Child {
+        s.bv()
+            .env("BV_MODEL_DIR", shared_data().join("models"))
+            .env("BV_WORKER_LEASE_SECONDS", "3")
+            .env("BV_WORKER_POLL_MS", "100")
+            .args(["worker"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    async fn a_killed_worker_loses_its_job_to_another_and_cancel_stops_a_running_job(b: Backend) {
+        let s = Server::start(b).await;
+        let clip = s.dir.path().join("clip.mp4");
+        let st = std::process::Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=s=320x180:r=25:d=2",
+                "-c:v",
+                "libx264",
+                "-y",
+            ])
+            .arg(&clip)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let r = s
+            .req(Method::POST, "/v1/videos?name=clip.mp4", &s.key)
+            .body(std::fs::read(&clip).unwrap())
+            .send()
+            .await
+            .unwrap();
+        let video = r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        s.admin(&["credits", "grant", "--tenant", "default", "100000"], None);
+        let mut first = spawn_worker(&s);
+        poll(
+            &s,
+            &format!("/v1/videos/{video}"),
+            |v| v["status"] == "ready",
+            60,
+        )
+        .await;
+        let r = api_submit(&s, serde_json::json!({"video_id": video, "scale": 2})).await;
+        let job = r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        poll(
+            &s,
+            &format!("/v1/jobs/{job}"),
+            |j| j["frames_done"].as_i64().unwrap_or(0) > 0,
+            60,
+        )
+        .await;
+        // kill -9 the worker in the middle of the job: its sandbox dies with it.
+        let jails = children(first.id());
+        assert!(!jails.is_empty(), "the job runs in a jail under the worker");
+        first.kill().unwrap();
+        first.wait().unwrap();
+        let t0 = std::time::Instant::now();
+        while jails
+            .iter()
+            .any(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        {
+            assert!(
+                t0.elapsed().as_secs() < 5,
+                "the killed worker's sandbox is still alive"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // After the lease runs out another worker finishes it: one output, one charge.
+        let mut second = spawn_worker(&s);
+        let j = poll(
+            &s,
+            &format!("/v1/jobs/{job}"),
+            |j| j["state"] == "succeeded" || j["state"] == "failed",
+            120,
+        )
+        .await;
+        assert_eq!(j["state"], "succeeded", "{j}");
+        assert_eq!(j["attempts"], 2, "{j}");
+        let credits: Value = s
+            .req(Method::GET, "/v1/credits", &s.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let captures: Vec<&Value> = credits["ledger"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "capture" && e["job_id"] == job.as_str())
+            .collect();
+        assert_eq!(captures.len(), 1, "{credits}");
+        assert_eq!(
+            credits["available"].as_i64().unwrap(),
+            100_000 - j["price"].as_i64().unwrap()
+        );
+        let list: Value = s
+            .req(Method::GET, "/v1/videos", &s.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let outputs = list["videos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["name"] == "clip-x2.mp4")
+            .count();
+        assert_eq!(outputs, 1, "one output");
+
+        // Cancel while it runs: the sandbox stops within seconds and the reservation is released.
+        let r = api_submit(&s, serde_json::json!({"video_id": video, "scale": 4})).await;
+        let job = r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        poll(
+            &s,
+            &format!("/v1/jobs/{job}"),
+            |j| j["frames_done"].as_i64().unwrap_or(0) > 0,
+            60,
+        )
+        .await;
+        let t0 = std::time::Instant::now();
+        let r = s
+            .req(Method::POST, &format!("/v1/jobs/{job}/cancel"), &s.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let j = poll(
+            &s,
+            &format!("/v1/jobs/{job}"),
+            |j| j["state"] != "running",
+            30,
+        )
+        .await;
+        assert_eq!(j["state"], "cancelled", "{j}");
+        assert!(
+            t0.elapsed().as_secs_f64() < 3.0,
+            "stopped in {:?}",
+            t0.elapsed()
+        );
+        let credits: Value = s
+            .req(Method::GET, "/v1/credits", &s.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(credits["reserved"], 0, "{credits}");
+        second.kill().unwrap();
+        second.wait().unwrap();
+    }
+}
