@@ -29,7 +29,7 @@ setup:
 	@scripts/setup.sh
 
 build: setup
-	cargo build --release --locked --bins
+	cargo build --release --locked --bins < /dev/null
 
 # The service with embedded defaults (SQLite catalog, local sealed vault, all in
 # BV_DATA_DIR); prints its URL and, on first start, a one-time admin API key.
@@ -44,10 +44,12 @@ enhance-sample: build
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --release --locked --workspace --all-targets -- -D warnings
+	@# stdin from /dev/null: a closed stdin lets rustc's target probe read whatever file
+	@# cargo opened as descriptor 0, and cargo caches that failure in .rustc_info.json.
+	cargo clippy --release --locked --workspace --all-targets -- -D warnings < /dev/null
 
 unit: setup
-	cargo test --release --locked --workspace
+	cargo test --release --locked --workspace < /dev/null
 
 test: setup lint unit test-tls
 
