@@ -45,6 +45,8 @@ enum Command {
     Login(cmd::client::LoginArgs),
     /// Upload a file (resumable: run it again to continue after an interruption).
     Upload(cmd::client::UploadArgs),
+    /// Upload, enhance on the service and download, with live progress, in one command.
+    Submit(cmd::client::SubmitArgs),
     /// List your videos.
     Ls {
         /// JSON instead of a table.
@@ -93,6 +95,7 @@ fn main() {
         Command::Serve(a) => cmd::serve::run(&cfg, a),
         Command::Login(a) => cmd::client::login(&cfg, a),
         Command::Upload(a) => cmd::client::upload(&cfg, a),
+        Command::Submit(a) => cmd::client::submit(&cfg, a),
         Command::Ls { json } => cmd::client::ls(&cfg, json),
         Command::Link(a) => cmd::client::link(&cfg, a),
         Command::Download(a) => cmd::client::download(&cfg, a),

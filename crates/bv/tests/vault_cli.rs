@@ -253,3 +253,56 @@ fn killed_put_local() {
 fn killed_put_s3() {
     killed_put_leaves_nothing_visible(true);
 }
+
+#[test]
+fn get_into_a_pipe_or_device_writes_into_it_and_leaves_it_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("in.bin");
+    std::fs::write(&src, b"sealed then streamed into a FIFO").unwrap();
+    let out = bv(d.path(), None)
+        .args(["vault", "put", "--tenant", TENANT])
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = info["object"].as_str().unwrap().to_string();
+    let fifo = d.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let f2 = fifo.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(std::fs::read(f2).unwrap()));
+    let out = bv(d.path(), None)
+        .args(["vault", "get", "--tenant", TENANT, &id, "-o"])
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // (Had the FIFO been replaced, its reader would wait forever: time out instead.)
+    let got = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the FIFO was written");
+    assert_eq!(got, b"sealed then streamed into a FIFO");
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo(),
+        "the FIFO was not replaced by a file (as /dev/null once was)"
+    );
+}

@@ -213,3 +213,76 @@ pub async fn credits(
         "ledger": ledger,
     })))
 }
+
+/// Progress as the events stream reports it.
+fn progress_event(j: &Job) -> serde_json::Value {
+    let now = bv_catalog::now_ms();
+    let secs = j.started_ms.map(|s| (now - s).max(1) as f64 / 1000.0);
+    let fps = secs
+        .filter(|_| j.frames_done > 0)
+        .map(|s| j.frames_done as f64 / s);
+    let eta = match (fps, j.frames_total) {
+        (Some(f), Some(t)) if f > 0.0 && t >= j.frames_done => Some((t - j.frames_done) as f64 / f),
+        _ => None,
+    };
+    serde_json::json!({
+        "state": j.state,
+        "frames_done": j.frames_done,
+        "frames_total": j.frames_total,
+        "fps": fps,
+        "eta_s": eta,
+    })
+}
+
+/// `GET /v1/jobs/{id}/events`: Server-Sent Events — `progress` whenever the
+/// job moves, then one `end` with the finished job, then the stream closes.
+pub async fn events(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    auth.require(Scope::VideosRead)?;
+    let first = st.catalog.job(&auth.tenant_id, &id).await?;
+    let tenant = auth.tenant_id.clone();
+    let stream = futures::stream::unfold(
+        (Some(first), None::<serde_json::Value>, false),
+        move |(cur, last, ended)| {
+            let (st, tenant, id) = (st.clone(), tenant.clone(), id.clone());
+            async move {
+                if ended {
+                    return None;
+                }
+                let mut job = cur;
+                loop {
+                    let j = match job.take() {
+                        Some(j) => j,
+                        None => {
+                            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                            st.catalog.job(&tenant, &id).await.ok()?
+                        }
+                    };
+                    let terminal = matches!(
+                        j.state,
+                        JobState::Succeeded | JobState::Failed | JobState::Cancelled
+                    );
+                    if terminal {
+                        let ev = Event::default()
+                            .event("end")
+                            .json_data(JobOut::from(j))
+                            .ok()?;
+                        return Some((Ok::<_, std::convert::Infallible>(ev), (None, None, true)));
+                    }
+                    let p = progress_event(&j);
+                    if last.as_ref() != Some(&p) {
+                        let ev = Event::default().event("progress").json_data(&p).ok()?;
+                        return Some((Ok(ev), (None, Some(p), false)));
+                    }
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}

@@ -216,6 +216,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "One job, with progress (frames done and total).",
     ),
     ep(
+        "GET",
+        "/v1/jobs/{id}/events",
+        Scoped(VideosRead),
+        "jobEvents",
+        "Server-Sent Events: progress (frames, fps, ETA) until the job ends.",
+    ),
+    ep(
         "POST",
         "/v1/jobs/{id}/cancel",
         Scoped(JobsWrite),
@@ -288,6 +295,7 @@ pub fn router() -> Router<State> {
         .route("/v1/jobs", get(jobs::list).post(jobs::submit))
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/v1/jobs/{id}/events", get(jobs::events))
         .route("/v1/credits", get(jobs::credits))
         .route("/v1/uploads", options(tus::options).post(tus::create))
         .route(

@@ -184,6 +184,13 @@ struct UploadState {
 
 /// `bv upload`: tus, resumable across runs.
 pub fn upload(cfg: &Config, a: UploadArgs) -> anyhow::Result<()> {
+    let id = upload_file(cfg, a)?;
+    println!("{id}");
+    Ok(())
+}
+
+/// Uploads (or resumes uploading) a file; returns the video id.
+fn upload_file(cfg: &Config, a: UploadArgs) -> anyhow::Result<String> {
     let p = load_profile(cfg)?;
     let path = std::fs::canonicalize(&a.file).with_context(|| format!("{}", a.file.display()))?;
     let meta = std::fs::metadata(&path)?;
@@ -324,11 +331,13 @@ pub fn upload(cfg: &Config, a: UploadArgs) -> anyhow::Result<()> {
                     let done: u64 = r.headers()["upload-offset"].to_str()?.parse()?;
                     if done == len {
                         let _ = std::fs::remove_file(&state_path);
-                        println!("{}", st.video_id);
-                        return Ok(());
+                        return Ok(st.video_id.clone());
                     }
                 }
-                Ok(r) if attempt >= 8 => return check(r).await.map(|_| ()),
+                Ok(r) if attempt >= 8 => {
+                    check(r).await?;
+                    bail!("the upload did not complete");
+                }
                 Err(e) if attempt >= 8 => return Err(e.into()),
                 Ok(r) => eprintln!("upload interrupted ({}); resuming", r.status()),
                 Err(e) => eprintln!("upload interrupted ({e}); resuming"),
@@ -410,8 +419,26 @@ pub fn download(cfg: &Config, a: DownloadArgs) -> anyhow::Result<()> {
     let mut part = a.output.clone().into_os_string();
     part.push(".part");
     let part = PathBuf::from(part);
+    // A device or a pipe (/dev/null, a FIFO) is written into, never replaced.
+    let special = std::fs::metadata(&a.output).is_ok_and(|m| !m.is_file());
     runtime()?.block_on(async {
         let c = http(&p)?;
+        if special {
+            let r = c
+                .get(format!("{}/v1/videos/{}/content", p.url, a.id))
+                .bearer_auth(&p.key)
+                .send()
+                .await?;
+            let mut s = check(r).await?.bytes_stream();
+            let mut f = tokio::fs::OpenOptions::new()
+                .write(true)
+                .open(&a.output)
+                .await?;
+            while let Some(chunk) = s.next().await {
+                f.write_all(&chunk?).await?;
+            }
+            return Ok(());
+        }
         let have = std::fs::metadata(&part).map_or(0, |m| m.len());
         let mut rq = c
             .get(format!("{}/v1/videos/{}/content", p.url, a.id))
@@ -496,4 +523,130 @@ mod tests {
         assert_eq!(super::parse_rate("123").unwrap(), 123);
         assert!(super::parse_rate("fast").is_err());
     }
+}
+
+/// `bv submit` flags.
+#[derive(clap::Args, Debug)]
+pub struct SubmitArgs {
+    /// The video to enhance.
+    file: PathBuf,
+    /// Where to save the result.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Upscale factor (2, 3 or 4).
+    #[arg(long, default_value_t = 2)]
+    scale: u32,
+    /// Model.
+    #[arg(long, default_value = "realesr-animevideov3")]
+    model: String,
+    /// Output codec: h264, hevc, av1, ffv1.
+    #[arg(long, default_value = "h264")]
+    codec: String,
+    /// Constant-rate factor.
+    #[arg(long)]
+    crf: Option<u32>,
+}
+
+/// `bv submit`: upload → probe → job → live progress → download, in one command.
+pub fn submit(cfg: &Config, a: SubmitArgs) -> anyhow::Result<()> {
+    let video = upload_file(
+        cfg,
+        UploadArgs {
+            file: a.file.clone(),
+            name: None,
+            limit_rate: None,
+        },
+    )?;
+    let p = load_profile(cfg)?;
+    let job_out = runtime()?.block_on(async {
+        let c = http(&p)?;
+        let get = |path: String| c.get(format!("{}{path}", p.url)).bearer_auth(&p.key).send();
+        // The service examines every upload (in a sandbox) before it can be priced.
+        let t0 = std::time::Instant::now();
+        loop {
+            let v: serde_json::Value = check(get(format!("/v1/videos/{video}")).await?)
+                .await?
+                .json()
+                .await?;
+            match v["status"].as_str() {
+                Some("ready") => break,
+                Some("rejected") => bail!(
+                    "the upload was rejected: {}",
+                    v["rejected"].as_str().unwrap_or_default()
+                ),
+                _ if t0.elapsed() > Duration::from_secs(600) => {
+                    bail!("the upload was not examined within 10 minutes")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(300)).await,
+            }
+        }
+        let body = serde_json::json!({
+            "video_id": video, "scale": a.scale, "model": a.model, "codec": a.codec, "crf": a.crf,
+            "idempotency_key": format!("bv-submit-{video}-{}-{}-{}", a.model, a.scale, a.codec),
+        });
+        let r = c
+            .post(format!("{}/v1/jobs", p.url))
+            .bearer_auth(&p.key)
+            .json(&body)
+            .send()
+            .await?;
+        let job: serde_json::Value = check(r).await?.json().await?;
+        let id = job["id"].as_str().unwrap_or_default().to_string();
+        eprintln!("job {id}: {} credits reserved", job["price"]);
+        // Live progress over Server-Sent Events.
+        let pb = bar(0, "enhance");
+        pb.set_style(
+            ProgressStyle::with_template("enhance {wide_bar} {pos}/{len} frames {msg}")
+                .expect("valid template"),
+        );
+        let r = check(get(format!("/v1/jobs/{id}/events")).await?).await?;
+        let mut stream = r.bytes_stream();
+        let mut buf = String::new();
+        let mut event = String::new();
+        let mut end: Option<serde_json::Value> = None;
+        'read: while let Some(chunk) = stream.next().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk?));
+            while let Some(i) = buf.find('\n') {
+                let line = buf[..i].trim_end_matches('\r').to_string();
+                buf.drain(..=i);
+                if let Some(e) = line.strip_prefix("event:") {
+                    event = e.trim().to_string();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    let v: serde_json::Value = serde_json::from_str(d.trim()).unwrap_or_default();
+                    if event == "end" {
+                        end = Some(v);
+                        break 'read;
+                    }
+                    if let Some(t) = v["frames_total"].as_u64() {
+                        pb.set_length(t);
+                    }
+                    pb.set_position(v["frames_done"].as_u64().unwrap_or(0));
+                    if let Some(f) = v["fps"].as_f64() {
+                        pb.set_message(format!("{f:.2} fps"));
+                    }
+                }
+            }
+        }
+        pb.finish_and_clear();
+        let end = end.ok_or_else(|| anyhow::anyhow!("the progress stream ended early"))?;
+        if end["state"] != "succeeded" {
+            bail!(
+                "job {}: {}",
+                end["state"],
+                end["error"].as_str().unwrap_or_default()
+            );
+        }
+        anyhow::Ok(end)
+    })?;
+    let out = job_out["output_video_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    download(
+        cfg,
+        DownloadArgs {
+            id: out,
+            output: a.output,
+        },
+    )
 }

@@ -105,6 +105,14 @@ pub fn run(cfg: &Config, c: VaultCmd) -> anyhow::Result<()> {
                     let mut out = tokio::io::stdout();
                     vault.get(&tenant, &object, &mut out).await?;
                     out.flush().await?;
+                } else if std::fs::metadata(&output).is_ok_and(|m| !m.is_file()) {
+                    // A device or a pipe (/dev/null, a FIFO): write into it; renaming a
+                    // file over it would replace the device with a file.
+                    let mut f = tokio::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&output)
+                        .await?;
+                    vault.get(&tenant, &object, &mut f).await?;
                 } else {
                     // Written beside the target and renamed only once every segment verified.
                     let tmp = output.with_extension("bv-partial");

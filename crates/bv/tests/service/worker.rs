@@ -15,7 +15,92 @@ use crate::on_both;
 on_both!(
     a_job_runs_sealed_in_sealed_out_and_a_tampered_row_is_refused,
     upload_enhance_download_over_https_with_the_in_process_worker,
+    bv_submit_does_it_all_with_live_progress,
 );
+
+async fn bv_submit_does_it_all_with_live_progress(b: Backend) {
+    let models = shared_data().join("models");
+    let s = Server::start_with(
+        b,
+        &[
+            ("BV_WORKER_IN_PROCESS", "1"),
+            ("BV_MODEL_DIR", models.to_str().unwrap()),
+        ],
+    )
+    .await;
+    s.admin(&["credits", "grant", "--tenant", "default", "100000"], None);
+    let home = tempfile::tempdir().unwrap();
+    let client = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_bv"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("BV_") {
+                c.env_remove(k);
+            }
+        }
+        c.env("BV_DATA_DIR", home.path());
+        c
+    };
+    let mut login = client()
+        .args(["login", &s.url, "--ca"])
+        .arg(s.dir.path().join("tls/cert.pem"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        writeln!(login.stdin.take().unwrap(), "{}", s.key).unwrap();
+    }
+    assert!(login.wait().unwrap().success());
+    let out = home.path().join("carphone-x2.mp4");
+    let r = client()
+        .arg("submit")
+        .arg(shared_data().join("samples/carphone_pristine.mp4"))
+        .arg("-o")
+        .arg(&out)
+        .args(["--scale", "2"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{err}");
+    assert!(err.contains("credits reserved"), "{err}");
+    let p = probe(&out);
+    assert_eq!(
+        (p["width"].as_u64(), p["height"].as_u64()),
+        (Some(352), Some(288))
+    );
+    // The events stream ends with the finished job.
+    let jobs: Value = s
+        .req(Method::GET, "/v1/jobs?state=succeeded", &s.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let job = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["kind"] == "enhance")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = s
+        .req(Method::GET, &format!("/v1/jobs/{job}/events"), &s.key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("event: end") && text.contains("\"state\":\"succeeded\""),
+        "{text}"
+    );
+}
 
 async fn poll(s: &Server, path: &str, done: impl Fn(&Value) -> bool, secs: u64) -> Value {
     let t0 = std::time::Instant::now();
