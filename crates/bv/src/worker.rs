@@ -440,7 +440,8 @@ impl Worker {
             }
             anyhow::Ok(at)
         });
-        // Progress and cancellation ride on the lease's heartbeat.
+        // Progress and cancellation ride on the lease's heartbeat, at least once a
+        // second so a cancel stops the sandbox within about a second.
         let cancel = Arc::new(AtomicBool::new(false));
         let lost = Arc::new(AtomicBool::new(false));
         let progress = Arc::new(std::sync::Mutex::new((0i64, None::<i64>)));
@@ -452,7 +453,7 @@ impl Worker {
                 Arc::clone(&progress),
             );
             let lease = self.lease_ms();
-            let every = Duration::from_millis((lease as u64 / 3).clamp(200, 5_000));
+            let every = Duration::from_millis((lease as u64 / 3).clamp(200, 1_000));
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(every).await;

@@ -13,13 +13,8 @@ use crate::on_both;
 on_both!(client_commands_round_trip_and_resume);
 
 fn client(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_bv"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("BV_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("BV_DATA_DIR", dir).stdin(Stdio::null());
+    let mut c = crate::harness::client(dir);
+    c.stdin(Stdio::null());
     c
 }
 

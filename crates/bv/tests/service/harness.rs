@@ -55,6 +55,19 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `bv` as a client on another machine would run it: its own data directory,
+/// nothing else from the `BV_*` environment.
+pub fn client(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bv"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BV_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("BV_DATA_DIR", dir);
+    c
+}
+
 /// A `bv` command with a clean `BV_*` environment.
 pub fn bv_cmd(dir: &Path, catalog_url: &str, env: &[(String, String)]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_bv"));
