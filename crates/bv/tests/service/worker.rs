@@ -16,7 +16,75 @@ on_both!(
     a_job_runs_sealed_in_sealed_out_and_a_tampered_row_is_refused,
     upload_enhance_download_over_https_with_the_in_process_worker,
     bv_submit_does_it_all_with_live_progress,
+    fifty_concurrent_submits_over_https_accept_exactly_ten,
 );
+
+async fn fifty_concurrent_submits_over_https_accept_exactly_ten(b: Backend) {
+    let s = Server::start(b).await;
+    let sample = std::fs::read(shared_data().join("samples/carphone_pristine.mp4")).unwrap();
+    let r = s
+        .req(Method::POST, "/v1/videos?name=c.mp4", &s.key)
+        .body(sample)
+        .send()
+        .await
+        .unwrap();
+    let video = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    run_worker_once(&s);
+    // The 402 says what one job needs.
+    let r = api_submit(&s, serde_json::json!({"video_id": video, "scale": 2})).await;
+    assert_eq!(r.status(), 402);
+    let msg = r.json::<Value>().await.unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let price: i64 = msg
+        .split_whitespace()
+        .rev()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    s.admin(
+        &[
+            "credits",
+            "grant",
+            "--tenant",
+            "default",
+            &(10 * price).to_string(),
+        ],
+        None,
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let req = s
+            .req(Method::POST, "/v1/jobs", &s.key)
+            .json(&serde_json::json!({"video_id": video, "scale": 2}));
+        tasks.push(tokio::spawn(async move {
+            req.send().await.unwrap().status().as_u16()
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    assert_eq!(codes.iter().filter(|c| **c == 201).count(), 10, "{codes:?}");
+    assert!(codes.iter().all(|c| *c == 201 || *c == 402), "{codes:?}");
+    let credits: Value = s
+        .req(Method::GET, "/v1/credits", &s.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (credits["available"].as_i64(), credits["reserved"].as_i64()),
+        (Some(0), Some(10 * price))
+    );
+}
 
 async fn bv_submit_does_it_all_with_live_progress(b: Backend) {
     let models = shared_data().join("models");
@@ -488,6 +556,59 @@ async fn a_job_runs_sealed_in_sealed_out_and_a_tampered_row_is_refused(b: Backen
     );
     let r = api_submit(&s, serde_json::json!({"video_id": junk, "scale": 2})).await;
     assert_eq!(r.status(), 409);
+
+    // More hostile media: a cut-off MP4, and a header declaring 60000x60000 (a
+    // decompression bomb). Each gets its code; the worker goes on serving.
+    let bbb = std::fs::read(shared_data().join("samples/bigbuckbunny.mp4")).unwrap();
+    let mut bomb = b"YUV4MPEG2 W60000 H60000 F25:1 Ip A1:1 C420jpeg\nFRAME\n".to_vec();
+    bomb.extend(vec![16u8; 4096]);
+    let mut hostile = Vec::new();
+    for (name, body, code) in [
+        ("cut.mp4", bbb[..bbb.len() / 2].to_vec(), "input_truncated"),
+        ("bomb.y4m", bomb, "dimensions_too_large"),
+    ] {
+        let r = s
+            .req(Method::POST, &format!("/v1/videos?name={name}"), &s.key)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        hostile.push((
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            code,
+        ));
+    }
+    let r = api_submit(&s, serde_json::json!({"video_id": input, "scale": 2})).await;
+    let after = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ran = run_worker_once(&s);
+    assert_eq!(ran.len(), 3, "{ran:?}");
+    for (id, code) in hostile {
+        let v: Value = s
+            .req(Method::GET, &format!("/v1/videos/{id}"), &s.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["status"], "rejected", "{v}");
+        assert!(v["rejected"].as_str().unwrap().starts_with(code), "{v}");
+    }
+    let j: Value = s
+        .req(Method::GET, &format!("/v1/jobs/{after}"), &s.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(j["state"], "succeeded", "the worker keeps serving: {j}");
 }
 
 mod faults {
