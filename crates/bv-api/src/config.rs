@@ -53,6 +53,8 @@ pub struct ServeConfig {
     pub price_per_megapixel_frame: f64,
     /// Most attempts per job (a dead worker's attempt counts).
     pub job_max_attempts: i64,
+    /// Allow plain-http webhook URLs (development and tests only; production needs https).
+    pub webhook_allow_http: bool,
 }
 
 impl Default for ServeConfig {
@@ -78,6 +80,7 @@ impl Default for ServeConfig {
             simple_upload_max_mib: 64,
             price_per_megapixel_frame: 1.0,
             job_max_attempts: 3,
+            webhook_allow_http: false,
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod routes;
 pub mod state;
 pub mod time;
 pub mod tls;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -23,6 +23,7 @@ pub mod sessions;
 pub mod testing;
 pub mod uploads;
 pub mod videos;
+pub mod webhooks;
 
 pub use accounts::{Principal, Tenant, TenantLimits};
 pub use api_keys::{ApiKey, KeyAuth, Scope};

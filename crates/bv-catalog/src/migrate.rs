@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "video_media",
         include_str!("../migrations/0004_video_media.sql"),
     ),
+    (
+        5,
+        "webhooks",
+        include_str!("../migrations/0005_webhooks.sql"),
+    ),
 ];
 
 /// Splits a migration into statements: comment lines go first (they may hold

@@ -60,6 +60,14 @@ pub fn mac(key: &SecretKey, msg: &[u8]) -> [u8; 32] {
     out
 }
 
+/// HMAC-SHA256 of `msg` under a key of any length (e.g. a webhook secret string).
+pub fn mac_bytes(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    let k = hmac::Key::new(hmac::HMAC_SHA256, key);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(hmac::sign(&k, msg).as_ref());
+    out
+}
+
 /// Whether `tag` is the HMAC-SHA256 of `msg` under `key` (constant-time).
 pub fn mac_verify(key: &SecretKey, msg: &[u8], tag: &[u8]) -> bool {
     let k = hmac::Key::new(hmac::HMAC_SHA256, key.expose());

@@ -9,6 +9,7 @@ mod cmd;
 mod config;
 mod exit;
 mod progress;
+mod webhooks;
 mod worker;
 
 use std::path::PathBuf;

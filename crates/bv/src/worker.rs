@@ -122,6 +122,9 @@ impl Worker {
             return Ok(None);
         };
         let ended = self.process(&job).await?;
+        if let Ok(now) = self.catalog.job(&job.tenant_id, &job.id).await {
+            crate::webhooks::job_ended(&self.catalog, &now).await;
+        }
         tracing::info!(target: "audit", action = "job.finish", tenant = %job.tenant_id, job = %job.id, outcome = ?ended, "job ended");
         Ok(Some((job, ended)))
     }

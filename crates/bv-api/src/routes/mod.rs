@@ -11,6 +11,7 @@ pub mod session;
 pub mod system;
 pub mod tus;
 pub mod videos;
+pub mod webhook;
 
 use axum::Router;
 use axum::routing::{delete, get, head, options, post};
@@ -231,6 +232,34 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     ep(
         "GET",
+        "/v1/webhook",
+        Scoped(Admin),
+        "getWebhook",
+        "The tenant's webhook (never its secret).",
+    ),
+    ep(
+        "PUT",
+        "/v1/webhook",
+        Scoped(Admin),
+        "setWebhook",
+        "Set the webhook URL; a new webhook's signing secret is shown once.",
+    ),
+    ep(
+        "POST",
+        "/v1/webhook/rotate",
+        Scoped(Admin),
+        "rotateWebhook",
+        "A new signing secret; the previous one also signs for 24 h.",
+    ),
+    ep(
+        "DELETE",
+        "/v1/webhook",
+        Scoped(Admin),
+        "deleteWebhook",
+        "Remove the webhook.",
+    ),
+    ep(
+        "GET",
         "/v1/credits",
         Scoped(VideosRead),
         "credits",
@@ -297,6 +326,11 @@ pub fn router() -> Router<State> {
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/v1/jobs/{id}/events", get(jobs::events))
         .route("/v1/credits", get(jobs::credits))
+        .route(
+            "/v1/webhook",
+            get(webhook::get).put(webhook::set).delete(webhook::delete),
+        )
+        .route("/v1/webhook/rotate", post(webhook::rotate))
         .route("/v1/uploads", options(tus::options).post(tus::create))
         .route(
             "/v1/uploads/{id}",

@@ -74,6 +74,11 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
             let stop = Arc::clone(&stop);
             tokio::spawn(async move { w.run(stop).await });
         }
+        tokio::spawn(crate::webhooks::deliver(
+            catalog.clone(),
+            Arc::clone(&vault),
+            Arc::clone(&stop),
+        ));
         let running = bv_api::start(scfg, catalog, vault, &cfg.data_dir)
             .await
             .map_err(|e| anyhow::anyhow!("error[{}]: {e}", e.code()))?;

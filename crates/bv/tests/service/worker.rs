@@ -17,7 +17,144 @@ on_both!(
     upload_enhance_download_over_https_with_the_in_process_worker,
     bv_submit_does_it_all_with_live_progress,
     fifty_concurrent_submits_over_https_accept_exactly_ten,
+    webhooks_verify_independently_fail_when_tampered_and_survive_rotation,
 );
+
+/// The lines the Python receiver wrote so far.
+fn received(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+async fn wait_for_event(path: &std::path::Path, n: usize) -> Vec<Value> {
+    let t0 = std::time::Instant::now();
+    loop {
+        let got = received(path);
+        if got.len() >= n {
+            return got;
+        }
+        assert!(t0.elapsed().as_secs() < 120, "no webhook arrived: {got:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+async fn webhooks_verify_independently_fail_when_tampered_and_survive_rotation(b: Backend) {
+    let models = shared_data().join("models");
+    let s = Server::start_with(
+        b,
+        &[
+            ("BV_WORKER_IN_PROCESS", "1"),
+            ("BV_MODEL_DIR", models.to_str().unwrap()),
+            ("BV_SERVE_WEBHOOK_ALLOW_HTTP", "true"),
+        ],
+    )
+    .await;
+    let port = crate::harness::free_port();
+    let hook = format!("http://127.0.0.1:{port}/hook");
+    let r = s
+        .req(Method::PUT, "/v1/webhook", &s.key)
+        .json(&serde_json::json!({"url": hook}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let secret = r.json::<Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(secret.starts_with("whsec_"));
+    let r = s
+        .req(Method::PUT, "/v1/webhook", &s.key)
+        .json(&serde_json::json!({"url": "ftp://x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let out = s.dir.path().join("received.jsonl");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/webhooks/receiver.py");
+    let mut receiver = std::process::Command::new("python3")
+        .arg(&script)
+        .args([&port.to_string(), &secret])
+        .arg(&out)
+        .spawn()
+        .unwrap();
+    let sample = std::fs::read(shared_data().join("samples/carphone_pristine.mp4")).unwrap();
+    let r = s
+        .req(Method::POST, "/v1/videos?name=c.mp4", &s.key)
+        .body(sample)
+        .send()
+        .await
+        .unwrap();
+    let video = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    poll(
+        &s,
+        &format!("/v1/videos/{video}"),
+        |v| v["status"] == "ready",
+        60,
+    )
+    .await;
+    s.admin(&["credits", "grant", "--tenant", "default", "100000"], None);
+    let r = api_submit(&s, serde_json::json!({"video_id": video, "scale": 2})).await;
+    let job = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let got = wait_for_event(&out, 1).await;
+    assert_eq!(got[0]["ok"], true, "Python verified the signature: {got:?}");
+    let body: Value = serde_json::from_str(got[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (body["type"].as_str(), body["data"]["job"]["id"].as_str()),
+        (Some("job.succeeded"), Some(job.as_str()))
+    );
+    assert!(
+        !got[0]["body"].as_str().unwrap().contains("http"),
+        "no links in events"
+    );
+    // The same signature on an altered body: refused by the independent verifier.
+    let tampered = got[0]["body"]
+        .as_str()
+        .unwrap()
+        .replace("succeeded", "failed");
+    let r = reqwest::Client::new()
+        .post(&hook)
+        .header("BV-Signature", got[0]["signature"].as_str().unwrap())
+        .body(tampered)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // Rotation: events carry a signature with the new secret and one with the old, so a
+    // receiver still holding the old secret keeps verifying while it switches.
+    let r = s
+        .req(Method::POST, "/v1/webhook/rotate", &s.key)
+        .send()
+        .await
+        .unwrap();
+    let new_secret = r.json::<Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(new_secret, secret);
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let r = api_submit(&s, serde_json::json!({"video_id": video, "scale": 3})).await;
+    assert_eq!(r.status(), 201);
+    let got = wait_for_event(&out, 3).await;
+    let last = &got[2];
+    assert_eq!(last["ok"], true, "{got:?}");
+    assert_eq!(
+        last["signature"].as_str().unwrap().matches("v1=").count(),
+        2,
+        "{last}"
+    );
+    receiver.kill().unwrap();
+    receiver.wait().unwrap();
+}
 
 async fn fifty_concurrent_submits_over_https_accept_exactly_ten(b: Backend) {
     let s = Server::start(b).await;
