@@ -13,7 +13,7 @@ RESULT := $(BV_DATA_DIR)/output/carphone_pristine-x4.mp4
 FUZZ_SECONDS ?= 600
 TOOLS := $(BV_DATA_DIR)/tools
 
-.PHONY: help setup build run enhance-sample test lint unit test-tls bench bench-serve fuzz clean
+.PHONY: help setup build run enhance-sample test lint unit test-tls bench bench-serve bench-jobs fuzz clean
 
 help:
 	@echo "make run    install what is missing, build, start bv serve (prints URL and first API key)"
@@ -21,6 +21,7 @@ help:
 	@echo "make setup  install Debian packages, models and sample videos only"
 	@echo "make bench  engine speed against ncnn, onnxruntime and OpenVINO (slow)"
 	@echo "make bench-serve  download/upload throughput and memory of bv serve vs nginx (slow)"
+	@echo "make bench-jobs  job throughput with 1 and 2 workers (slow)"
 	@echo "make enhance-sample  enhance the bundled sample video locally"
 	@echo "make test-tls  testssl.sh against bv serve (part of make test)"
 	@echo "make fuzz   fuzz the sealed-object opener for FUZZ_SECONDS (default 600)"
@@ -62,6 +63,9 @@ bench: build
 
 bench-serve: build
 	bench/serve.sh $(BV)
+
+bench-jobs: build
+	bench/jobs.sh $(BV)
 
 # libFuzzer needs unstable rustc flags: RUSTC_BOOTSTRAP lets the stable toolchain accept them.
 fuzz: setup

@@ -18,7 +18,88 @@ on_both!(
     bv_submit_does_it_all_with_live_progress,
     fifty_concurrent_submits_over_https_accept_exactly_ten,
     webhooks_verify_independently_fail_when_tampered_and_survive_rotation,
+    twenty_jobs_on_two_workers_all_complete,
 );
+
+async fn twenty_jobs_on_two_workers_all_complete(b: Backend) {
+    let s = Server::start(b).await;
+    let clip = s.dir.path().join("tiny.mp4");
+    let st = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=64x48:r=25:d=0.2",
+            "-c:v",
+            "libx264",
+            "-y",
+        ])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = s
+        .req(Method::POST, "/v1/videos?name=tiny.mp4", &s.key)
+        .body(std::fs::read(&clip).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let video = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    run_worker_once(&s);
+    s.admin(&["credits", "grant", "--tenant", "default", "100000"], None);
+    let mut jobs = Vec::new();
+    for _ in 0..20 {
+        let r = api_submit(&s, serde_json::json!({"video_id": video, "scale": 2})).await;
+        jobs.push(
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let spawn = || {
+        s.bv()
+            .env("BV_MODEL_DIR", shared_data().join("models"))
+            .args(["worker", "--once"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b2) = (spawn(), spawn());
+    let (oa, ob) = (
+        a.wait_with_output().unwrap(),
+        b2.wait_with_output().unwrap(),
+    );
+    let lines = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).lines().count();
+    assert_eq!(lines(&oa) + lines(&ob), 20, "every job ran exactly once");
+    for j in jobs {
+        let v: Value = s
+            .req(Method::GET, &format!("/v1/jobs/{j}"), &s.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["state"], "succeeded", "{v}");
+    }
+    let credits: Value = s
+        .req(Method::GET, "/v1/credits", &s.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(credits["reserved"], 0);
+}
 
 /// The lines the Python receiver wrote so far.
 fn received(path: &std::path::Path) -> Vec<Value> {
