@@ -22,6 +22,8 @@ pub enum Backend {
 pub struct Catalog {
     pub(crate) pool: AnyPool,
     backend: Backend,
+    /// The connection URL (PostgreSQL listeners open their own connection).
+    url: String,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -73,7 +75,11 @@ impl Catalog {
             })
             .connect_with(opts)
             .await?;
-        let cat = Self { pool, backend };
+        let cat = Self {
+            pool,
+            backend,
+            url: url.clone(),
+        };
         crate::migrate::run(&cat).await?;
         Ok(cat)
     }
@@ -87,6 +93,11 @@ impl Catalog {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         })
+    }
+
+    /// The connection URL.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 
     /// The backend in use.

@@ -345,6 +345,12 @@ impl Catalog {
         .execute(&mut *tx)
         .await
         .map_err(|e| CatalogError::unique(e, "job"))?;
+        if self.backend() == Backend::Postgres {
+            // Delivered at commit: idle workers wake up at once instead of at their next poll.
+            sqlx::query("SELECT pg_notify('bv_jobs', '')::TEXT")
+                .fetch_one(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         self.job(n.tenant_id, n.id).await
     }
@@ -645,5 +651,39 @@ impl Catalog {
         release(&mut tx, id, "job cancelled").await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// Wakes an idle worker when a job is queued: PostgreSQL `LISTEN bv_jobs`
+/// (SQLite has no notifications; there workers poll).
+pub struct JobWaker {
+    listener: sqlx::postgres::PgListener,
+}
+
+impl std::fmt::Debug for JobWaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JobWaker")
+    }
+}
+
+impl JobWaker {
+    /// Waits until a job is queued or `max` passes; returns whether it was woken.
+    pub async fn wait(&mut self, max: std::time::Duration) -> bool {
+        matches!(
+            tokio::time::timeout(max, self.listener.recv()).await,
+            Ok(Ok(_))
+        )
+    }
+}
+
+impl Catalog {
+    /// A waker for idle workers (PostgreSQL only; `None` on SQLite).
+    pub async fn job_waker(&self) -> Result<Option<JobWaker>> {
+        if self.backend() != Backend::Postgres {
+            return Ok(None);
+        }
+        let mut listener = sqlx::postgres::PgListener::connect(self.url()).await?;
+        listener.listen("bv_jobs").await?;
+        Ok(Some(JobWaker { listener }))
     }
 }

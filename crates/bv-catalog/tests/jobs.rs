@@ -334,3 +334,32 @@ async fn cancellation_queued_and_running(db: &TestDb) {
         Err(CatalogError::NotFound)
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_wakes_idle_workers_when_a_job_is_queued() {
+    let db = TestDb::new(bv_catalog::Backend::Postgres).await;
+    let f = fixture(&db).await;
+    f.c.grant_credits(&f.t, 100, "g").await.unwrap();
+    let mut waker =
+        f.c.job_waker()
+            .await
+            .unwrap()
+            .expect("PostgreSQL has LISTEN/NOTIFY");
+    assert!(
+        !waker.wait(Duration::from_millis(200)).await,
+        "nothing queued yet"
+    );
+    let f = std::sync::Arc::new(f);
+    let f2 = std::sync::Arc::clone(&f);
+    let submitter = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        submit(&f2, 10, None).await.unwrap()
+    });
+    assert!(
+        waker.wait(Duration::from_secs(30)).await,
+        "woken by the submit, not by the timeout"
+    );
+    submitter.await.unwrap();
+    let sqlite = TestDb::new(bv_catalog::Backend::Sqlite).await;
+    assert!(sqlite.open().await.job_waker().await.unwrap().is_none());
+}

@@ -106,13 +106,27 @@ impl Worker {
     /// Works until `stop` is set; never returns an error (a failing catalog is
     /// retried after a pause).
     pub async fn run(&self, stop: Arc<AtomicBool>) {
+        // On PostgreSQL a queued job wakes this worker at once; polling stays as the fallback.
+        let mut waker = match self.catalog.job_waker().await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "no job notifications; polling only");
+                None
+            }
+        };
+        let poll = Duration::from_millis(self.cfg.worker.poll_ms);
         while !stop.load(Ordering::Relaxed) {
             match self.run_once().await {
                 Ok(Some(_)) => continue,
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %format!("{e:#}"), "worker: will retry"),
             }
-            tokio::time::sleep(Duration::from_millis(self.cfg.worker.poll_ms)).await;
+            match &mut waker {
+                Some(w) => {
+                    w.wait(poll).await;
+                }
+                None => tokio::time::sleep(poll).await,
+            }
         }
     }
 

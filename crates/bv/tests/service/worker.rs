@@ -696,12 +696,18 @@ async fn a_job_runs_sealed_in_sealed_out_and_a_tampered_row_is_refused(b: Backen
         "charged once"
     );
 
-    // Someone with database access makes a job cheaper: the worker refuses it.
-    let r = api_submit(&s, serde_json::json!({"video_id": input, "scale": 2})).await;
-    let job2 = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // Someone with database access alters queued jobs — the price, the preset, the input,
+    // the tenant: the worker refuses every one, runs nothing, and records why.
+    let (globex, _) = s.second_tenant("globex");
+    let mut tampered = Vec::new();
+    for change in ["price", "preset", "input", "tenant"] {
+        let r = api_submit(&s, serde_json::json!({"video_id": input, "scale": 2})).await;
+        let id = r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        tampered.push((change, id));
+    }
     {
         use sqlx::Connection;
         sqlx::any::install_default_drivers();
@@ -711,30 +717,59 @@ async fn a_job_runs_sealed_in_sealed_out_and_a_tampered_row_is_refused(b: Backen
             s.catalog_url.clone()
         };
         let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
-        sqlx::query("UPDATE jobs SET price = 1 WHERE id = $1")
-            .bind(&job2)
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        for (change, id) in &tampered {
+            let (sql, arg) = match *change {
+                "price" => ("UPDATE jobs SET price = 1 WHERE id = $1 AND $2 = $2", ""),
+                "preset" => (
+                    "UPDATE jobs SET preset = $2 WHERE id = $1",
+                    r#"{"model":"realesr-animevideov3","scale":4,"codec":"h264","crf":null}"#,
+                ),
+                "input" => (
+                    "UPDATE jobs SET input_video_id = $2 WHERE id = $1",
+                    out.as_str(),
+                ),
+                _ => (
+                    "UPDATE jobs SET tenant_id = $2 WHERE id = $1",
+                    globex.as_str(),
+                ),
+            };
+            let n = sqlx::query(sql)
+                .bind(id)
+                .bind(arg)
+                .execute(&mut conn)
+                .await
+                .unwrap()
+                .rows_affected();
+            assert_eq!(n, 1, "{change}");
+        }
         conn.close().await.unwrap();
     }
     let c = Catalog::open(&s.catalog_url, 2).await.unwrap();
     let videos_before = c.videos(tenant, 100, None).await.unwrap().len();
     let ran = run_worker_once(&s);
-    assert_eq!(ran[0]["ended"], "Refused", "{ran:?}");
-    let j2 = c.job(tenant, &job2).await.unwrap();
-    assert_eq!(j2.state, JobState::Failed);
-    assert!(j2.last_error.unwrap().starts_with("refused"));
-    assert!(j2.output_video_id.is_none(), "nothing ran");
+    assert_eq!(ran.len(), 4, "{ran:?}");
+    assert!(ran.iter().all(|r| r["ended"] == "Refused"), "{ran:?}");
+    for (change, id) in &tampered {
+        let owner = if *change == "tenant" {
+            globex.as_str()
+        } else {
+            tenant
+        };
+        let j = c.job(owner, id).await.unwrap();
+        assert_eq!(j.state, JobState::Failed, "{change}");
+        assert!(j.last_error.unwrap().starts_with("refused"), "{change}");
+        assert!(j.output_video_id.is_none(), "{change}: nothing ran");
+    }
     assert_eq!(
         c.videos(tenant, 100, None).await.unwrap().len(),
         videos_before
     );
-    // The reservation (from the ledger, not the altered row) is released whole.
+    // Every reservation (as the ledger holds it, not as the altered rows say) is released.
     assert_eq!(
         c.credit_balance(tenant).await.unwrap().available,
         1000 - price
     );
+    assert_eq!(c.credit_balance(&globex).await.unwrap().available, 0);
 
     // Not a video: the probe rejects it and its bytes are shredded.
     let r = s
