@@ -24,32 +24,13 @@ on_both!(
 async fn twenty_jobs_on_two_workers_all_complete(b: Backend) {
     let s = Server::start(b).await;
     let clip = s.dir.path().join("tiny.mp4");
-    let st = std::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=s=64x48:r=25:d=0.2",
-            "-c:v",
-            "libx264",
-            "-y",
-        ])
-        .arg(&clip)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let r = s
-        .req(Method::POST, "/v1/videos?name=tiny.mp4", &s.key)
-        .body(std::fs::read(&clip).unwrap())
-        .send()
-        .await
-        .unwrap();
-    let video = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    lavfi_clip("testsrc2=s=64x48:r=25:d=0.2", &clip);
+    let video = upload(
+        &s,
+        "/v1/videos?name=tiny.mp4",
+        std::fs::read(&clip).unwrap(),
+    )
+    .await;
     run_worker_once(&s);
     s.admin(&["credits", "grant", "--tenant", "default", "100000"], None);
     let mut jobs = Vec::new();
@@ -99,6 +80,33 @@ async fn twenty_jobs_on_two_workers_all_complete(b: Backend) {
         .await
         .unwrap();
     assert_eq!(credits["reserved"], 0);
+}
+
+/// Uploads `body` in one request (`path` is `/v1/videos?name=…`); returns the video id.
+async fn upload(s: &Server, path: &str, body: impl Into<reqwest::Body>) -> String {
+    let r = s
+        .req(Method::POST, path, &s.key)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// An H.264 clip from an FFmpeg test source.
+fn lavfi_clip(source: &str, out: &std::path::Path) {
+    let st = std::process::Command::new("ffmpeg")
+        .args([
+            "-v", "error", "-f", "lavfi", "-i", source, "-c:v", "libx264", "-y",
+        ])
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(st.success());
 }
 
 /// The lines the Python receiver wrote so far.
@@ -163,16 +171,7 @@ async fn webhooks_verify_independently_fail_when_tampered_and_survive_rotation(b
         .spawn()
         .unwrap();
     let sample = std::fs::read(shared_data().join("samples/carphone_pristine.mp4")).unwrap();
-    let r = s
-        .req(Method::POST, "/v1/videos?name=c.mp4", &s.key)
-        .body(sample)
-        .send()
-        .await
-        .unwrap();
-    let video = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let video = upload(&s, "/v1/videos?name=c.mp4", sample).await;
     poll(
         &s,
         &format!("/v1/videos/{video}"),
@@ -240,16 +239,7 @@ async fn webhooks_verify_independently_fail_when_tampered_and_survive_rotation(b
 async fn fifty_concurrent_submits_over_https_accept_exactly_ten(b: Backend) {
     let s = Server::start(b).await;
     let sample = std::fs::read(shared_data().join("samples/carphone_pristine.mp4")).unwrap();
-    let r = s
-        .req(Method::POST, "/v1/videos?name=c.mp4", &s.key)
-        .body(sample)
-        .send()
-        .await
-        .unwrap();
-    let video = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let video = upload(&s, "/v1/videos?name=c.mp4", sample).await;
     run_worker_once(&s);
     // The 402 says what one job needs.
     let r = api_submit(&s, serde_json::json!({"video_id": video, "scale": 2})).await;
@@ -772,16 +762,7 @@ async fn a_job_runs_sealed_in_sealed_out_and_a_tampered_row_is_refused(b: Backen
     assert_eq!(c.credit_balance(&globex).await.unwrap().available, 0);
 
     // Not a video: the probe rejects it and its bytes are shredded.
-    let r = s
-        .req(Method::POST, "/v1/videos?name=notes.mp4", &s.key)
-        .body("just text, not a video")
-        .send()
-        .await
-        .unwrap();
-    let junk = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let junk = upload(&s, "/v1/videos?name=notes.mp4", "just text, not a video").await;
     let ran = run_worker_once(&s);
     assert!(
         ran[0]["ended"].as_str().unwrap().starts_with("Failed"),
@@ -905,32 +886,13 @@ mod faults {
     async fn a_killed_worker_loses_its_job_to_another_and_cancel_stops_a_running_job(b: Backend) {
         let s = Server::start(b).await;
         let clip = s.dir.path().join("clip.mp4");
-        let st = std::process::Command::new("ffmpeg")
-            .args([
-                "-v",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=s=320x180:r=25:d=2",
-                "-c:v",
-                "libx264",
-                "-y",
-            ])
-            .arg(&clip)
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let r = s
-            .req(Method::POST, "/v1/videos?name=clip.mp4", &s.key)
-            .body(std::fs::read(&clip).unwrap())
-            .send()
-            .await
-            .unwrap();
-        let video = r.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        lavfi_clip("testsrc2=s=320x180:r=25:d=2", &clip);
+        let video = upload(
+            &s,
+            "/v1/videos?name=clip.mp4",
+            std::fs::read(&clip).unwrap(),
+        )
+        .await;
         s.admin(&["credits", "grant", "--tenant", "default", "100000"], None);
         let mut first = spawn_worker(&s);
         poll(
