@@ -43,10 +43,9 @@ pub struct WorkerConfig {
     /// A job's lease: if its worker stops renewing it for this long, another
     /// worker takes the job over.
     pub lease_seconds: u64,
-    /// How often an idle worker looks for work, milliseconds.
+    /// How often an idle worker looks for work, milliseconds (on PostgreSQL a
+    /// queued job also wakes it at once).
     pub poll_ms: u64,
-    /// Most attempts per job (a dead worker's attempt counts).
-    pub max_attempts: i64,
 }
 
 impl Default for WorkerConfig {
@@ -55,7 +54,6 @@ impl Default for WorkerConfig {
             in_process: 1,
             lease_seconds: 30,
             poll_ms: 500,
-            max_attempts: 3,
         }
     }
 }
@@ -199,11 +197,8 @@ impl Config {
             bail!("engine.threads {} is implausible", e.threads);
         }
         self.serve.validate().map_err(anyhow::Error::msg)?;
-        if self.worker.lease_seconds < 2 || self.worker.max_attempts < 1 || self.worker.poll_ms == 0
-        {
-            bail!(
-                "worker.lease_seconds must be >= 2, worker.max_attempts >= 1, worker.poll_ms > 0"
-            );
+        if self.worker.lease_seconds < 2 || self.worker.poll_ms == 0 {
+            bail!("worker.lease_seconds must be >= 2 and worker.poll_ms > 0");
         }
         Ok(())
     }
