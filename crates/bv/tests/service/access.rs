@@ -196,6 +196,33 @@ async fn another_tenants_ids_look_like_random_ids(b: Backend) {
         .unwrap()
         .to_string();
     let key_id = new_key(&s, &["videos:read"], None).await[3..19].to_string();
+    // And a queued job (straight into the catalog: no worker runs in this test).
+    let me: Value = s
+        .req(Method::GET, "/v1/me", &s.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let catalog = bv_catalog::Catalog::open(&s.catalog_url, 1).await.unwrap();
+    let job = bv_catalog::new_id().unwrap();
+    catalog
+        .submit_job(&bv_catalog::NewJob {
+            id: &job,
+            tenant_id: me["tenant_id"].as_str().unwrap(),
+            principal_id: me["principal_id"].as_str().unwrap(),
+            input_video_id: &video,
+            preset: "{}",
+            price: 0,
+            payload_mac: "00",
+            mac_key_version: 1,
+            priority: 0,
+            max_attempts: 1,
+            idempotency_key: None,
+        })
+        .await
+        .unwrap();
     let random32 = "0123456789abcdef0123456789abcdef";
     let random16 = "0123456789abcdef";
 
@@ -203,6 +230,7 @@ async fn another_tenants_ids_look_like_random_ids(b: Backend) {
         let (mine, random) = match e.path {
             p if p.starts_with("/v1/keys/") => (key_id.as_str(), random16),
             p if p.starts_with("/v1/uploads/") => (upload.as_str(), random32),
+            p if p.starts_with("/v1/jobs/") => (job.as_str(), random32),
             _ => (video.as_str(), random32),
         };
         let send = |id: &str| {
@@ -258,6 +286,19 @@ async fn another_tenants_ids_look_like_random_ids(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.headers()["upload-offset"], "0");
+    let j: Value = s
+        .req(Method::GET, &format!("/v1/jobs/{job}"), &s.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (j["state"].as_str(), j["cancel_requested"].as_bool()),
+        (Some("queued"), Some(false)),
+        "{j}"
+    );
     let v: Value = s
         .req(Method::GET, "/v1/keys", &s.key)
         .send()
