@@ -242,6 +242,35 @@ async fn release(
     Ok(())
 }
 
+/// Ends a running job `owner` still leases in `state` (failed or cancelled),
+/// keeping `error` when given, and releases its reservation; commits `tx`.
+async fn end_leased(
+    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    id: &str,
+    owner: &str,
+    state: JobState,
+    error: Option<&str>,
+) -> Result<()> {
+    let n = sqlx::query(
+        "UPDATE jobs SET state = $1, lease_owner = NULL, finished_ms = $2, last_error = COALESCE($3, last_error)
+         WHERE id = $4 AND lease_owner = $5 AND state = 'running'",
+    )
+    .bind(state.as_str())
+    .bind(now_ms())
+    .bind(error)
+    .bind(id)
+    .bind(owner)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Err(CatalogError::Conflict("the job's lease was lost"));
+    }
+    release(&mut tx, id, &format!("job {state}")).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 impl Catalog {
     async fn tenant_lock(
         &self,
@@ -566,22 +595,7 @@ impl Catalog {
             tx.commit().await?;
             return Ok(JobState::Queued);
         }
-        let n = sqlx::query(
-            "UPDATE jobs SET state = 'failed', lease_owner = NULL, finished_ms = $1, last_error = $2
-             WHERE id = $3 AND lease_owner = $4 AND state = 'running'",
-        )
-        .bind(now)
-        .bind(&error)
-        .bind(id)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            return Err(CatalogError::Conflict("the job's lease was lost"));
-        }
-        release(&mut tx, id, "job failed").await?;
-        tx.commit().await?;
+        end_leased(tx, id, owner, JobState::Failed, Some(&error)).await?;
         Ok(JobState::Failed)
     }
 
@@ -634,23 +648,8 @@ impl Catalog {
 
     /// The worker's side of cancelling a running job.
     pub async fn finish_cancelled_job(&self, id: &str, owner: &str) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        let n = sqlx::query(
-            "UPDATE jobs SET state = 'cancelled', lease_owner = NULL, finished_ms = $1
-             WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
-        )
-        .bind(now_ms())
-        .bind(id)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            return Err(CatalogError::Conflict("the job's lease was lost"));
-        }
-        release(&mut tx, id, "job cancelled").await?;
-        tx.commit().await?;
-        Ok(())
+        let tx = self.write_tx().await?;
+        end_leased(tx, id, owner, JobState::Cancelled, None).await
     }
 }
 

@@ -173,7 +173,7 @@ impl Worker {
             Ok(p) => p,
             Err(e) => {
                 return self
-                    .fail(job, None, "invalid_option", &format!("preset: {e}"))
+                    .fail(job, "invalid_option", &format!("preset: {e}"))
                     .await;
             }
         };
@@ -194,7 +194,7 @@ impl Worker {
             Ok(v) => v,
             Err(bv_catalog::CatalogError::NotFound) => {
                 return self
-                    .fail(job, None, "input_gone", "the input video was deleted")
+                    .fail(job, "input_gone", "the input video was deleted")
                     .await;
             }
             Err(e) => return Err(e.into()),
@@ -266,8 +266,7 @@ impl Worker {
                         .await?;
                     return Ok(Ended::Cancelled);
                 }
-                self.fail(job, Some(&out.id), &code, &format!("{e:#}"))
-                    .await
+                self.fail(job, &code, &format!("{e:#}")).await
             }
         }
     }
@@ -321,7 +320,7 @@ impl Worker {
                     tracing::info!(target: "audit", action = "video.rejected", tenant = %job.tenant_id,
                         video = %job.input_video_id, code = %code, "upload rejected by the probe; its bytes are shredded");
                 }
-                self.fail(job, None, &code, &format!("{e:#}")).await
+                self.fail(job, &code, &format!("{e:#}")).await
             }
         }
     }
@@ -338,13 +337,7 @@ impl Worker {
         }
     }
 
-    async fn fail(
-        &self,
-        job: &Job,
-        _out: Option<&str>,
-        code: &str,
-        message: &str,
-    ) -> anyhow::Result<Ended> {
+    async fn fail(&self, job: &Job, code: &str, message: &str) -> anyhow::Result<Ended> {
         let retry = !permanent(code) && code != "input_gone";
         let backoff = 5_000 * job.attempts.max(1);
         let text = format!("{code}: {message}");
