@@ -34,6 +34,7 @@ command -v nsenter >/dev/null && command -v unshare >/dev/null || need_pkgs+=(ut
 command -v testssl >/dev/null || need_pkgs+=(testssl.sh)   # make test-tls scans bv serve
 command -v nginx >/dev/null || need_pkgs+=(nginx-light)    # bench/serve.sh compares against it
 command -v curl >/dev/null || need_pkgs+=(curl)
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)   # the web app's browser tests
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_pkgs[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -124,6 +125,16 @@ if ! cmp -s "$ROOT/tests/tus-js/package-lock.json" "$TUS/package-lock.json" || [
   mkdir -p "$TUS"
   cp "$ROOT/tests/tus-js/package.json" "$ROOT/tests/tus-js/package-lock.json" "$TUS/"
   (cd "$TUS" && npm ci --silent --ignore-scripts --no-audit --no-fund) || die "npm ci failed"
+fi
+
+# playwright-core drives Debian's chromium in the web app's browser tests; pinned the
+# same way by tests/web/package-lock.json (it has no dependencies of its own).
+WEB=$DATA/node/web
+if ! cmp -s "$ROOT/tests/web/package-lock.json" "$WEB/package-lock.json" || [ ! -d "$WEB/node_modules/playwright-core" ]; then
+  say "installing playwright-core from npm into $WEB"
+  mkdir -p "$WEB"
+  cp "$ROOT/tests/web/package.json" "$ROOT/tests/web/package-lock.json" "$WEB/"
+  (cd "$WEB" && npm ci --silent --ignore-scripts --no-audit --no-fund) || die "npm ci failed"
 fi
 
 # 8. PostgreSQL for the catalog tests ------------------------------------------------

@@ -102,7 +102,14 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestP
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut http::request::Parts, _: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+        Self::from_uri(&parts.uri)
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> Q<T> {
+    /// Parses the query of `uri` (for handlers that check scopes before the query).
+    pub fn from_uri(uri: &http::Uri) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::try_from_uri(uri)
             .map(|axum::extract::Query(v)| Q(v))
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
     }

@@ -13,6 +13,9 @@ use crate::state::State;
 /// The service-key purpose of job payload MACs.
 pub const QUEUE_PURPOSE: &str = "queue";
 
+/// The output codecs a job may ask for, in the order clients should offer them.
+pub const CODECS: &[&str] = &["h264", "hevc", "av1", "ffv1"];
+
 /// Queues a job with its MAC.
 #[allow(clippy::too_many_arguments)]
 pub async fn enqueue(

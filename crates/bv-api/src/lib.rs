@@ -126,6 +126,7 @@ pub async fn start(
     catalog: Catalog,
     vault: Arc<Vault>,
     data_dir: &Path,
+    models: Vec<routes::models::ModelOffer>,
 ) -> Result<Running, ServeError> {
     cfg.validate().map_err(ServeError::Config)?;
     let (cert, key, dev, dev_new) = match (&cfg.tls_cert, &cfg.tls_key) {
@@ -173,6 +174,7 @@ pub async fn start(
         metrics: metrics::Metrics::default(),
         instance: instance_id(data_dir)?,
         active_uploads: Default::default(),
+        models,
         cfg,
     });
     // Fail now, not on the first link, if the signing keys cannot be read.

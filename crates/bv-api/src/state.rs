@@ -27,6 +27,8 @@ pub struct AppState {
     /// This server's id (upload lease owner), kept in the data directory so a
     /// restarted server takes its own uploads back at once.
     pub instance: String,
+    /// The models jobs may name (empty: any well-formed name is passed on to workers).
+    pub models: Vec<crate::routes::models::ModelOffer>,
     /// Uploads a request of this process is writing to.
     pub active_uploads: std::sync::Mutex<std::collections::HashSet<String>>,
 }

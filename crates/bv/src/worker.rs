@@ -39,6 +39,29 @@ pub struct Preset {
     pub crf: Option<u32>,
 }
 
+/// What an output holds, from its input's probe and the finished job: the
+/// engine keeps every frame, timestamp and other stream, so only the video's
+/// size, codec and pixel format change (no second probe needed).
+fn output_media(input: Option<&str>, codec: &str, done: &Done) -> serde_json::Value {
+    let mut m: serde_json::Value = input
+        .and_then(|s| serde_json::from_str(s).ok())
+        .filter(serde_json::Value::is_object)
+        .unwrap_or_else(|| serde_json::json!({}));
+    m["width"] = done.output_size.0.into();
+    m["height"] = done.output_size.1.into();
+    m["frames"] = done.frames.into();
+    m["codec"] = codec.into();
+    if let Some(o) = m.as_object_mut() {
+        o.remove("pix_fmt");
+    }
+    if let Some(streams) = m["streams"].as_array_mut() {
+        for st in streams.iter_mut().filter(|st| st["kind"] == "video") {
+            st["codec"] = codec.into();
+        }
+    }
+    m
+}
+
 fn default_codec() -> String {
     "h264".into()
 }
@@ -243,6 +266,22 @@ impl Worker {
                     .await
                 {
                     Ok(()) => {
+                        let media = output_media(input.media.as_deref(), &preset.codec, &done);
+                        let (w, h) = done.output_size;
+                        if let Err(e) = self
+                            .catalog
+                            .set_video_media(
+                                &job.tenant_id,
+                                &out.id,
+                                &media.to_string(),
+                                done.frames as i64,
+                                w as i64,
+                                h as i64,
+                            )
+                            .await
+                        {
+                            tracing::warn!(job = %job.id, error = %e, "could not record the output's media facts");
+                        }
                         tracing::info!(job = %job.id, frames = done.frames, seconds = done.seconds, "job succeeded");
                         Ok(Ended::Succeeded)
                     }

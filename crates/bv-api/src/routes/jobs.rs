@@ -93,22 +93,11 @@ pub async fn submit(
 ) -> ApiResult<Response> {
     auth.require(Scope::JobsWrite)?;
     let req: Submit = crate::error::parse_json(&body)?;
-    if !(2..=4).contains(&req.scale) {
-        return Err(ApiError::bad_request("scale must be 2, 3 or 4"));
-    }
-    if !["h264", "hevc", "av1", "ffv1"].contains(&req.codec.as_str()) {
+    check_choice(&st, &req.model, req.scale)?;
+    if !crate::jobs::CODECS.contains(&req.codec.as_str()) {
         return Err(ApiError::bad_request(
             "codec must be h264, hevc, av1 or ffv1",
         ));
-    }
-    if req.model.is_empty()
-        || req.model.len() > 64
-        || !req
-            .model
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    {
-        return Err(ApiError::bad_request("unknown model name"));
     }
     if req.crf.is_some_and(|c| c > 63) {
         return Err(ApiError::bad_request("crf must be 0..=63"));
@@ -136,6 +125,68 @@ pub async fn submit(
     .await?;
     tracing::info!(target: "audit", action = "job.submit", tenant = %auth.tenant_id, job = %j.id, price, "job submitted");
     Ok((StatusCode::CREATED, Json(JobOut::from(j))).into_response())
+}
+
+/// Refuses a model or scale this service does not offer, before anything is reserved.
+fn check_choice(st: &State, model: &str, scale: u32) -> ApiResult<()> {
+    if !(2..=4).contains(&scale) {
+        return Err(ApiError::bad_request("scale must be 2, 3 or 4"));
+    }
+    if model.is_empty()
+        || model.len() > 64
+        || !model
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(ApiError::bad_request("unknown model name"));
+    }
+    if st.models.is_empty() {
+        return Ok(());
+    }
+    match st.models.iter().find(|m| m.name == model) {
+        None => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unknown_model",
+            "no such model here; GET /v1/models lists them",
+        )),
+        Some(m) if !m.scales.contains(&scale) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_scale",
+            format!("{model} does not do x{scale}; GET /v1/models lists its scales"),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// `?video_id=&model=&scale=`
+#[derive(Debug, Deserialize)]
+pub struct QuoteQuery {
+    video_id: String,
+    #[serde(default = "default_model")]
+    model: String,
+    #[serde(default = "default_scale")]
+    scale: u32,
+}
+
+/// `GET /v1/jobs/quote`: what a job would cost, and whether the balance covers it.
+pub async fn quote(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    uri: http::Uri,
+) -> ApiResult<Json<serde_json::Value>> {
+    auth.require(Scope::VideosRead)?;
+    let Q(q) = Q::<QuoteQuery>::from_uri(&uri)?;
+    check_choice(&st, &q.model, q.scale)?;
+    let v = st.catalog.video(&auth.tenant_id, &q.video_id).await?;
+    let price = crate::jobs::price(&st, &v, q.scale)?;
+    let b = st.catalog.credit_balance(&auth.tenant_id).await?;
+    Ok(Json(serde_json::json!({
+        "price": price,
+        "available": b.available,
+        "enough": b.available >= price,
+        "output_width": v.width.map(|w| w * i64::from(q.scale)),
+        "output_height": v.height.map(|h| h * i64::from(q.scale)),
+    })))
 }
 
 /// `?state=&limit=`

@@ -1,16 +1,19 @@
 //! The routes, and the table that describes them (the OpenAPI document and
 //! the scope tests are generated from [`ENDPOINTS`]; a test checks that the
-//! table and the router agree).
+//! table and the router agree). The web app's static files (`/`, `/assets/…`,
+//! see [`web`]) are not API and are not in the table.
 
 pub mod download;
 pub mod jobs;
 pub mod keys;
 pub mod links;
+pub mod models;
 pub mod openapi;
 pub mod session;
 pub mod system;
 pub mod tus;
 pub mod videos;
+pub mod web;
 pub mod webhook;
 
 use axum::Router;
@@ -211,6 +214,20 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     ep(
         "GET",
+        "/v1/jobs/quote",
+        Scoped(VideosRead),
+        "quoteJob",
+        "What a job would cost (credits) and whether the balance covers it.",
+    ),
+    ep(
+        "GET",
+        "/v1/models",
+        Authenticated,
+        "listModels",
+        "The models, scales and codecs jobs may ask for.",
+    ),
+    ep(
+        "GET",
         "/v1/jobs/{id}",
         Scoped(VideosRead),
         "getJob",
@@ -305,6 +322,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
 /// The router (without the middleware: see [`crate::app`]).
 pub fn router() -> Router<State> {
     Router::new()
+        .route("/", get(web::index))
+        .route("/assets/{name}", get(web::asset))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))
@@ -322,6 +341,8 @@ pub fn router() -> Router<State> {
         .route("/v1/videos/{id}/links", post(videos::mint_link))
         .route("/v1/dl/{id}", get(links::download).head(links::download))
         .route("/v1/jobs", get(jobs::list).post(jobs::submit))
+        .route("/v1/jobs/quote", get(jobs::quote))
+        .route("/v1/models", get(models::list))
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/v1/jobs/{id}/events", get(jobs::events))

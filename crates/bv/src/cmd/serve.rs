@@ -79,7 +79,7 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
             Arc::clone(&vault),
             Arc::clone(&stop),
         ));
-        let running = bv_api::start(scfg, catalog, vault, &cfg.data_dir)
+        let running = bv_api::start(scfg, catalog, vault, &cfg.data_dir, model_offers())
             .await
             .map_err(|e| anyhow::anyhow!("error[{}]: {e}", e.code()))?;
         // These lines are the interface of `make run` and of the tests: keep their shape.
@@ -126,4 +126,18 @@ async fn bootstrap(c: &Catalog, cfg: &Config) -> anyhow::Result<Option<String>> 
         .create_api_key(&t.id, &p.id, "first-admin-key", &Scope::ALL, None)
         .await?;
     Ok(Some(token))
+}
+
+/// The models of the engine's pinned manifest, as the API offers them.
+fn model_offers() -> Vec<bv_api::routes::models::ModelOffer> {
+    bv_engine::model::Manifest::builtin()
+        .models
+        .into_iter()
+        .map(|m| bv_api::routes::models::ModelOffer {
+            scales: m.variants.iter().map(|v| v.scale).collect(),
+            name: m.name,
+            title: m.title,
+            note: m.note,
+        })
+        .collect()
 }

@@ -46,6 +46,15 @@ pub struct Server {
     _db: Option<TestDb>,
 }
 
+/// The data directory `make setup` filled (models, samples, node packages).
+pub fn shared_data() -> PathBuf {
+    std::env::var_os("BV_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".local/share/bettervideo")
+        })
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

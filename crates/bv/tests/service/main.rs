@@ -9,4 +9,5 @@ mod links;
 mod transport;
 mod tus_js;
 mod uploads;
+mod web;
 mod worker;

@@ -9,7 +9,7 @@ use bv_catalog::{Backend, Catalog, JobState};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::harness::Server;
+use crate::harness::{Server, shared_data};
 use crate::on_both;
 
 on_both!(
@@ -19,7 +19,66 @@ on_both!(
     fifty_concurrent_submits_over_https_accept_exactly_ten,
     webhooks_verify_independently_fail_when_tampered_and_survive_rotation,
     twenty_jobs_on_two_workers_all_complete,
+    the_quote_is_the_price_reserved_and_unknown_models_are_refused,
 );
+
+async fn get_json(s: &Server, path: &str) -> Value {
+    let r = s.req(Method::GET, path, &s.key).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    r.json().await.unwrap()
+}
+
+async fn the_quote_is_the_price_reserved_and_unknown_models_are_refused(b: Backend) {
+    let s = Server::start(b).await;
+    let clip = s.dir.path().join("tiny.mp4");
+    lavfi_clip("testsrc2=s=64x48:r=25:d=0.2", &clip);
+    let video = upload(
+        &s,
+        "/v1/videos?name=tiny.mp4",
+        std::fs::read(&clip).unwrap(),
+    )
+    .await;
+    run_worker_once(&s);
+    let models = get_json(&s, "/v1/models").await;
+    let anime = models["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "realesr-animevideov3")
+        .unwrap();
+    assert_eq!(anime["scales"], serde_json::json!([2, 3, 4]));
+    let quote = format!("/v1/jobs/quote?video_id={video}&scale=3");
+    let q = get_json(&s, &quote).await;
+    assert_eq!(
+        (q["available"].as_i64(), q["enough"].as_bool()),
+        (Some(0), Some(false))
+    );
+    assert_eq!(
+        (q["output_width"].as_i64(), q["output_height"].as_i64()),
+        (Some(192), Some(144))
+    );
+    s.admin(&["credits", "grant", "--tenant", "default", "100000"], None);
+    let q = get_json(&s, &quote).await;
+    assert_eq!(q["enough"], true, "{q}");
+    for (body, code) in [
+        (
+            serde_json::json!({"video_id": video, "model": "no-such-model"}),
+            "unknown_model",
+        ),
+        (
+            serde_json::json!({"video_id": video, "scale": 5}),
+            "invalid_request",
+        ),
+    ] {
+        let r = api_submit(&s, body).await;
+        assert_eq!(r.status(), 400);
+        assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], code);
+    }
+    let r = api_submit(&s, serde_json::json!({"video_id": video, "scale": 3})).await;
+    let job: Value = r.json().await.unwrap();
+    assert_eq!(job["price"], q["price"], "the quote is what is reserved");
+    assert_eq!(get_json(&s, "/v1/credits").await["reserved"], q["price"]);
+}
 
 async fn twenty_jobs_on_two_workers_all_complete(b: Backend) {
     let s = Server::start(b).await;
@@ -483,6 +542,17 @@ async fn upload_enhance_download_over_https_with_the_in_process_worker(b: Backen
     assert_eq!(j["state"], "succeeded", "{j}");
     assert!(j["frames_total"].as_i64().is_some_and(|t| t > 0), "{j}");
     let out = j["output_video_id"].as_str().unwrap();
+    // The output is described without a second probe: ready, with its own size.
+    let ov = get_json(&s, &format!("/v1/videos/{out}")).await;
+    assert_eq!(ov["status"], "ready", "{ov}");
+    assert_eq!(
+        (
+            ov["media"]["width"].as_u64(),
+            ov["media"]["height"].as_u64()
+        ),
+        (Some(2560), Some(1440))
+    );
+    assert_eq!(ov["media"]["frames"], v["media"]["frames"], "{ov}");
     let bytes = s
         .req(Method::GET, &format!("/v1/videos/{out}/content"), &s.key)
         .send()
@@ -512,14 +582,6 @@ async fn upload_enhance_download_over_https_with_the_in_process_worker(b: Backen
         .await
         .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["id"], job.as_str());
-}
-
-fn shared_data() -> PathBuf {
-    std::env::var_os("BV_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".local/share/bettervideo")
-        })
 }
 
 fn run_worker_once(s: &Server) -> Vec<Value> {

@@ -1,0 +1,135 @@
+//! The web app in a real browser: Debian's chromium, headless, driven by
+//! playwright-core (tests/web/browser.cjs) against a real `bv serve` with an
+//! in-process worker and the real model. The script fails on any console
+//! error, page error, failed request or CSP violation, and saves screenshots
+//! of every page at desktop and phone width under `artifacts/web/`.
+//!
+//! One backend is enough here: what the browser sees does not depend on the
+//! catalog's engine, and the API underneath runs on both in the other suites.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use bv_catalog::Backend;
+use serde_json::Value;
+
+use crate::harness::{Server, shared_data};
+
+fn playwright_modules() -> PathBuf {
+    let m = shared_data().join("node/web/node_modules");
+    assert!(
+        m.join("playwright-core").is_dir() && std::path::Path::new("/usr/bin/chromium").exists(),
+        "{} or /usr/bin/chromium is missing: run `make setup`",
+        m.display()
+    );
+    m
+}
+
+fn ffmpeg(args: &[&str], out: &std::path::Path) {
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error"])
+        .args(args)
+        .args(["-y"])
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(st.success(), "ffmpeg {args:?}");
+}
+
+async fn server(env: &[(&str, &str)]) -> Server {
+    let models = shared_data().join("models");
+    let mut all = vec![
+        ("BV_WORKER_IN_PROCESS", "1"),
+        ("BV_MODEL_DIR", models.to_str().unwrap()),
+    ];
+    all.extend_from_slice(env);
+    let s = Server::start_with(Backend::Sqlite, &all).await;
+    s.admin(
+        &["user", "create", "--tenant", "default", "alice"],
+        Some("correct horse battery staple\n"),
+    );
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_uses_the_web_app_in_a_real_browser() {
+    let modules = playwright_modules();
+    let s = server(&[]).await;
+    s.admin(&["credits", "grant", "--tenant", "default", "50000"], None);
+    // Signs out after 4 s without activity; a server of its own so the main
+    // flow is not cut short while it waits for the job.
+    let idle = server(&[("BV_SERVE_SESSION_IDLE_SECONDS", "4")]).await;
+
+    // A lossless 720p clip big enough to be mid-upload when the page reloads,
+    // and a small clip with sound for the ×2 job.
+    let big = s.dir.path().join("holiday footage.mkv");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=1280x720:r=25:d=12",
+            "-c:v",
+            "libx264",
+            "-qp",
+            "0",
+            "-preset",
+            "ultrafast",
+        ],
+        &big,
+    );
+    let clip = s.dir.path().join("clip.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=160x90:r=10:d=1",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=440:d=1",
+            "-c:v",
+            "libx264",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+        &clip,
+    );
+    let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../artifacts/web");
+    let _ = std::fs::remove_dir_all(&artifacts);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/web/browser.cjs");
+    let mut node = Command::new("node");
+    node.arg(&script)
+        .env("NODE_PATH", &modules)
+        .env("WEB_URL", &s.url)
+        .env("WEB_IDLE_URL", &idle.url)
+        .env("WEB_LOGIN", "alice")
+        .env("WEB_PASSWORD", "correct horse battery staple")
+        .env("WEB_BIG", &big)
+        .env("WEB_CLIP", &clip)
+        .env("WEB_CA", s.dir.path().join("tls/cert.pem"))
+        .env("WEB_IDLE_CA", idle.dir.path().join("tls/cert.pem"))
+        .env("WEB_ARTIFACTS", &artifacts)
+        .env("WEB_DOWNLOADS", s.dir.path().join("downloads"));
+    let out = tokio::task::spawn_blocking(move || node.output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the browser run failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let found: Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
+    eprintln!("browser run: {found}");
+    assert!(
+        std::fs::read_dir(&artifacts).unwrap().count() >= 20,
+        "screenshots of every page at both widths"
+    );
+    // Nothing the test typed leaked into the server's log.
+    let log = std::fs::read_to_string(s.log_path()).unwrap();
+    assert!(!log.contains("correct horse battery staple"));
+}
