@@ -159,6 +159,11 @@ async function mainFlow(browser) {
   }, null, { timeout: 60000 });
   await page.waitForTimeout(500);
   await shot(page, 'upload-progress', false);
+  // Pause and resume by hand.
+  await page.getByRole('button', { name: 'Pause' }).click();
+  await page.getByText(/· paused/).waitFor();
+  await page.getByRole('button', { name: 'Resume' }).click();
+  await page.getByRole('button', { name: 'Pause' }).waitFor();
   const size = fs.statSync(BIG).size;
   const before = await page.evaluate(() => Object.values(JSON.parse(localStorage.getItem('bv.uploads')))[0].offset);
   check(before > 0 && before < size, `reloaded mid-upload (${before} of ${size})`);
