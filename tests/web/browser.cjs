@@ -257,6 +257,7 @@ async function mainFlow(browser) {
   check(await page.getByText('Credits never expire.').count() === 1, 'credits never expire is stated');
   await shot(page, 'credits');
   await go(page, '#/security', 'security');
+  check(await page.getByRole('cell', { name: 'key.revoke' }).count() >= 1, 'the audit log shows the revocation');
   await shot(page, 'security');
 
   // Every page at phone width as well.

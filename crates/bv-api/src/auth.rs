@@ -26,9 +26,31 @@ pub struct Auth {
     pub scopes: Vec<Scope>,
     /// The session's stored hash, when the caller is a browser session.
     pub session: Option<String>,
+    /// Where the request came from (for the audit log).
+    pub origin: crate::audit::Origin,
 }
 
 impl Auth {
+    /// Records an audit event by this caller in its tenant.
+    pub async fn audit(
+        &self,
+        st: &crate::state::AppState,
+        action: &str,
+        target: &str,
+        outcome: &str,
+        detail: serde_json::Value,
+    ) {
+        let actor = format!("principal:{}", self.principal_id);
+        let e = crate::audit::Event {
+            tenant: Some(&self.tenant_id),
+            actor: &actor,
+            action,
+            target,
+            outcome,
+        };
+        crate::audit::record(st, &self.origin, e, detail).await;
+    }
+
     /// Refuses with 403 `insufficient_scope` unless the caller holds `scope`.
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if self.scopes.contains(&scope) {
@@ -76,6 +98,7 @@ impl FromRequestParts<State> for Auth {
                 principal_id: k.principal_id,
                 scopes: k.scopes,
                 session: None,
+                origin: crate::audit::Origin::of(parts),
             });
         }
         let Some(token) = cookie(parts, SESSION_COOKIE) else {
@@ -110,6 +133,7 @@ impl FromRequestParts<State> for Auth {
             // A signed-in person may do everything in their tenant.
             scopes: Scope::ALL.to_vec(),
             session: Some(s.token_hash),
+            origin: crate::audit::Origin::of(parts),
         })
     }
 }

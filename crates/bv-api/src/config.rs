@@ -55,6 +55,9 @@ pub struct ServeConfig {
     pub job_max_attempts: i64,
     /// Allow plain-http webhook URLs (development and tests only; production needs https).
     pub webhook_allow_http: bool,
+    /// How often the server signs a checkpoint at the end of the audit log,
+    /// seconds (entries cut off the end below a checkpoint are detected).
+    pub audit_checkpoint_seconds: u64,
 }
 
 impl Default for ServeConfig {
@@ -81,6 +84,7 @@ impl Default for ServeConfig {
             price_per_megapixel_frame: 1.0,
             job_max_attempts: 3,
             webhook_allow_http: false,
+            audit_checkpoint_seconds: 300,
         }
     }
 }
@@ -106,6 +110,9 @@ impl ServeConfig {
                 "serve.price_per_megapixel_frame must be >= 0 and serve.job_max_attempts >= 1"
                     .into(),
             );
+        }
+        if self.audit_checkpoint_seconds == 0 {
+            return Err("serve.audit_checkpoint_seconds must be positive".into());
         }
         if self.default_max_upload_mib <= 0 || self.default_quota_mib <= 0 {
             return Err("default tenant limits must be positive".into());

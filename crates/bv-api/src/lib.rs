@@ -10,6 +10,7 @@
 //! sealed, and from the vault to the socket verified.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -183,6 +184,7 @@ pub async fn start(
         .service_keys(links::PURPOSE)
         .map_err(|e| ServeError::Config(format!("link signing keys: {e}")))?;
     sweeper(Arc::clone(&st));
+    audit_checkpoints(Arc::clone(&st));
     if let Some(r) = redirect {
         tokio::spawn(listen::redirect(r, addr.port()));
     }
@@ -207,6 +209,23 @@ fn sweeper(st: state::State) {
                 tracing::warn!(error = e.message, code = e.code, "sweep failed; will retry");
             }
             tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+    });
+}
+
+/// Signs a checkpoint at the end of the audit log every
+/// `serve.audit_checkpoint_seconds` (a no-op when nothing was added).
+fn audit_checkpoints(st: state::State) {
+    tokio::spawn(async move {
+        let every = Duration::from_secs(st.cfg.audit_checkpoint_seconds);
+        loop {
+            tokio::time::sleep(every).await;
+            let key = audit::VaultChainKey(&st.vault);
+            match st.catalog.audit_checkpoint(&key).await {
+                Ok(Some(seq)) => tracing::info!(seq, "audit log checkpoint signed"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "audit checkpoint failed; will retry"),
+            }
         }
     });
 }

@@ -56,9 +56,11 @@ const SECURITY_HEADERS: &[(&str, &str)] = &[
 ];
 
 /// The middleware.
-pub async fn observe(AxState(st): AxState<State>, req: Request, next: Next) -> Response {
+pub async fn observe(AxState(st): AxState<State>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let id = request_id(&req);
+    req.extensions_mut()
+        .insert(crate::audit::RequestId(id.clone()));
     let method = req.method().to_string();
     let route = req
         .extensions()

@@ -675,8 +675,16 @@ views.credits = async () => {
       : h('p.empty', 'No credit movements yet.'));
 };
 
+const OUTCOME = { ok: 'succeeded', succeeded: 'succeeded', refused: 'failed', failed: 'failed', cancelled: 'cancelled' };
+
+/** `video:0123…` with the id cut to 8 characters (the full id is in the title). */
+function short(s) {
+  const m = /^([a-z_]+):([0-9a-f]{32})$/.exec(s);
+  return m ? h('span', { title: s }, `${m[1]}:${m[2].slice(0, 8)}`) : s;
+}
+
 views.security = async () => {
-  const me = await api('GET', '/v1/me');
+  const [me, audit] = await Promise.all([api('GET', '/v1/me'), api('GET', '/v1/audit?limit=100')]);
   render('security',
     h('h1', 'Security'),
     h('div.card',
@@ -686,9 +694,22 @@ views.security = async () => {
         h('li', 'Every stored byte is sealed with AES-256-GCM under a key of its own, wrapped by your tenant’s key; deleting a video destroys its key.'),
         h('li', 'Downloads go through signed links that expire; storage has no public address.'),
         h('li', 'Enhancement runs in a sandbox with no network and no keys, destroyed after each job.'))),
+    h('h2', 'Audit log'),
+    h('p.muted', 'Every security-relevant event of your account, newest first. Each entry is sealed onto a chain with a key the database does not hold, so an edited, removed or inserted entry is detected.'),
+    audit.entries.length
+      ? h('div.scroll', h('table',
+        h('thead', h('tr', ['When', 'Event', 'Outcome', 'Object', 'Who', 'From'].map((x, i) => h(i >= 4 ? 'th.wide' : 'th', { scope: 'col' }, x)))),
+        h('tbody', audit.entries.map((e) => h('tr',
+          h('td', when(e.at)),
+          h('td', h('code', e.action)),
+          h('td', stateBadge(e.outcome, OUTCOME[e.outcome] || 'queued')),
+          h('td', h('code', short(e.target))),
+          h('td.wide', short(e.actor)),
+          h('td.wide', e.source || '—'))))))
+      : h('p.empty', 'Nothing recorded yet.'),
     h('div.card.placeholder',
-      h('h2', 'Audit log, access transparency and security report'),
-      h('p', 'Not available in this version yet. They will list every security-relevant event of your account, every operator access to your data with its reason, and a live report of the protections above, checked by the running service.')),
+      h('h2', 'Access transparency and security report'),
+      h('p', 'Not available in this version yet. They will list every operator access to your data with its reason, and a live report of the protections above, checked by the running service.')),
     h('p.muted', `Tenant ${me.tenant_id}, signed in as ${me.principal_id}.`));
 };
 

@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod audit;
 pub mod config;
 pub mod credits;
 mod db;
@@ -27,6 +28,7 @@ pub mod webhooks;
 
 pub use accounts::{Principal, Tenant, TenantLimits};
 pub use api_keys::{ApiKey, KeyAuth, Scope};
+pub use audit::{AuditEntry, ChainKey, NewAuditEvent};
 pub use config::CatalogConfig;
 pub use credits::{Balance, CreditEntry};
 pub use db::{Backend, Catalog, now_ms};

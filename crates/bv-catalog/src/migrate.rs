@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhooks",
         include_str!("../migrations/0005_webhooks.sql"),
     ),
+    (6, "audit", include_str!("../migrations/0006_audit.sql")),
 ];
 
 /// Splits a migration into statements: comment lines go first (they may hold

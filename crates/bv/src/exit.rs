@@ -30,7 +30,11 @@ pub fn status_for(code: &str) -> i32 {
         | "model_invalid"
         | "model_unsupported" => 5,
         "device_unavailable" => 6,
-        "sealed_auth_failed" | "sealed_truncated" | "sealed_trailing_data" | "sealed_format" => 7,
+        "sealed_auth_failed"
+        | "sealed_truncated"
+        | "sealed_trailing_data"
+        | "sealed_format"
+        | "audit_chain_broken" => 7,
         "key_error" | "vault_config_invalid" => 8,
         "job_resource_limit" | "job_timeout" => 9,
         "input_not_found"

@@ -162,7 +162,27 @@ impl Worker {
         if let Ok(now) = self.catalog.job(&job.tenant_id, &job.id).await {
             crate::webhooks::job_ended(&self.catalog, &now).await;
         }
-        tracing::info!(target: "audit", action = "job.finish", tenant = %job.tenant_id, job = %job.id, outcome = ?ended, "job ended");
+        let (outcome, detail) = match &ended {
+            Ended::Succeeded => ("succeeded", serde_json::json!({})),
+            Ended::Retrying(e) => ("retrying", serde_json::json!({ "error": e })),
+            Ended::Failed(e) => ("failed", serde_json::json!({ "error": e })),
+            Ended::Refused => (
+                "refused",
+                serde_json::json!({ "why": "payload MAC mismatch" }),
+            ),
+            Ended::Cancelled => ("cancelled", serde_json::json!({})),
+            Ended::LostLease => ("lease_lost", serde_json::json!({})),
+        };
+        // A refused row may name any tenant: keep it out of that tenant's log.
+        let tenant = (!matches!(ended, Ended::Refused)).then_some(job.tenant_id.as_str());
+        self.audit(
+            tenant,
+            "job.finish",
+            &format!("job:{}", job.id),
+            outcome,
+            detail,
+        )
+        .await;
         Ok(Some((job, ended)))
     }
 
@@ -174,7 +194,7 @@ impl Worker {
                 .unwrap_or(false)
         });
         if !authentic {
-            tracing::warn!(target: "audit", action = "job.refused", tenant = %job.tenant_id, job = %job.id,
+            tracing::warn!(action = "job.refused", tenant = %job.tenant_id, job = %job.id,
                 "job row does not match its MAC: refused, nothing ran");
             self.catalog
                 .fail_job(
@@ -356,8 +376,16 @@ impl Worker {
                     for piece in pieces {
                         bv_api::media::drop_piece(&self.vault, &t, &piece.object_id).await;
                     }
-                    tracing::info!(target: "audit", action = "video.rejected", tenant = %job.tenant_id,
-                        video = %job.input_video_id, code = %code, "upload rejected by the probe; its bytes are shredded");
+                    let target = format!("video:{}", job.input_video_id);
+                    let detail = serde_json::json!({ "code": code, "shredded": true });
+                    self.audit(
+                        Some(&job.tenant_id),
+                        "video.rejected",
+                        &target,
+                        "ok",
+                        detail,
+                    )
+                    .await;
                 }
                 self.fail(job, &code, &format!("{e:#}")).await
             }
@@ -374,6 +402,27 @@ impl Worker {
                 "could not remove a failed attempt's output; the sweeper will"
             );
         }
+    }
+
+    /// Records an event of this worker's in the audit chain.
+    async fn audit(
+        &self,
+        tenant: Option<&str>,
+        action: &str,
+        target: &str,
+        outcome: &str,
+        detail: serde_json::Value,
+    ) {
+        let actor = format!("worker:{}", self.owner);
+        let e = bv_api::audit::Event {
+            tenant,
+            actor: &actor,
+            action,
+            target,
+            outcome,
+        };
+        bv_api::audit::record_with(&self.catalog, &self.vault, &Default::default(), e, detail)
+            .await;
     }
 
     async fn fail(&self, job: &Job, code: &str, message: &str) -> anyhow::Result<Ended> {

@@ -59,6 +59,16 @@ pub fn wanted(headers: &HeaderMap, len: u64) -> Wanted {
     }
 }
 
+/// Whether a request begins a download worth an audit entry: a GET without a
+/// Range or from byte 0 (a player's later Range requests are the same viewing).
+pub fn starts_a_download(method: &http::Method, headers: &HeaderMap) -> bool {
+    method == http::Method::GET
+        && headers
+            .get(http::header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|r| r.trim_start().starts_with("bytes=0-"))
+}
+
 /// Streams a video (or the range asked for) with `extra` headers.
 pub async fn send(
     st: &State,

@@ -112,7 +112,7 @@ pub async fn submit(
     }
     let price = crate::jobs::price(&st, &v, req.scale)?;
     let preset = serde_json::json!({"model": req.model, "scale": req.scale, "codec": req.codec, "crf": req.crf}).to_string();
-    let j = crate::jobs::enqueue(
+    let queued = crate::jobs::enqueue(
         &st,
         &auth.tenant_id,
         &auth.principal_id,
@@ -122,8 +122,25 @@ pub async fn submit(
         0,
         req.idempotency_key.as_deref(),
     )
-    .await?;
-    tracing::info!(target: "audit", action = "job.submit", tenant = %auth.tenant_id, job = %j.id, price, "job submitted");
+    .await;
+    let j = match queued {
+        Ok(j) => j,
+        Err(e) => {
+            let detail = serde_json::json!({"code": e.code, "price": price});
+            auth.audit(
+                &st,
+                "job.submit",
+                &format!("video:{}", v.id),
+                "refused",
+                detail,
+            )
+            .await;
+            return Err(e);
+        }
+    };
+    let detail = serde_json::json!({"video": v.id, "price": price, "preset": req.model});
+    auth.audit(&st, "job.submit", &format!("job:{}", j.id), "ok", detail)
+        .await;
     Ok((StatusCode::CREATED, Json(JobOut::from(j))).into_response())
 }
 
@@ -239,7 +256,14 @@ pub async fn cancel(
 ) -> ApiResult<Json<JobOut>> {
     auth.require(Scope::JobsWrite)?;
     let j = st.catalog.cancel_job(&auth.tenant_id, &id).await?;
-    tracing::info!(target: "audit", action = "job.cancel", tenant = %auth.tenant_id, job = %id, "job cancel requested");
+    auth.audit(
+        &st,
+        "job.cancel",
+        &format!("job:{id}"),
+        "ok",
+        serde_json::json!({}),
+    )
+    .await;
     Ok(Json(j.into()))
 }
 

@@ -84,7 +84,10 @@ pub async fn create(
             expires,
         )
         .await?;
-    tracing::info!(target: "audit", action = "key.create", tenant = %auth.tenant_id, key = %k.id, "API key created");
+    let detail =
+        serde_json::json!({"name": k.name, "scopes": req.scopes, "expires_ms": k.expires_ms});
+    auth.audit(&st, "key.create", &format!("key:{}", k.id), "ok", detail)
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "key": KeyOut::from(k), "secret": secret })),
@@ -100,6 +103,13 @@ pub async fn revoke(
 ) -> ApiResult<Json<KeyOut>> {
     auth.require(Scope::Admin)?;
     let k = st.catalog.revoke_api_key(&auth.tenant_id, &id).await?;
-    tracing::info!(target: "audit", action = "key.revoke", tenant = %auth.tenant_id, key = %k.id, "API key revoked");
+    auth.audit(
+        &st,
+        "key.revoke",
+        &format!("key:{}", k.id),
+        "ok",
+        serde_json::json!({}),
+    )
+    .await;
     Ok(Json(k.into()))
 }

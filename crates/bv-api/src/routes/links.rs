@@ -33,6 +33,7 @@ pub async fn download(
     Path(id): Path<String>,
     crate::error::Q(p): crate::error::Q<LinkParams>,
     headers: HeaderMap,
+    origin: crate::audit::Origin,
 ) -> ApiResult<Response> {
     // A missing (or deleted) video answers exactly like a bad signature.
     let v = match st.catalog.video_for_link(&id).await {
@@ -49,5 +50,15 @@ pub async fn download(
             crate::time::unix_now(),
         )
         .map_err(|w| refused(&st, w))?;
+    if super::download::starts_a_download(&method, &headers) {
+        let e = crate::audit::Event {
+            tenant: Some(&v.tenant_id),
+            actor: "link",
+            action: "video.download",
+            target: &format!("video:{}", v.id),
+            outcome: "ok",
+        };
+        crate::audit::record(&st, &origin, e, serde_json::json!({"via": "signed_link"})).await;
+    }
     super::download::send(&st, &v, &headers, method == Method::HEAD, &[]).await
 }

@@ -3,6 +3,7 @@
 //! table and the router agree). The web app's static files (`/`, `/assets/…`,
 //! see [`web`]) are not API and are not in the table.
 
+pub mod audit;
 pub mod download;
 pub mod jobs;
 pub mod keys;
@@ -277,6 +278,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     ep(
         "GET",
+        "/v1/audit",
+        Scoped(Admin),
+        "auditLog",
+        "The tenant's audit log, newest first (paged with before=).",
+    ),
+    ep(
+        "GET",
         "/v1/credits",
         Scoped(VideosRead),
         "credits",
@@ -347,6 +355,7 @@ pub fn router() -> Router<State> {
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/v1/jobs/{id}/events", get(jobs::events))
         .route("/v1/credits", get(jobs::credits))
+        .route("/v1/audit", get(audit::list))
         .route(
             "/v1/webhook",
             get(webhook::get).put(webhook::set).delete(webhook::delete),

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde::Deserialize;
 
+use crate::audit::{Event, Origin};
 use crate::auth::{Auth, SESSION_COOKIE};
 use crate::error::{ApiError, ApiResult};
 use crate::state::State;
@@ -24,6 +25,7 @@ pub struct Login {
 pub async fn login(
     AxState(st): AxState<State>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    origin: Origin,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let req: Login = crate::error::parse_json(&body)?;
@@ -38,7 +40,14 @@ pub async fn login(
     }
     let Some(p) = st.catalog.check_password(&req.login, &req.password).await? else {
         st.catalog.record_login_failure(&subjects).await?;
-        tracing::info!(target: "audit", action = "session.login", outcome = "refused", "sign-in refused");
+        let e = Event {
+            tenant: None,
+            actor: "anonymous",
+            action: "session.login",
+            target: &format!("login:{}", req.login),
+            outcome: "refused",
+        };
+        crate::audit::record(&st, &origin, e, serde_json::json!({})).await;
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "login_failed",
@@ -47,7 +56,14 @@ pub async fn login(
     };
     let abs = (st.cfg.session_absolute_seconds * 1000) as i64;
     let s = st.catalog.create_session(&p.tenant_id, &p.id, abs).await?;
-    tracing::info!(target: "audit", action = "session.login", outcome = "ok", tenant = %p.tenant_id, principal = %p.id, "signed in");
+    let e = Event {
+        tenant: Some(&p.tenant_id),
+        actor: &format!("principal:{}", p.id),
+        action: "session.login",
+        target: &format!("login:{}", req.login),
+        outcome: "ok",
+    };
+    crate::audit::record(&st, &origin, e, serde_json::json!({})).await;
     let cookie = format!(
         "{SESSION_COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
         s.token, st.cfg.session_absolute_seconds
@@ -69,6 +85,14 @@ pub async fn login(
 pub async fn logout(AxState(st): AxState<State>, auth: Auth) -> ApiResult<Response> {
     if let Some(h) = &auth.session {
         st.catalog.end_session(h).await?;
+        auth.audit(
+            &st,
+            "session.logout",
+            "session",
+            "ok",
+            serde_json::json!({}),
+        )
+        .await;
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
     r.headers_mut().insert(

@@ -388,7 +388,15 @@ async fn finish_if_complete(st: &State, auth: &Auth, id: &str) -> ApiResult<()> 
         st.catalog.finish_upload(&u).await?;
         crate::jobs::enqueue_probe(st, &u.tenant_id, &u.principal_id, &u.video_id).await;
         st.metrics.uploads_completed.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(target: "audit", action = "video.upload", tenant = %auth.tenant_id, video = %u.video_id, bytes = u.length, "upload complete");
+        let detail = serde_json::json!({"bytes": u.length, "via": "tus"});
+        auth.audit(
+            st,
+            "video.upload",
+            &format!("video:{}", u.video_id),
+            "ok",
+            detail,
+        )
+        .await;
     }
     Ok(())
 }

@@ -126,7 +126,14 @@ pub async fn delete(
     // Only visible videos: an upload in progress is ended through its tus URL.
     st.catalog.video(&auth.tenant_id, &id).await?;
     media::shred_video(&st.catalog, &st.vault, &auth.tenant_id, &id).await?;
-    tracing::info!(target: "audit", action = "video.delete", tenant = %auth.tenant_id, video = %id, "video crypto-shredded");
+    auth.audit(
+        &st,
+        "video.delete",
+        &format!("video:{id}"),
+        "ok",
+        serde_json::json!({"shredded": true}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -220,6 +227,15 @@ pub async fn upload(
     crate::jobs::enqueue_probe(&st, &auth.tenant_id, &auth.principal_id, &v.id).await;
     st.metrics.upload_bytes.fetch_add(len, Ordering::Relaxed);
     st.metrics.uploads_completed.fetch_add(1, Ordering::Relaxed);
+    let detail = serde_json::json!({"bytes": len, "via": "simple"});
+    auth.audit(
+        &st,
+        "video.upload",
+        &format!("video:{}", v.id),
+        "ok",
+        detail,
+    )
+    .await;
     let v = st.catalog.video(&auth.tenant_id, &v.id).await?;
     let mut r = (StatusCode::CREATED, Json(VideoOut::from(v.clone()))).into_response();
     r.headers_mut().insert(
@@ -240,6 +256,16 @@ pub async fn content(
 ) -> ApiResult<Response> {
     auth.require(Scope::VideosRead)?;
     let v = st.catalog.video(&auth.tenant_id, &id).await?;
+    if super::download::starts_a_download(&method, &headers) {
+        auth.audit(
+            &st,
+            "video.download",
+            &format!("video:{}", v.id),
+            "ok",
+            serde_json::json!({"via": "api"}),
+        )
+        .await;
+    }
     super::download::send(&st, &v, &headers, method == Method::HEAD, &[]).await
 }
 
@@ -283,6 +309,9 @@ pub async fn mint_link(
     }
     let expires = crate::time::unix_now() + ttl;
     let q = st.links.sign(&method, &v.tenant_id, &v.id, expires)?;
+    let detail = serde_json::json!({"method": method, "ttl_seconds": ttl});
+    auth.audit(&st, "link.mint", &format!("video:{}", v.id), "ok", detail)
+        .await;
     let url = format!("{}/v1/dl/{}?{q}", st.public_url, v.id);
     Ok((
         StatusCode::CREATED,

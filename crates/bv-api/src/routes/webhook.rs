@@ -55,7 +55,8 @@ pub async fn set(
         out["secret"] =
             crate::webhooks::secret(&st.vault, &auth.tenant_id, h.secret_version)?.into();
     }
-    tracing::info!(target: "audit", action = "webhook.set", tenant = %auth.tenant_id, "webhook set");
+    auth.audit(&st, "webhook.set", "webhook", "ok", serde_json::json!({}))
+        .await;
     Ok((
         if existed {
             StatusCode::OK
@@ -90,7 +91,14 @@ pub async fn rotate(AxState(st): AxState<State>, auth: Auth) -> ApiResult<Json<s
         .catalog
         .rotate_webhook(&auth.tenant_id, OVERLAP_MS)
         .await?;
-    tracing::info!(target: "audit", action = "webhook.rotate", tenant = %auth.tenant_id, "webhook secret rotated");
+    auth.audit(
+        &st,
+        "webhook.rotate",
+        "webhook",
+        "ok",
+        serde_json::json!({}),
+    )
+    .await;
     Ok(Json(serde_json::json!({
         "secret": crate::webhooks::secret(&st.vault, &auth.tenant_id, h.secret_version)?,
         "secret_version": h.secret_version,
@@ -102,5 +110,13 @@ pub async fn rotate(AxState(st): AxState<State>, auth: Auth) -> ApiResult<Json<s
 pub async fn delete(AxState(st): AxState<State>, auth: Auth) -> ApiResult<StatusCode> {
     auth.require(Scope::Admin)?;
     st.catalog.delete_webhook(&auth.tenant_id).await?;
+    auth.audit(
+        &st,
+        "webhook.delete",
+        "webhook",
+        "ok",
+        serde_json::json!({}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }

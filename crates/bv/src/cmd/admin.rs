@@ -26,6 +26,26 @@ pub enum AdminCmd {
     /// Credits (they never expire).
     #[command(subcommand)]
     Credits(CreditsCmd),
+    /// The tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+/// `bv admin audit …`
+#[derive(clap::Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Walks the whole chain and its checkpoints; exits 7 and names the first
+    /// broken position when an entry was edited, deleted, reordered or inserted.
+    Verify,
+    /// Signs a checkpoint at the current end of the log (`bv serve` also does
+    /// this every `serve.audit_checkpoint_seconds`).
+    Checkpoint,
+    /// The latest entries (all tenants), newest first.
+    Tail {
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
 }
 
 /// `bv admin credits …`
@@ -141,6 +161,19 @@ fn duration_secs(s: &str) -> anyhow::Result<i64> {
     Ok(n * mult)
 }
 
+/// Who is running the command, for the audit log: the person behind `sudo`
+/// if any, else the account the process runs as.
+fn operator_name() -> String {
+    if let Ok(u) = std::env::var("SUDO_USER") {
+        return u;
+    }
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(u)) => u.name,
+        _ => format!("uid:{uid}"),
+    }
+}
+
 /// Runs the command.
 pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
     if let AdminCmd::Links(LinksCmd::Rotate) = c {
@@ -152,9 +185,55 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    let vault = open_vault(cfg)?;
     runtime()?.block_on(async move {
         let cat = open_catalog(cfg).await?;
+        let key = bv_api::audit::VaultChainKey(&vault);
+        // Every change an operator makes here is in the audit log, as the CLI's.
+        let audit = |tenant: Option<String>, action: &'static str, target: String, detail: serde_json::Value| {
+            let (cat, vault) = (&cat, &vault);
+            async move {
+                let e = bv_api::audit::Event {
+                    tenant: tenant.as_deref(),
+                    actor: &format!("operator:{}", operator_name()),
+                    action,
+                    target: &target,
+                    outcome: "ok",
+                };
+                bv_api::audit::record_with(cat, vault, &Default::default(), e, detail).await;
+            }
+        };
         match c {
+            AdminCmd::Audit(AuditCmd::Verify) => {
+                let r = cat.verify_audit(&key).await?;
+                println!("{}", serde_json::to_string_pretty(&r)?);
+                if let Some(p) = r.problems.first() {
+                    return Err(crate::exit::JobFailed {
+                        code: "audit_chain_broken".into(),
+                        message: format!(
+                            "the audit log is broken at entry {}: {} ({} problem(s) in all)",
+                            p.seq,
+                            p.problem,
+                            r.problems.len()
+                        ),
+                    }
+                    .into());
+                }
+                eprintln!(
+                    "audit log verified: {} entries, {} checkpoint(s), nothing edited, deleted, reordered or inserted",
+                    r.entries, r.checkpoints
+                );
+            }
+            AdminCmd::Audit(AuditCmd::Checkpoint) => {
+                let seq = cat.audit_checkpoint(&key).await?;
+                println!("{}", serde_json::json!({ "checkpoint": seq }));
+            }
+            AdminCmd::Audit(AuditCmd::Tail { limit }) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&cat.audit_tail(limit).await?)?
+                );
+            }
             AdminCmd::Tenant(TenantCmd::Create {
                 name,
                 quota_mib,
@@ -169,6 +248,7 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
                 }
                 let t = cat.create_tenant(&name, l).await?;
                 cat.create_service_account(&t.id, "admin").await?;
+                audit(Some(t.id.clone()), "tenant.create", format!("tenant:{}", t.id), serde_json::json!({"name": name})).await;
                 println!("{}", serde_json::to_string_pretty(&t)?);
             }
             AdminCmd::Tenant(TenantCmd::List) => {
@@ -181,6 +261,7 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
                 let u = cat
                     .create_user(&t.id, &login, pw.trim_end_matches(['\r', '\n']))
                     .await?;
+                audit(Some(t.id.clone()), "user.create", format!("principal:{}", u.id), serde_json::json!({"login": login})).await;
                 println!("{}", serde_json::to_string_pretty(&u)?);
             }
             AdminCmd::Key(KeyCmd::Create {
@@ -198,6 +279,7 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
                 let (k, secret) = cat
                     .create_api_key(&t.id, &principal, &name, &scopes, expires)
                     .await?;
+                audit(Some(t.id.clone()), "key.create", format!("key:{}", k.id), serde_json::json!({"name": name})).await;
                 eprintln!("key {} created; its secret is shown this once:", k.id);
                 println!("{secret}");
             }
@@ -211,6 +293,7 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
             AdminCmd::Key(KeyCmd::Revoke { tenant, id }) => {
                 let t = cat.find_tenant(&tenant).await?;
                 let k = cat.revoke_api_key(&t.id, &id).await?;
+                audit(Some(t.id.clone()), "key.revoke", format!("key:{}", k.id), serde_json::json!({})).await;
                 println!("{}", serde_json::to_string_pretty(&k)?);
             }
             AdminCmd::Credits(CreditsCmd::Grant {
@@ -220,6 +303,7 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
             }) => {
                 let t = cat.find_tenant(&tenant).await?;
                 let e = cat.grant_credits(&t.id, amount, &note).await?;
+                audit(Some(t.id.clone()), "credits.grant", format!("tenant:{}", t.id), serde_json::json!({"amount": amount})).await;
                 println!("{}", serde_json::to_string_pretty(&e)?);
             }
             AdminCmd::Credits(CreditsCmd::Show { tenant }) => {

@@ -62,6 +62,7 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         let catalog = open_catalog(cfg).await?;
         let first_key = bootstrap(&catalog, cfg).await?;
+        record_start(&catalog, &vault, cfg).await;
         // Jobs run beside the API in this process (worker.in_process of them).
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         for i in 0..cfg.worker.in_process {
@@ -126,6 +127,34 @@ async fn bootstrap(c: &Catalog, cfg: &Config) -> anyhow::Result<Option<String>> 
         .create_api_key(&t.id, &p.id, "first-admin-key", &Scope::ALL, None)
         .await?;
     Ok(Some(token))
+}
+
+/// Records the start in the audit log, and a `config.change` when the
+/// effective configuration (secrets redacted) differs from the last start's.
+async fn record_start(catalog: &bv_catalog::Catalog, vault: &bv_vault::Vault, cfg: &Config) {
+    let text = cfg.redacted_toml().unwrap_or_default();
+    let fp = bv_crypto::secret::token_hash(text.as_bytes());
+    let before = catalog
+        .latest_audit("service.start")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|e| serde_json::from_str::<serde_json::Value>(&e.detail).ok())
+        .and_then(|d| d["config"].as_str().map(str::to_string));
+    let event = |action| bv_api::audit::Event {
+        tenant: None,
+        actor: "system",
+        action,
+        target: "service",
+        outcome: "ok",
+    };
+    let origin = Default::default();
+    if let Some(b) = before.filter(|b| *b != fp) {
+        let detail = serde_json::json!({ "from": b, "to": fp });
+        bv_api::audit::record_with(catalog, vault, &origin, event("config.change"), detail).await;
+    }
+    let detail = serde_json::json!({ "config": fp, "version": env!("CARGO_PKG_VERSION") });
+    bv_api::audit::record_with(catalog, vault, &origin, event("service.start"), detail).await;
 }
 
 /// The models of the engine's pinned manifest, as the API offers them.

@@ -130,6 +130,18 @@ impl Server {
         Self::start_with(backend, &[]).await
     }
 
+    /// A plain connection to the catalog, for tests that attack it directly.
+    pub async fn raw_db(&self) -> sqlx::AnyConnection {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let url = if self.catalog_url.starts_with("sqlite") {
+            format!("{}?mode=rw", self.catalog_url)
+        } else {
+            self.catalog_url.clone()
+        };
+        sqlx::AnyConnection::connect(&url).await.unwrap()
+    }
+
     /// The server's log (JSON lines).
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("serve.log")

@@ -4,6 +4,7 @@
 mod harness;
 
 mod access;
+mod audit;
 mod cli;
 mod links;
 mod transport;

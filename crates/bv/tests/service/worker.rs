@@ -762,13 +762,7 @@ async fn a_job_runs_sealed_in_sealed_out_and_a_tampered_row_is_refused(b: Backen
     }
     {
         use sqlx::Connection;
-        sqlx::any::install_default_drivers();
-        let url = if s.catalog_url.starts_with("sqlite") {
-            format!("{}?mode=rw", s.catalog_url)
-        } else {
-            s.catalog_url.clone()
-        };
-        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        let mut conn = s.raw_db().await;
         for (change, id) in &tampered {
             let (sql, arg) = match *change {
                 "price" => ("UPDATE jobs SET price = 1 WHERE id = $1 AND $2 = $2", ""),
