@@ -103,8 +103,10 @@ pub async fn record_with(
     detail: serde_json::Value,
 ) {
     let detail = detail.to_string();
+    // Targets and actors can hold client text (a login name): escape it for the log line.
     tracing::info!(target: "audit", action = e.action, outcome = e.outcome, tenant = e.tenant,
-        actor = e.actor, object = e.target, request_id = %origin.request_id, "audit event");
+        actor = %crate::logsafe::text(e.actor, 200), object = %crate::logsafe::text(e.target, 300),
+        request_id = %origin.request_id, "audit event");
     let ev = NewAuditEvent {
         tenant_id: e.tenant,
         actor: e.actor,

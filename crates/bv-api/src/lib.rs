@@ -17,6 +17,7 @@ pub mod error;
 pub mod jobs;
 pub mod links;
 mod listen;
+pub mod logsafe;
 pub mod media;
 pub mod metrics;
 pub mod middleware;

@@ -62,6 +62,13 @@ pub async fn observe(AxState(st): AxState<State>, mut req: Request, next: Next) 
     req.extensions_mut()
         .insert(crate::audit::RequestId(id.clone()));
     let method = req.method().to_string();
+    // Kept as bytes: a header may carry obs-text (even C1 controls) that
+    // to_str() would refuse; logsafe::text makes it harmless.
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .map(|v| crate::logsafe::text(&String::from_utf8_lossy(v.as_bytes()), 200))
+        .unwrap_or_default();
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -90,6 +97,7 @@ pub async fn observe(AxState(st): AxState<State>, mut req: Request, next: Next) 
         status,
         ms = (secs * 1000.0).round() as u64,
         code,
+        user_agent = %user_agent,
         "request"
     );
     resp

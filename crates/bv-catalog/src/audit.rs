@@ -169,7 +169,13 @@ macro_rules! columns {
 /// stays one readable line wherever it is shown.
 fn clean(s: &str, max: usize) -> String {
     s.chars()
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .map(|c| {
+            if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
         .take(max)
         .collect()
 }

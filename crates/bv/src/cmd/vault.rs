@@ -67,7 +67,12 @@ pub enum VaultCmd {
 pub fn open_vault(cfg: &Config) -> anyhow::Result<Vault> {
     let (vault, notice) = Vault::open(&cfg.vault, &cfg.data_dir)?;
     if let Some(n) = notice {
-        eprintln!("{n}");
+        // Under `bv serve` stderr is the JSON log: keep it one object per line.
+        if tracing::dispatcher::has_been_set() {
+            tracing::warn!("{n}");
+        } else {
+            eprintln!("{n}");
+        }
     }
     Ok(vault)
 }

@@ -43,6 +43,8 @@ pub struct Server {
     pub http: reqwest::Client,
     port: u16,
     env: Vec<(String, String)>,
+    /// Passwords the test handed to this server (for the log hygiene check).
+    passwords: std::sync::Mutex<Vec<String>>,
     _db: Option<TestDb>,
 }
 
@@ -119,6 +121,7 @@ impl Server {
             http: reqwest::Client::new(),
             port: free_port(),
             env,
+            passwords: Default::default(),
             _db: Some(db),
         };
         s.launch(true);
@@ -252,6 +255,12 @@ impl Server {
         });
         let mut child = c.spawn().unwrap();
         if let Some(s) = stdin {
+            if args.first() == Some(&"user") {
+                self.passwords
+                    .lock()
+                    .unwrap()
+                    .push(s.trim_end().to_string());
+            }
             child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
         }
         let out = child.wait_with_output().unwrap();
@@ -288,6 +297,110 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+        if !std::thread::panicking() {
+            self.check_log_hygiene();
+        }
+    }
+}
+
+/// Whether `hay` holds `prefix` followed by at least `n` lower-case hex digits.
+fn has_hex_after(hay: &[u8], prefix: &[u8], n: usize) -> bool {
+    hay.windows(prefix.len()).enumerate().any(|(i, w)| {
+        w == prefix
+            && hay[i + prefix.len()..]
+                .iter()
+                .take(n)
+                .filter(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(*b))
+                .count()
+                == n
+    })
+}
+
+impl Server {
+    /// Log hygiene, checked on every server's log when its test ends (so the
+    /// whole suite's logs are covered): every line is one JSON object (no
+    /// client text started a line), no raw control bytes, no API key, session
+    /// token or link signature of any shape, no root key material and no
+    /// password the test gave the server.
+    fn check_log_hygiene(&self) {
+        let Ok(log) = std::fs::read(self.log_path()) else {
+            return;
+        };
+        let text = String::from_utf8_lossy(&log);
+        for (i, line) in text.lines().enumerate() {
+            assert!(
+                serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v.is_object()),
+                "serve.log line {} is not one JSON object: {line:?}",
+                i + 1
+            );
+        }
+        assert!(
+            !text
+                .chars()
+                .any(|c| (c.is_control() && c != '\n') || c == '\u{2028}'),
+            "raw control characters in serve.log"
+        );
+        // API keys: bv_<16 hex id>_<64 hex secret>; sessions: the cookie; links: s=<64 hex>.
+        assert!(
+            !has_hex_after(&log, b"__Host-bv_session=", 16),
+            "a session token in serve.log"
+        );
+        assert!(
+            !has_hex_after(&log, b"s=", 64),
+            "a link signature in serve.log"
+        );
+        let mut i = 0;
+        while let Some(at) = text[i..].find("bv_") {
+            let rest = &text.as_bytes()[i + at + 3..];
+            let id = rest.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+            assert!(
+                !(id == 16 && rest.get(16) == Some(&b'_') && has_hex_after(&rest[16..], b"_", 32)),
+                "an API key in serve.log"
+            );
+            i += at + 3;
+        }
+        let root = std::fs::read_to_string(self.dir.path().join("root.key")).unwrap_or_default();
+        for material in root.lines().filter_map(|l| l.split(':').nth(1)) {
+            assert!(
+                !text.contains(material.trim()),
+                "root key material in serve.log"
+            );
+        }
+        for pw in self.passwords.lock().unwrap().iter() {
+            assert!(!text.contains(pw.as_str()), "a password in serve.log");
+        }
+        assert!(
+            !text.contains(&self.key) || self.key.is_empty(),
+            "the first key in serve.log"
+        );
+    }
+
+    /// Sends `request` (raw bytes: a hostile client) over TLS; returns the raw response.
+    pub async fn raw_https(&self, request: &[u8]) -> Vec<u8> {
+        use rustls::pki_types::pem::PemObject;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let pem = std::fs::read(self.dir.path().join("tls/cert.pem")).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+            .connect("localhost".try_into().unwrap(), tcp)
+            .await
+            .unwrap();
+        tls.write_all(request).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tls.read_to_end(&mut out).await;
+        out
     }
 }
 

@@ -7,6 +7,7 @@ mod access;
 mod audit;
 mod cli;
 mod links;
+mod logs;
 mod transport;
 mod tus_js;
 mod uploads;
