@@ -358,19 +358,29 @@ fn cpu_spin_and_sleep_are_bounded() {
 
 #[test]
 fn nothing_survives_the_job() {
-    // A background process in a new session, and a file in scratch.
-    let code = "import subprocess
-subprocess.Popen(['/usr/bin/sleep', '300'], start_new_session=True)
+    // A background process in a new session, and a file in scratch. The
+    // sleep's argument is unique, so no other `sleep` on the machine matches.
+    let marker = format!(
+        "300.{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let code = format!(
+        "import subprocess
+subprocess.Popen(['/usr/bin/sleep', '{marker}'], start_new_session=True)
 open('/scratch/left-behind', 'w').write('for the next job')
-print('OK planted', flush=True)";
-    let (out, lines) = attack(code, small());
+print('OK planted', flush=True)"
+    );
+    let (out, lines) = attack(&code, small());
     assert!(lines.iter().any(|l| l == "OK planted"));
     assert_eq!(
         (out.teardown.processes_left, out.teardown.namespace_gone),
         (0, true)
     );
     let ps = std::process::Command::new("pgrep")
-        .args(["-f", "sleep 300"])
+        .args(["-f", &format!("sleep {marker}")])
         .output()
         .unwrap();
     assert!(

@@ -22,6 +22,15 @@ on_both!(
     the_quote_is_the_price_reserved_and_unknown_models_are_refused,
 );
 
+/// A 64×48 H.264 clip, uploaded and probed (ready to enhance); its video id.
+async fn probed_tiny_clip(s: &Server) -> String {
+    let clip = s.dir.path().join("tiny.mp4");
+    lavfi_clip("testsrc2=s=64x48:r=25:d=0.2", &clip);
+    let video = upload(s, "/v1/videos?name=tiny.mp4", std::fs::read(&clip).unwrap()).await;
+    run_worker_once(s);
+    video
+}
+
 async fn get_json(s: &Server, path: &str) -> Value {
     let r = s.req(Method::GET, path, &s.key).send().await.unwrap();
     assert_eq!(r.status(), 200, "{path}");
@@ -30,15 +39,7 @@ async fn get_json(s: &Server, path: &str) -> Value {
 
 async fn the_quote_is_the_price_reserved_and_unknown_models_are_refused(b: Backend) {
     let s = Server::start(b).await;
-    let clip = s.dir.path().join("tiny.mp4");
-    lavfi_clip("testsrc2=s=64x48:r=25:d=0.2", &clip);
-    let video = upload(
-        &s,
-        "/v1/videos?name=tiny.mp4",
-        std::fs::read(&clip).unwrap(),
-    )
-    .await;
-    run_worker_once(&s);
+    let video = probed_tiny_clip(&s).await;
     let models = get_json(&s, "/v1/models").await;
     let anime = models["models"]
         .as_array()
@@ -82,15 +83,7 @@ async fn the_quote_is_the_price_reserved_and_unknown_models_are_refused(b: Backe
 
 async fn twenty_jobs_on_two_workers_all_complete(b: Backend) {
     let s = Server::start(b).await;
-    let clip = s.dir.path().join("tiny.mp4");
-    lavfi_clip("testsrc2=s=64x48:r=25:d=0.2", &clip);
-    let video = upload(
-        &s,
-        "/v1/videos?name=tiny.mp4",
-        std::fs::read(&clip).unwrap(),
-    )
-    .await;
-    run_worker_once(&s);
+    let video = probed_tiny_clip(&s).await;
     s.admin(&["credits", "grant", "--tenant", "default", "100000"], None);
     let mut jobs = Vec::new();
     for _ in 0..20 {
