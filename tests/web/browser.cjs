@@ -192,7 +192,9 @@ async function mainFlow(browser) {
   await view(page, 'job');
   const jobHash = await page.evaluate(() => location.hash);
   await shot(page, 'job-running', false);
-  await page.getByText(/^Done: \d+ frames\./).waitFor({ timeout: 300000 });
+  await page.locator('main .progress-line').filter({ hasText: /^(Done|Failed|Cancelled)/ }).waitFor({ timeout: 300000 });
+  const ended = await page.locator('main .progress-line').first().textContent();
+  check(/^Done: \d+ frames\./.test(ended), `the job ended: ${ended}`);
   await shot(page, 'job');
 
   // Download through a freshly minted signed link; check the file.

@@ -141,12 +141,13 @@ setInterval(async () => {
     lastInput = uploadsRunning > 0 ? Date.now() : lastInput;
     return;
   }
-  // A second early, so the page signs out before the server would refuse it.
-  if (Date.now() - lastInput > Math.max(idle - 1000, idle / 2)) {
+  // A little early (a quarter of the timeout, at most 5 s), so the page signs
+  // out before the server would refuse the sign-out itself.
+  if (Date.now() - lastInput > idle - Math.min(5000, idle / 4)) {
     const mins = Math.round(session.idleSeconds / 60);
     await signOut(`You were signed out after ${mins >= 1 ? mins + ' min' : session.idleSeconds + ' s'} without activity.`);
   }
-}, 1000);
+}, 500);
 
 async function signOut(message) {
   if (session.csrf) await api('DELETE', '/v1/session').catch(() => {});
@@ -175,11 +176,29 @@ function stopLive() {
 
 /** Re-runs fn every ms while the current view stays. */
 function every(ms, fn) {
+  if (!stillShown()) return;
   const t = setInterval(fn, ms);
   live.push(() => clearInterval(t));
 }
 
+/** The view the address names now. */
+function viewFor(hash) {
+  const [, name, id] = (hash || '#/videos').split('/');
+  if (id && name === 'videos') return 'video';
+  if (id && name === 'jobs') return 'job';
+  return views[name] ? name : 'videos';
+}
+
+let renderingFor = null;
+
+/** Whether the view being built still matches the address (a slow view that
+ *  finishes after the person moved on must not paint over the new page). */
+function stillShown() {
+  return renderingFor === location.hash;
+}
+
 function render(name, ...nodes) {
+  if (!stillShown()) return;
   const m = main();
   m.replaceChildren(...nodes);
   m.dataset.view = name;
@@ -723,8 +742,8 @@ async function route() {
   $('#nav').hidden = !signedIn;
   if (!signedIn && name !== 'signin') { location.hash = '#/signin'; return; }
   if (signedIn && name === 'signin') { location.hash = '#/videos'; return; }
-  const view = id && (name === 'videos' || name === 'jobs') ? (name === 'videos' ? 'video' : 'job') : name;
-  const fn = views[view] || views.videos;
+  const fn = views[viewFor(location.hash)];
+  renderingFor = location.hash;
   for (const a of document.querySelectorAll('#nav a')) {
     if (a.getAttribute('href') === `#/${name}`) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }

@@ -56,9 +56,9 @@ async fn a_person_uses_the_web_app_in_a_real_browser() {
     let modules = playwright_modules();
     let s = server(&[]).await;
     s.admin(&["credits", "grant", "--tenant", "default", "50000"], None);
-    // Signs out after 4 s without activity; a server of its own so the main
+    // Signs out after 10 s without activity; a server of its own so the main
     // flow is not cut short while it waits for the job.
-    let idle = server(&[("BV_SERVE_SESSION_IDLE_SECONDS", "4")]).await;
+    let idle = server(&[("BV_SERVE_SESSION_IDLE_SECONDS", "10")]).await;
 
     // A lossless 720p clip big enough to be mid-upload when the page reloads,
     // and a small clip with sound for the ×2 job.
@@ -117,12 +117,16 @@ async fn a_person_uses_the_web_app_in_a_real_browser() {
         .await
         .unwrap()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "the browser run failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
+    if !out.status.success() {
+        let log = std::fs::read_to_string(s.log_path()).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        panic!(
+            "the browser run failed (screenshot: artifacts/web/failure.png):\n{}\n{}\nserver log, newest first:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout),
+            tail.join("\n")
+        );
+    }
     let found: Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
     eprintln!("browser run: {found}");
     assert!(
