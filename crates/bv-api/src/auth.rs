@@ -93,13 +93,19 @@ impl FromRequestParts<State> for Auth {
                 .authenticate_key(token.trim())
                 .await?
                 .ok_or_else(ApiError::unauthenticated)?;
-            return Ok(Self {
+            let auth = Self {
                 tenant_id: k.tenant_id,
                 principal_id: k.principal_id,
                 scopes: k.scopes,
                 session: None,
                 origin: crate::audit::Origin::of(parts),
-            });
+            };
+            if k.recorded_use {
+                let target = format!("key:{}", k.key_id);
+                auth.audit(st, "key.used", &target, "ok", serde_json::json!({}))
+                    .await;
+            }
+            return Ok(auth);
         }
         let Some(token) = cookie(parts, SESSION_COOKIE) else {
             return Err(ApiError::unauthenticated());

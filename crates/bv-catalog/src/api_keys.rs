@@ -122,6 +122,9 @@ pub struct KeyAuth {
     pub principal_id: String,
     /// Scopes.
     pub scopes: Vec<Scope>,
+    /// Whether this use moved the key's last-used time (its first use, or
+    /// the first after a minute without): when a use is worth an audit entry.
+    pub recorded_use: bool,
 }
 
 /// The prefix every key starts with.
@@ -241,7 +244,8 @@ impl Catalog {
             return Ok(None);
         }
         let last: Option<i64> = r.try_get("last_used_ms")?;
-        if last.is_none_or(|l| now - l >= LAST_USED_GRANULARITY_MS) {
+        let recorded_use = last.is_none_or(|l| now - l >= LAST_USED_GRANULARITY_MS);
+        if recorded_use {
             sqlx::query("UPDATE api_keys SET last_used_ms = $1 WHERE id = $2")
                 .bind(now)
                 .bind(id)
@@ -254,6 +258,7 @@ impl Catalog {
             tenant_id: r.try_get("tenant_id")?,
             principal_id: r.try_get("principal_id")?,
             scopes: parse_scopes(&scopes)?,
+            recorded_use,
         }))
     }
 

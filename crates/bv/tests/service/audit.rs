@@ -95,6 +95,7 @@ async fn security_events_land_in_the_tenants_own_audit_log(b: Backend) {
     };
     for (action, outcome, target) in [
         ("user.create", "ok", "principal:"),
+        ("key.used", "ok", "key:"),
         ("session.login", "ok", "login:alice"),
         ("key.create", "ok", key_id.as_str()),
         ("key.revoke", "ok", key_id.as_str()),
