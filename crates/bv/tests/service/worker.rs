@@ -514,12 +514,11 @@ async fn upload_enhance_download_over_https_with_the_in_process_worker(b: Backen
     .await;
     assert_eq!(v["status"], "ready", "{v}");
     s.admin(&["credits", "grant", "--tenant", "default", "100000"], None);
-    let r = s
-        .req(Method::POST, "/v1/jobs", &s.key)
-        .json(&serde_json::json!({"video_id": video, "scale": 2, "idempotency_key": "bbb-x2"}))
-        .send()
-        .await
-        .unwrap();
+    let r = api_submit(
+        &s,
+        serde_json::json!({"video_id": video, "scale": 2, "idempotency_key": "bbb-x2"}),
+    )
+    .await;
     assert_eq!(r.status(), 201);
     let job = r.json::<Value>().await.unwrap()["id"]
         .as_str()
@@ -568,12 +567,11 @@ async fn upload_enhance_download_over_https_with_the_in_process_worker(b: Backen
         "every stream (the audio too)"
     );
     // The same idempotency key does not submit (or charge) twice.
-    let r = s
-        .req(Method::POST, "/v1/jobs", &s.key)
-        .json(&serde_json::json!({"video_id": video, "scale": 2, "idempotency_key": "bbb-x2"}))
-        .send()
-        .await
-        .unwrap();
+    let r = api_submit(
+        &s,
+        serde_json::json!({"video_id": video, "scale": 2, "idempotency_key": "bbb-x2"}),
+    )
+    .await;
     assert_eq!(r.json::<Value>().await.unwrap()["id"], job.as_str());
 }
 
