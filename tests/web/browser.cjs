@@ -2,7 +2,7 @@
 // sign in, upload (reloading mid-upload and resuming), enhance ×2 and watch it
 // finish, download and check the file with ffprobe, preview through a signed
 // link, delete, create an API key and use it with curl, revoke it and see curl
-// refused, credits, security; then wait past a short idle timeout and be
+// refused, credits, security (approve a member of staff's request); then wait past a short idle timeout and be
 // signed out. Any console error, page error, failed request or CSP violation
 // fails the run. Screenshots of every page at desktop and phone width go to
 // WEB_ARTIFACTS.
@@ -260,6 +260,18 @@ async function mainFlow(browser) {
   await shot(page, 'credits');
   await go(page, '#/security', 'security');
   check(await page.getByRole('cell', { name: 'key.revoke' }).count() >= 1, 'the audit log shows the revocation');
+  // A member of staff waits for approval to open one video: approve it, then
+  // stop requiring approval.
+  const approval = page.getByRole('checkbox', { name: /Ask for my approval/ });
+  check(await approval.isChecked(), 'approval is required, as the tenant set it');
+  check(await page.getByRole('cell', { name: /customer asked about a flicker/ }).count() >= 1, 'the request shows its reason');
+  await page.getByRole('button', { name: 'Approve carol' }).click();
+  await page.getByRole('button', { name: 'Approve', exact: true }).click();
+  await page.getByText('Approved.').waitFor();
+  await page.getByRole('button', { name: "End carol's access" }).waitFor();
+  check(await page.getByRole('cell', { name: /access\.approved/ }).count() >= 1, 'the approval is in the access log');
+  await approval.uncheck();
+  await page.getByText('Staff no longer need your approval', { exact: false }).waitFor();
   await shot(page, 'security');
 
   // Every page at phone width as well.

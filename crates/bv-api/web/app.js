@@ -702,8 +702,70 @@ function short(s) {
   return m ? h('span', { title: s }, `${m[1]}:${m[2].slice(0, 8)}`) : s;
 }
 
+const REASONS = {
+  customer_request: 'You asked for help',
+  service_incident: 'A service failure involving this video',
+  security_investigation: 'Abuse or a security event',
+  legal_obligation: 'A legal request',
+};
+
+const GRANT_BADGE = { pending: 'queued', active: 'running', expired: 'cancelled', lapsed: 'cancelled', denied: 'failed', revoked: 'failed' };
+
+/** The operators' requests for the tenant's videos, with approve / deny / end. */
+function accessRequests(requests) {
+  if (!requests.length) return h('p.empty', 'No member of staff has asked for access to your videos.');
+  const act = (r, approve) => async () => {
+    const verb = approve ? 'approve' : 'deny';
+    const title = approve ? `Let ${r.operator} open this video?` : (r.status === 'active' ? `End ${r.operator}’s access now?` : `Deny ${r.operator}’s request?`);
+    const text = approve
+      ? `Access lasts ${Math.round(r.ttl_seconds / 60)} minutes from now, for this one video, and every use is listed below.`
+      : 'They cannot open the video under this request.';
+    if (!await confirmDialog(title, text, approve ? 'Approve' : (r.status === 'active' ? 'End access' : 'Deny'))) return;
+    try { await api('POST', `/v1/access/requests/${r.id}/${verb}`); notice(approve ? 'Approved.' : 'Done: no access.'); views.security(); } catch (e) { notice(e.message, 'error'); }
+  };
+  return h('div.scroll', h('table',
+    h('thead', h('tr', ['Asked', 'Who', 'Video', 'Why', 'Ticket', 'Status', ''].map((x, i) => h(i === 4 ? 'th.wide' : 'th', { scope: 'col' }, x)))),
+    h('tbody', requests.map((r) => h('tr',
+      h('td', when(r.requested_at)),
+      h('td', r.operator, h('span.muted.small', r.employer ? ` (${r.employer}, ${r.location})` : '')),
+      h('td', h('a', { href: `#/videos/${r.video_id}`, title: r.video_id }, r.video_id.slice(0, 8))),
+      h('td', REASONS[r.reason_code] || r.reason_code, h('br'), h('span.muted.small', r.reason)),
+      h('td.wide', r.ticket),
+      h('td', stateBadge(r.status, GRANT_BADGE[r.status]), r.expires_at && r.status === 'active' ? h('span.muted.small', ` until ${when(r.expires_at)}`) : null),
+      h('td', r.status === 'pending'
+        ? h('div.row',
+          h('button.small', { type: 'button', 'aria-label': `Approve ${r.operator}`, on: { click: act(r, true) } }, 'Approve'),
+          h('button.secondary.small', { type: 'button', 'aria-label': `Deny ${r.operator}`, on: { click: act(r, false) } }, 'Deny'))
+        : r.status === 'active'
+          ? h('button.secondary.small', { type: 'button', 'aria-label': `End ${r.operator}'s access`, on: { click: act(r, false) } }, 'End access')
+          : null))))));
+}
+
+/** Audit entries as a table. */
+function auditTable(entries, empty) {
+  return entries.length
+    ? h('div.scroll', h('table',
+      h('thead', h('tr', ['When', 'Event', 'Outcome', 'Object', 'Who', 'From'].map((x, i) => h(i >= 4 ? 'th.wide' : 'th', { scope: 'col' }, x)))),
+      h('tbody', entries.map((e) => h('tr',
+        h('td', when(e.at)),
+        h('td', h('code', e.action), e.detail && e.detail.reason ? h('span.muted.small', h('br'), `${e.detail.reason} (${e.detail.ticket})`) : null),
+        h('td', stateBadge(e.outcome, OUTCOME[e.outcome] || 'queued')),
+        h('td', h('code', short(e.target))),
+        h('td.wide', short(e.actor), e.detail && e.detail.employer ? h('span.muted.small', ` (${e.detail.employer}, ${e.detail.location})`) : null),
+        h('td.wide', e.source || '—'))))))
+    : h('p.empty', empty);
+}
+
 views.security = async () => {
-  const [me, audit] = await Promise.all([api('GET', '/v1/me'), api('GET', '/v1/audit?limit=100')]);
+  const [me, audit, settings, reqs, access] = await Promise.all([
+    api('GET', '/v1/me'), api('GET', '/v1/audit?limit=100'), api('GET', '/v1/access/settings'),
+    api('GET', '/v1/access/requests'), api('GET', '/v1/access/log?limit=100')]);
+  const approval = h('input', { type: 'checkbox', id: 'access-approval', checked: settings.require_approval, on: { change: async () => {
+    try {
+      await api('PUT', '/v1/access/settings', { require_approval: approval.checked });
+      notice(approval.checked ? 'Staff now need your approval before opening a video.' : 'Staff no longer need your approval (each access is still listed here).');
+    } catch (e) { approval.checked = !approval.checked; notice(e.message, 'error'); }
+  } } });
   render('security',
     h('h1', 'Security'),
     h('div.card',
@@ -712,23 +774,20 @@ views.security = async () => {
         h('li', 'Connections use TLS 1.2 or 1.3 only.'),
         h('li', 'Every stored byte is sealed with AES-256-GCM under a key of its own, wrapped by your tenant’s key; deleting a video destroys its key.'),
         h('li', 'Downloads go through signed links that expire; storage has no public address.'),
-        h('li', 'Enhancement runs in a sandbox with no network and no keys, destroyed after each job.'))),
+        h('li', 'Enhancement runs in a sandbox with no network and no keys, destroyed after each job.'),
+        h('li', 'Staff cannot open your videos without a time-limited grant for one video, with a reason; every request and access is listed below.'))),
+    h('h2', 'Staff access'),
+    h('label.check', approval, ' Ask for my approval before a member of staff opens one of my videos'),
+    accessRequests(reqs.requests),
+    h('h3', 'Access transparency'),
+    h('p.muted', 'Every request and action of staff on your account and videos, with its reason, newest first.'),
+    auditTable(access.entries, 'No member of staff has acted on your data.'),
     h('h2', 'Audit log'),
     h('p.muted', 'Every security-relevant event of your account, newest first. Each entry is sealed onto a chain with a key the database does not hold, so an edited, removed or inserted entry is detected.'),
-    audit.entries.length
-      ? h('div.scroll', h('table',
-        h('thead', h('tr', ['When', 'Event', 'Outcome', 'Object', 'Who', 'From'].map((x, i) => h(i >= 4 ? 'th.wide' : 'th', { scope: 'col' }, x)))),
-        h('tbody', audit.entries.map((e) => h('tr',
-          h('td', when(e.at)),
-          h('td', h('code', e.action)),
-          h('td', stateBadge(e.outcome, OUTCOME[e.outcome] || 'queued')),
-          h('td', h('code', short(e.target))),
-          h('td.wide', short(e.actor)),
-          h('td.wide', e.source || '—'))))))
-      : h('p.empty', 'Nothing recorded yet.'),
+    auditTable(audit.entries, 'Nothing recorded yet.'),
     h('div.card.placeholder',
-      h('h2', 'Access transparency and security report'),
-      h('p', 'Not available in this version yet. They will list every operator access to your data with its reason, and a live report of the protections above, checked by the running service.')),
+      h('h2', 'Security report'),
+      h('p', 'Not available in this version yet: a live report of the protections above, checked by the running service.')),
     h('p.muted', `Tenant ${me.tenant_id}, signed in as ${me.principal_id}.`));
 };
 

@@ -272,6 +272,42 @@ impl Catalog {
         .collect()
     }
 
+    /// A tenant's access-transparency entries (what operators asked for and
+    /// did, and the tenant's answers) before position `before`, newest first.
+    pub async fn access_log_before(
+        &self,
+        tenant_id: &str,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM audit_log WHERE tenant_id = $1 AND seq < $2
+              AND (actor LIKE 'operator:%' OR action LIKE 'access.%')
+              ORDER BY seq DESC LIMIT $3"
+        ))
+        .bind(tenant_id)
+        .bind(before)
+        .bind(limit.clamp(1, 1000))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(entry)
+        .collect()
+    }
+
+    /// How many times operators opened tenant content since `since_ms`.
+    pub async fn operator_accesses_since(&self, since_ms: i64) -> Result<i64> {
+        let r = sqlx::query(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'operator.access' AND outcome = 'ok' AND at_ms >= $1",
+        )
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(r.try_get(0)?)
+    }
+
     /// The newest entry with `action`, if any.
     pub async fn latest_audit(&self, action: &str) -> Result<Option<AuditEntry>> {
         sqlx::query(concat!(

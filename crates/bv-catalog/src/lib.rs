@@ -10,6 +10,7 @@
 //! are stored as SHA-256 hashes, passwords as argon2id PHC strings.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
@@ -26,6 +27,7 @@ pub mod uploads;
 pub mod videos;
 pub mod webhooks;
 
+pub use access::{Grant, GrantStatus, NewGrant, Operator};
 pub use accounts::{Principal, Tenant, TenantLimits};
 pub use api_keys::{ApiKey, KeyAuth, Scope};
 pub use audit::{AuditEntry, ChainKey, NewAuditEvent};

@@ -34,6 +34,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0005_webhooks.sql"),
     ),
     (6, "audit", include_str!("../migrations/0006_audit.sql")),
+    (7, "access", include_str!("../migrations/0007_access.sql")),
 ];
 
 /// Splits a migration into statements: comment lines go first (they may hold

@@ -39,6 +39,7 @@ on_both!(
     login_failures_are_counted_per_subject,
     videos_are_scoped_limited_and_deleted_in_two_phases,
     uploads_advance_only_under_their_lease,
+    operator_grants_cover_one_video_for_a_time_and_wait_for_approval,
 );
 
 async fn two_tenants(c: &Catalog) -> (String, String, String, String) {
@@ -557,4 +558,191 @@ async fn uploads_advance_only_under_their_lease(db: &TestDb) {
         c.create_upload(&new(1000)).await.unwrap_err().code(),
         "quota_exceeded"
     );
+}
+
+async fn operator_grants_cover_one_video_for_a_time_and_wait_for_approval(db: &TestDb) {
+    use bv_catalog::{GrantStatus, NewGrant};
+    let c = db.open().await;
+    let (a, _, b, _) = two_tenants(&c).await;
+    let v1 = c
+        .create_video(&a, "one.mp4", "video/mp4", 10, VideoState::Uploaded)
+        .await
+        .unwrap();
+    let v2 = c
+        .create_video(&a, "two.mp4", "video/mp4", 10, VideoState::Uploaded)
+        .await
+        .unwrap();
+    let vb = c
+        .create_video(&b, "b.mp4", "video/mp4", 10, VideoState::Uploaded)
+        .await
+        .unwrap();
+    c.add_piece(
+        &v1.id,
+        &Piece {
+            seq: 0,
+            object_id: "obj-1".into(),
+            plain_offset: 0,
+            plain_len: 10,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        c.object_owner("obj-1").await.unwrap(),
+        Some((a.clone(), v1.id.clone()))
+    );
+    assert_eq!(c.object_owner("nope").await.unwrap(), None);
+    let req = |video: &'static str| NewGrant {
+        tenant_id: "",
+        video_id: video,
+        operator: "alice",
+        reason_code: "customer_request",
+        reason: "the customer reports a green frame at 0:03",
+        ticket: "SUP-1",
+        ttl_ms: 60_000,
+    };
+    let g = NewGrant {
+        tenant_id: &a,
+        video_id: &v1.id,
+        ..req("")
+    };
+    assert_eq!(
+        c.request_access(&g).await.unwrap_err().code(),
+        "not_found",
+        "an unregistered operator asks for nothing"
+    );
+    c.add_operator("alice", "BetterVideo Ltd", "Dublin, IE")
+        .await
+        .unwrap();
+    assert_eq!(
+        c.add_operator("alice", "x", "y").await.unwrap_err().code(),
+        "already_exists"
+    );
+    for bad in [
+        NewGrant {
+            reason_code: "curiosity",
+            ..g.clone()
+        },
+        NewGrant {
+            reason: " ",
+            ..g.clone()
+        },
+        NewGrant {
+            ticket: "a\nb",
+            ..g.clone()
+        },
+        NewGrant {
+            ttl_ms: 25 * 3600 * 1000,
+            ..g.clone()
+        },
+    ] {
+        assert_eq!(
+            c.request_access(&bad).await.unwrap_err().code(),
+            "invalid_argument"
+        );
+    }
+    let other = NewGrant {
+        tenant_id: &a,
+        video_id: &vb.id,
+        ..req("")
+    };
+    assert_eq!(
+        c.request_access(&other).await.unwrap_err().code(),
+        "not_found",
+        "another tenant's video looks missing"
+    );
+    assert_eq!(c.usable_grant(&a, &v1.id, "alice").await.unwrap(), None);
+
+    // No approval required: in effect at once, for that video only.
+    let g1 = c.request_access(&g).await.unwrap();
+    assert_eq!(g1.status(bv_catalog::now_ms()), GrantStatus::Active);
+    assert_eq!(g1.decided_by.as_deref(), Some("policy"));
+    assert_eq!(
+        c.usable_grant(&a, &v1.id, "alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        g1.id
+    );
+    assert_eq!(c.usable_grant(&a, &v2.id, "alice").await.unwrap(), None);
+    assert_eq!(c.usable_grant(&b, &v1.id, "alice").await.unwrap(), None);
+    assert_eq!(c.usable_grant(&a, &v1.id, "bob").await.unwrap(), None);
+    c.revoke_grant(&g1.id, "operator:alice").await.unwrap();
+    assert_eq!(c.usable_grant(&a, &v1.id, "alice").await.unwrap(), None);
+
+    // A short grant ends on its own.
+    let short = c
+        .request_access(&NewGrant {
+            ttl_ms: 1000,
+            ..g.clone()
+        })
+        .await
+        .unwrap();
+    assert!(c.usable_grant(&a, &v1.id, "alice").await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(c.usable_grant(&a, &v1.id, "alice").await.unwrap(), None);
+    assert_eq!(
+        c.grant(&short.id)
+            .await
+            .unwrap()
+            .status(bv_catalog::now_ms()),
+        GrantStatus::Expired
+    );
+
+    // Approval required: nothing until the tenant approves; only the tenant decides.
+    assert!(!c.access_approval(&a).await.unwrap());
+    c.set_access_approval(&a, true).await.unwrap();
+    assert!(c.access_approval(&a).await.unwrap());
+    let p = c.request_access(&g).await.unwrap();
+    assert_eq!(p.status(bv_catalog::now_ms()), GrantStatus::Pending);
+    assert_eq!(c.usable_grant(&a, &v1.id, "alice").await.unwrap(), None);
+    assert_eq!(
+        c.decide_access(&b, &p.id, true, "principal:x")
+            .await
+            .unwrap_err()
+            .code(),
+        "not_found",
+        "another tenant cannot approve"
+    );
+    let ok = c
+        .decide_access(&a, &p.id, true, "principal:y")
+        .await
+        .unwrap();
+    assert_eq!(ok.status(bv_catalog::now_ms()), GrantStatus::Active);
+    assert!(ok.expires_ms.unwrap() - ok.decided_ms.unwrap() == 60_000);
+    assert!(c.usable_grant(&a, &v1.id, "alice").await.unwrap().is_some());
+    assert_eq!(
+        c.decide_access(&a, &p.id, true, "principal:y")
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid_argument",
+        "approved once"
+    );
+    // Denying a grant in effect revokes it.
+    let r = c
+        .decide_access(&a, &p.id, false, "principal:y")
+        .await
+        .unwrap();
+    assert_eq!(r.status(bv_catalog::now_ms()), GrantStatus::Revoked);
+    assert_eq!(c.usable_grant(&a, &v1.id, "alice").await.unwrap(), None);
+    let d = c.request_access(&g).await.unwrap();
+    c.decide_access(&a, &d.id, false, "principal:y")
+        .await
+        .unwrap();
+    assert_eq!(c.usable_grant(&a, &v1.id, "alice").await.unwrap(), None);
+
+    // A disabled operator's grant stops working.
+    c.set_access_approval(&a, false).await.unwrap();
+    c.request_access(&g).await.unwrap();
+    assert!(c.usable_grant(&a, &v1.id, "alice").await.unwrap().is_some());
+    c.disable_operator("alice").await.unwrap();
+    assert_eq!(c.usable_grant(&a, &v1.id, "alice").await.unwrap(), None);
+    assert_eq!(
+        c.request_access(&g).await.unwrap_err().code(),
+        "invalid_argument"
+    );
+    assert_eq!(c.tenant_grants(&a, 100).await.unwrap().len(), 5);
+    assert!(c.tenant_grants(&b, 100).await.unwrap().is_empty());
 }

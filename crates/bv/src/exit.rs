@@ -37,6 +37,7 @@ pub fn status_for(code: &str) -> i32 {
         | "audit_chain_broken" => 7,
         "key_error" | "vault_config_invalid" => 8,
         "job_resource_limit" | "job_timeout" => 9,
+        "no_access_grant" | "not_an_operator" => 10,
         "input_not_found"
         | "input_empty"
         | "input_not_video"

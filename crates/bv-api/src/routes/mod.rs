@@ -3,6 +3,7 @@
 //! table and the router agree). The web app's static files (`/`, `/assets/…`,
 //! see [`web`]) are not API and are not in the table.
 
+pub mod access;
 pub mod audit;
 pub mod download;
 pub mod jobs;
@@ -285,6 +286,48 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     ep(
         "GET",
+        "/v1/access/settings",
+        Scoped(Admin),
+        "getAccessSettings",
+        "Whether operators need the tenant's approval before opening a video.",
+    ),
+    ep(
+        "PUT",
+        "/v1/access/settings",
+        Scoped(Admin),
+        "setAccessSettings",
+        "Require (or stop requiring) approval of operator access requests.",
+    ),
+    ep(
+        "GET",
+        "/v1/access/requests",
+        Scoped(Admin),
+        "listAccessRequests",
+        "Operators' requests and grants for the tenant's videos, newest first.",
+    ),
+    ep(
+        "POST",
+        "/v1/access/requests/{id}/approve",
+        Scoped(Admin),
+        "approveAccess",
+        "Approve a pending request; the grant runs from now for its lifetime.",
+    ),
+    ep(
+        "POST",
+        "/v1/access/requests/{id}/deny",
+        Scoped(Admin),
+        "denyAccess",
+        "Deny a pending request, or end a grant in effect.",
+    ),
+    ep(
+        "GET",
+        "/v1/access/log",
+        Scoped(Admin),
+        "accessLog",
+        "Access transparency: every operator request and action on the tenant's data.",
+    ),
+    ep(
+        "GET",
         "/v1/credits",
         Scoped(VideosRead),
         "credits",
@@ -356,6 +399,14 @@ pub fn router() -> Router<State> {
         .route("/v1/jobs/{id}/events", get(jobs::events))
         .route("/v1/credits", get(jobs::credits))
         .route("/v1/audit", get(audit::list))
+        .route(
+            "/v1/access/settings",
+            get(access::get_settings).put(access::set_settings),
+        )
+        .route("/v1/access/requests", get(access::list))
+        .route("/v1/access/requests/{id}/approve", post(access::approve))
+        .route("/v1/access/requests/{id}/deny", post(access::deny))
+        .route("/v1/access/log", get(access::log))
         .route(
             "/v1/webhook",
             get(webhook::get).put(webhook::set).delete(webhook::delete),

@@ -29,6 +29,12 @@ pub enum AdminCmd {
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Staff who may ask for access to tenant content.
+    #[command(subcommand)]
+    Operator(crate::cmd::access::OperatorCmd),
+    /// Time-limited, justified access to one tenant video (as the operator running it).
+    #[command(subcommand)]
+    Access(crate::cmd::access::AccessCmd),
 }
 
 /// `bv admin audit …`
@@ -146,7 +152,7 @@ pub enum LinksCmd {
 }
 
 /// `30d`, `12h`, `90m`, `3600s` or plain seconds.
-fn duration_secs(s: &str) -> anyhow::Result<i64> {
+pub(crate) fn duration_secs(s: &str) -> anyhow::Result<i64> {
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: i64 = n
         .parse()
@@ -163,7 +169,7 @@ fn duration_secs(s: &str) -> anyhow::Result<i64> {
 
 /// Who is running the command, for the audit log: the person behind `sudo`
 /// if any, else the account the process runs as.
-fn operator_name() -> String {
+pub(crate) fn operator_name() -> String {
     if let Ok(u) = std::env::var("SUDO_USER") {
         return u;
     }
@@ -314,6 +320,14 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({"balance": b, "ledger": h}))?
                 );
+            }
+            AdminCmd::Operator(c) => {
+                let what = format!("{c:?}");
+                crate::cmd::access::operator(&cat, c).await?;
+                audit(None, "operator.change", "operators".into(), serde_json::json!({"command": what})).await;
+            }
+            AdminCmd::Access(c) => {
+                crate::cmd::access::access(&cat, &vault, &operator_name(), c).await?
             }
             AdminCmd::Links(_) => unreachable!("handled above"),
         }

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod access;
 pub mod admin;
 pub mod client;
 pub mod config;

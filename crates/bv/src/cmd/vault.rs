@@ -85,6 +85,13 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// Refuses objects that hold a tenant's video (see [`crate::cmd::access::guard_object`]).
+async fn guard(cfg: &Config, vault: &Vault, object: &ObjectId, method: &str) -> anyhow::Result<()> {
+    let cat = crate::cmd::serve::open_catalog(cfg).await?;
+    let who = crate::cmd::admin::operator_name();
+    crate::cmd::access::guard_object(&cat, vault, &who, &object.to_string(), method).await
+}
+
 /// Runs the command.
 pub fn run(cfg: &Config, c: VaultCmd) -> anyhow::Result<()> {
     let vault = open_vault(cfg)?;
@@ -106,6 +113,7 @@ pub fn run(cfg: &Config, c: VaultCmd) -> anyhow::Result<()> {
                 object,
                 output,
             } => {
+                guard(cfg, &vault, &object, "bv vault get").await?;
                 if output.as_os_str() == "-" {
                     let mut out = tokio::io::stdout();
                     vault.get(&tenant, &object, &mut out).await?;
@@ -133,7 +141,10 @@ pub fn run(cfg: &Config, c: VaultCmd) -> anyhow::Result<()> {
                     }
                 }
             }
-            VaultCmd::Rm { tenant, object } => vault.delete(&tenant, &object).await?,
+            VaultCmd::Rm { tenant, object } => {
+                guard(cfg, &vault, &object, "bv vault rm").await?;
+                vault.delete(&tenant, &object).await?
+            }
             VaultCmd::Verify { tenant, object } => {
                 let n = vault.verify(&tenant, &object).await?;
                 println!("ok: {n} bytes, every segment authentic");

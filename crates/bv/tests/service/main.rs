@@ -8,6 +8,7 @@ mod audit;
 mod cli;
 mod links;
 mod logs;
+mod operators;
 mod transport;
 mod tus_js;
 mod uploads;

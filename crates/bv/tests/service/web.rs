@@ -97,6 +97,67 @@ async fn a_person_uses_the_web_app_in_a_real_browser() {
         ],
         &clip,
     );
+    // A member of staff asks to open a video of a tenant that approves every
+    // access first; the person approves it in the browser.
+    let support = s
+        .req(
+            reqwest::Method::POST,
+            "/v1/videos?name=support%20case.mp4",
+            &s.key,
+        )
+        .body(std::fs::read(&clip).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(support.status(), 201);
+    let support = support.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s
+        .req(reqwest::Method::PUT, "/v1/access/settings", &s.key)
+        .json(&serde_json::json!({"require_approval": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    s.admin(
+        &[
+            "operator",
+            "add",
+            "carol",
+            "--employer",
+            "BetterVideo Ltd",
+            "--location",
+            "Dublin, IE",
+        ],
+        None,
+    );
+    let carol = |args: &[&str]| {
+        s.bv()
+            .env("SUDO_USER", "carol")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let req = carol(&[
+        "admin",
+        "access",
+        "request",
+        "--tenant",
+        "default",
+        "--video",
+        &support,
+        "--reason",
+        "customer asked about a flicker",
+        "--ticket",
+        "SUP-7",
+    ]);
+    assert!(
+        req.status.success(),
+        "{}",
+        String::from_utf8_lossy(&req.stderr)
+    );
     let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../artifacts/web");
     let _ = std::fs::remove_dir_all(&artifacts);
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/web/browser.cjs");
@@ -127,6 +188,23 @@ async fn a_person_uses_the_web_app_in_a_real_browser() {
             tail.join("\n")
         );
     }
+    // The approval given in the browser opened that video to carol, and the
+    // setting she turned off is off.
+    let open = carol(&[
+        "admin", "access", "open", "--tenant", "default", "--video", &support,
+    ]);
+    assert!(
+        open.status.success(),
+        "{}",
+        String::from_utf8_lossy(&open.stderr)
+    );
+    assert_eq!(open.stdout, std::fs::read(&clip).unwrap());
+    let r = s
+        .req(reqwest::Method::GET, "/v1/access/settings", &s.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["require_approval"], false);
     let found: Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
     eprintln!("browser run: {found}");
     assert!(

@@ -1,0 +1,177 @@
+//! `/v1/access/…`: the tenant's side of operator access (scope `admin`).
+//!
+//! Whether operators need the tenant's approval, the requests and grants
+//! that name the tenant's videos (approve, deny, end early), and the
+//! access-transparency log: every operator action on the tenant's data.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, State as AxState};
+use bv_catalog::{Grant, Scope, now_ms};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::Auth;
+use crate::error::{ApiResult, Q};
+use crate::routes::audit::AuditOut;
+use crate::state::State;
+use crate::time::rfc3339_ms;
+
+/// `PUT /v1/access/settings` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    require_approval: bool,
+}
+
+/// `GET /v1/access/settings`
+pub async fn get_settings(
+    AxState(st): AxState<State>,
+    auth: Auth,
+) -> ApiResult<Json<serde_json::Value>> {
+    auth.require(Scope::Admin)?;
+    let on = st.catalog.access_approval(&auth.tenant_id).await?;
+    Ok(Json(json!({ "require_approval": on })))
+}
+
+/// `PUT /v1/access/settings`: applies to requests made from now on.
+pub async fn set_settings(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    auth.require(Scope::Admin)?;
+    let s: Settings = crate::error::parse_json(&body)?;
+    st.catalog
+        .set_access_approval(&auth.tenant_id, s.require_approval)
+        .await?;
+    auth.audit(
+        &st,
+        "access.settings",
+        "access-approval",
+        "ok",
+        json!({ "require_approval": s.require_approval }),
+    )
+    .await;
+    Ok(Json(json!({ "require_approval": s.require_approval })))
+}
+
+/// A grant as the tenant sees it, with who the operator is.
+fn grant_out(g: &Grant, who: Option<&bv_catalog::Operator>) -> serde_json::Value {
+    json!({
+        "id": g.id,
+        "video_id": g.video_id,
+        "operator": g.operator,
+        "employer": who.map(|o| o.employer.as_str()),
+        "location": who.map(|o| o.location.as_str()),
+        "reason_code": g.reason_code,
+        "reason": g.reason,
+        "ticket": g.ticket,
+        "ttl_seconds": g.ttl_ms / 1000,
+        "status": g.status(now_ms()).as_str(),
+        "requested_at": rfc3339_ms(g.requested_ms),
+        "decided_by": g.decided_by,
+        "decided_at": g.decided_ms.map(rfc3339_ms),
+        "expires_at": g.expires_ms.map(rfc3339_ms),
+    })
+}
+
+async fn out(st: &State, gs: &[Grant]) -> ApiResult<Vec<serde_json::Value>> {
+    let mut ops = HashMap::new();
+    for g in gs {
+        if !ops.contains_key(&g.operator) {
+            ops.insert(
+                g.operator.clone(),
+                st.catalog.operator(&g.operator).await.ok(),
+            );
+        }
+    }
+    Ok(gs
+        .iter()
+        .map(|g| grant_out(g, ops.get(&g.operator).and_then(Option::as_ref)))
+        .collect())
+}
+
+/// `GET /v1/access/requests`: newest first (the latest 1000).
+pub async fn list(AxState(st): AxState<State>, auth: Auth) -> ApiResult<Json<serde_json::Value>> {
+    auth.require(Scope::Admin)?;
+    let gs = st.catalog.tenant_grants(&auth.tenant_id, 1000).await?;
+    Ok(Json(json!({ "requests": out(&st, &gs).await? })))
+}
+
+async fn decide(
+    st: State,
+    auth: Auth,
+    id: String,
+    approve: bool,
+) -> ApiResult<Json<serde_json::Value>> {
+    auth.require(Scope::Admin)?;
+    let by = format!("principal:{}", auth.principal_id);
+    let g = st
+        .catalog
+        .decide_access(&auth.tenant_id, &id, approve, &by)
+        .await?;
+    let action = match g.state.as_str() {
+        "approved" => "access.approved",
+        "denied" => "access.denied",
+        _ => "access.revoked",
+    };
+    auth.audit(
+        &st,
+        action,
+        &format!("video:{}", g.video_id),
+        "ok",
+        json!({ "grant": g.id, "operator": g.operator }),
+    )
+    .await;
+    let mut v = out(&st, std::slice::from_ref(&g)).await?;
+    Ok(Json(v.remove(0)))
+}
+
+/// `POST /v1/access/requests/{id}/approve`: in effect from now for its lifetime.
+pub async fn approve(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    decide(st, auth, id, true).await
+}
+
+/// `POST /v1/access/requests/{id}/deny`: refuses a pending request, or ends
+/// a grant in effect.
+pub async fn deny(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    decide(st, auth, id, false).await
+}
+
+/// `?before=&limit=`
+#[derive(Debug, Deserialize)]
+pub struct LogQuery {
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/access/log`: operators' requests and actions on the tenant's data
+/// and the tenant's answers, newest first (from the sealed audit chain).
+pub async fn log(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    uri: http::Uri,
+) -> ApiResult<Json<serde_json::Value>> {
+    auth.require(Scope::Admin)?;
+    let Q(q) = Q::<LogQuery>::from_uri(&uri)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let entries = st
+        .catalog
+        .access_log_before(&auth.tenant_id, q.before.unwrap_or(i64::MAX), limit)
+        .await?;
+    let next = (entries.len() as i64 == limit)
+        .then(|| entries.last().map(|e| e.seq))
+        .flatten();
+    let entries: Vec<AuditOut> = entries.into_iter().map(Into::into).collect();
+    Ok(Json(json!({ "entries": entries, "next_before": next })))
+}
