@@ -53,6 +53,7 @@ unit: setup
 	cargo test --release --locked --workspace < /dev/null
 
 test: setup lint unit test-tls
+	@scripts/record-suite.sh
 
 # testssl.sh against a running bv serve: TLS 1.2/1.3 only, AEAD+FS only, HSTS, nothing flagged.
 test-tls: build

@@ -270,9 +270,17 @@ async function mainFlow(browser) {
   await page.getByText('Approved.').waitFor();
   await page.getByRole('button', { name: "End carol's access" }).waitFor();
   check(await page.getByRole('cell', { name: /access\.approved/ }).count() >= 1, 'the approval is in the access log');
+  check(await page.getByText('Sandbox self-test at start-up:').count() === 1, 'the security report is shown');
   await approval.uncheck();
   await page.getByText('Staff no longer need your approval', { exact: false }).waitFor();
   await shot(page, 'security');
+  // The full report, from the Security page's link; then back into the app.
+  await page.getByRole('link', { name: 'The full report' }).click();
+  await page.getByRole('heading', { name: '1. Transport' }).waitFor();
+  check(await page.getByText('every check held').count() === 1, 'the report shows the passed sandbox self-test');
+  await shot(page, 'security-report');
+  await page.goBack();
+  await view(page, 'security');
 
   // Every page at phone width as well.
   await go(page, '#/upload', 'upload');

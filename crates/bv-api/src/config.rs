@@ -58,6 +58,13 @@ pub struct ServeConfig {
     /// How often the server signs a checkpoint at the end of the audit log,
     /// seconds (entries cut off the end below a checkpoint are detected).
     pub audit_checkpoint_seconds: u64,
+    /// Where vulnerabilities are reported (`mailto:` or `https:` URI), for
+    /// `/.well-known/security.txt` and the security report; empty: not
+    /// configured, and both say so.
+    pub security_contact: String,
+    /// Where processing runs, in words for the security report (e.g. "our
+    /// own servers in Frankfurt, DE"); empty: the report names this host.
+    pub processing_location: String,
 }
 
 impl Default for ServeConfig {
@@ -85,6 +92,8 @@ impl Default for ServeConfig {
             job_max_attempts: 3,
             webhook_allow_http: false,
             audit_checkpoint_seconds: 300,
+            security_contact: String::new(),
+            processing_location: String::new(),
         }
     }
 }
@@ -110,6 +119,19 @@ impl ServeConfig {
                 "serve.price_per_megapixel_frame must be >= 0 and serve.job_max_attempts >= 1"
                     .into(),
             );
+        }
+        let c = &self.security_contact;
+        if !c.is_empty()
+            && (!(c.starts_with("mailto:") || c.starts_with("https://"))
+                || c.len() > 300
+                || c.chars().any(|ch| ch.is_control() || ch.is_whitespace()))
+        {
+            return Err("serve.security_contact must be a mailto: or https:// URI".into());
+        }
+        if self.processing_location.len() > 300
+            || self.processing_location.chars().any(char::is_control)
+        {
+            return Err("serve.processing_location must be one line of at most 300 bytes".into());
         }
         if self.audit_checkpoint_seconds == 0 {
             return Err("serve.audit_checkpoint_seconds must be positive".into());

@@ -21,6 +21,7 @@ pub mod logsafe;
 pub mod media;
 pub mod metrics;
 pub mod middleware;
+pub mod report;
 pub mod routes;
 pub mod state;
 pub mod time;
@@ -129,6 +130,7 @@ pub async fn start(
     vault: Arc<Vault>,
     data_dir: &Path,
     models: Vec<routes::models::ModelOffer>,
+    host: report::HostFacts,
 ) -> Result<Running, ServeError> {
     cfg.validate().map_err(ServeError::Config)?;
     let (cert, key, dev, dev_new) = match (&cfg.tls_cert, &cfg.tls_key) {
@@ -141,6 +143,7 @@ pub async fn start(
     let certs = tls::CertStore::open(&cert, &key)?;
     certs.watch(Duration::from_secs(cfg.tls_reload_seconds));
     let tls_cfg = tls::server_config(certs)?;
+    let key_kind = tls::load_certified_key(&cert, &key)?.key.algorithm();
 
     let bind = |a: &str| {
         let a = a.to_string();
@@ -168,6 +171,11 @@ pub async fn start(
     } else {
         cfg.public_url.trim_end_matches('/').to_string()
     };
+    let tls_facts = report::TlsFacts {
+        protocols: vec!["TLSv1.3".into(), "TLSv1.2".into()],
+        suites: tls::suites_for(key_kind),
+        redirect: redirect_addr.map(|a| a.to_string()),
+    };
     let st = Arc::new(AppState {
         links: links::Links::new(Arc::clone(&vault)),
         catalog,
@@ -178,6 +186,8 @@ pub async fn start(
         active_uploads: Default::default(),
         models,
         cfg,
+        tls: tls_facts,
+        host,
     });
     // Fail now, not on the first link, if the signing keys cannot be read.
     st.vault

@@ -16,6 +16,9 @@ use http::header::{self, HeaderName};
 use crate::error::ErrorCode;
 use crate::state::State;
 
+/// The Strict-Transport-Security header every response carries.
+pub const HSTS: &str = "max-age=63072000; includeSubDomains";
+
 /// The request id header.
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -36,10 +39,7 @@ fn request_id(req: &Request) -> String {
 
 /// The headers every response carries.
 const SECURITY_HEADERS: &[(&str, &str)] = &[
-    (
-        "strict-transport-security",
-        "max-age=63072000; includeSubDomains",
-    ),
+    ("strict-transport-security", HSTS),
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
     ("referrer-policy", "no-referrer"),

@@ -29,6 +29,10 @@ pub struct AppState {
     pub instance: String,
     /// The models jobs may name (empty: any well-formed name is passed on to workers).
     pub models: Vec<crate::routes::models::ModelOffer>,
+    /// What the listener was built with (for the security report).
+    pub tls: crate::report::TlsFacts,
+    /// What the binary told us about the host (for the security report).
+    pub host: crate::report::HostFacts,
     /// Uploads a request of this process is writing to.
     pub active_uploads: std::sync::Mutex<std::collections::HashSet<String>>,
 }

@@ -142,6 +142,33 @@ impl ResolvesServerCert for CertStore {
     }
 }
 
+/// The suites of [`provider`] a client can negotiate with a certificate of
+/// this key kind (TLS 1.2 suites name the certificate's signature algorithm;
+/// TLS 1.3 suites do not), by their IANA names.
+pub fn suites_for(key: rustls::SignatureAlgorithm) -> Vec<String> {
+    provider()
+        .cipher_suites
+        .iter()
+        .filter(|s| match s {
+            rustls::SupportedCipherSuite::Tls13(_) => true,
+            rustls::SupportedCipherSuite::Tls12(t) => t.sign.iter().any(|sig| {
+                matches!(
+                    (key, sig),
+                    (
+                        rustls::SignatureAlgorithm::ECDSA | rustls::SignatureAlgorithm::ED25519,
+                        rustls::SignatureScheme::ECDSA_NISTP256_SHA256
+                    ) | (
+                        rustls::SignatureAlgorithm::RSA,
+                        rustls::SignatureScheme::RSA_PSS_SHA256
+                            | rustls::SignatureScheme::RSA_PKCS1_SHA256
+                    )
+                )
+            }),
+        })
+        .map(|s| format!("{:?}", s.suite()))
+        .collect()
+}
+
 /// A server configuration: TLS 1.3 and 1.2 only, the suites of [`provider`],
 /// ALPN for HTTP/2 and HTTP/1.1.
 pub fn server_config(certs: Arc<CertStore>) -> Result<ServerConfig, TlsError> {

@@ -757,9 +757,10 @@ function auditTable(entries, empty) {
 }
 
 views.security = async () => {
-  const [me, audit, settings, reqs, access] = await Promise.all([
+  const [me, audit, settings, reqs, access, report] = await Promise.all([
     api('GET', '/v1/me'), api('GET', '/v1/audit?limit=100'), api('GET', '/v1/access/settings'),
-    api('GET', '/v1/access/requests'), api('GET', '/v1/access/log?limit=100')]);
+    api('GET', '/v1/access/requests'), api('GET', '/v1/access/log?limit=100'), api('GET', '/v1/security-report')]);
+  const selfTest = report.processing.self_test;
   const approval = h('input', { type: 'checkbox', id: 'access-approval', checked: settings.require_approval, on: { change: async () => {
     try {
       await api('PUT', '/v1/access/settings', { require_approval: approval.checked });
@@ -785,9 +786,18 @@ views.security = async () => {
     h('h2', 'Audit log'),
     h('p.muted', 'Every security-relevant event of your account, newest first. Each entry is sealed onto a chain with a key the database does not hold, so an edited, removed or inserted entry is detected.'),
     auditTable(audit.entries, 'Nothing recorded yet.'),
-    h('div.card.placeholder',
+    h('div.card',
       h('h2', 'Security report'),
-      h('p', 'Not available in this version yet: a live report of the protections above, checked by the running service.')),
+      h('p.muted', `Answered by the running service at ${when(report.generated_at)}.`),
+      h('ul',
+        h('li', `TLS offered: ${report.transport.protocols.join(', ')}; ${report.transport.cipher_suites.length} cipher suites, all with forward secrecy.`),
+        h('li', 'Sandbox self-test at start-up: ',
+          selfTest.ok === true ? stateBadge('passed', 'succeeded') : selfTest.ok === false ? stateBadge('failed', 'failed') : stateBadge('not run yet', 'queued'),
+          selfTest.checked_at ? ` (${when(selfTest.checked_at)})` : ''),
+        h('li', `Staff accesses to your videos in the last 30 days: ${report.your_tenant.operator_accesses_last_30_days}.`),
+        h('li', `Processing runs on ${report.processing.location}.`),
+        h('li', 'Certifications claimed: none.')),
+      h('p', h('a', { href: '/security' }, 'The full report'), ' (also as JSON: ', h('a', { href: '/v1/security-report' }, '/v1/security-report'), ').')),
     h('p.muted', `Tenant ${me.tenant_id}, signed in as ${me.principal_id}.`));
 };
 

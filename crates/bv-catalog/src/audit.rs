@@ -297,11 +297,41 @@ impl Catalog {
         .collect()
     }
 
-    /// How many times operators opened tenant content since `since_ms`.
-    pub async fn operator_accesses_since(&self, since_ms: i64) -> Result<i64> {
+    /// How many entries with `action` and an outcome matching `outcome` (a
+    /// LIKE pattern; `%` for any) there are since `since_ms`, for one tenant or all.
+    pub async fn audit_count(
+        &self,
+        action: &str,
+        outcome: &str,
+        tenant_id: Option<&str>,
+        since_ms: i64,
+    ) -> Result<i64> {
         let r = sqlx::query(
-            "SELECT COUNT(*) FROM audit_log WHERE action = 'operator.access' AND outcome = 'ok' AND at_ms >= $1",
+            "SELECT COUNT(*) FROM audit_log WHERE action = $1 AND outcome LIKE $2
+             AND COALESCE(tenant_id, '') LIKE $3 AND at_ms >= $4",
         )
+        .bind(action)
+        .bind(outcome)
+        .bind(tenant_id.unwrap_or("%"))
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(r.try_get(0)?)
+    }
+
+    /// How many entries with `action` whose JSON detail matches `detail` (a
+    /// LIKE pattern) there are since `since_ms`.
+    pub async fn audit_count_detail(
+        &self,
+        action: &str,
+        detail: &str,
+        since_ms: i64,
+    ) -> Result<i64> {
+        let r = sqlx::query(
+            "SELECT COUNT(*) FROM audit_log WHERE action = $1 AND detail LIKE $2 AND at_ms >= $3",
+        )
+        .bind(action)
+        .bind(detail)
         .bind(since_ms)
         .fetch_one(&self.pool)
         .await?;

@@ -77,6 +77,19 @@ enum Command {
     /// Inside a jail: run one enhancement job read from stdin.
     #[command(hide = true)]
     JobRun,
+    /// The security report of a running service (JSON, or --markdown).
+    SecurityReport(cmd::client::ReportArgs),
+    /// Run the sandbox self-test (a fresh jail tries the network, host files
+    /// and writes, and reads back its confinement); exits non-zero unless every check held.
+    SandboxCheck,
+    /// Inside a jail: the self-test's probe.
+    #[command(hide = true)]
+    SandboxProbe {
+        /// A port on the host's loopback to try.
+        port: u16,
+        /// Host paths to try to read.
+        paths: Vec<String>,
+    },
 }
 
 fn main() {
@@ -84,6 +97,12 @@ fn main() {
     // The job runner reads no configuration: the host's settings are not its to see.
     if let Command::JobRun = cli.command {
         std::process::exit(match cmd::job::run_inside() {
+            Ok(()) => 0,
+            Err(e) => exit::report(&e, false),
+        })
+    }
+    if let Command::SandboxProbe { port, paths } = &cli.command {
+        std::process::exit(match cmd::selftest::probe_inside(*port, paths) {
             Ok(()) => 0,
             Err(e) => exit::report(&e, false),
         })
@@ -106,7 +125,9 @@ fn main() {
         Command::Vault(c) => cmd::vault::run(&cfg, c),
         Command::Keys(c) => cmd::keys::run(&cfg, c),
         Command::InferPipe(a) => cmd::infer_pipe::run(&cfg, a),
-        Command::JobRun => unreachable!("handled above"),
+        Command::SandboxCheck => cmd::selftest::check(&cfg),
+        Command::SecurityReport(a) => cmd::client::security_report(&cfg, a),
+        Command::JobRun | Command::SandboxProbe { .. } => unreachable!("handled above"),
     });
     if let Err(e) = result {
         std::process::exit(exit::report(&e, json));

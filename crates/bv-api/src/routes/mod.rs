@@ -1,7 +1,8 @@
 //! The routes, and the table that describes them (the OpenAPI document and
 //! the scope tests are generated from [`ENDPOINTS`]; a test checks that the
 //! table and the router agree). The web app's static files (`/`, `/assets/…`,
-//! see [`web`]) are not API and are not in the table.
+//! see [`web`]), the `/security` page and `/.well-known/security.txt` are not
+//! API and are not in the table.
 
 pub mod access;
 pub mod audit;
@@ -11,6 +12,7 @@ pub mod keys;
 pub mod links;
 pub mod models;
 pub mod openapi;
+pub mod security;
 pub mod session;
 pub mod system;
 pub mod tus;
@@ -94,6 +96,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
         Public,
         "openapi",
         "This API, as OpenAPI 3.1.",
+    ),
+    ep(
+        "GET",
+        "/v1/security-report",
+        Public,
+        "securityReport",
+        "The security report, from the running system (JSON, or format=markdown); a key or session adds the caller's tenant.",
     ),
     ep(
         "POST",
@@ -375,6 +384,9 @@ pub fn router() -> Router<State> {
     Router::new()
         .route("/", get(web::index))
         .route("/assets/{name}", get(web::asset))
+        .route("/security", get(security::page))
+        .route("/.well-known/security.txt", get(security::security_txt))
+        .route("/v1/security-report", get(security::report))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))

@@ -650,3 +650,41 @@ pub fn submit(cfg: &Config, a: SubmitArgs) -> anyhow::Result<()> {
         },
     )
 }
+
+/// `bv security-report` flags.
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// Markdown instead of JSON.
+    #[arg(long)]
+    markdown: bool,
+    /// Ask this service (anonymously) instead of the one in the `bv login` profile.
+    #[arg(long)]
+    url: Option<String>,
+    /// Certificate to trust for `--url` (e.g. a development certificate).
+    #[arg(long, value_name = "PEM")]
+    ca: Option<PathBuf>,
+}
+
+/// `bv security-report`: the live report of a running service (with the
+/// profile's key, it includes the caller's own tenant).
+pub fn security_report(cfg: &Config, a: ReportArgs) -> anyhow::Result<()> {
+    let p = match a.url {
+        Some(url) => Profile {
+            url: url.trim_end_matches('/').to_string(),
+            key: String::new(),
+            ca_pem: a.ca.map(std::fs::read_to_string).transpose()?,
+        },
+        None => load_profile(cfg)?,
+    };
+    runtime()?.block_on(async {
+        let c = http(&p)?;
+        let fmt = if a.markdown { "markdown" } else { "json" };
+        let mut req = c.get(format!("{}/v1/security-report?format={fmt}", p.url));
+        if !p.key.is_empty() {
+            req = req.bearer_auth(&p.key);
+        }
+        let body = check(req.send().await?).await?.text().await?;
+        println!("{}", body.trim_end());
+        anyhow::Ok(())
+    })
+}

@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::exit::{JobFailed, code_of};
 
-const BV_INSIDE: &str = "/opt/bv/bv";
+/// Where the `bv` binary appears inside the jail.
+pub const BV_INSIDE: &str = "/opt/bv/bv";
 /// Where the model directory appears inside the jail.
 pub const MODELS_INSIDE: &str = "/models";
 
@@ -231,7 +232,7 @@ pub fn run_inside() -> anyhow::Result<()> {
 
 /// The jail every enhancement job runs in: the `bv` binary and the models,
 /// read-only, plus `extra` mounts.
-fn job_jail(cfg: &Config, extra: Vec<Mount>) -> anyhow::Result<Jail> {
+pub(crate) fn job_jail(cfg: &Config, extra: Vec<Mount>) -> anyhow::Result<Jail> {
     let mut mounts = vec![
         Mount {
             host: std::env::current_exe()?,

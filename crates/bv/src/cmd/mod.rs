@@ -9,6 +9,7 @@ pub mod infer_pipe;
 pub mod job;
 pub mod keys;
 pub mod models;
+pub mod selftest;
 pub mod serve;
 pub mod vault;
 pub mod worker;

@@ -48,6 +48,53 @@ pub fn init_logs() {
         .try_init();
 }
 
+/// The record `make test` leaves when the whole suite passed (the security
+/// report quotes it).
+pub const SUITE_RECORD: &str = "security-tests.json";
+
+/// What the security report needs to know about this host; starts the
+/// sandbox self-test in the background (the report says "not run yet" until
+/// it is done, and the result is logged).
+fn host_facts(cfg: &Config) -> bv_api::report::HostFacts {
+    let v = &cfg.vault;
+    let storage = if v.backend == "s3" {
+        let at = if v.s3_endpoint.is_empty() {
+            "AWS"
+        } else {
+            v.s3_endpoint.as_str()
+        };
+        format!("S3-compatible object store ({at}, bucket {})", v.s3_bucket)
+    } else {
+        "a local directory on this host".to_string()
+    };
+    let root_key = if v.root_key.is_some() {
+        "given to the process from the environment (a secret manager), never written to disk"
+            .to_string()
+    } else {
+        "a file readable only by the service (mode 0600), outside the database".to_string()
+    };
+    let slot = std::sync::Arc::new(std::sync::RwLock::new(None));
+    let (c, s) = (cfg.clone(), std::sync::Arc::clone(&slot));
+    std::thread::spawn(move || {
+        let r = crate::cmd::selftest::run(&c);
+        if r.ok {
+            tracing::info!(checks = r.checks.len(), "sandbox self-test passed");
+        } else {
+            tracing::warn!(checks = ?r.checks, error = ?r.error, "sandbox self-test FAILED");
+        }
+        if let (Ok(v), Ok(mut g)) = (serde_json::to_value(&r), s.write()) {
+            *g = Some(v);
+        }
+    });
+    bv_api::report::HostFacts {
+        storage,
+        root_key,
+        sandbox_limits: serde_json::to_value(&cfg.sandbox.limits).unwrap_or_default(),
+        self_test: slot,
+        suite_record: Some(cfg.data_dir.join(SUITE_RECORD)),
+    }
+}
+
 /// Runs the service until the process is stopped.
 pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
     let mut scfg = cfg.serve.clone();
@@ -80,9 +127,16 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
             Arc::clone(&vault),
             Arc::clone(&stop),
         ));
-        let running = bv_api::start(scfg, catalog, vault, &cfg.data_dir, model_offers())
-            .await
-            .map_err(|e| anyhow::anyhow!("error[{}]: {e}", e.code()))?;
+        let running = bv_api::start(
+            scfg,
+            catalog,
+            vault,
+            &cfg.data_dir,
+            model_offers(),
+            host_facts(cfg),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("error[{}]: {e}", e.code()))?;
         // These lines are the interface of `make run` and of the tests: keep their shape.
         println!("BetterVideo is running at {}", running.url);
         if let Some(c) = &running.dev_cert {

@@ -9,6 +9,7 @@ mod cli;
 mod links;
 mod logs;
 mod operators;
+mod report;
 mod transport;
 mod tus_js;
 mod uploads;
