@@ -167,6 +167,7 @@ impl From<VaultError> for ApiError {
                     "the stored object failed verification and was not served",
                 )
             }
+            VaultError::CustomerKey(code, m) => Self::new(StatusCode::FORBIDDEN, code, m),
             e => Self::internal(e),
         }
     }

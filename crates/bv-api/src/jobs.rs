@@ -27,8 +27,11 @@ pub async fn enqueue(
     price: i64,
     priority: i64,
     idempotency_key: Option<&str>,
+    ck: Option<&bv_vault::CustomerKey>,
 ) -> ApiResult<Job> {
     let id = bv_catalog::new_id()?;
+    // A tenant's own key travels with its job, sealed, and is cleared when the job ends.
+    let custody = ck.map(|k| st.vault.seal_custody(&id, k)).transpose()?;
     let payload = bv_catalog::jobs::payload_bytes(&id, tenant, video, preset, price);
     let (v, tag) = st.vault.mac(QUEUE_PURPOSE, &payload)?;
     Ok(st
@@ -45,12 +48,19 @@ pub async fn enqueue(
             priority,
             max_attempts: st.cfg.job_max_attempts,
             idempotency_key,
+            custody: custody.as_deref(),
         })
         .await?)
 }
 
 /// Queues the probe of a freshly uploaded video (free, ahead of other work).
-pub async fn enqueue_probe(st: &State, tenant: &str, principal: &str, video: &str) {
+pub async fn enqueue_probe(
+    st: &State,
+    tenant: &str,
+    principal: &str,
+    video: &str,
+    ck: Option<&bv_vault::CustomerKey>,
+) {
     if let Err(e) = enqueue(
         st,
         tenant,
@@ -60,6 +70,7 @@ pub async fn enqueue_probe(st: &State, tenant: &str, principal: &str, video: &st
         0,
         100,
         None,
+        ck,
     )
     .await
     {

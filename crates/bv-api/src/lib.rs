@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod custody;
 pub mod error;
 pub mod jobs;
 pub mod links;

@@ -62,6 +62,7 @@ pub async fn seal_piece<R: AsyncRead + Unpin>(
     tenant: &TenantId,
     body: &mut Tolerant<R>,
     max: u64,
+    ck: Option<&bv_vault::CustomerKey>,
 ) -> ApiResult<Option<(String, u64)>> {
     if max == 0 || body.error.is_some() {
         return Ok(None);
@@ -72,7 +73,7 @@ pub async fn seal_piece<R: AsyncRead + Unpin>(
         return Ok(None);
     }
     let src = (&first[..n]).chain((&mut *body).take(max - n as u64));
-    let info = vault.put(tenant, src).await?;
+    let info = vault.put_for(tenant, src, ck).await?;
     Ok(Some((info.object, info.plain_len)))
 }
 
@@ -92,6 +93,7 @@ pub fn body_for_range(
     pieces: Vec<Piece>,
     start: u64,
     end: u64,
+    ck: Option<std::sync::Arc<bv_vault::CustomerKey>>,
     on_sent: impl Fn(u64) + Send + 'static,
 ) -> Body {
     let (mut tx, rx) = tokio::io::duplex(256 * 1024);
@@ -107,14 +109,20 @@ pub fn body_for_range(
             };
             let (a, b) = (start.max(p_start) - p_start, end.min(p_end) - p_start);
             let res = if a == 0 && b == p.plain_len as u64 {
-                vault.get(&tenant, &o, &mut tx).await.map(&on_sent)
+                vault
+                    .get_for(&tenant, &o, &mut tx, ck.as_deref())
+                    .await
+                    .map(&on_sent)
             } else {
                 // Part of a piece: open only the segments it needs, a MiB at a time.
                 let mut at = a;
                 let mut r = Ok(());
                 while at < b {
                     let to = (at + (1 << 20)).min(b);
-                    match vault.get_range(&tenant, &o, at..to).await {
+                    match vault
+                        .get_range_for(&tenant, &o, at..to, ck.as_deref())
+                        .await
+                    {
                         Ok(bytes) => {
                             if tx.write_all(&bytes).await.is_err() {
                                 return;

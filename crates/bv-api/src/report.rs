@@ -137,6 +137,7 @@ pub async fn build(st: &AppState, tenant: Option<&str>) -> ApiResult<Value> {
             requiring += 1;
         }
     }
+    let holding = cat.tenants_holding_keys().await?;
     let public: Vec<Value> = ENDPOINTS
         .iter()
         .filter(|e| e.access == Access::Public)
@@ -178,8 +179,8 @@ pub async fn build(st: &AppState, tenant: Option<&str>) -> ApiResult<Value> {
             "deletion": "the object's wrapped key is destroyed first (crypto-shredding)",
             "tenants": {
                 "total": tenants.len(),
-                "keys_held_by_the_service": tenants.len(),
-                "keys_held_by_the_tenant": 0,
+                "keys_held_by_the_service": tenants.len() as i64 - holding,
+                "keys_held_by_the_tenant": holding,
             },
         },
         "storage": {
@@ -238,7 +239,11 @@ pub async fn build(st: &AppState, tenant: Option<&str>) -> ApiResult<Value> {
     if let Some(t) = tenant {
         r["your_tenant"] = json!({
             "id": t,
-            "key_holder": "the service (customer-held keys are not available in this version)",
+            "key_holder": if cat.customer_key_fp(t).await?.is_some() {
+                "the tenant: objects open only with the key it sends (X-BV-Customer-Key); the service keeps a keyed fingerprint"
+            } else {
+                "the service (wrapped by the root key); a tenant can hold its own key instead (PUT /v1/encryption)"
+            },
             "require_approval": cat.access_approval(t).await?,
             "operator_accesses_last_30_days": cat.audit_count("operator.access", "ok", Some(t), since).await?,
         });

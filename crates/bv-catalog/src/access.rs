@@ -472,6 +472,46 @@ impl Catalog {
         r.as_ref().map(grant).transpose()
     }
 
+    /// The keyed fingerprint of the key the tenant holds itself, if it does.
+    pub async fn customer_key_fp(&self, tenant_id: &str) -> Result<Option<String>> {
+        let r = sqlx::query("SELECT customer_key_fp FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(CatalogError::NotFound)?;
+        Ok(r.try_get(0)?)
+    }
+
+    /// Switches who holds the tenant's keys (`Some(fingerprint)`: the tenant).
+    /// Only while the tenant stores nothing: objects keep the custody they
+    /// were sealed under, and a mix would make the promise untrue.
+    pub async fn set_customer_key_fp(&self, tenant_id: &str, fp: Option<&str>) -> Result<()> {
+        let n = sqlx::query(
+            "UPDATE tenants SET customer_key_fp = $1 WHERE id = $2
+             AND NOT EXISTS (SELECT 1 FROM videos WHERE tenant_id = $2)",
+        )
+        .bind(fp)
+        .bind(tenant_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            self.tenant(tenant_id).await?;
+            return Err(CatalogError::Conflict(
+                "key custody can only change while the tenant stores no videos",
+            ));
+        }
+        Ok(())
+    }
+
+    /// How many tenants hold their own keys.
+    pub async fn tenants_holding_keys(&self) -> Result<i64> {
+        let r = sqlx::query("SELECT COUNT(*) FROM tenants WHERE customer_key_fp IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(r.try_get(0)?)
+    }
+
     /// Which tenant's video holds vault object `object_id`, if any.
     pub async fn object_owner(&self, object_id: &str) -> Result<Option<(String, String)>> {
         let r = sqlx::query(

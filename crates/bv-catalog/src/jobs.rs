@@ -200,6 +200,8 @@ pub struct NewJob<'a> {
     pub max_attempts: i64,
     /// Client's idempotency key: a second submit with it returns the first job.
     pub idempotency_key: Option<&'a str>,
+    /// The tenant's own key, sealed for this job's life (cleared when it ends).
+    pub custody: Option<&'a str>,
 }
 
 /// The reservation a job holds, from the ledger (not from the job row, which
@@ -252,8 +254,8 @@ async fn end_leased(
     error: Option<&str>,
 ) -> Result<()> {
     let n = sqlx::query(
-        "UPDATE jobs SET state = $1, lease_owner = NULL, finished_ms = $2, last_error = COALESCE($3, last_error)
-         WHERE id = $4 AND lease_owner = $5 AND state = 'running'",
+        "UPDATE jobs SET state = $1, lease_owner = NULL, finished_ms = $2, last_error = COALESCE($3, last_error),
+         custody = NULL WHERE id = $4 AND lease_owner = $5 AND state = 'running'",
     )
     .bind(state.as_str())
     .bind(now_ms())
@@ -356,8 +358,8 @@ impl Catalog {
         sqlx::query(
             "INSERT INTO jobs (id, tenant_id, principal_id, input_video_id, preset, price, payload_mac,
                 mac_key_version, state, priority, attempts, max_attempts, not_before_ms,
-                cancel_requested, idempotency_key, frames_done, created_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, 0, $10, $11, 0, $12, 0, $11)",
+                cancel_requested, idempotency_key, frames_done, created_ms, custody)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, 0, $10, $11, 0, $12, 0, $11, $13)",
         )
         .bind(n.id)
         .bind(n.tenant_id)
@@ -371,6 +373,7 @@ impl Catalog {
         .bind(n.max_attempts)
         .bind(now)
         .bind(n.idempotency_key)
+        .bind(n.custody)
         .execute(&mut *tx)
         .await
         .map_err(|e| CatalogError::unique(e, "job"))?;
@@ -382,6 +385,17 @@ impl Catalog {
         }
         tx.commit().await?;
         self.job(n.tenant_id, n.id).await
+    }
+
+    /// The sealed customer key a running or queued job holds, if any (workers
+    /// only; never part of [`Job`], which the API shows).
+    pub async fn job_custody(&self, id: &str) -> Result<Option<String>> {
+        let r = sqlx::query("SELECT custody FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(CatalogError::NotFound)?;
+        Ok(r.try_get(0)?)
     }
 
     /// A job of the tenant.
@@ -433,7 +447,7 @@ impl Catalog {
             let id: String = r.try_get(0)?;
             let mut tx = self.write_tx().await?;
             let n = sqlx::query(
-                "UPDATE jobs SET state = 'failed', lease_owner = NULL, finished_ms = $1,
+                "UPDATE jobs SET state = 'failed', lease_owner = NULL, finished_ms = $1, custody = NULL,
                     last_error = COALESCE(last_error, 'its worker stopped and no attempts are left')
                  WHERE id = $2 AND state = 'running' AND lease_until_ms < $1",
             )
@@ -514,7 +528,8 @@ impl Catalog {
         let mut tx = self.write_tx().await?;
         let now = now_ms();
         let n = sqlx::query(
-            "UPDATE jobs SET state = 'succeeded', output_video_id = $1, finished_ms = $2, lease_owner = NULL
+            "UPDATE jobs SET state = 'succeeded', output_video_id = $1, finished_ms = $2, lease_owner = NULL,
+             custody = NULL
              WHERE id = $3 AND lease_owner = $4 AND state = 'running'",
         )
         .bind(output.map(|o| o.0))
@@ -606,7 +621,7 @@ impl Catalog {
         let mut tx = self.write_tx().await?;
         let now = now_ms();
         let n = sqlx::query(
-            "UPDATE jobs SET state = 'cancelled', cancel_requested = 1, finished_ms = $1
+            "UPDATE jobs SET state = 'cancelled', cancel_requested = 1, finished_ms = $1, custody = NULL
              WHERE tenant_id = $2 AND id = $3 AND state = 'queued'",
         )
         .bind(now)

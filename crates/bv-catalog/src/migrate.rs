@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (6, "audit", include_str!("../migrations/0006_audit.sql")),
     (7, "access", include_str!("../migrations/0007_access.sql")),
+    (8, "custody", include_str!("../migrations/0008_custody.sql")),
 ];
 
 /// Splits a migration into statements: comment lines go first (they may hold

@@ -74,6 +74,7 @@ async fn submit(
         priority: 0,
         max_attempts: 3,
         idempotency_key: key,
+        custody: None,
     })
     .await
 }
@@ -125,6 +126,7 @@ async fn ledger_derives_the_balance_and_never_expires(db: &TestDb) {
             priority: 0,
             max_attempts: 1,
             idempotency_key: None,
+            custody: None,
         })
         .await;
     assert!(

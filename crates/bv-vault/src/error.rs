@@ -29,6 +29,9 @@ pub enum VaultError {
     /// An argument is malformed (e.g. an id).
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// The object needs the tenant's own key: missing or wrong (code, message).
+    #[error("{1}")]
+    CustomerKey(&'static str, String),
 }
 
 impl VaultError {
@@ -43,6 +46,7 @@ impl VaultError {
             Self::Io(_) => "io_error",
             Self::Config(_) => "vault_config_invalid",
             Self::Invalid(_) => "invalid_argument",
+            Self::CustomerKey(code, _) => code,
         }
     }
 }

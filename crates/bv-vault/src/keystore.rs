@@ -60,6 +60,9 @@ pub struct ObjectRecord {
     /// Pending or committed.
     #[serde(flatten)]
     pub state: ObjectState,
+    /// For a tenant that holds its own key: the customer's share of the data key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<crate::custody::CustomerShare>,
 }
 
 /// Hex encoding for wrapped keys in records.

@@ -11,6 +11,7 @@
 
 pub mod blobs;
 pub mod config;
+pub mod custody;
 pub mod error;
 pub mod ids;
 pub mod keyring;
@@ -20,6 +21,7 @@ pub mod testing;
 pub mod vault;
 
 pub use config::VaultConfig;
+pub use custody::CustomerKey;
 pub use error::VaultError;
 pub use ids::{ObjectId, TenantId};
 pub use keyring::KeyRing;

@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::blobs::Blobs;
 use crate::config::VaultConfig;
+use crate::custody::CustomerKey;
 use crate::error::{Result, VaultError};
 use crate::ids::{ObjectId, TenantId};
 use crate::keyring::KeyRing;
@@ -66,6 +67,9 @@ async fn read_full(r: &mut (impl AsyncRead + Unpin), buf: &mut [u8]) -> std::io:
     }
     Ok(n)
 }
+
+/// The service-key purpose that seals customer keys for a job's life.
+pub const CUSTODY_PURPOSE: &str = "custody";
 
 /// Sealed objects in a blob store, keys in a key ring.
 #[derive(Debug)]
@@ -155,8 +159,66 @@ impl Vault {
     /// Seals everything `src` yields into a new object of tenant `t`.
     /// Memory: one upload part plus two segments, whatever the size.
     pub async fn put(&self, t: &TenantId, src: impl AsyncRead + Unpin) -> Result<ObjectInfo> {
+        self.put_for(t, src, None).await
+    }
+
+    /// The keyed fingerprint of a customer key for tenant `t` (what the
+    /// catalog and key store keep instead of the key).
+    pub fn customer_fingerprint(&self, t: &TenantId, ck: &CustomerKey) -> Result<String> {
+        let mut msg = format!("{t}|").into_bytes();
+        msg.extend_from_slice(ck.expose());
+        let (v, tag) = self.mac(crate::custody::FINGERPRINT_PURPOSE, &msg)?;
+        Ok(format!("v{v}:{}", bv_crypto::secret::hex(&tag)))
+    }
+
+    /// Seals a customer key for the life of one job (bound to `context`, e.g.
+    /// the job id) under the service key `custody`; the catalog keeps the
+    /// result only while the job runs.
+    pub fn seal_custody(&self, context: &str, ck: &CustomerKey) -> Result<String> {
+        let keys = self.keys.service_keys(CUSTODY_PURPOSE)?;
+        let (v, k) = keys
+            .last()
+            .expect("service_keys never returns an empty list");
+        let key = bv_crypto::keys::SecretKey::from_bytes(*ck.expose());
+        let wrapped = k.wrap(&key, format!("bettervideo custody|{context}").as_bytes())?;
+        Ok(format!("v{v}:{}", bv_crypto::secret::hex(&wrapped)))
+    }
+
+    /// Opens what [`seal_custody`](Self::seal_custody) sealed for `context`.
+    pub fn open_custody(&self, context: &str, sealed: &str) -> Result<CustomerKey> {
+        let bad = || VaultError::Key("malformed custody record".into());
+        let (v, hex) = sealed.split_once(':').ok_or_else(bad)?;
+        let v: u32 = v
+            .strip_prefix('v')
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(bad)?;
+        let keys = self.keys.service_keys(CUSTODY_PURPOSE)?;
+        let (_, k) = keys.iter().find(|(kv, _)| *kv == v).ok_or_else(bad)?;
+        let key = k.unwrap(
+            &bv_crypto::secret::from_hex(hex).ok_or_else(bad)?,
+            format!("bettervideo custody|{context}").as_bytes(),
+        )?;
+        CustomerKey::from_slice(key.expose())
+    }
+
+    /// [`put`](Self::put), sealing under a data key that also needs the
+    /// customer's key `ck` to open (see [`crate::custody`]).
+    pub async fn put_for(
+        &self,
+        t: &TenantId,
+        src: impl AsyncRead + Unpin,
+        ck: Option<&CustomerKey>,
+    ) -> Result<ObjectInfo> {
         let o = ObjectId::random()?;
-        let (dek, tenant_key_version, wrapped_dek) = self.keys.new_object_key(t, &o)?;
+        let (tenant_share, tenant_key_version, wrapped_dek) = self.keys.new_object_key(t, &o)?;
+        let (dek, customer) = match ck {
+            Some(ck) => {
+                let fp = self.customer_fingerprint(t, ck)?;
+                let (dek, share) = crate::custody::split(&tenant_share, ck, fp, t, &o, 1)?;
+                (dek, Some(share))
+            }
+            None => (tenant_share, None),
+        };
         let mut record = ObjectRecord {
             object: o.to_string(),
             tenant: t.to_string(),
@@ -165,6 +227,7 @@ impl Vault {
             wrapped_dek,
             created: now(),
             state: ObjectState::Pending { upload: None },
+            customer,
         };
         // The pending record comes first, so a crash at any later point leaves
         // something the sweep can find.
@@ -248,10 +311,42 @@ impl Vault {
         &self,
         t: &TenantId,
         o: &ObjectId,
+        dst: impl AsyncWrite + Unpin,
+    ) -> Result<u64> {
+        self.get_for(t, o, dst, None).await
+    }
+
+    /// The data key of `r`: the tenant's share, joined with the customer's
+    /// when the object has one (which then needs `ck`).
+    fn dek(
+        &self,
+        t: &TenantId,
+        o: &ObjectId,
+        r: &ObjectRecord,
+        ck: Option<&CustomerKey>,
+    ) -> Result<bv_crypto::keys::SecretKey> {
+        let tenant_share = self.keys.object_key(r)?;
+        match &r.customer {
+            None => Ok(tenant_share),
+            Some(share) => {
+                let ck = ck
+                    .map(|c| self.customer_fingerprint(t, c).map(|fp| (c, fp)))
+                    .transpose()?;
+                crate::custody::join(&tenant_share, share, ck, t, o, r.dek_version)
+            }
+        }
+    }
+
+    /// [`get`](Self::get) of an object that may need the customer's key.
+    pub async fn get_for(
+        &self,
+        t: &TenantId,
+        o: &ObjectId,
         mut dst: impl AsyncWrite + Unpin,
+        ck: Option<&CustomerKey>,
     ) -> Result<u64> {
         let (r, plain_len, _) = self.committed(t, o)?;
-        let dek = self.keys.object_key(&r)?;
+        let dek = self.dek(t, o, &r, ck)?;
         let (_, mut chunks) = self.blobs.get(o).await?;
         // Unconsumed bytes are buf[at..]; consumed ones are dropped when a
         // chunk arrives, so a big chunk is not shifted once per segment.
@@ -340,8 +435,19 @@ impl Vault {
         o: &ObjectId,
         range: Range<u64>,
     ) -> Result<Vec<u8>> {
+        self.get_range_for(t, o, range, None).await
+    }
+
+    /// [`get_range`](Self::get_range) of an object that may need the customer's key.
+    pub async fn get_range_for(
+        &self,
+        t: &TenantId,
+        o: &ObjectId,
+        range: Range<u64>,
+        ck: Option<&CustomerKey>,
+    ) -> Result<Vec<u8>> {
         let (r, plain_len, _) = self.committed(t, o)?;
-        let dek = self.keys.object_key(&r)?;
+        let dek = self.dek(t, o, &r, ck)?;
         let header = self.blobs.get_range(o, 0..HEADER_LEN as u64).await?;
         let opener = Opener::new(&header, &dek, &binding(t, o, &r))?;
         let s = opener.header().segment_size();

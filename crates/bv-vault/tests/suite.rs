@@ -43,6 +43,7 @@ both_backends!(
     tenants_are_isolated_and_moves_detected,
     delete_shreds_the_key_first,
     rotation_rewraps_without_touching_blobs,
+    customer_held_keys_are_needed_to_open_and_survive_rotation,
 );
 
 fn roundtrip_sizes(b: Backend) {
@@ -347,4 +348,90 @@ fn rotation_rewraps_without_touching_blobs(b: Backend) {
     );
     let root_file = std::fs::read_to_string(v.data.path().join("root.key")).unwrap();
     assert!(root_file.starts_with("v2:") && root_file.lines().count() == 1);
+}
+
+fn customer_held_keys_are_needed_to_open_and_survive_rotation(b: Backend) {
+    use bv_vault::CustomerKey;
+    let mut v = TestVault::new(b);
+    let t = TenantId::random().unwrap();
+    let ck = CustomerKey::from_slice(&[7u8; 32]).unwrap();
+    let wrong = CustomerKey::from_slice(&[8u8; 32]).unwrap();
+    assert_eq!(
+        CustomerKey::from_slice(&[1u8; 31]).unwrap_err().code(),
+        "invalid_argument"
+    );
+    let data = bytes(3 * S + 5, 99);
+    let runtime = rt();
+    let o: ObjectId = runtime.block_on(async {
+        v.vault
+            .put_for(&t, &data[..], Some(&ck))
+            .await
+            .unwrap()
+            .object
+            .parse()
+            .unwrap()
+    });
+    // The key store keeps a fingerprint and a wrapped share, never the key.
+    let keys: Vec<u8> = walk(&v.keys_dir());
+    assert!(!keys.windows(32).any(|w| w == [7u8; 32]));
+    let hex = bv_crypto::secret::hex(&[7u8; 32]);
+    assert!(!keys.windows(64).any(|w| w == hex.as_bytes()));
+    let check = |v: &TestVault| {
+        runtime.block_on(async {
+            let mut out = Vec::new();
+            let e = v.vault.get(&t, &o, &mut out).await.unwrap_err();
+            assert_eq!(e.code(), "customer_key_required");
+            assert!(out.is_empty(), "nothing released without the key");
+            let e = v
+                .vault
+                .get_for(&t, &o, &mut out, Some(&wrong))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), "customer_key_mismatch");
+            assert!(v.vault.verify(&t, &o).await.is_err());
+            assert!(v.vault.get_range(&t, &o, 0..10).await.is_err());
+            v.vault.get_for(&t, &o, &mut out, Some(&ck)).await.unwrap();
+            assert!(out == data);
+            assert_eq!(
+                v.vault
+                    .get_range_for(&t, &o, S as u64..S as u64 + 10, Some(&ck))
+                    .await
+                    .unwrap(),
+                &data[S..S + 10]
+            );
+        })
+    };
+    check(&v);
+    // Rotating the root and the tenant key needs no customer key and changes nothing for it.
+    v.vault.keys().rotate_root().unwrap();
+    assert_eq!(v.vault.keys().rotate_tenant(&t).unwrap().1, 1);
+    v.reopen();
+    check(&v);
+    // Deleting still shreds.
+    runtime.block_on(async {
+        v.vault.delete(&t, &o).await.unwrap();
+        let mut out = Vec::new();
+        assert_eq!(
+            v.vault
+                .get_for(&t, &o, &mut out, Some(&ck))
+                .await
+                .unwrap_err()
+                .code(),
+            "object_not_found"
+        );
+    });
+}
+
+/// Every byte under `dir`, concatenated.
+fn walk(dir: &std::path::Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            all.extend(walk(&p));
+        } else {
+            all.extend(std::fs::read(&p).unwrap());
+        }
+    }
+    all
 }

@@ -488,6 +488,13 @@ impl Worker {
     ) -> anyhow::Result<(Done, u64)> {
         let tenant: TenantId = job.tenant_id.parse()?;
         let pieces = self.catalog.pieces(input).await?;
+        // A tenant that holds its own key sent it with the job; it lives here
+        // (memory only) until the job ends, and the row's copy is cleared then.
+        let ck = match self.catalog.job_custody(&job.id).await? {
+            Some(sealed) => Some(Arc::new(self.vault.open_custody(&job.id, &sealed)?)),
+            None => None,
+        };
+        let ck_out = ck.clone();
         // Input: every piece opened (and verified) in order into a pipe.
         let (mut in_w, in_r) = tokio::io::duplex(1 << 20);
         let vault = Arc::clone(&self.vault);
@@ -495,7 +502,7 @@ impl Worker {
         let feeder = tokio::spawn(async move {
             for piece in pieces {
                 let o: ObjectId = piece.object_id.parse()?;
-                vault.get(&t, &o, &mut in_w).await?;
+                vault.get_for(&t, &o, &mut in_w, ck.as_deref()).await?;
             }
             anyhow::Ok(())
         });
@@ -516,9 +523,10 @@ impl Worker {
             };
             let mut body = bv_api::media::Tolerant::new(out_r);
             let (mut seq, mut at) = (0i64, 0u64);
-            while let Some((o, n)) = bv_api::media::seal_piece(&vault, &t, &mut body, piece_size)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?
+            while let Some((o, n)) =
+                bv_api::media::seal_piece(&vault, &t, &mut body, piece_size, ck_out.as_deref())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?
             {
                 let p = Piece {
                     seq,

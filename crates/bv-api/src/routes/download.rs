@@ -93,6 +93,9 @@ pub async fn send(
             return Ok(r);
         }
     };
+    // Checked before any byte moves: a missing or wrong key is an error
+    // response, not a transfer that stops short.
+    let ck = crate::custody::for_tenant(st, &video.tenant_id, headers).await?;
     let body = if head_only || start == end {
         Body::empty()
     } else {
@@ -105,6 +108,7 @@ pub async fn send(
             pieces,
             start,
             end,
+            ck,
             move |n| {
                 st2.metrics.download_bytes.fetch_add(n, Ordering::Relaxed);
             },

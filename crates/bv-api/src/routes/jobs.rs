@@ -89,6 +89,7 @@ fn default_codec() -> String {
 pub async fn submit(
     AxState(st): AxState<State>,
     auth: Auth,
+    headers: http::HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     auth.require(Scope::JobsWrite)?;
@@ -111,6 +112,7 @@ pub async fn submit(
         ));
     }
     let price = crate::jobs::price(&st, &v, req.scale)?;
+    let ck = crate::custody::for_tenant(&st, &auth.tenant_id, &headers).await?;
     let preset = serde_json::json!({"model": req.model, "scale": req.scale, "codec": req.codec, "crf": req.crf}).to_string();
     let queued = crate::jobs::enqueue(
         &st,
@@ -121,6 +123,7 @@ pub async fn submit(
         price,
         0,
         req.idempotency_key.as_deref(),
+        ck.as_deref(),
     )
     .await;
     let j = match queued {

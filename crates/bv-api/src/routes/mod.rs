@@ -7,6 +7,7 @@
 pub mod access;
 pub mod audit;
 pub mod download;
+pub mod encryption;
 pub mod jobs;
 pub mod keys;
 pub mod links;
@@ -295,6 +296,20 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     ep(
         "GET",
+        "/v1/encryption",
+        Scoped(Admin),
+        "getEncryption",
+        "Who holds the tenant's keys: the service, or the tenant (customer-held keys).",
+    ),
+    ep(
+        "PUT",
+        "/v1/encryption",
+        Scoped(Admin),
+        "setEncryption",
+        "Hold the tenant's own key (sent in X-BV-Customer-Key), or let the service hold them; only while no videos are stored.",
+    ),
+    ep(
+        "GET",
         "/v1/access/settings",
         Scoped(Admin),
         "getAccessSettings",
@@ -411,6 +426,7 @@ pub fn router() -> Router<State> {
         .route("/v1/jobs/{id}/events", get(jobs::events))
         .route("/v1/credits", get(jobs::credits))
         .route("/v1/audit", get(audit::list))
+        .route("/v1/encryption", get(encryption::get).put(encryption::set))
         .route(
             "/v1/access/settings",
             get(access::get_settings).put(access::set_settings),

@@ -132,6 +132,7 @@ pub async fn create(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let (name, ctype) = metadata(raw_meta)?;
+    let ck = crate::custody::for_tenant(&st, &auth.tenant_id, &headers).await?;
     let (u, _) = st
         .catalog
         .create_upload(&NewUpload {
@@ -157,10 +158,10 @@ pub async fn create(
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes() == OFFSET_TYPE.as_bytes());
     if with_data {
-        let offset = append(&st, &auth, &u.id, 0, body).await?;
+        let offset = append(&st, &auth, &u.id, 0, body, ck.as_deref()).await?;
         hs.push(h("upload-offset", offset));
     } else if length == 0 {
-        finish_if_complete(&st, &auth, &u.id).await?;
+        finish_if_complete(&st, &auth, &u.id, ck.as_deref()).await?;
     }
     Ok(reply(StatusCode::CREATED, hs))
 }
@@ -219,7 +220,8 @@ pub async fn patch(
         }
     };
     let u = live_upload(&st, &auth, &id).await?;
-    let new = append(&st, &auth, &u.id, offset, body).await?;
+    let ck = crate::custody::for_tenant(&st, &auth.tenant_id, &headers).await?;
+    let new = append(&st, &auth, &u.id, offset, body, ck.as_deref()).await?;
     Ok(reply(
         StatusCode::NO_CONTENT,
         vec![
@@ -278,7 +280,14 @@ impl Drop for Active<'_> {
 }
 
 /// Streams `body` into the upload at `offset` under its lease; returns the new offset.
-async fn append(st: &State, auth: &Auth, id: &str, offset: u64, body: Body) -> ApiResult<u64> {
+async fn append(
+    st: &State,
+    auth: &Auth,
+    id: &str,
+    offset: u64,
+    body: Body,
+    ck: Option<&bv_vault::CustomerKey>,
+) -> ApiResult<u64> {
     let locked = || {
         tus_error(
             StatusCode::LOCKED,
@@ -339,7 +348,7 @@ async fn append(st: &State, auth: &Auth, id: &str, offset: u64, body: Body) -> A
         let piece = (st.cfg.piece_mib as u64) << 20;
         let end = u.length as u64;
         while let Some((o, n)) =
-            media::seal_piece(&st.vault, &t, &mut body, piece.min(end - at as u64)).await?
+            media::seal_piece(&st.vault, &t, &mut body, piece.min(end - at as u64), ck).await?
         {
             match st
                 .catalog
@@ -357,7 +366,7 @@ async fn append(st: &State, auth: &Auth, id: &str, offset: u64, body: Body) -> A
         st.metrics.upload_bytes.fetch_add(stored, Ordering::Relaxed);
         let new = u.received as u64 + stored;
         if new == u.length as u64 {
-            finish_if_complete(st, auth, &u.id).await?;
+            finish_if_complete(st, auth, &u.id, ck).await?;
             // Anything beyond the announced length is a client error, but what fit is kept.
             let mut extra = [0u8; 1];
             if body.error.is_none()
@@ -382,11 +391,16 @@ async fn append(st: &State, auth: &Auth, id: &str, offset: u64, body: Body) -> A
     result
 }
 
-async fn finish_if_complete(st: &State, auth: &Auth, id: &str) -> ApiResult<()> {
+async fn finish_if_complete(
+    st: &State,
+    auth: &Auth,
+    id: &str,
+    ck: Option<&bv_vault::CustomerKey>,
+) -> ApiResult<()> {
     let u = st.catalog.upload(&auth.tenant_id, id).await?;
     if u.received == u.length {
         st.catalog.finish_upload(&u).await?;
-        crate::jobs::enqueue_probe(st, &u.tenant_id, &u.principal_id, &u.video_id).await;
+        crate::jobs::enqueue_probe(st, &u.tenant_id, &u.principal_id, &u.video_id, ck).await;
         st.metrics.uploads_completed.fetch_add(1, Ordering::Relaxed);
         let detail = serde_json::json!({"bytes": u.length, "via": "tus"});
         auth.audit(

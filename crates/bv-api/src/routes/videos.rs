@@ -174,6 +174,7 @@ pub async fn upload(
         ));
     }
     let name = q.name.unwrap_or_else(|| "upload".into());
+    let ck = crate::custody::for_tenant(&st, &auth.tenant_id, &headers).await?;
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -196,7 +197,7 @@ pub async fn upload(
     let (mut seq, mut at) = (0i64, 0u64);
     let res: ApiResult<()> = async {
         while let Some((o, n)) =
-            media::seal_piece(&st.vault, &t, &mut body, piece.min(len - at)).await?
+            media::seal_piece(&st.vault, &t, &mut body, piece.min(len - at), ck.as_deref()).await?
         {
             let p = Piece {
                 seq,
@@ -224,7 +225,14 @@ pub async fn upload(
     st.catalog
         .complete_video(&auth.tenant_id, &v.id, len as i64)
         .await?;
-    crate::jobs::enqueue_probe(&st, &auth.tenant_id, &auth.principal_id, &v.id).await;
+    crate::jobs::enqueue_probe(
+        &st,
+        &auth.tenant_id,
+        &auth.principal_id,
+        &v.id,
+        ck.as_deref(),
+    )
+    .await;
     st.metrics.upload_bytes.fetch_add(len, Ordering::Relaxed);
     st.metrics.uploads_completed.fetch_add(1, Ordering::Relaxed);
     let detail = serde_json::json!({"bytes": len, "via": "simple"});

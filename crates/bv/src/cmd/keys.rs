@@ -29,6 +29,14 @@ pub fn run(cfg: &Config, c: KeysCmd) -> anyhow::Result<()> {
         KeysCmd::Status => println!("{}", serde_json::to_string_pretty(&keys.status()?)?),
         KeysCmd::Rotate { root: true, .. } => {
             let (v, n) = keys.rotate_root()?;
+            crate::cmd::admin::audit_key_change(
+                cfg,
+                &vault,
+                None,
+                "key.rotate",
+                "root",
+                serde_json::json!({"version": v, "rewrapped": n}),
+            )?;
             println!(
                 "root key is now version {v}; {n} tenant keys re-wrapped; older root versions retired"
             );
@@ -37,6 +45,14 @@ pub fn run(cfg: &Config, c: KeysCmd) -> anyhow::Result<()> {
             tenant: Some(t), ..
         } => {
             let (v, n) = keys.rotate_tenant(&t)?;
+            crate::cmd::admin::audit_key_change(
+                cfg,
+                &vault,
+                Some(&t.to_string()),
+                "key.rotate",
+                &format!("tenant:{t}"),
+                serde_json::json!({"version": v, "rewrapped": n}),
+            )?;
             println!(
                 "tenant {t} key is now version {v}; {n} data keys re-wrapped; older versions retired"
             );

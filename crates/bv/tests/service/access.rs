@@ -220,6 +220,7 @@ async fn another_tenants_ids_look_like_random_ids(b: Backend) {
             priority: 0,
             max_attempts: 1,
             idempotency_key: None,
+            custody: None,
         })
         .await
         .unwrap();

@@ -128,6 +128,42 @@ async fn security_events_land_in_the_tenants_own_audit_log(b: Backend) {
     let tail = s.admin(&["audit", "tail", "--limit", "100"], None);
     assert!(tail.contains("\"refused\""), "{tail}");
 
+    // Key rotations are recorded: the tenant's in its own log, the root's and
+    // the link key's in the operators' log.
+    let me: Value = s
+        .req(Method::GET, "/v1/me", &s.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tenant = me["tenant_id"].as_str().unwrap().to_string();
+    for args in [
+        vec!["keys", "rotate", "--tenant", tenant.as_str()],
+        vec!["keys", "rotate", "--root"],
+        vec!["admin", "links", "rotate"],
+    ] {
+        let o = s.bv().args(&args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let mine = audit_page(&s, &s.key).await;
+    assert!(
+        mine.iter().any(|e| e["action"] == "key.rotate"
+            && e["target"] == format!("tenant:{tenant}")
+            && e["actor"].as_str().unwrap().starts_with("operator:")),
+        "{mine:#?}"
+    );
+    let tail = s.admin(&["audit", "tail", "--limit", "100"], None);
+    assert!(
+        tail.contains("\"target\": \"root\"") && tail.contains("\"target\": \"links\""),
+        "{tail}"
+    );
+
     // Another tenant sees none of it.
     let (_, other) = s.second_tenant("globex");
     let theirs = audit_page(&s, &other).await;

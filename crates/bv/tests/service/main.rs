@@ -6,6 +6,7 @@ mod harness;
 mod access;
 mod audit;
 mod cli;
+mod custody;
 mod links;
 mod logs;
 mod operators;
