@@ -58,6 +58,12 @@ pub struct ServeConfig {
     /// How often the server signs a checkpoint at the end of the audit log,
     /// seconds (entries cut off the end below a checkpoint are detected).
     pub audit_checkpoint_seconds: u64,
+    /// Seconds a client gets to send a request's head (request line and
+    /// headers); slower connections are closed (slow-header attacks).
+    pub header_timeout_seconds: u64,
+    /// Seconds a request body may stall (no byte arriving) before the request
+    /// is answered 408 `body_timeout`; an interrupted tus upload resumes.
+    pub body_idle_timeout_seconds: u64,
     /// Where vulnerabilities are reported (`mailto:` or `https:` URI), for
     /// `/.well-known/security.txt` and the security report; empty: not
     /// configured, and both say so.
@@ -92,6 +98,8 @@ impl Default for ServeConfig {
             job_max_attempts: 3,
             webhook_allow_http: false,
             audit_checkpoint_seconds: 300,
+            header_timeout_seconds: 10,
+            body_idle_timeout_seconds: 30,
             security_contact: String::new(),
             processing_location: String::new(),
         }
@@ -117,6 +125,12 @@ impl ServeConfig {
         if price.is_nan() || price < 0.0 || self.job_max_attempts < 1 {
             return Err(
                 "serve.price_per_megapixel_frame must be >= 0 and serve.job_max_attempts >= 1"
+                    .into(),
+            );
+        }
+        if self.header_timeout_seconds == 0 || self.body_idle_timeout_seconds == 0 {
+            return Err(
+                "serve.header_timeout_seconds and serve.body_idle_timeout_seconds must be positive"
                     .into(),
             );
         }

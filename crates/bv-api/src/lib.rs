@@ -16,6 +16,7 @@ pub mod config;
 pub mod custody;
 pub mod error;
 pub mod jobs;
+pub mod limits;
 pub mod links;
 mod listen;
 pub mod logsafe;
@@ -200,7 +201,13 @@ pub async fn start(
     if let Some(r) = redirect {
         tokio::spawn(listen::redirect(r, addr.port()));
     }
-    let server = tokio::spawn(listen::serve_tls(listener, tls_cfg, app(Arc::clone(&st))));
+    let header_timeout = Duration::from_secs(st.cfg.header_timeout_seconds);
+    let server = tokio::spawn(listen::serve_tls(
+        listener,
+        tls_cfg,
+        app(Arc::clone(&st)),
+        header_timeout,
+    ));
     Ok(Running {
         addr,
         redirect_addr,

@@ -7,15 +7,25 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 /// A client gets this long to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `app` over TLS on `listener` until the process ends.
-pub async fn serve_tls(listener: TcpListener, tls: rustls::ServerConfig, app: Router) {
+/// Largest request head (request line and headers) accepted; a larger one
+/// gets 431 from HTTP/1 and a refused stream from HTTP/2.
+pub const MAX_HEAD_BYTES: usize = 128 * 1024;
+
+/// Serves `app` over TLS on `listener` until the process ends; a client gets
+/// `header_timeout` to send a request's head (slow-header attacks).
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: rustls::ServerConfig,
+    app: Router,
+    header_timeout: Duration,
+) {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     loop {
         let (tcp, peer) = match listener.accept().await {
@@ -42,12 +52,20 @@ pub async fn serve_tls(listener: TcpListener, tls: rustls::ServerConfig, app: Ro
                 },
             );
             let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            b.http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .max_buf_size(MAX_HEAD_BYTES);
             // HTTP/2's default 64 KiB windows cap one stream near 100 MiB/s on
             // loopback; large uploads want bigger ones.
             b.http2()
                 .initial_stream_window_size(4 << 20)
                 .initial_connection_window_size(8 << 20)
-                .max_frame_size(1 << 20);
+                .max_frame_size(1 << 20)
+                .max_header_list_size(MAX_HEAD_BYTES as u32)
+                .timer(TokioTimer::new())
+                .keep_alive_interval(header_timeout)
+                .keep_alive_timeout(header_timeout);
             let _ = b.serve_connection(TokioIo::new(tls), svc).await;
         });
     }

@@ -5,11 +5,11 @@
 //! path or query, so signed-link signatures, ids and file names stay out of
 //! logs; every logged string is JSON-escaped by the formatter (no forged lines).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State as AxState};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::HeaderValue;
 use http::header::{self, HeaderName};
 
@@ -74,7 +74,19 @@ pub async fn observe(AxState(st): AxState<State>, mut req: Request, next: Next) 
         .get::<MatchedPath>()
         .map_or("unmatched", |m| m.as_str())
         .to_string();
-    let mut resp = next.run(req).await;
+    // A path with a control character once decoded (NUL, CR, …) names
+    // nothing of ours; refusing it here keeps such bytes out of every query
+    // (PostgreSQL refuses NUL in text with an error, not a miss).
+    if crate::limits::has_control(req.uri().path()) {
+        return crate::error::ApiError::not_found().into_response();
+    }
+    let timed_out = crate::limits::BodyTimedOut::default();
+    let idle = Duration::from_secs(st.cfg.body_idle_timeout_seconds);
+    let flag = timed_out.clone();
+    let req = req.map(|b| crate::limits::idle_timeout(b, idle, flag));
+    let resp = next.run(req).await;
+    let mut resp =
+        crate::limits::normalise(resp, timed_out.0.load(std::sync::atomic::Ordering::Relaxed));
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
         h.insert(REQUEST_ID, v);

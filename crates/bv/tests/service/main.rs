@@ -7,6 +7,7 @@ mod access;
 mod audit;
 mod cli;
 mod custody;
+mod hostile;
 mod links;
 mod logs;
 mod operators;

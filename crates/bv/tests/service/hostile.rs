@@ -1,0 +1,187 @@
+//! Hostile clients: slow headers, slow bodies, oversized heads, huge and deep
+//! JSON, traversal and junk in every id field. Each is refused cleanly (a
+//! JSON error with a stable code, or the connection closed), never with a
+//! 500 or a stuck connection, and the server keeps serving.
+
+use std::time::Duration;
+
+use bv_api::routes::ENDPOINTS;
+use bv_catalog::Backend;
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::harness::Server;
+use crate::on_both;
+
+on_both!(slow_oversized_and_malformed_requests_are_refused_cleanly);
+
+/// The raw exchange, failing the test if the server holds the connection
+/// open (a generous bound: it is a hang detector, not a timing check).
+async fn raw(s: &Server, bytes: &[u8]) -> String {
+    let out = tokio::time::timeout(Duration::from_secs(60), s.raw_https(bytes))
+        .await
+        .expect("the server kept a stalled connection open");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn error_code(r: reqwest::Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    let ctype = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body = r.text().await.unwrap();
+    let v: Value = serde_json::from_str(&body).unwrap_or_default();
+    let code = v["error"]["code"].as_str().unwrap_or_default().to_string();
+    assert!(
+        status < 400 || (ctype.starts_with("application/json") && !code.is_empty()),
+        "{status} without the API's error format: {ctype} {body}"
+    );
+    (status, code)
+}
+
+async fn healthy(s: &Server) {
+    let r = s
+        .http
+        .get(format!("{}/healthz", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the server keeps serving");
+}
+
+async fn slow_oversized_and_malformed_requests_are_refused_cleanly(b: Backend) {
+    let s = Server::start_with(
+        b,
+        &[
+            ("BV_SERVE_HEADER_TIMEOUT_SECONDS", "2"),
+            ("BV_SERVE_BODY_IDLE_TIMEOUT_SECONDS", "2"),
+        ],
+    )
+    .await;
+
+    // Slow headers: a head that never ends is cut off.
+    let out = raw(&s, b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: a").await;
+    assert!(!out.contains("200 OK"), "{out}");
+    // Slow body: a body that stops arriving gets 408 body_timeout.
+    let head = format!(
+        "POST /v1/keys HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\":",
+        s.key
+    );
+    let out = raw(&s, head.as_bytes()).await;
+    assert!(
+        out.starts_with("HTTP/1.1 408") && out.contains("\"body_timeout\""),
+        "{out}"
+    );
+    healthy(&s).await;
+
+    // Oversized head: 431 (HTTP/1.1), never accepted.
+    let big = "x".repeat(200 * 1024);
+    let out = raw(
+        &s,
+        format!("GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: {big}\r\n\r\n").as_bytes(),
+    )
+    .await;
+    // 431, or the connection closed while the client was still sending it.
+    assert!(
+        out.is_empty() || out.starts_with("HTTP/1.1 431"),
+        "{}",
+        &out[..out.len().min(200)]
+    );
+    // And over HTTP/2 (reqwest negotiates it): refused, not served.
+    let r = s
+        .http
+        .get(format!("{}/v1/me", s.url))
+        .bearer_auth(&s.key)
+        .header("x-big", &big)
+        .send()
+        .await;
+    assert!(r.map_or(true, |r| !r.status().is_success()));
+    // A very long URI.
+    let r = s
+        .req(Method::GET, &format!("/v1/videos?cursor={big}"), &s.key)
+        .send()
+        .await;
+    assert!(r.map_or(true, |r| !r.status().is_success() && r.status() != 500));
+    healthy(&s).await;
+
+    // Huge JSON: 413 in the API's format. Deep JSON: 400 invalid_json.
+    let huge = format!("{{\"name\":\"{}\"}}", "a".repeat(3 << 20));
+    let r = s
+        .req(Method::POST, "/v1/keys", &s.key)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await, (413, "body_too_large".into()));
+    let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+    for path in ["/v1/keys", "/v1/jobs", "/v1/webhook", "/v1/access/settings"] {
+        let m = if path == "/v1/keys" || path == "/v1/jobs" {
+            Method::POST
+        } else {
+            Method::PUT
+        };
+        let r = s
+            .req(m, path, &s.key)
+            .header("content-type", "application/json")
+            .body(deep.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_code(r).await, (400, "invalid_json".into()), "{path}");
+    }
+    healthy(&s).await;
+
+    // Traversal and junk in every id field: 4xx in the API's format, no file, no 500.
+    let ids = [
+        "..%2F..%2F..%2Fetc%2Fpasswd",
+        "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "..%5C..%5Cwindows",
+        "%00",
+        "0123456789abcdef0123456789abcdeg",
+        &"a".repeat(4000),
+        "%F0%9F%92%A9",
+    ];
+    for e in ENDPOINTS.iter().filter(|e| e.path.contains("{id}")) {
+        for id in ids {
+            let path = e.path.replace("{id}", id);
+            let m = Method::from_bytes(e.method.as_bytes()).unwrap();
+            let mut req = s.req(m.clone(), &path, &s.key);
+            if e.path.starts_with("/v1/uploads") {
+                req = req
+                    .header("tus-resumable", "1.0.0")
+                    .header("upload-offset", "0")
+                    .header("content-type", "application/offset+octet-stream");
+            }
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            assert!(
+                (400..500).contains(&status),
+                "{} {path}: {status}",
+                e.method
+            );
+            if m != Method::HEAD {
+                let (_, code) = error_code(r).await;
+                assert!(!code.is_empty());
+            }
+        }
+    }
+    // Unknown routes and methods are answered in the same format.
+    let r = s
+        .req(Method::GET, "/v1/../../etc/passwd", &s.key)
+        .send()
+        .await
+        .unwrap();
+    let (st, _) = error_code(r).await;
+    assert_eq!(st, 404);
+    let r = s
+        .req(Method::PATCH, "/v1/keys", &s.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await, (405, "method_not_allowed".into()));
+    healthy(&s).await;
+}
