@@ -4,7 +4,8 @@
 //! 3 bad input (file or option), 4 output problem, 5 model problem,
 //! 6 compute device unavailable, 7 stored data failed verification,
 //! 8 key or vault configuration problem, 9 the job broke a sandbox limit,
-//! 130 cancelled. The status follows from the error code, so an error that
+//! 10 access refused (no operator grant in effect, or the tenant holds its
+//! own key), 130 cancelled. The status follows from the error code, so an error that
 //! happened inside the sandbox exits exactly like one outside.
 
 use bv_engine::EngineError;
@@ -37,7 +38,10 @@ pub fn status_for(code: &str) -> i32 {
         | "audit_chain_broken" => 7,
         "key_error" | "vault_config_invalid" => 8,
         "job_resource_limit" | "job_timeout" => 9,
-        "no_access_grant" | "not_an_operator" => 10,
+        "no_access_grant"
+        | "not_an_operator"
+        | "customer_key_required"
+        | "customer_key_mismatch" => 10,
         "input_not_found"
         | "input_empty"
         | "input_not_video"

@@ -280,6 +280,24 @@ async fn open(
         return Err(refused("no_access_grant", format!("access refused: {why}")));
     };
     let op = op.expect("a usable grant has a registered operator");
+    // A tenant that holds its own key: nothing here can open its videos, so
+    // the attempt is recorded as refused rather than as an access.
+    if cat.customer_key_fp(&t.id).await?.is_some() {
+        let why = "the tenant holds its own key; the service cannot open its videos";
+        record(
+            (cat, vault, who),
+            &t.id,
+            "operator.access",
+            &target,
+            "refused",
+            json!({"method": method, "grant": g.id, "why": why}),
+        )
+        .await;
+        return Err(refused(
+            "customer_key_required",
+            format!("access refused: {why}"),
+        ));
+    }
     if std::io::stdout().is_terminal() {
         anyhow::bail!("refusing to write video bytes to a terminal: pipe them to a player");
     }

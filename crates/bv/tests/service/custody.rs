@@ -219,6 +219,7 @@ async fn a_tenant_held_key_is_needed_to_open_anything_and_suffices_for_a_job(b: 
         "{err}"
     );
     assert!(o.stdout.is_empty(), "not a byte without the tenant's key");
+    assert_eq!(o.status.code(), Some(10));
     let mut db = s.raw_db().await;
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT v.tenant_id, p.object_id FROM video_pieces p JOIN videos v ON v.id = p.video_id WHERE v.id = '{video}'"
