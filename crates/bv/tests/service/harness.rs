@@ -97,8 +97,6 @@ pub fn bv_cmd(dir: &Path, catalog_url: &str, env: &[(String, String)]) -> Comman
 impl Server {
     /// Starts a server with extra `BV_*` settings.
     pub async fn start_with(backend: Backend, env: &[(&str, &str)]) -> Self {
-        let db = TestDb::new(backend).await;
-        let dir = tempfile::tempdir().unwrap();
         let mut env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -112,20 +110,34 @@ impl Server {
         if !env.iter().any(|(k, _)| k == "BV_SERVE_PIECE_MIB") {
             env.push(("BV_SERVE_PIECE_MIB".into(), "1".into()));
         }
-        let mut s = Self {
-            child: None,
-            url: String::new(),
-            key: String::new(),
-            catalog_url: db.url.clone(),
-            dir,
-            http: reqwest::Client::new(),
-            port: free_port(),
-            env,
-            passwords: Default::default(),
-            _db: Some(db),
-        };
-        s.launch(true);
-        s
+        // free_port() cannot reserve the port: another process (another test's
+        // server, a sandbox self-test's probe listener) may take it before this
+        // server binds it. Then start over with a fresh catalog and directory
+        // (the first start is what prints the first key).
+        for _ in 0..5 {
+            let db = TestDb::new(backend).await;
+            let mut s = Self {
+                child: None,
+                url: String::new(),
+                key: String::new(),
+                catalog_url: db.url.clone(),
+                dir: tempfile::tempdir().unwrap(),
+                http: reqwest::Client::new(),
+                port: free_port(),
+                env: env.clone(),
+                passwords: Default::default(),
+                _db: Some(db),
+            };
+            match s.launch(true) {
+                Ok(()) => return s,
+                Err(log) if log.contains("Address already in use") => {
+                    // The failed start's error line is not a log line of a running server.
+                    let _ = std::fs::remove_file(s.log_path());
+                }
+                Err(log) => panic!("bv serve did not start: {log}"),
+            }
+        }
+        panic!("bv serve found no free port in 5 tries");
     }
 
     /// Starts a server with the defaults.
@@ -155,7 +167,7 @@ impl Server {
         bv_cmd(self.dir.path(), &self.catalog_url, &self.env)
     }
 
-    fn launch(&mut self, first: bool) {
+    fn launch(&mut self, first: bool) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -183,12 +195,11 @@ impl Server {
         let mut key = None;
         while url.is_none() || (first && key.is_none()) {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
-                panic!(
-                    "bv serve did not start: {}",
-                    std::fs::read_to_string(self.log_path()).unwrap_or_default()
-                )
-            });
+            let Ok(line) = rx.recv_timeout(left) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(std::fs::read_to_string(self.log_path()).unwrap_or_default());
+            };
             if let Some(u) = line.strip_prefix("BetterVideo is running at ") {
                 url = Some(u.trim().to_string());
             }
@@ -214,6 +225,7 @@ impl Server {
             .build()
             .unwrap();
         self.child = Some(child);
+        Ok(())
     }
 
     /// `kill -9` the server (nothing gets to clean up).
@@ -227,7 +239,9 @@ impl Server {
     /// `kill -9`, then start again on the same port, data and catalog.
     pub fn restart(&mut self) {
         self.kill9();
-        self.launch(false);
+        if let Err(log) = self.launch(false) {
+            panic!("bv serve did not restart: {log}");
+        }
     }
 
     /// A request with `key` as bearer.
