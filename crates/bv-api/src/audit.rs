@@ -8,10 +8,12 @@
 //! cannot be written at all.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use bv_catalog::{Catalog, ChainKey, NewAuditEvent};
-use bv_vault::Vault;
+use bv_crypto::SecretKey;
+use bv_vault::{Vault, VaultError};
 use http::request::Parts;
 
 use crate::state::AppState;
@@ -19,19 +21,29 @@ use crate::state::AppState;
 /// The vault service-key purpose that seals the audit chain.
 pub const AUDIT_PURPOSE: &str = "audit";
 
-/// The audit chain key: the vault's `audit` service key (wrapped by the root
-/// key; the database never holds it).
-pub struct VaultChainKey<'a>(pub &'a Vault);
+/// The audit chain key: the live versions of the vault's `audit` service key
+/// (wrapped by the root key; the database never holds it), read once for one
+/// append, checkpoint or verification.
+pub struct VaultChainKey(Arc<Vec<(u32, SecretKey)>>);
 
-impl ChainKey for VaultChainKey<'_> {
+impl VaultChainKey {
+    /// Reads the chain key's versions from the vault.
+    pub async fn load(vault: &Vault) -> Result<Self, VaultError> {
+        Ok(Self(vault.keys().service_keys(AUDIT_PURPOSE).await?))
+    }
+}
+
+impl ChainKey for VaultChainKey {
     fn seal(&self, msg: &[u8]) -> Result<(u32, [u8; 32]), String> {
-        self.0.mac(AUDIT_PURPOSE, msg).map_err(|e| e.to_string())
+        let (v, k) = self.0.last().ok_or("no audit key")?;
+        Ok((*v, bv_crypto::secret::mac(k, msg)))
     }
 
     fn check(&self, version: u32, msg: &[u8], tag: &[u8]) -> bool {
         self.0
-            .mac_verify(AUDIT_PURPOSE, version, msg, tag)
-            .unwrap_or(false)
+            .iter()
+            .find(|(v, _)| *v == version)
+            .is_some_and(|(_, k)| bv_crypto::secret::mac_verify(k, msg, tag))
     }
 }
 
@@ -117,7 +129,14 @@ pub async fn record_with(
         source: &origin.source,
         detail: &detail,
     };
-    if let Err(err) = catalog.append_audit(&ev, &VaultChainKey(vault)).await {
+    let appended = match VaultChainKey::load(vault).await {
+        Ok(key) => catalog
+            .append_audit(&ev, &key)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(err) = appended {
         tracing::error!(action = e.action, error = %err, "could not write the audit log");
     }
 }

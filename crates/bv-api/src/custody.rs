@@ -60,7 +60,7 @@ pub async fn for_tenant(
         ));
     };
     let t: TenantId = crate::media::tenant_id(tenant)?;
-    let mine = st.vault.customer_fingerprint(&t, &ck)?;
+    let mine = st.vault.customer_fingerprint(&t, &ck).await?;
     if !bv_crypto::secret::ct_eq(mine.as_bytes(), fp.as_bytes()) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -72,7 +72,7 @@ pub async fn for_tenant(
 }
 
 /// The fingerprint to store when a tenant starts holding its own key.
-pub fn fingerprint_of(st: &AppState, tenant: &str, headers: &HeaderMap) -> ApiResult<String> {
+pub async fn fingerprint_of(st: &AppState, tenant: &str, headers: &HeaderMap) -> ApiResult<String> {
     let Some(ck) = from_headers(headers)? else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -82,5 +82,6 @@ pub fn fingerprint_of(st: &AppState, tenant: &str, headers: &HeaderMap) -> ApiRe
     };
     Ok(st
         .vault
-        .customer_fingerprint(&crate::media::tenant_id(tenant)?, &ck)?)
+        .customer_fingerprint(&crate::media::tenant_id(tenant)?, &ck)
+        .await?)
 }

@@ -31,9 +31,12 @@ pub async fn enqueue(
 ) -> ApiResult<Job> {
     let id = bv_catalog::new_id()?;
     // A tenant's own key travels with its job, sealed, and is cleared when the job ends.
-    let custody = ck.map(|k| st.vault.seal_custody(&id, k)).transpose()?;
+    let custody = match ck {
+        Some(k) => Some(st.vault.seal_custody(&id, k).await?),
+        None => None,
+    };
     let payload = bv_catalog::jobs::payload_bytes(&id, tenant, video, preset, price);
-    let (v, tag) = st.vault.mac(QUEUE_PURPOSE, &payload)?;
+    let (v, tag) = st.vault.mac(QUEUE_PURPOSE, &payload).await?;
     Ok(st
         .catalog
         .submit_job(&NewJob {

@@ -195,6 +195,7 @@ pub async fn start(
     st.vault
         .keys()
         .service_keys(links::PURPOSE)
+        .await
         .map_err(|e| ServeError::Config(format!("link signing keys: {e}")))?;
     sweeper(Arc::clone(&st));
     audit_checkpoints(Arc::clone(&st));
@@ -239,7 +240,13 @@ fn audit_checkpoints(st: state::State) {
         let every = Duration::from_secs(st.cfg.audit_checkpoint_seconds);
         loop {
             tokio::time::sleep(every).await;
-            let key = audit::VaultChainKey(&st.vault);
+            let key = match audit::VaultChainKey::load(&st.vault).await {
+                Ok(k) => k,
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit checkpoint failed; will retry");
+                    continue;
+                }
+            };
             match st.catalog.audit_checkpoint(&key).await {
                 Ok(Some(seq)) => tracing::info!(seq, "audit log checkpoint signed"),
                 Ok(None) => {}

@@ -9,11 +9,9 @@
 //! holds them); rotation keeps the previous version, so links minted just
 //! before a rotation keep working until the next one.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use bv_crypto::SecretKey;
-use bv_crypto::secret::{hex, mac, mac_verify};
+use bv_crypto::secret::hex;
 use bv_vault::Vault;
 
 /// The service-key purpose of link signing keys.
@@ -42,15 +40,13 @@ pub enum LinkRefusal {
     Expired,
 }
 
-/// Live signing keys, oldest first: (version, key).
-type KeyList = Arc<Vec<(u32, SecretKey)>>;
-
-/// Mints and checks links; caches the keys for a moment so a rotation made
-/// by another process is seen within [`Links::REFRESH`].
+/// Mints and checks links with the vault's `links` keys. The key ring keeps
+/// them for a moment and reads the store again for a version it has not
+/// seen, so a rotation made by another process is honoured at once when
+/// checking and within seconds when signing.
 #[derive(Debug)]
 pub struct Links {
     vault: Arc<Vault>,
-    cache: Mutex<Option<(Instant, KeyList)>>,
 }
 
 fn message(method: &str, tenant: &str, video: &str, expires: u64) -> Vec<u8> {
@@ -58,52 +54,28 @@ fn message(method: &str, tenant: &str, video: &str, expires: u64) -> Vec<u8> {
 }
 
 impl Links {
-    /// How long keys are cached.
-    pub const REFRESH: Duration = Duration::from_secs(2);
-
     /// Links signed with the vault's `links` keys.
     pub fn new(vault: Arc<Vault>) -> Self {
-        Self {
-            vault,
-            cache: Mutex::new(None),
-        }
-    }
-
-    fn keys(&self) -> Result<KeyList, bv_vault::VaultError> {
-        let mut c = self.cache.lock().expect("not poisoned");
-        if let Some((at, k)) = c.as_ref()
-            && at.elapsed() < Self::REFRESH
-        {
-            return Ok(Arc::clone(k));
-        }
-        let k = Arc::new(self.vault.keys().service_keys(PURPOSE)?);
-        *c = Some((Instant::now(), Arc::clone(&k)));
-        Ok(k)
-    }
-
-    /// Forgets cached keys (after a rotation in this process).
-    pub fn refresh(&self) {
-        *self.cache.lock().expect("not poisoned") = None;
+        Self { vault }
     }
 
     /// The query string (`e=…&v=…&s=…`) of a link for `method` on `video` of `tenant`.
-    pub fn sign(
+    pub async fn sign(
         &self,
         method: &str,
         tenant: &str,
         video: &str,
         expires: u64,
     ) -> Result<String, bv_vault::VaultError> {
-        let keys = self.keys()?;
-        let (v, k) = keys
-            .last()
-            .expect("service_keys never returns an empty list");
-        let sig = mac(k, &message(method, tenant, video, expires));
+        let (v, sig) = self
+            .vault
+            .mac(PURPOSE, &message(method, tenant, video, expires))
+            .await?;
         Ok(format!("e={expires}&v={v}&s={}", hex(&sig)))
     }
 
     /// Checks a link's parameters at time `now` (Unix seconds).
-    pub fn verify(
+    pub async fn verify(
         &self,
         method: &str,
         tenant: &str,
@@ -114,12 +86,17 @@ impl Links {
         let expires: u64 = p.e.parse().map_err(|_| LinkRefusal::Invalid)?;
         let version: u32 = p.v.parse().map_err(|_| LinkRefusal::Invalid)?;
         let sig = from_hex(&p.s).ok_or(LinkRefusal::Invalid)?;
-        let keys = self.keys().map_err(|_| LinkRefusal::Invalid)?;
-        let (_, key) = keys
-            .iter()
-            .find(|(kv, _)| *kv == version)
-            .ok_or(LinkRefusal::Invalid)?;
-        if !mac_verify(key, &message(method, tenant, video, expires), &sig) {
+        let ok = self
+            .vault
+            .mac_verify(
+                PURPOSE,
+                version,
+                &message(method, tenant, video, expires),
+                &sig,
+            )
+            .await
+            .map_err(|_| LinkRefusal::Invalid)?;
+        if !ok {
             return Err(LinkRefusal::Invalid);
         }
         if now >= expires {

@@ -13,16 +13,18 @@ use bv_vault::{Vault, VaultError};
 pub const PURPOSE: &str = "webhooks";
 
 /// The signing secret of version `version` of the tenant's webhook.
-pub fn secret(vault: &Vault, tenant: &str, version: i64) -> Result<String, VaultError> {
-    let (_, tag) = vault.mac(
-        PURPOSE,
-        format!("bettervideo webhook secret\n{tenant}\n{version}").as_bytes(),
-    )?;
+pub async fn secret(vault: &Vault, tenant: &str, version: i64) -> Result<String, VaultError> {
+    let (_, tag) = vault
+        .mac(
+            PURPOSE,
+            format!("bettervideo webhook secret\n{tenant}\n{version}").as_bytes(),
+        )
+        .await?;
     Ok(format!("whsec_{}", bv_crypto::secret::hex(&tag)))
 }
 
 /// The `BV-Signature` header for `body` sent at `t` (Unix seconds, now in ms for the overlap).
-pub fn signature(
+pub async fn signature(
     vault: &Vault,
     tenant: &str,
     hook: &Webhook,
@@ -36,7 +38,7 @@ pub fn signature(
     }
     let mut header = format!("t={t}");
     for v in versions {
-        let s = secret(vault, tenant, v)?;
+        let s = secret(vault, tenant, v).await?;
         let sig = bv_crypto::secret::mac_bytes(s.as_bytes(), format!("{t}.{body}").as_bytes());
         header.push_str(&format!(",v1={}", bv_crypto::secret::hex(&sig)));
     }

@@ -19,6 +19,7 @@ pub mod credits;
 mod db;
 pub mod error;
 pub mod jobs;
+pub mod keys;
 mod migrate;
 pub mod sessions;
 #[cfg(feature = "testing")]

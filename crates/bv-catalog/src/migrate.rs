@@ -36,6 +36,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "audit", include_str!("../migrations/0006_audit.sql")),
     (7, "access", include_str!("../migrations/0007_access.sql")),
     (8, "custody", include_str!("../migrations/0008_custody.sql")),
+    (
+        9,
+        "vault_keys",
+        include_str!("../migrations/0009_vault_keys.sql"),
+    ),
 ];
 
 /// Splits a migration into statements: comment lines go first (they may hold

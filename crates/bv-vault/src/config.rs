@@ -12,7 +12,8 @@ pub struct VaultConfig {
     pub backend: String,
     /// Directory of the local backend; default `<data_dir>/blobs`.
     pub local_dir: Option<PathBuf>,
-    /// Directory of the key store (wrapped tenant and data keys); default `<data_dir>/keys`.
+    /// Directory of a file key store from before keys moved into the catalog; default
+    /// `<data_dir>/keys`. `bv` imports what it finds there into the catalog and removes it.
     pub keystore_dir: Option<PathBuf>,
     /// Root key file (mode 0600, lines `v<N>:<64 hex digits>`); default `<data_dir>/root.key`.
     pub root_key_file: Option<PathBuf>,

@@ -20,6 +20,9 @@ pub enum VaultError {
     /// The blob store failed.
     #[error("blob store: {0}")]
     Store(#[from] object_store::Error),
+    /// The key store (the catalog's key tables) failed.
+    #[error("key store: {0}")]
+    KeyStore(String),
     /// Local I/O (key store, key file, input, output).
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
@@ -43,6 +46,7 @@ impl VaultError {
             Self::Range(_) => "range_not_satisfiable",
             Self::Key(_) => "key_error",
             Self::Store(_) => "blob_store_error",
+            Self::KeyStore(_) => "key_store_error",
             Self::Io(_) => "io_error",
             Self::Config(_) => "vault_config_invalid",
             Self::Invalid(_) => "invalid_argument",

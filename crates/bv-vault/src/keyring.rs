@@ -8,18 +8,29 @@
 //! everything beneath it, and retires the versions nothing references. Blobs
 //! are never touched.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use bv_crypto::SecretKey;
 use bv_crypto::keys::{LocalRootKeys, RootKeys};
 
 use crate::config::VaultConfig;
 use crate::error::{Result, VaultError};
+use crate::filestore::write_atomic;
 use crate::ids::{ObjectId, TenantId};
-use crate::keystore::{
-    FileKeyStore, ObjectRecord, TenantKeyRecord, from_hex, to_hex, write_atomic,
-};
+use crate::keystore::{KeyStore, ObjectRecord, TenantKeyRecord, from_hex, to_hex};
+
+/// How long unwrapped service keys are reused before the store is read
+/// again. A version another process added is picked up at once when a
+/// verification names it; signing may use the previous version for this
+/// long after a rotation elsewhere, which rotation tolerates by design (the
+/// previous version stays valid).
+const SERVICE_CACHE: Duration = Duration::from_secs(2);
+
+/// Unwrapped versions of one service key, and when they were read.
+type CachedService = (Instant, Arc<Vec<(u32, SecretKey)>>);
 
 fn key_err(e: impl std::fmt::Display) -> VaultError {
     VaultError::Key(e.to_string())
@@ -72,7 +83,8 @@ pub struct TenantStatus {
 pub struct KeyRing {
     root: RwLock<LocalRootKeys>,
     source: RootSource,
-    store: FileKeyStore,
+    store: Arc<dyn KeyStore>,
+    services: Mutex<HashMap<String, CachedService>>,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -97,22 +109,15 @@ fn read_root_file(path: &Path) -> Result<LocalRootKeys> {
 
 impl KeyRing {
     /// Opens the hierarchy. Returns a notice to print loudly when a root key was generated.
-    pub fn open(cfg: &VaultConfig, data_dir: &Path) -> Result<(Self, Option<String>)> {
-        let store = FileKeyStore::new(
-            cfg.keystore_dir
-                .clone()
-                .unwrap_or_else(|| data_dir.join("keys")),
-        );
+    /// `store` holds the wrapped keys and object records.
+    pub fn open(
+        cfg: &VaultConfig,
+        data_dir: &Path,
+        store: Arc<dyn KeyStore>,
+    ) -> Result<(Self, Option<String>)> {
         if let Some(text) = cfg.root_key.as_deref().filter(|t| !t.trim().is_empty()) {
             let root = LocalRootKeys::parse(text).map_err(key_err)?;
-            return Ok((
-                Self {
-                    root: RwLock::new(root),
-                    source: RootSource::Config,
-                    store,
-                },
-                None,
-            ));
+            return Ok((Self::new(root, RootSource::Config, store), None));
         }
         let path = cfg
             .root_key_file
@@ -136,28 +141,22 @@ impl KeyRing {
                 path.display()
             )));
         };
-        Ok((
-            Self {
-                root: RwLock::new(root),
-                source: RootSource::File(path),
-                store,
-            },
-            notice,
-        ))
+        Ok((Self::new(root, RootSource::File(path), store), notice))
     }
 
     /// A key ring over explicit parts (tests, embedding).
-    pub fn new(root: LocalRootKeys, source: RootSource, store: FileKeyStore) -> Self {
+    pub fn new(root: LocalRootKeys, source: RootSource, store: Arc<dyn KeyStore>) -> Self {
         Self {
             root: RwLock::new(root),
             source,
             store,
+            services: Mutex::new(HashMap::new()),
         }
     }
 
     /// The key store.
-    pub fn store(&self) -> &FileKeyStore {
-        &self.store
+    pub fn store(&self) -> &dyn KeyStore {
+        &*self.store
     }
 
     fn unwrap_tenant(&self, t: &TenantId, r: &TenantKeyRecord) -> Result<SecretKey> {
@@ -184,21 +183,22 @@ impl KeyRing {
     }
 
     /// The tenant's current key (created on first use).
-    pub fn tenant_key_current(&self, t: &TenantId) -> Result<(u32, SecretKey)> {
+    pub async fn tenant_key_current(&self, t: &TenantId) -> Result<(u32, SecretKey)> {
         loop {
-            if let Some(r) = self.store.tenant_keys(t)?.pop() {
+            if let Some(r) = self.store.tenant_keys(t).await?.pop() {
                 return Ok((r.version, self.unwrap_tenant(t, &r)?));
             }
             let rec = self.wrap_tenant(t, 1, &SecretKey::generate().map_err(key_err)?)?;
             // Another process may create it at the same moment: first writer wins, all re-read.
-            self.store.put_tenant_key(t, &rec, true)?;
+            self.store.put_tenant_key(t, &rec, true).await?;
         }
     }
 
-    fn tenant_key(&self, t: &TenantId, version: u32) -> Result<SecretKey> {
+    async fn tenant_key(&self, t: &TenantId, version: u32) -> Result<SecretKey> {
         let rec = self
             .store
-            .tenant_keys(t)?
+            .tenant_keys(t)
+            .await?
             .into_iter()
             .find(|r| r.version == version)
             .ok_or_else(|| VaultError::Key(format!("tenant key version {version} is gone")))?;
@@ -206,17 +206,21 @@ impl KeyRing {
     }
 
     /// A fresh data key for a new object, and the record fields that store it wrapped.
-    pub fn new_object_key(&self, t: &TenantId, o: &ObjectId) -> Result<(SecretKey, u32, String)> {
-        let (tv, tk) = self.tenant_key_current(t)?;
+    pub async fn new_object_key(
+        &self,
+        t: &TenantId,
+        o: &ObjectId,
+    ) -> Result<(SecretKey, u32, String)> {
+        let (tv, tk) = self.tenant_key_current(t).await?;
         let dek = SecretKey::generate().map_err(key_err)?;
         let wrapped = tk.wrap(&dek, &dek_ctx(t, o, 1, tv)).map_err(key_err)?;
         Ok((dek, tv, to_hex(&wrapped)))
     }
 
     /// The data key of an object record.
-    pub fn object_key(&self, r: &ObjectRecord) -> Result<SecretKey> {
+    pub async fn object_key(&self, r: &ObjectRecord) -> Result<SecretKey> {
         let (t, o) = (r.tenant.parse::<TenantId>()?, r.object.parse::<ObjectId>()?);
-        let tk = self.tenant_key(&t, r.tenant_key_version)?;
+        let tk = self.tenant_key(&t, r.tenant_key_version).await?;
         tk.unwrap(
             &from_hex(&r.wrapped_dek)?,
             &dek_ctx(&t, &o, r.dek_version, r.tenant_key_version),
@@ -224,53 +228,51 @@ impl KeyRing {
         .map_err(key_err)
     }
 
-    fn tenant_objects(&self, t: &TenantId) -> Result<Vec<(ObjectId, ObjectRecord)>> {
-        let mut out = Vec::new();
-        for o in self.store.objects()? {
-            if let Some(r) = self.store.object(&o)?
-                && r.tenant == t.to_string()
-            {
-                out.push((o, r));
-            }
-        }
-        Ok(out)
+    async fn tenant_objects(&self, t: &TenantId) -> Result<Vec<(ObjectId, ObjectRecord)>> {
+        self.store
+            .tenant_objects(t)
+            .await?
+            .into_iter()
+            .map(|r| Ok((r.object.parse()?, r)))
+            .collect()
     }
 
     /// Adds a tenant key version, re-wraps every data key of the tenant under
     /// it, and retires the old versions. Returns (new version, data keys re-wrapped).
-    pub fn rotate_tenant(&self, t: &TenantId) -> Result<(u32, usize)> {
-        let old = self.store.tenant_keys(t)?;
+    pub async fn rotate_tenant(&self, t: &TenantId) -> Result<(u32, usize)> {
+        let old = self.store.tenant_keys(t).await?;
         let v = old.last().map_or(1, |r| r.version + 1);
         let key = SecretKey::generate().map_err(key_err)?;
         let rec = self.wrap_tenant(t, v, &key)?;
-        if !self.store.put_tenant_key(t, &rec, true)? {
+        if !self.store.put_tenant_key(t, &rec, true).await? {
             return Err(VaultError::Key(format!(
                 "tenant key version {v} appeared concurrently; retry"
             )));
         }
         let mut n = 0;
-        for (o, mut r) in self.tenant_objects(t)? {
+        for (o, mut r) in self.tenant_objects(t).await? {
             if r.tenant_key_version == v {
                 continue;
             }
-            let dek = self.object_key(&r)?;
+            let dek = self.object_key(&r).await?;
             r.wrapped_dek = to_hex(
                 &key.wrap(&dek, &dek_ctx(t, &o, r.dek_version, v))
                     .map_err(key_err)?,
             );
             r.tenant_key_version = v;
-            self.store.put_object(&o, &r)?;
+            self.store.put_object(&o, &r).await?;
             n += 1;
         }
         // Retire versions nothing references any more (re-read: objects may have been added meanwhile).
         let used: Vec<u32> = self
-            .tenant_objects(t)?
+            .tenant_objects(t)
+            .await?
             .iter()
             .map(|(_, r)| r.tenant_key_version)
             .collect();
         for r in old {
             if !used.contains(&r.version) {
-                self.store.delete_tenant_key(t, r.version)?;
+                self.store.delete_tenant_key(t, r.version).await?;
             }
         }
         Ok((v, n))
@@ -306,42 +308,84 @@ impl KeyRing {
 
     /// Every live version of the service key `purpose` (e.g. `links`),
     /// oldest first; the last is current. Version 1 is made on first use.
-    pub fn service_keys(&self, purpose: &str) -> Result<Vec<(u32, SecretKey)>> {
+    /// Read through a short cache (see `SERVICE_CACHE`).
+    pub async fn service_keys(&self, purpose: &str) -> Result<Arc<Vec<(u32, SecretKey)>>> {
+        let cached = {
+            let services = self.services.lock().expect("not poisoned");
+            services
+                .get(purpose)
+                .filter(|(at, _)| at.elapsed() < SERVICE_CACHE)
+                .map(|(_, keys)| keys.clone())
+        };
+        if let Some(keys) = cached {
+            return Ok(keys);
+        }
+        self.load_service_keys(purpose).await
+    }
+
+    /// Version `version` of the service key `purpose`, reading the store
+    /// again when the cache does not have it (another process may have just
+    /// added it). `None` when no such version exists.
+    pub async fn service_key(&self, purpose: &str, version: u32) -> Result<Option<SecretKey>> {
+        let find = |keys: &[(u32, SecretKey)]| {
+            keys.iter()
+                .find(|(v, _)| *v == version)
+                .map(|(_, k)| k.clone())
+        };
+        if let Some(k) = find(&self.service_keys(purpose).await?) {
+            return Ok(Some(k));
+        }
+        Ok(find(&self.load_service_keys(purpose).await?))
+    }
+
+    async fn load_service_keys(&self, purpose: &str) -> Result<Arc<Vec<(u32, SecretKey)>>> {
         loop {
-            let recs = self.store.service_keys(purpose)?;
+            let recs = self.store.service_keys(purpose).await?;
             if !recs.is_empty() {
-                return recs
-                    .iter()
-                    .map(|r| Ok((r.version, self.unwrap_service(purpose, r)?)))
-                    .collect();
+                let keys = Arc::new(
+                    recs.iter()
+                        .map(|r| Ok((r.version, self.unwrap_service(purpose, r)?)))
+                        .collect::<Result<Vec<_>>>()?,
+                );
+                self.services
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(purpose.to_string(), (Instant::now(), keys.clone()));
+                return Ok(keys);
             }
             let rec = self.wrap_service(purpose, 1, &SecretKey::generate().map_err(key_err)?)?;
-            self.store.put_service_key(purpose, &rec, true)?;
+            self.store.put_service_key(purpose, &rec, true).await?;
         }
+    }
+
+    fn forget_service_keys(&self) {
+        self.services.lock().expect("not poisoned").clear();
     }
 
     /// Adds a version of the service key `purpose` and retires all but the
     /// newest `keep` versions (so what the previous key signed stays valid
     /// until the next rotation). Returns the new version.
-    pub fn rotate_service_key(&self, purpose: &str, keep: usize) -> Result<u32> {
-        let old = self.store.service_keys(purpose)?;
+    pub async fn rotate_service_key(&self, purpose: &str, keep: usize) -> Result<u32> {
+        self.forget_service_keys();
+        let old = self.store.service_keys(purpose).await?;
         let v = old.last().map_or(1, |r| r.version + 1);
         let rec = self.wrap_service(purpose, v, &SecretKey::generate().map_err(key_err)?)?;
-        if !self.store.put_service_key(purpose, &rec, true)? {
+        if !self.store.put_service_key(purpose, &rec, true).await? {
             return Err(VaultError::Key(format!(
                 "{purpose} key version {v} appeared concurrently; retry"
             )));
         }
         let live = old.len() + 1;
         for r in old.iter().take(live.saturating_sub(keep.max(1))) {
-            self.store.delete_service_key(purpose, r.version)?;
+            self.store.delete_service_key(purpose, r.version).await?;
         }
+        self.forget_service_keys();
         Ok(v)
     }
 
     /// Adds a root key version, re-wraps every tenant key under it, and
     /// retires the old root versions. Returns (new version, tenant keys re-wrapped).
-    pub fn rotate_root(&self) -> Result<(u32, usize)> {
+    pub async fn rotate_root(&self) -> Result<(u32, usize)> {
         let RootSource::File(path) = &self.source else {
             return Err(VaultError::Key(
                 "root keys come from configuration; rotate them there (add a v<N+1> entry) and restart".into(),
@@ -354,43 +398,48 @@ impl KeyRing {
             v
         };
         let mut n = 0;
-        for t in self.store.tenants()? {
-            for r in self.store.tenant_keys(&t)? {
+        for t in self.store.tenants().await? {
+            for r in self.store.tenant_keys(&t).await? {
                 if r.root_version == v {
                     continue;
                 }
                 let key = self.unwrap_tenant(&t, &r)?;
-                self.store
-                    .put_tenant_key(&t, &self.wrap_tenant(&t, r.version, &key)?, false)?;
+                let rec = self.wrap_tenant(&t, r.version, &key)?;
+                self.store.put_tenant_key(&t, &rec, false).await?;
                 n += 1;
             }
         }
-        for purpose in self.store.service_purposes()? {
-            for r in self.store.service_keys(&purpose)? {
+        for purpose in self.store.service_purposes().await? {
+            for r in self.store.service_keys(&purpose).await? {
                 if r.root_version == v {
                     continue;
                 }
                 let key = self.unwrap_service(&purpose, &r)?;
-                self.store.put_service_key(
-                    &purpose,
-                    &self.wrap_service(&purpose, r.version, &key)?,
-                    false,
-                )?;
+                let rec = self.wrap_service(&purpose, r.version, &key)?;
+                self.store.put_service_key(&purpose, &rec, false).await?;
                 n += 1;
             }
         }
         let mut used = Vec::new();
-        for t in self.store.tenants()? {
-            used.extend(self.store.tenant_keys(&t)?.iter().map(|r| r.root_version));
-        }
-        for purpose in self.store.service_purposes()? {
+        for t in self.store.tenants().await? {
             used.extend(
                 self.store
-                    .service_keys(&purpose)?
+                    .tenant_keys(&t)
+                    .await?
                     .iter()
                     .map(|r| r.root_version),
             );
         }
+        for purpose in self.store.service_purposes().await? {
+            used.extend(
+                self.store
+                    .service_keys(&purpose)
+                    .await?
+                    .iter()
+                    .map(|r| r.root_version),
+            );
+        }
+        self.forget_service_keys();
         let mut root = self.root.write().expect("not poisoned");
         root.retire_except(&used);
         write_atomic(path, root.to_text().as_bytes())?;
@@ -398,22 +447,23 @@ impl KeyRing {
     }
 
     /// Versions and counts, for `bv keys status`.
-    pub fn status(&self) -> Result<KeyStatus> {
-        let root = self.root.read().expect("not poisoned");
+    pub async fn status(&self) -> Result<KeyStatus> {
         let mut tenants = Vec::new();
-        for t in self.store.tenants()? {
+        for t in self.store.tenants().await? {
             let versions = self
                 .store
-                .tenant_keys(&t)?
+                .tenant_keys(&t)
+                .await?
                 .iter()
                 .map(|r| (r.version, r.root_version))
                 .collect();
             tenants.push(TenantStatus {
                 tenant: t.to_string(),
                 versions,
-                objects: self.tenant_objects(&t)?.len(),
+                objects: self.store.tenant_objects(&t).await?.len(),
             });
         }
+        let root = self.root.read().expect("not poisoned");
         Ok(KeyStatus {
             root_versions: root.versions(),
             root_current: root.current_version(),
@@ -426,24 +476,33 @@ impl KeyRing {
 mod tests {
     use super::*;
 
-    #[test]
-    fn root_key_sources() {
+    fn files(dir: &Path) -> Arc<dyn KeyStore> {
+        Arc::new(crate::FileKeyStore::new(dir.join("keys")))
+    }
+
+    #[tokio::test]
+    async fn root_key_sources() {
         use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();
         // Development mode: generated once, with a notice, mode 0600; reused afterwards.
         let cfg = VaultConfig::default();
-        let (_, notice) = KeyRing::open(&cfg, d.path()).unwrap();
+        let (_, notice) = KeyRing::open(&cfg, d.path(), files(d.path())).unwrap();
         assert!(notice.unwrap().contains("NEW ROOT KEY"));
         let path = d.path().join("root.key");
         assert_eq!(
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        assert!(KeyRing::open(&cfg, d.path()).unwrap().1.is_none());
+        assert!(
+            KeyRing::open(&cfg, d.path(), files(d.path()))
+                .unwrap()
+                .1
+                .is_none()
+        );
         // A key file others can read is refused.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(
-            matches!(KeyRing::open(&cfg, d.path()), Err(VaultError::Key(m)) if m.contains("chmod 600"))
+            matches!(KeyRing::open(&cfg, d.path(), files(d.path())), Err(VaultError::Key(m)) if m.contains("chmod 600"))
         );
         // Without a file and without generation: a clear error.
         let empty = tempfile::tempdir().unwrap();
@@ -452,7 +511,7 @@ mod tests {
             ..VaultConfig::default()
         };
         assert!(
-            matches!(KeyRing::open(&strict, empty.path()), Err(VaultError::Key(m)) if m.contains("no root key"))
+            matches!(KeyRing::open(&strict, empty.path(), files(empty.path())), Err(VaultError::Key(m)) if m.contains("no root key"))
         );
         // From configuration (the environment): used as given, not rotatable in place.
         let text = format!("v3:{}", "ab".repeat(32));
@@ -461,53 +520,55 @@ mod tests {
             generate_root_key: false,
             ..VaultConfig::default()
         };
-        let (ring, _) = KeyRing::open(&env, empty.path()).unwrap();
-        assert_eq!(ring.status().unwrap().root_current, 3);
+        let (ring, _) = KeyRing::open(&env, empty.path(), files(empty.path())).unwrap();
+        assert_eq!(ring.status().await.unwrap().root_current, 3);
         let t = TenantId::random().unwrap();
-        assert_eq!(ring.tenant_key_current(&t).unwrap().0, 1);
-        assert!(ring.rotate_root().is_err());
+        assert_eq!(ring.tenant_key_current(&t).await.unwrap().0, 1);
+        assert!(ring.rotate_root().await.is_err());
         assert!(
             !empty.path().join("root.key").exists(),
             "nothing written to disk"
         );
     }
 
-    #[test]
-    fn service_keys_rotate_keep_the_previous_and_survive_root_rotation() {
+    #[tokio::test]
+    async fn service_keys_rotate_keep_the_previous_and_survive_root_rotation() {
         let d = tempfile::tempdir().unwrap();
-        let (ring, _) = KeyRing::open(&VaultConfig::default(), d.path()).unwrap();
-        let v1 = ring.service_keys("links").unwrap();
+        let (ring, _) = KeyRing::open(&VaultConfig::default(), d.path(), files(d.path())).unwrap();
+        let v1 = ring.service_keys("links").await.unwrap();
         assert_eq!(v1.len(), 1);
         assert_eq!(v1[0].0, 1);
         assert_eq!(
-            ring.service_keys("links").unwrap()[0].1.expose(),
+            ring.service_keys("links").await.unwrap()[0].1.expose(),
             v1[0].1.expose(),
             "stable"
         );
         assert_ne!(
-            ring.service_keys("queue").unwrap()[0].1.expose(),
+            ring.service_keys("queue").await.unwrap()[0].1.expose(),
             v1[0].1.expose(),
             "per purpose"
         );
-        assert_eq!(ring.rotate_service_key("links", 2).unwrap(), 2);
-        let after = ring.service_keys("links").unwrap();
+        assert_eq!(ring.rotate_service_key("links", 2).await.unwrap(), 2);
+        let after = ring.service_keys("links").await.unwrap();
         assert_eq!(after.iter().map(|k| k.0).collect::<Vec<_>>(), vec![1, 2]);
         assert_eq!(after[0].1.expose(), v1[0].1.expose());
-        assert_eq!(ring.rotate_service_key("links", 2).unwrap(), 3);
-        let after = ring.service_keys("links").unwrap();
+        assert_eq!(ring.rotate_service_key("links", 2).await.unwrap(), 3);
+        let after = ring.service_keys("links").await.unwrap();
         assert_eq!(
             after.iter().map(|k| k.0).collect::<Vec<_>>(),
             vec![2, 3],
             "v1 retired"
         );
         // Root rotation re-wraps service keys; the old root version can then go.
-        let (rv, _) = ring.rotate_root().unwrap();
-        let again = ring.service_keys("links").unwrap();
+        let (rv, _) = ring.rotate_root().await.unwrap();
+        let again = ring.service_keys("links").await.unwrap();
         assert_eq!(again[1].1.expose(), after[1].1.expose());
-        assert_eq!(ring.status().unwrap().root_versions, vec![rv]);
-        let reopened = KeyRing::open(&VaultConfig::default(), d.path()).unwrap().0;
+        assert_eq!(ring.status().await.unwrap().root_versions, vec![rv]);
+        let reopened = KeyRing::open(&VaultConfig::default(), d.path(), files(d.path()))
+            .unwrap()
+            .0;
         assert_eq!(
-            reopened.service_keys("links").unwrap()[1].1.expose(),
+            reopened.service_keys("links").await.unwrap()[1].1.expose(),
             after[1].1.expose()
         );
     }

@@ -2,6 +2,7 @@
 
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bv_crypto::format::{self, Binding, DEFAULT_SEGMENT_LOG2, HEADER_LEN, Opener, Sealer, TAG_LEN};
@@ -14,7 +15,7 @@ use crate::custody::CustomerKey;
 use crate::error::{Result, VaultError};
 use crate::ids::{ObjectId, TenantId};
 use crate::keyring::KeyRing;
-use crate::keystore::{ObjectRecord, ObjectState};
+use crate::keystore::{KeyStore, ObjectRecord, ObjectState};
 
 /// A stored object as callers see it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -81,15 +82,20 @@ pub struct Vault {
 }
 
 impl Vault {
-    /// Opens the vault described by `cfg`; also returns the key ring's notice, if any.
-    pub fn open(cfg: &VaultConfig, data_dir: &Path) -> Result<(Self, Option<String>)> {
+    /// Opens the vault described by `cfg` with its keys in `store`; also
+    /// returns the key ring's notice, if any.
+    pub fn open(
+        cfg: &VaultConfig,
+        data_dir: &Path,
+        store: Arc<dyn KeyStore>,
+    ) -> Result<(Self, Option<String>)> {
         if cfg.part_size_mib < 5 || cfg.part_size_mib > 512 {
             return Err(VaultError::Config(
                 "vault.part_size_mib must be 5..=512".into(),
             ));
         }
         let blobs = Blobs::open(cfg, data_dir)?;
-        let (keys, notice) = KeyRing::open(cfg, data_dir)?;
+        let (keys, notice) = KeyRing::open(cfg, data_dir, store)?;
         Ok((
             Self {
                 blobs,
@@ -118,8 +124,8 @@ impl Vault {
 
     /// HMAC-SHA256 of `msg` under the current version of the service key
     /// `purpose` (e.g. `queue`): (version, tag). The key never leaves the vault.
-    pub fn mac(&self, purpose: &str, msg: &[u8]) -> Result<(u32, [u8; 32])> {
-        let keys = self.keys.service_keys(purpose)?;
+    pub async fn mac(&self, purpose: &str, msg: &[u8]) -> Result<(u32, [u8; 32])> {
+        let keys = self.keys.service_keys(purpose).await?;
         let (v, k) = keys
             .last()
             .expect("service_keys never returns an empty list");
@@ -128,13 +134,18 @@ impl Vault {
 
     /// Whether `tag` is the MAC of `msg` under version `version` of the
     /// service key `purpose` (constant-time; an unknown version never matches).
-    pub fn mac_verify(&self, purpose: &str, version: u32, msg: &[u8], tag: &[u8]) -> Result<bool> {
+    pub async fn mac_verify(
+        &self,
+        purpose: &str,
+        version: u32,
+        msg: &[u8],
+        tag: &[u8],
+    ) -> Result<bool> {
         Ok(self
             .keys
-            .service_keys(purpose)?
-            .iter()
-            .find(|(v, _)| *v == version)
-            .is_some_and(|(_, k)| bv_crypto::secret::mac_verify(k, msg, tag)))
+            .service_key(purpose, version)
+            .await?
+            .is_some_and(|k| bv_crypto::secret::mac_verify(&k, msg, tag)))
     }
 
     /// The blob backend.
@@ -143,8 +154,8 @@ impl Vault {
     }
 
     /// The committed record of `o` if `t` owns it; anything else is "not found".
-    fn committed(&self, t: &TenantId, o: &ObjectId) -> Result<(ObjectRecord, u64, u64)> {
-        match self.keys.store().object(o)? {
+    async fn committed(&self, t: &TenantId, o: &ObjectId) -> Result<(ObjectRecord, u64, u64)> {
+        match self.keys.store().object(o).await? {
             Some(r) if r.tenant == t.to_string() => match r.state {
                 ObjectState::Committed {
                     plain_len,
@@ -164,18 +175,18 @@ impl Vault {
 
     /// The keyed fingerprint of a customer key for tenant `t` (what the
     /// catalog and key store keep instead of the key).
-    pub fn customer_fingerprint(&self, t: &TenantId, ck: &CustomerKey) -> Result<String> {
+    pub async fn customer_fingerprint(&self, t: &TenantId, ck: &CustomerKey) -> Result<String> {
         let mut msg = format!("{t}|").into_bytes();
         msg.extend_from_slice(ck.expose());
-        let (v, tag) = self.mac(crate::custody::FINGERPRINT_PURPOSE, &msg)?;
+        let (v, tag) = self.mac(crate::custody::FINGERPRINT_PURPOSE, &msg).await?;
         Ok(format!("v{v}:{}", bv_crypto::secret::hex(&tag)))
     }
 
     /// Seals a customer key for the life of one job (bound to `context`, e.g.
     /// the job id) under the service key `custody`; the catalog keeps the
     /// result only while the job runs.
-    pub fn seal_custody(&self, context: &str, ck: &CustomerKey) -> Result<String> {
-        let keys = self.keys.service_keys(CUSTODY_PURPOSE)?;
+    pub async fn seal_custody(&self, context: &str, ck: &CustomerKey) -> Result<String> {
+        let keys = self.keys.service_keys(CUSTODY_PURPOSE).await?;
         let (v, k) = keys
             .last()
             .expect("service_keys never returns an empty list");
@@ -185,15 +196,18 @@ impl Vault {
     }
 
     /// Opens what [`seal_custody`](Self::seal_custody) sealed for `context`.
-    pub fn open_custody(&self, context: &str, sealed: &str) -> Result<CustomerKey> {
+    pub async fn open_custody(&self, context: &str, sealed: &str) -> Result<CustomerKey> {
         let bad = || VaultError::Key("malformed custody record".into());
         let (v, hex) = sealed.split_once(':').ok_or_else(bad)?;
         let v: u32 = v
             .strip_prefix('v')
             .and_then(|v| v.parse().ok())
             .ok_or_else(bad)?;
-        let keys = self.keys.service_keys(CUSTODY_PURPOSE)?;
-        let (_, k) = keys.iter().find(|(kv, _)| *kv == v).ok_or_else(bad)?;
+        let k = self
+            .keys
+            .service_key(CUSTODY_PURPOSE, v)
+            .await?
+            .ok_or_else(bad)?;
         let key = k.unwrap(
             &bv_crypto::secret::from_hex(hex).ok_or_else(bad)?,
             format!("bettervideo custody|{context}").as_bytes(),
@@ -210,10 +224,11 @@ impl Vault {
         ck: Option<&CustomerKey>,
     ) -> Result<ObjectInfo> {
         let o = ObjectId::random()?;
-        let (tenant_share, tenant_key_version, wrapped_dek) = self.keys.new_object_key(t, &o)?;
+        let (tenant_share, tenant_key_version, wrapped_dek) =
+            self.keys.new_object_key(t, &o).await?;
         let (dek, customer) = match ck {
             Some(ck) => {
-                let fp = self.customer_fingerprint(t, ck)?;
+                let fp = self.customer_fingerprint(t, ck).await?;
                 let (dek, share) = crate::custody::split(&tenant_share, ck, fp, t, &o, 1)?;
                 (dek, Some(share))
             }
@@ -231,19 +246,19 @@ impl Vault {
         };
         // The pending record comes first, so a crash at any later point leaves
         // something the sweep can find.
-        self.keys.store().put_object(&o, &record)?;
+        self.keys.store().put_object(&o, &record).await?;
         let mut upload = match self.blobs.begin(&o, self.part_size).await {
             Ok(u) => u,
             Err(e) => {
-                self.keys.store().delete_object(&o)?;
+                self.keys.store().delete_object(&o).await?;
                 return Err(e);
             }
         };
         if let Some(id) = upload.id() {
             record.state = ObjectState::Pending { upload: Some(id) };
-            if let Err(e) = self.keys.store().put_object(&o, &record) {
+            if let Err(e) = self.keys.store().put_object(&o, &record).await {
                 let _ = upload.abort().await;
-                self.keys.store().delete_object(&o)?;
+                self.keys.store().delete_object(&o).await?;
                 return Err(e);
             }
         }
@@ -255,7 +270,7 @@ impl Vault {
                     plain_len,
                     sealed_len,
                 };
-                self.keys.store().put_object(&o, &record)?;
+                self.keys.store().put_object(&o, &record).await?;
                 Ok(ObjectInfo {
                     object: o.to_string(),
                     tenant: t.to_string(),
@@ -266,7 +281,7 @@ impl Vault {
             Err(e) => {
                 let _ = upload.abort().await;
                 let _ = self.blobs.reclaim(&o, None).await;
-                self.keys.store().delete_object(&o)?;
+                self.keys.store().delete_object(&o).await?;
                 Err(e)
             }
         }
@@ -318,20 +333,21 @@ impl Vault {
 
     /// The data key of `r`: the tenant's share, joined with the customer's
     /// when the object has one (which then needs `ck`).
-    fn dek(
+    async fn dek(
         &self,
         t: &TenantId,
         o: &ObjectId,
         r: &ObjectRecord,
         ck: Option<&CustomerKey>,
     ) -> Result<bv_crypto::keys::SecretKey> {
-        let tenant_share = self.keys.object_key(r)?;
+        let tenant_share = self.keys.object_key(r).await?;
         match &r.customer {
             None => Ok(tenant_share),
             Some(share) => {
-                let ck = ck
-                    .map(|c| self.customer_fingerprint(t, c).map(|fp| (c, fp)))
-                    .transpose()?;
+                let ck = match ck {
+                    Some(c) => Some((c, self.customer_fingerprint(t, c).await?)),
+                    None => None,
+                };
                 crate::custody::join(&tenant_share, share, ck, t, o, r.dek_version)
             }
         }
@@ -345,8 +361,8 @@ impl Vault {
         mut dst: impl AsyncWrite + Unpin,
         ck: Option<&CustomerKey>,
     ) -> Result<u64> {
-        let (r, plain_len, _) = self.committed(t, o)?;
-        let dek = self.dek(t, o, &r, ck)?;
+        let (r, plain_len, _) = self.committed(t, o).await?;
+        let dek = self.dek(t, o, &r, ck).await?;
         let (_, mut chunks) = self.blobs.get(o).await?;
         // Unconsumed bytes are buf[at..]; consumed ones are dropped when a
         // chunk arrives, so a big chunk is not shifted once per segment.
@@ -446,8 +462,8 @@ impl Vault {
         range: Range<u64>,
         ck: Option<&CustomerKey>,
     ) -> Result<Vec<u8>> {
-        let (r, plain_len, _) = self.committed(t, o)?;
-        let dek = self.dek(t, o, &r, ck)?;
+        let (r, plain_len, _) = self.committed(t, o).await?;
+        let dek = self.dek(t, o, &r, ck).await?;
         let header = self.blobs.get_range(o, 0..HEADER_LEN as u64).await?;
         let opener = Opener::new(&header, &dek, &binding(t, o, &r))?;
         let s = opener.header().segment_size();
@@ -480,8 +496,8 @@ impl Vault {
     }
 
     /// Describes a committed object.
-    pub fn stat(&self, t: &TenantId, o: &ObjectId) -> Result<ObjectInfo> {
-        let (_, plain_len, sealed_len) = self.committed(t, o)?;
+    pub async fn stat(&self, t: &TenantId, o: &ObjectId) -> Result<ObjectInfo> {
+        let (_, plain_len, sealed_len) = self.committed(t, o).await?;
         Ok(ObjectInfo {
             object: o.to_string(),
             tenant: t.to_string(),
@@ -493,8 +509,8 @@ impl Vault {
     /// Deletes an object: its wrapped data key first (after which the blob is
     /// unreadable, backups included), then the blob.
     pub async fn delete(&self, t: &TenantId, o: &ObjectId) -> Result<()> {
-        self.committed(t, o)?;
-        self.keys.store().delete_object(o)?;
+        self.committed(t, o).await?;
+        self.keys.store().delete_object(o).await?;
         self.blobs.delete(o).await
     }
 
@@ -503,20 +519,20 @@ impl Vault {
     pub async fn sweep(&self, older_than: Duration) -> Result<SweepReport> {
         let mut rep = SweepReport::default();
         let cutoff = now().saturating_sub(older_than.as_secs());
-        for o in self.keys.store().objects()? {
-            let Some(r) = self.keys.store().object(&o)? else {
+        for o in self.keys.store().objects().await? {
+            let Some(r) = self.keys.store().object(&o).await? else {
                 continue;
             };
             if let ObjectState::Pending { upload } = &r.state
                 && r.created <= cutoff
             {
                 rep.pieces += self.blobs.reclaim(&o, upload.as_deref()).await?;
-                self.keys.store().delete_object(&o)?;
+                self.keys.store().delete_object(&o).await?;
                 rep.abandoned_puts += 1;
             }
         }
         for (o, age) in self.blobs.list().await? {
-            if age >= older_than.as_secs() && self.keys.store().object(&o)?.is_none() {
+            if age >= older_than.as_secs() && self.keys.store().object(&o).await?.is_none() {
                 self.blobs.delete(&o).await?;
                 rep.orphan_blobs += 1;
             }

@@ -218,7 +218,10 @@ fn tenants_are_isolated_and_moves_detected(b: Backend) {
             v.vault.get_range(&tb, &a, 0..10).await,
             Err(VaultError::NotFound)
         ));
-        assert!(matches!(v.vault.stat(&tb, &a), Err(VaultError::NotFound)));
+        assert!(matches!(
+            v.vault.stat(&tb, &a).await,
+            Err(VaultError::NotFound)
+        ));
         assert!(matches!(
             v.vault.delete(&tb, &a).await,
             Err(VaultError::NotFound)
@@ -323,9 +326,9 @@ fn rotation_rewraps_without_touching_blobs(b: Backend) {
             .collect::<Vec<_>>()
     };
     let before = sums(&v);
-    let (rv, n_tenant_keys) = v.vault.keys().rotate_root().unwrap();
+    let (rv, n_tenant_keys) = runtime.block_on(v.vault.keys().rotate_root()).unwrap();
     assert_eq!((rv, n_tenant_keys), (2, 2));
-    let (tv, n_deks) = v.vault.keys().rotate_tenant(&ta).unwrap();
+    let (tv, n_deks) = runtime.block_on(v.vault.keys().rotate_tenant(&ta)).unwrap();
     assert_eq!((tv, n_deks), (2, 2));
     v.reopen();
     runtime.block_on(async {
@@ -334,7 +337,7 @@ fn rotation_rewraps_without_touching_blobs(b: Backend) {
         }
     });
     assert!(sums(&v) == before, "no blob may be rewritten");
-    let st = v.vault.keys().status().unwrap();
+    let st = runtime.block_on(v.vault.keys().status()).unwrap();
     assert_eq!(st.root_versions, vec![2], "retired root versions are gone");
     let a = st
         .tenants
@@ -403,8 +406,14 @@ fn customer_held_keys_are_needed_to_open_and_survive_rotation(b: Backend) {
     };
     check(&v);
     // Rotating the root and the tenant key needs no customer key and changes nothing for it.
-    v.vault.keys().rotate_root().unwrap();
-    assert_eq!(v.vault.keys().rotate_tenant(&t).unwrap().1, 1);
+    runtime.block_on(v.vault.keys().rotate_root()).unwrap();
+    assert_eq!(
+        runtime
+            .block_on(v.vault.keys().rotate_tenant(&t))
+            .unwrap()
+            .1,
+        1
+    );
     v.reopen();
     check(&v);
     // Deleting still shreds.

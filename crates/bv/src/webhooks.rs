@@ -93,6 +93,7 @@ async fn send(
         now,
         &d.body,
     )
+    .await
     .map_err(|e| e.to_string())?;
     let r = http
         .post(&hook.url)

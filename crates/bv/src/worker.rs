@@ -188,11 +188,14 @@ impl Worker {
 
     async fn process(&self, job: &Job) -> anyhow::Result<Ended> {
         let tag = bv_crypto::secret::from_hex(&job.payload_mac).unwrap_or_default();
-        let authentic = u32::try_from(job.mac_key_version).is_ok_and(|v| {
-            self.vault
+        let authentic = match u32::try_from(job.mac_key_version) {
+            Ok(v) => self
+                .vault
                 .mac_verify(QUEUE_PURPOSE, v, &job.payload(), &tag)
-                .unwrap_or(false)
-        });
+                .await
+                .unwrap_or(false),
+            Err(_) => false,
+        };
         if !authentic {
             tracing::warn!(action = "job.refused", tenant = %job.tenant_id, job = %job.id,
                 "job row does not match its MAC: refused, nothing ran");
@@ -491,7 +494,7 @@ impl Worker {
         // A tenant that holds its own key sent it with the job; it lives here
         // (memory only) until the job ends, and the row's copy is cleared then.
         let ck = match self.catalog.job_custody(&job.id).await? {
-            Some(sealed) => Some(Arc::new(self.vault.open_custody(&job.id, &sealed)?)),
+            Some(sealed) => Some(Arc::new(self.vault.open_custody(&job.id, &sealed).await?)),
             None => None,
         };
         let ck_out = ck.clone();

@@ -140,14 +140,31 @@ fn a_multi_gib_object_streams_in_bounded_memory() {
     );
 }
 
+/// The vault's object records, read from the catalog's key store
+/// (`vault_objects`) beside the running command.
 fn records(data: &Path) -> Vec<serde_json::Value> {
-    let dir = data.join("keys/objects");
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let db = data.join("catalog.db");
+    if !db.exists() {
         return Vec::new();
-    };
-    entries
-        .map(|e| serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap())
-        .collect()
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}?mode=ro", db.display());
+        let mut c = sqlx::AnyConnection::connect(&url).await.unwrap();
+        // The table appears when the command's catalog is migrated.
+        let rows: Vec<String> = sqlx::query_scalar("SELECT record FROM vault_objects")
+            .fetch_all(&mut c)
+            .await
+            .unwrap_or_default();
+        rows.iter()
+            .map(|r| serde_json::from_str(r).unwrap())
+            .collect()
+    })
 }
 
 /// Files below `dir`, recursively.

@@ -49,11 +49,7 @@ pub async fn set(
     auth.require(Scope::Admin)?;
     let req: Custody = crate::error::parse_json(&body)?;
     let fp = match req.key_holder.as_str() {
-        "tenant" => Some(crate::custody::fingerprint_of(
-            &st,
-            &auth.tenant_id,
-            &headers,
-        )?),
+        "tenant" => Some(crate::custody::fingerprint_of(&st, &auth.tenant_id, &headers).await?),
         "service" => None,
         _ => return Err(ApiError::bad_request("key_holder is tenant or service")),
     };

@@ -49,6 +49,7 @@ pub async fn download(
             &p,
             crate::time::unix_now(),
         )
+        .await
         .map_err(|w| refused(&st, w))?;
     if super::download::starts_a_download(&method, &headers) {
         let e = crate::audit::Event {

@@ -316,7 +316,7 @@ pub async fn mint_link(
         return Err(ApiError::bad_request("method must be GET or HEAD"));
     }
     let expires = crate::time::unix_now() + ttl;
-    let q = st.links.sign(&method, &v.tenant_id, &v.id, expires)?;
+    let q = st.links.sign(&method, &v.tenant_id, &v.id, expires).await?;
     let detail = serde_json::json!({"method": method, "ttl_seconds": ttl});
     auth.audit(&st, "link.mint", &format!("video:{}", v.id), "ok", detail)
         .await;

@@ -52,8 +52,9 @@ pub async fn set(
     let h = st.catalog.set_webhook(&auth.tenant_id, &req.url).await?;
     let mut out = serde_json::json!({"url": h.url, "secret_version": h.secret_version});
     if !existed {
-        out["secret"] =
-            crate::webhooks::secret(&st.vault, &auth.tenant_id, h.secret_version)?.into();
+        out["secret"] = crate::webhooks::secret(&st.vault, &auth.tenant_id, h.secret_version)
+            .await?
+            .into();
     }
     auth.audit(&st, "webhook.set", "webhook", "ok", serde_json::json!({}))
         .await;
@@ -100,7 +101,7 @@ pub async fn rotate(AxState(st): AxState<State>, auth: Auth) -> ApiResult<Json<s
     )
     .await;
     Ok(Json(serde_json::json!({
-        "secret": crate::webhooks::secret(&st.vault, &auth.tenant_id, h.secret_version)?,
+        "secret": crate::webhooks::secret(&st.vault, &auth.tenant_id, h.secret_version).await?,
         "secret_version": h.secret_version,
         "previous_secret_valid_until": h.previous_until_ms.map(rfc3339_ms),
     })))

@@ -4,9 +4,10 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bv_vault::testing::S3Server;
-use bv_vault::{ObjectId, Vault, VaultConfig};
+use bv_vault::{FileKeyStore, ObjectId, Vault, VaultConfig};
 
 /// Which blob backend a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +45,7 @@ impl TestVault {
             cfg.s3_secret_access_key = s.secret.clone();
             cfg.s3_allow_http = true;
         }
-        let (vault, _) = Vault::open(&cfg, data.path()).unwrap();
+        let (vault, _) = Vault::open(&cfg, data.path(), files(&cfg, &data)).unwrap();
         Self {
             vault,
             cfg,
@@ -56,7 +57,9 @@ impl TestVault {
 
     /// Re-opens the vault (after rotating keys or editing records from outside).
     pub fn reopen(&mut self) {
-        self.vault = Vault::open(&self.cfg, self.data.path()).unwrap().0;
+        self.vault = Vault::open(&self.cfg, self.data.path(), files(&self.cfg, &self.data))
+            .unwrap()
+            .0;
     }
 
     /// The file holding an object's sealed bytes.
@@ -73,6 +76,11 @@ impl TestVault {
     pub fn keys_dir(&self) -> PathBuf {
         self.data.path().join("keys")
     }
+}
+
+/// The vault's own file key store in the data directory.
+fn files(cfg: &VaultConfig, data: &tempfile::TempDir) -> Arc<FileKeyStore> {
+    Arc::new(FileKeyStore::for_config(cfg, data.path()))
 }
 
 /// Deterministic test bytes.

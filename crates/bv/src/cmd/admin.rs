@@ -180,53 +180,51 @@ pub(crate) fn operator_name() -> String {
     }
 }
 
-/// Records an operator's key operation (rotation) in the audit log, from a
-/// command that has no catalog open of its own.
-pub(crate) fn audit_key_change(
-    cfg: &Config,
+/// Records an operator's key operation (rotation) in the audit log.
+pub(crate) async fn audit_key_change(
+    cat: &bv_catalog::Catalog,
     vault: &bv_vault::Vault,
     tenant: Option<&str>,
     action: &str,
     target: &str,
     detail: serde_json::Value,
-) -> anyhow::Result<()> {
-    runtime()?.block_on(async {
-        let cat = open_catalog(cfg).await?;
-        let actor = format!("operator:{}", operator_name());
-        let e = bv_api::audit::Event {
-            tenant,
-            actor: &actor,
-            action,
-            target,
-            outcome: "ok",
-        };
-        bv_api::audit::record_with(&cat, vault, &Default::default(), e, detail).await;
-        anyhow::Ok(())
-    })
+) {
+    let actor = format!("operator:{}", operator_name());
+    let e = bv_api::audit::Event {
+        tenant,
+        actor: &actor,
+        action,
+        target,
+        outcome: "ok",
+    };
+    bv_api::audit::record_with(cat, vault, &Default::default(), e, detail).await;
 }
 
 /// Runs the command.
 pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
-    if let AdminCmd::Links(LinksCmd::Rotate) = c {
-        let vault = open_vault(cfg)?;
-        let v = vault.keys().rotate_service_key(bv_api::links::PURPOSE, 2)?;
-        audit_key_change(
-            cfg,
-            &vault,
-            None,
-            "key.rotate",
-            "links",
-            serde_json::json!({"version": v}),
-        )?;
-        println!(
-            "link signing key is now version {v}; links signed with the previous version stay valid until the next rotation"
-        );
-        return Ok(());
-    }
-    let vault = open_vault(cfg)?;
     runtime()?.block_on(async move {
         let cat = open_catalog(cfg).await?;
-        let key = bv_api::audit::VaultChainKey(&vault);
+        let vault = open_vault(cfg, &cat).await?;
+        if let AdminCmd::Links(LinksCmd::Rotate) = c {
+            let v = vault
+                .keys()
+                .rotate_service_key(bv_api::links::PURPOSE, 2)
+                .await?;
+            audit_key_change(
+                &cat,
+                &vault,
+                None,
+                "key.rotate",
+                "links",
+                serde_json::json!({"version": v}),
+            )
+            .await;
+            println!(
+                "link signing key is now version {v}; links signed with the previous version stay valid until the next rotation"
+            );
+            return Ok(());
+        }
+        let key = bv_api::audit::VaultChainKey::load(&vault).await?;
         // Every change an operator makes here is in the audit log, as the CLI's.
         let audit = |tenant: Option<String>, action: &'static str, target: String, detail: serde_json::Value| {
             let (cat, vault) = (&cat, &vault);

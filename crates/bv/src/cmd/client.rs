@@ -37,7 +37,7 @@ fn client_dir(cfg: &Config) -> PathBuf {
 
 /// Writes a private (0600) file atomically.
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    Ok(bv_vault::keystore::write_atomic(path, bytes)?)
+    Ok(bv_vault::filestore::write_atomic(path, bytes)?)
 }
 
 fn load_profile(cfg: &Config) -> anyhow::Result<Profile> {

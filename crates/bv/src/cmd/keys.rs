@@ -23,20 +23,32 @@ pub enum KeysCmd {
 
 /// Runs the command.
 pub fn run(cfg: &Config, c: KeysCmd) -> anyhow::Result<()> {
-    let vault = open_vault(cfg)?;
+    crate::cmd::vault::runtime()?.block_on(async move {
+        let cat = crate::cmd::serve::open_catalog(cfg).await?;
+        let vault = open_vault(cfg, &cat).await?;
+        run_with(&cat, &vault, c).await
+    })
+}
+
+async fn run_with(
+    cat: &bv_catalog::Catalog,
+    vault: &bv_vault::Vault,
+    c: KeysCmd,
+) -> anyhow::Result<()> {
     let keys = vault.keys();
     match c {
-        KeysCmd::Status => println!("{}", serde_json::to_string_pretty(&keys.status()?)?),
+        KeysCmd::Status => println!("{}", serde_json::to_string_pretty(&keys.status().await?)?),
         KeysCmd::Rotate { root: true, .. } => {
-            let (v, n) = keys.rotate_root()?;
+            let (v, n) = keys.rotate_root().await?;
             crate::cmd::admin::audit_key_change(
-                cfg,
-                &vault,
+                cat,
+                vault,
                 None,
                 "key.rotate",
                 "root",
                 serde_json::json!({"version": v, "rewrapped": n}),
-            )?;
+            )
+            .await;
             println!(
                 "root key is now version {v}; {n} tenant keys re-wrapped; older root versions retired"
             );
@@ -44,15 +56,16 @@ pub fn run(cfg: &Config, c: KeysCmd) -> anyhow::Result<()> {
         KeysCmd::Rotate {
             tenant: Some(t), ..
         } => {
-            let (v, n) = keys.rotate_tenant(&t)?;
+            let (v, n) = keys.rotate_tenant(&t).await?;
             crate::cmd::admin::audit_key_change(
-                cfg,
-                &vault,
+                cat,
+                vault,
                 Some(&t.to_string()),
                 "key.rotate",
                 &format!("tenant:{t}"),
                 serde_json::json!({"version": v, "rewrapped": n}),
-            )?;
+            )
+            .await;
             println!(
                 "tenant {t} key is now version {v}; {n} data keys re-wrapped; older versions retired"
             );

@@ -105,9 +105,9 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
         scfg.redirect_listen = r;
     }
     init_logs();
-    let vault = Arc::new(open_vault(cfg)?);
     runtime()?.block_on(async move {
         let catalog = open_catalog(cfg).await?;
+        let vault = Arc::new(open_vault(cfg, &catalog).await?);
         let first_key = bootstrap(&catalog, cfg).await?;
         record_start(&catalog, &vault, cfg).await;
         // Jobs run beside the API in this process (worker.in_process of them).

@@ -1,10 +1,12 @@
 //! `bv vault`: put, get, remove, verify and sweep sealed objects (operators and tests).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bv_vault::{ObjectId, TenantId, Vault};
+use bv_catalog::Catalog;
+use bv_vault::{FileKeyStore, ObjectId, TenantId, Vault};
 use tokio::io::AsyncWriteExt;
 
 use crate::config::Config;
@@ -63,18 +65,37 @@ pub enum VaultCmd {
     },
 }
 
-/// Opens the configured vault, printing the key ring's notice loudly.
-pub fn open_vault(cfg: &Config) -> anyhow::Result<Vault> {
-    let (vault, notice) = Vault::open(&cfg.vault, &cfg.data_dir)?;
-    if let Some(n) = notice {
-        // Under `bv serve` stderr is the JSON log: keep it one object per line.
-        if tracing::dispatcher::has_been_set() {
-            tracing::warn!("{n}");
-        } else {
-            eprintln!("{n}");
-        }
+/// Opens the configured vault with its keys in the catalog `cat`, printing
+/// the key ring's notice loudly. A key directory from before keys moved into
+/// the catalog (decision 0021) is imported first and then removed, so a
+/// record shredded in the catalog cannot come back from it.
+pub async fn open_vault(cfg: &Config, cat: &Catalog) -> anyhow::Result<Vault> {
+    let files = FileKeyStore::for_config(&cfg.vault, &cfg.data_dir);
+    if files.dir().exists() {
+        let n = bv_catalog::keys::import(&files, cat)
+            .await
+            .with_context(|| format!("importing the key store {}", files.dir().display()))?;
+        std::fs::remove_dir_all(files.dir())
+            .with_context(|| format!("removing {} after its import", files.dir().display()))?;
+        notice(&format!(
+            "{n} key records moved from {} into the catalog",
+            files.dir().display()
+        ));
+    }
+    let (vault, generated) = Vault::open(&cfg.vault, &cfg.data_dir, Arc::new(cat.clone()))?;
+    if let Some(n) = generated {
+        notice(&n);
     }
     Ok(vault)
+}
+
+fn notice(n: &str) {
+    // Under `bv serve` stderr is the JSON log: keep it one object per line.
+    if tracing::dispatcher::has_been_set() {
+        tracing::warn!("{n}");
+    } else {
+        eprintln!("{n}");
+    }
 }
 
 /// A runtime for the async vault.
@@ -94,8 +115,9 @@ async fn guard(cfg: &Config, vault: &Vault, object: &ObjectId, method: &str) -> 
 
 /// Runs the command.
 pub fn run(cfg: &Config, c: VaultCmd) -> anyhow::Result<()> {
-    let vault = open_vault(cfg)?;
     runtime()?.block_on(async move {
+        let cat = crate::cmd::serve::open_catalog(cfg).await?;
+        let vault = open_vault(cfg, &cat).await?;
         match c {
             VaultCmd::Put { tenant, file } => {
                 let info = if file.as_os_str() == "-" {
@@ -150,7 +172,10 @@ pub fn run(cfg: &Config, c: VaultCmd) -> anyhow::Result<()> {
                 println!("ok: {n} bytes, every segment authentic");
             }
             VaultCmd::Stat { tenant, object } => {
-                println!("{}", serde_json::to_string(&vault.stat(&tenant, &object)?)?)
+                println!(
+                    "{}",
+                    serde_json::to_string(&vault.stat(&tenant, &object).await?)?
+                )
             }
             VaultCmd::Sweep { older_than } => {
                 println!(

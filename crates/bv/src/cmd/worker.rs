@@ -23,9 +23,9 @@ pub struct Args {
 /// Runs the command.
 pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
     init_logs();
-    let vault = Arc::new(open_vault(cfg)?);
     runtime()?.block_on(async move {
         let catalog = open_catalog(cfg).await?;
+        let vault = Arc::new(open_vault(cfg, &catalog).await?);
         let host = bv_crypto::secret::random_hex(6)?;
         let workers: Vec<Worker> = (0..a.concurrency.max(1))
             .map(|i| {
