@@ -5,8 +5,8 @@
 //! `v` of `bettervideo link v1 \n METHOD \n tenant \n video \n expiry`.
 //! The link names no tenant: the server finds it from the video, so a link
 //! for a deleted video can no longer be checked and is refused. Signing keys
-//! live in the vault's key store wrapped by the root key (the database never
-//! holds them); rotation keeps the previous version, so links minted just
+//! live in the vault's key store (the catalog) wrapped by the root key, which
+//! the database never holds; rotation keeps the previous version, so links minted just
 //! before a rotation keep working until the next one.
 
 use std::sync::Arc;
