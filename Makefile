@@ -13,7 +13,7 @@ RESULT := $(BV_DATA_DIR)/output/carphone_pristine-x4.mp4
 FUZZ_SECONDS ?= 600
 TOOLS := $(BV_DATA_DIR)/tools
 
-.PHONY: help setup build run enhance-sample test lint unit test-tls bench bench-serve bench-jobs fuzz clean
+.PHONY: help setup build run enhance-sample test lint unit test-tls test-cluster bench bench-serve bench-jobs fuzz clean
 
 help:
 	@echo "make run    install what is missing, build, start bv serve (prints URL and first API key)"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench-jobs  job throughput with 1 and 2 workers (slow)"
 	@echo "make enhance-sample  enhance the bundled sample video locally"
 	@echo "make test-tls  testssl.sh against bv serve (part of make test)"
+	@echo "make test-cluster  2 servers + 3 workers on PostgreSQL + S3 under faults (part of make test)"
 	@echo "make fuzz   fuzz the sealed-object opener for FUZZ_SECONDS (default 600)"
 
 setup:
@@ -52,8 +53,13 @@ lint:
 unit: setup
 	cargo test --release --locked --workspace < /dev/null
 
-test: setup lint unit test-tls
+test: setup lint unit test-tls test-cluster
 	@scripts/record-suite.sh
+
+# The cluster under faults: its own PostgreSQL, s3s-fs, 2 servers and 3 workers; 30 clients
+# while workers, a server, PostgreSQL and the S3 server fail (about a minute; part of make test).
+test-cluster: build
+	cargo test --release --locked -p bv --test service cluster:: -- --ignored --nocapture < /dev/null
 
 # testssl.sh against a running bv serve: TLS 1.2/1.3 only, AEAD+FS only, HSTS, nothing flagged.
 test-tls: build

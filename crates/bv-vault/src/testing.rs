@@ -100,6 +100,11 @@ impl S3Server {
 }
 
 impl S3Server {
+    /// The server's process id (to freeze it with SIGSTOP, say).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A vault configuration pointing at this server's `bucket`.
     pub fn vault_config(&self, bucket: &str) -> VaultConfig {
         VaultConfig {

@@ -6,6 +6,7 @@ mod harness;
 mod access;
 mod audit;
 mod cli;
+mod cluster;
 mod custody;
 mod hostile;
 mod links;
