@@ -13,7 +13,7 @@ RESULT := $(BV_DATA_DIR)/output/carphone_pristine-x4.mp4
 FUZZ_SECONDS ?= 600
 TOOLS := $(BV_DATA_DIR)/tools
 
-.PHONY: help setup build run enhance-sample test lint unit test-tls test-cluster bench bench-serve bench-jobs fuzz clean
+.PHONY: help setup build run enhance-sample test lint unit test-tls test-cluster bench-load bench bench-serve bench-jobs fuzz clean
 
 help:
 	@echo "make run    install what is missing, build, start bv serve (prints URL and first API key)"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench  engine speed against ncnn, onnxruntime and OpenVINO (slow)"
 	@echo "make bench-serve  download/upload throughput and memory of bv serve vs nginx (slow)"
 	@echo "make bench-jobs  job throughput with 1 and 2 workers (slow)"
+	@echo "make bench-load  2 servers under 60 s of mixed traffic and uploads (wrk)"
 	@echo "make enhance-sample  enhance the bundled sample video locally"
 	@echo "make test-tls  testssl.sh against bv serve (part of make test)"
 	@echo "make test-cluster  2 servers + 3 workers on PostgreSQL + S3 under faults (part of make test)"
@@ -60,6 +61,10 @@ test: setup lint unit test-tls test-cluster
 # while workers, a server, PostgreSQL and the S3 server fail (about a minute; part of make test).
 test-cluster: build
 	cargo test --release --locked -p bv --test service cluster:: -- --ignored --nocapture < /dev/null
+
+# Load test: 2 servers on PostgreSQL + s3s-fs, 60 s of mixed traffic and 20 concurrent uploads.
+bench-load: build
+	bench/load.sh $(BV)
 
 # testssl.sh against a running bv serve: TLS 1.2/1.3 only, AEAD+FS only, HSTS, nothing flagged.
 test-tls: build

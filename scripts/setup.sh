@@ -40,6 +40,8 @@ command -v testssl >/dev/null || need_pkgs+=(testssl.sh)   # make test-tls scans
 command -v nginx >/dev/null || need_pkgs+=(nginx-light)    # bench/serve.sh compares against it
 command -v curl >/dev/null || need_pkgs+=(curl)
 command -v systemd-analyze >/dev/null || need_pkgs+=(systemd)   # lints deploy/systemd units
+command -v wrk >/dev/null || need_pkgs+=(wrk)   # bench/load.sh
+command -v psql >/dev/null || need_pkgs+=(postgresql-client)   # bench/load.sh
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)   # the web app's browser tests
 fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
