@@ -13,7 +13,7 @@ RESULT := $(BV_DATA_DIR)/output/carphone_pristine-x4.mp4
 FUZZ_SECONDS ?= 600
 TOOLS := $(BV_DATA_DIR)/tools
 
-.PHONY: help setup build run enhance-sample test lint unit test-tls test-cluster bench-load bench bench-serve bench-jobs fuzz clean
+.PHONY: help setup build run enhance-sample test lint unit test-tls test-api test-cluster bench-load bench bench-serve bench-jobs fuzz clean
 
 help:
 	@echo "make run    install what is missing, build, start bv serve (prints URL and first API key)"
@@ -25,8 +25,9 @@ help:
 	@echo "make bench-load  2 servers under 60 s of mixed traffic and uploads (wrk)"
 	@echo "make enhance-sample  enhance the bundled sample video locally"
 	@echo "make test-tls  testssl.sh against bv serve (part of make test)"
+	@echo "make test-api  schemathesis against /v1/openapi.json (part of make test)"
 	@echo "make test-cluster  2 servers + 3 workers on PostgreSQL + S3 under faults (part of make test)"
-	@echo "make fuzz   fuzz the sealed-object opener for FUZZ_SECONDS (default 600)"
+	@echo "make fuzz   every fuzz target for FUZZ_SECONDS each (default 600)"
 
 setup:
 	@scripts/setup.sh
@@ -54,8 +55,12 @@ lint:
 unit: setup
 	cargo test --release --locked --workspace < /dev/null
 
-test: setup lint unit test-tls test-cluster
+test: setup lint unit test-tls test-api test-cluster
 	@scripts/record-suite.sh
+
+# schemathesis against a live bv serve: every operation, valid and invalid data, every check.
+test-api: build
+	scripts/api-fuzz.sh $(BV)
 
 # The cluster under faults: its own PostgreSQL, s3s-fs, 2 servers and 3 workers; 30 clients
 # while workers, a server, PostgreSQL and the S3 server fail (about a minute; part of make test).
@@ -80,10 +85,11 @@ bench-jobs: build
 	bench/jobs.sh $(BV)
 
 # libFuzzer needs unstable rustc flags: RUSTC_BOOTSTRAP lets the stable toolchain accept them.
+# Every cargo-fuzz target for FUZZ_SECONDS each (scripts/fuzz.sh; opt-in: not part of make test).
+FUZZ_TARGETS ?= open_sealed signed_link tus_headers ncnn_model
 fuzz: setup
 	@[ -x $(TOOLS)/bin/cargo-fuzz ] || cargo install --quiet --locked cargo-fuzz --root $(TOOLS)
-	cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(dir $(CARGO_TARGET_DIR))fuzz-target \
-	  $(TOOLS)/bin/cargo-fuzz run open_sealed --fuzz-dir . -- -max_total_time=$(FUZZ_SECONDS)
+	FUZZ_TARGET_DIR=$(dir $(CARGO_TARGET_DIR))fuzz-target scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
 	cargo clean

@@ -119,6 +119,16 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$DATA/venv/bin/python" -c 'import ncnn, numpy, cryptography' || die "the reference runtime does not import"
   echo "$want" > "$stamp"
 fi
+# 5b. schemathesis (the API fuzz run), every wheel pinned in scripts/schemathesis.lock
+ST_LOCK=$ROOT/scripts/schemathesis.lock
+if ! cmp -s "$ST_LOCK" "$DATA/schemathesis/.bv-lock" 2>/dev/null; then
+  say "installing schemathesis into $DATA/schemathesis (hash-pinned)"
+  rm -rf "$DATA/schemathesis"
+  python3 -m venv "$DATA/schemathesis"
+  "$DATA/schemathesis/bin/pip" install -q --disable-pip-version-check --require-hashes --only-binary=:all: \
+    --no-deps -r "$ST_LOCK"
+  cp "$ST_LOCK" "$DATA/schemathesis/.bv-lock"
+fi
 # 6. Test tools built from crates.io -------------------------------------------------
 # s3s-fs: a real S3-protocol server that checks SigV4 signatures, for the vault tests.
 if [ ! -x "$DATA/tools/bin/s3s-fs" ]; then

@@ -84,14 +84,46 @@ impl IntoResponse for ApiError {
 }
 
 /// Parses a JSON request body (after the handler has checked who may send it).
+/// Bodies are JSON objects: an array is refused even where serde would read
+/// a struct from it positionally.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|e| {
+    let bad = |m: String| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_json",
-            format!("request body: {e}"),
+            format!("request body: {m}"),
         )
-    })
+    };
+    let mut v: serde_json::Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+    if !v.is_object() {
+        return Err(bad("a JSON object is expected".into()));
+    }
+    integral_floats(&mut v);
+    serde_json::from_value(v).map_err(|e| bad(e.to_string()))
+}
+
+/// JSON has one number type, and JSON Schema calls `300.0` the integer 300:
+/// integral floats become integers before the typed parse, so a client that
+/// writes every number as a float is not refused for it.
+fn integral_floats(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
+                // Beyond 2^53 a float no longer names one integer: leave it (and refuse it).
+                if f.abs() <= 9_007_199_254_740_992.0 {
+                    *v = if f < 0.0 {
+                        Value::from(f as i64)
+                    } else {
+                        Value::from(f as u64)
+                    };
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(integral_floats),
+        Value::Object(o) => o.values_mut().for_each(integral_floats),
+        _ => {}
+    }
 }
 
 /// Query parameters, with malformed ones answered in the API's error format.
@@ -107,9 +139,19 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestP
 }
 
 impl<T: serde::de::DeserializeOwned> Q<T> {
-    /// Parses the query of `uri` (for handlers that check scopes before the query).
+    /// Parses the query of `uri` (for handlers that check scopes before the
+    /// query). A parameter given empty (`?state=`) counts as not given.
     pub fn from_uri(uri: &http::Uri) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::try_from_uri(uri)
+        let given: Vec<&str> = uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty() && !p.ends_with('='))
+            .collect();
+        let uri: http::Uri = format!("/?{}", given.join("&")).parse().map_err(|_| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "malformed query")
+        })?;
+        axum::extract::Query::<T>::try_from_uri(&uri)
             .map(|axum::extract::Query(v)| Q(v))
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
     }

@@ -28,6 +28,7 @@ pub mod routes;
 pub mod state;
 pub mod time;
 pub mod tls;
+pub mod tus_wire;
 pub mod webhooks;
 
 use std::net::SocketAddr;

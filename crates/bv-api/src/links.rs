@@ -1,8 +1,8 @@
 //! Signed download links (invariant 5).
 //!
 //! `GET /v1/dl/{video}?e=<expiry, Unix seconds>&v=<key version>&s=<signature>`
-//! where the signature is HMAC-SHA256 under the `links` service key version
-//! `v` of `bettervideo link v1 \n METHOD \n tenant \n video \n expiry`.
+//! (the token format is `bv_crypto::links`), signed with the vault's `links`
+//! service key.
 //! The link names no tenant: the server finds it from the video, so a link
 //! for a deleted video can no longer be checked and is refused. Signing keys
 //! live in the vault's key store (the catalog) wrapped by the root key, which
@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use bv_crypto::secret::hex;
+use bv_crypto::links;
 use bv_vault::Vault;
 
 /// The service-key purpose of link signing keys.
@@ -32,25 +32,16 @@ pub struct LinkParams {
 }
 
 /// Why a link was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkRefusal {
-    /// Malformed, tampered, wrong object, wrong method, unknown key version.
-    Invalid,
-    /// Authentic but past its expiry.
-    Expired,
-}
+pub use bv_crypto::links::Refusal as LinkRefusal;
 
-/// Mints and checks links with the vault's `links` keys. The key ring keeps
-/// them for a moment and reads the store again for a version it has not
-/// seen, so a rotation made by another process is honoured at once when
-/// checking and within seconds when signing.
+/// Mints and checks links with the vault's `links` keys (the token format is
+/// `bv_crypto::links`). The key ring keeps the keys for a moment and reads
+/// the store again for a version it has not seen, so a rotation made by
+/// another process is honoured at once when checking and within seconds
+/// when signing.
 #[derive(Debug)]
 pub struct Links {
     vault: Arc<Vault>,
-}
-
-fn message(method: &str, tenant: &str, video: &str, expires: u64) -> Vec<u8> {
-    format!("bettervideo link v1\n{method}\n{tenant}\n{video}\n{expires}").into_bytes()
 }
 
 impl Links {
@@ -67,11 +58,11 @@ impl Links {
         video: &str,
         expires: u64,
     ) -> Result<String, bv_vault::VaultError> {
-        let (v, sig) = self
-            .vault
-            .mac(PURPOSE, &message(method, tenant, video, expires))
-            .await?;
-        Ok(format!("e={expires}&v={v}&s={}", hex(&sig)))
+        let keys = self.vault.keys().service_keys(PURPOSE).await?;
+        let (v, k) = keys
+            .last()
+            .expect("service_keys never returns an empty list");
+        Ok(links::sign(k, *v, method, tenant, video, expires))
     }
 
     /// Checks a link's parameters at time `now` (Unix seconds).
@@ -83,37 +74,15 @@ impl Links {
         p: &LinkParams,
         now: u64,
     ) -> Result<(), LinkRefusal> {
-        let expires: u64 = p.e.parse().map_err(|_| LinkRefusal::Invalid)?;
-        let version: u32 = p.v.parse().map_err(|_| LinkRefusal::Invalid)?;
-        let sig = from_hex(&p.s).ok_or(LinkRefusal::Invalid)?;
-        let ok = self
+        let t = links::parse(&p.e, &p.v, &p.s).ok_or(LinkRefusal::Invalid)?;
+        let key = self
             .vault
-            .mac_verify(
-                PURPOSE,
-                version,
-                &message(method, tenant, video, expires),
-                &sig,
-            )
+            .keys()
+            .service_key(PURPOSE, t.version)
             .await
             .map_err(|_| LinkRefusal::Invalid)?;
-        if !ok {
-            return Err(LinkRefusal::Invalid);
-        }
-        if now >= expires {
-            return Err(LinkRefusal::Expired);
-        }
-        Ok(())
+        links::check(key.as_ref(), method, tenant, video, &t, now)
     }
-}
-
-fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() != 64 || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
 }
 
 /// The signature part of a query string replaced, for anything that logs URLs.

@@ -127,11 +127,12 @@ fn piece(r: &AnyRow) -> Result<Piece> {
 
 const VIDEO_COLS: &str = "id, tenant_id, state, name, content_type, size_bytes, created_ms, media, frames, width, height, rejected";
 
-/// File names are kept as given but bounded and free of control characters.
+/// File names are kept as given but bounded (in characters, as file systems
+/// and the API document count them) and free of control characters.
 pub fn check_file_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+    if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
         return Err(CatalogError::Invalid(
-            "file name must be 1-255 bytes without control characters".into(),
+            "file name must be 1-255 characters without control characters".into(),
         ));
     }
     Ok(())

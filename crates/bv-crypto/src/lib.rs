@@ -16,6 +16,7 @@
 pub mod error;
 pub mod format;
 pub mod keys;
+pub mod links;
 pub mod secret;
 
 pub use error::CryptoError;

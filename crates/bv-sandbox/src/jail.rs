@@ -455,8 +455,17 @@ impl Jail {
         left.dedup();
         if !left.is_empty() || ns_alive {
             kill_all(&left);
-            std::thread::sleep(Duration::from_millis(20));
-            ns_alive = scan(None, mnt_ns.as_deref()).1;
+            // A process of the jail that is still exiting keeps its mount
+            // namespace a moment longer; on a loaded host that can take more
+            // than a few milliseconds, so wait up to a second for it to go.
+            let wait = Instant::now();
+            loop {
+                std::thread::sleep(Duration::from_millis(5));
+                ns_alive = scan(None, mnt_ns.as_deref()).1;
+                if !ns_alive || wait.elapsed() > Duration::from_secs(1) {
+                    break;
+                }
+            }
         }
         let (pids_limit_hit, memory_limit_hit) = cgroups.as_ref().map_or((false, false), |cg| {
             (cg.pids_limit_hit(), cg.memory_limit_hit())

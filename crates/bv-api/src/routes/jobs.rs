@@ -75,8 +75,11 @@ pub struct Submit {
     idempotency_key: Option<String>,
 }
 
+/// The model a job gets when it names none.
+pub const DEFAULT_MODEL: &str = "realesr-animevideov3";
+
 fn default_model() -> String {
-    "realesr-animevideov3".into()
+    DEFAULT_MODEL.into()
 }
 fn default_scale() -> u32 {
     2

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod links;
 pub mod models;
 pub mod openapi;
+mod openapi_ops;
 pub mod security;
 pub mod session;
 pub mod system;

@@ -6,8 +6,8 @@ use serde_json::{Map, Value, json};
 
 use super::{Access, ENDPOINTS};
 
-/// The document.
-pub fn build() -> Value {
+/// The document, for a server with this configuration.
+pub fn build(ctx: &super::openapi_ops::Context<'_>) -> Value {
     let mut paths: Map<String, Value> = Map::new();
     for e in ENDPOINTS {
         let params: Vec<Value> = e
@@ -16,14 +16,25 @@ pub fn build() -> Value {
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$|^[0-9a-f]{16}$"}}))
             .collect();
+        let d = super::openapi_ops::details(e.operation, ctx);
+        let mut responses = Map::new();
+        for (status, r) in d.responses {
+            responses.insert(status, r);
+        }
+        // Every error answers in one format (HEAD ones without a body).
+        responses.insert(
+            "default".into(),
+            json!({"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
+        );
         let mut op = json!({
             "operationId": e.operation,
             "summary": e.summary,
-            "parameters": params,
-            "responses": {
-                "default": {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-            },
+            "parameters": params.into_iter().chain(d.params).collect::<Vec<_>>(),
+            "responses": responses,
         });
+        if let Some(b) = d.body {
+            op["requestBody"] = b;
+        }
         match e.access {
             Access::Public => op["security"] = json!([]),
             Access::Scoped(s) => {
@@ -54,21 +65,30 @@ pub fn build() -> Value {
                 "apiKey": {"type": "http", "scheme": "bearer", "description": "An API key: bv_<id>_<secret>"},
                 "session": {"type": "apiKey", "in": "cookie", "name": crate::auth::SESSION_COOKIE}
             },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-                        "code": {"type": "string", "description": "Stable machine-readable code"},
-                        "message": {"type": "string"}
-                    }}}
-                }
-            }
+            "schemas": schemas_with_error(),
         }
     })
 }
 
+fn schemas_with_error() -> Value {
+    let mut s = super::openapi_ops::schemas();
+    s["Error"] = json!({
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+            "code": {"type": "string", "description": "Stable machine-readable code"},
+            "message": {"type": "string"}
+        }}}
+    });
+    s
+}
+
 /// The handler.
-pub async fn document() -> Json<Value> {
-    Json(build())
+pub async fn document(
+    axum::extract::State(st): axum::extract::State<crate::state::State>,
+) -> Json<Value> {
+    Json(build(&super::openapi_ops::Context {
+        models: &st.models,
+        link_max_ttl: st.cfg.link_max_ttl_seconds,
+    }))
 }

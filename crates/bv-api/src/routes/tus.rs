@@ -12,7 +12,6 @@ use std::sync::atomic::Ordering;
 use axum::body::Body;
 use axum::extract::{Path, State as AxState};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use bv_catalog::Scope;
 use bv_catalog::uploads::NewUpload;
 use futures::TryStreamExt;
@@ -62,35 +61,17 @@ fn check_version(headers: &HeaderMap) -> ApiResult<()> {
 }
 
 fn header_u64(headers: &HeaderMap, name: &str) -> Option<Result<u64, ()>> {
-    headers
-        .get(name)
-        .map(|v| v.to_str().ok().and_then(|s| s.parse().ok()).ok_or(()))
+    headers.get(name).map(|v| {
+        v.to_str()
+            .ok()
+            .and_then(crate::tus_wire::byte_count)
+            .ok_or(())
+    })
 }
 
-/// `Upload-Metadata`: `key base64,key base64,…` → (file name, content type).
+/// `Upload-Metadata` → (file name, content type).
 fn metadata(raw: &str) -> ApiResult<(String, String)> {
-    let (mut name, mut ctype) = (None, None);
-    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once(' ').unwrap_or((pair, ""));
-        let val = base64::engine::general_purpose::STANDARD
-            .decode(v.trim())
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "Upload-Metadata value of {k:?} is not base64 UTF-8"
-                ))
-            })?;
-        match k {
-            "filename" | "name" => name = Some(val),
-            "filetype" | "contentType" | "content_type" => ctype = Some(val),
-            _ => {}
-        }
-    }
-    Ok((
-        name.unwrap_or_else(|| "upload".into()),
-        ctype.unwrap_or_else(|| "application/octet-stream".into()),
-    ))
+    crate::tus_wire::metadata(raw).map_err(ApiError::bad_request)
 }
 
 /// `OPTIONS /v1/uploads`: what this server supports.

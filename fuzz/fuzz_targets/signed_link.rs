@@ -1,0 +1,47 @@
+//! Fuzzes the signed-link token: parsing arbitrary `e`, `v`, `s` values never
+//! panics, and a link signed here survives only changes that leave its
+//! meaning (expiry, version, signature bytes) as it was.
+#![no_main]
+
+use bv_crypto::SecretKey;
+use bv_crypto::links::{Refusal, check, parse, sign};
+use libfuzzer_sys::fuzz_target;
+
+fn split(q: &str) -> (String, String, String) {
+    let get = |k: &str| {
+        q.split('&')
+            .find_map(|p| p.strip_prefix(&format!("{k}=")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    (get("e"), get("v"), get("s"))
+}
+
+fuzz_target!(|data: &[u8]| {
+    let key = SecretKey::from_bytes([5; 32]);
+    let text = String::from_utf8_lossy(data);
+    // 1. Whatever arrives parses or not, and checks or not, without panicking.
+    let (e, v, s) = split(&text);
+    if let Some(t) = parse(&e, &v, &s) {
+        let _ = check(Some(&key), "GET", "tenant", "video", &t, 0);
+    }
+    // 2. A genuine link, then one byte of its query changed as the input says.
+    let expires = u64::from(data.first().copied().unwrap_or(0)) * 1_000_003 + 1;
+    let q = sign(&key, 2, "GET", "tenant", "video", expires);
+    let (e0, v0, s0) = split(&q);
+    let genuine = parse(&e0, &v0, &s0).expect("a signed link parses");
+    assert_eq!(check(Some(&key), "GET", "tenant", "video", &genuine, 0), Ok(()));
+    assert_eq!(check(Some(&key), "GET", "tenant", "video", &genuine, expires), Err(Refusal::Expired));
+    if data.len() >= 3 {
+        let mut b = q.clone().into_bytes();
+        let at = usize::from(data[1]) * 7 % b.len();
+        b[at] = data[2];
+        let Ok(m) = String::from_utf8(b) else { return };
+        let (e, v, s) = split(&m);
+        if let Some(t) = parse(&e, &v, &s)
+            && check(Some(&key), "GET", "tenant", "video", &t, 0).is_ok()
+        {
+            assert_eq!(t, genuine, "an altered link verified: {m}");
+        }
+    }
+});
