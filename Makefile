@@ -86,7 +86,7 @@ bench-jobs: build
 
 # libFuzzer needs unstable rustc flags: RUSTC_BOOTSTRAP lets the stable toolchain accept them.
 # Every cargo-fuzz target for FUZZ_SECONDS each (scripts/fuzz.sh; opt-in: not part of make test).
-FUZZ_TARGETS ?= open_sealed signed_link tus_headers ncnn_model
+FUZZ_TARGETS ?= open_sealed signed_link tus_headers ncnn_model config
 fuzz: setup
 	@[ -x $(TOOLS)/bin/cargo-fuzz ] || cargo install --quiet --locked cargo-fuzz --root $(TOOLS)
 	FUZZ_TARGET_DIR=$(dir $(CARGO_TARGET_DIR))fuzz-target scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)

@@ -147,11 +147,12 @@ impl Config {
         env: impl Iterator<Item = (String, String)>,
     ) -> anyhow::Result<Self> {
         let env: Vec<(String, String)> = env.filter(|(k, _)| k.starts_with("BV_")).collect();
-        let mut value = toml::Value::try_from(Config::default()).context("serialising defaults")?;
-        // The data dir decides where the default config file lives, so apply it first.
-        if let Some((_, d)) = env.iter().find(|(k, _)| k == "BV_DATA_DIR") {
-            value["data_dir"] = toml::Value::String(d.clone());
-        }
+        // The data dir decides where the default config file lives.
+        let data_dir = env
+            .iter()
+            .find(|(k, _)| k == "BV_DATA_DIR")
+            .map(|(_, d)| PathBuf::from(d))
+            .unwrap_or_else(|| Config::default().data_dir);
         let file = explicit
             .map(Path::to_path_buf)
             .or_else(|| {
@@ -160,19 +161,35 @@ impl Config {
                     .map(|(_, v)| PathBuf::from(v))
             })
             .or_else(|| {
-                let p = PathBuf::from(value["data_dir"].as_str().unwrap_or_default())
-                    .join("config.toml");
+                let p = data_dir.join("config.toml");
                 p.exists().then_some(p)
             });
-        if let Some(path) = &file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading config {}", path.display()))?;
-            let overlay: toml::Table = toml::from_str(&text)
-                .with_context(|| format!("parsing config {}", path.display()))?;
+        let text = match &file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config {}", path.display()))?,
+            ),
+            None => None,
+        };
+        let name = file.as_ref().map(|p| p.display().to_string());
+        Self::resolve(text.as_deref().zip(name.as_deref()), &env)
+    }
+
+    /// Defaults, then a configuration file (its text, and a name for
+    /// messages), then the `BV_*` environment; validated. Pure: the fuzz
+    /// target drives it with hostile files and variables.
+    pub fn resolve(file: Option<(&str, &str)>, env: &[(String, String)]) -> anyhow::Result<Self> {
+        let mut value = toml::Value::try_from(Config::default()).context("serialising defaults")?;
+        if let Some((_, d)) = env.iter().find(|(k, _)| k == "BV_DATA_DIR") {
+            value["data_dir"] = toml::Value::String(d.clone());
+        }
+        if let Some((text, name)) = file {
+            let overlay: toml::Table =
+                toml::from_str(text).with_context(|| format!("parsing config {name}"))?;
             merge(&mut value, toml::Value::Table(overlay));
         }
-        for (k, v) in &env {
-            if k == "BV_CONFIG" {
+        for (k, v) in env {
+            if k == "BV_CONFIG" || !k.starts_with("BV_") {
                 continue;
             }
             apply_env(&mut value, &k["BV_".len()..].to_ascii_lowercase(), v)

@@ -265,7 +265,10 @@ pub fn parse(param: &str, bin: &[u8]) -> Result<Graph> {
         let n_out: usize = tok[3]
             .parse()
             .map_err(|_| invalid(format!("layer {name}: bad output count")))?;
-        if tok.len() < 4 + n_in + n_out {
+        // Checked: counts near usize::MAX must not wrap past this test (the
+        // fuzzer found that they did, and Vec::with_capacity then panicked).
+        let declared = n_in.checked_add(n_out).and_then(|n| n.checked_add(4));
+        if declared.is_none_or(|n| tok.len() < n) {
             return Err(invalid(format!(
                 "layer {name}: fewer blob names than declared"
             )));
@@ -553,5 +556,21 @@ mod tests {
         ));
         let p = "7767517\n1 1\nPReLU p 1 1 nowhere out 0=1\n";
         assert!(matches!(parse(p, &[]), Err(EngineError::ModelInvalid(_))));
+    }
+
+    #[test]
+    fn refuses_blob_counts_that_would_wrap() {
+        // Found by the ncnn_model fuzz target: 4 + n_in + n_out wrapped around.
+        for counts in [
+            "18446744073709551615 1",
+            "1 18446744073709551615",
+            "18446744073709551612 0",
+        ] {
+            let p = format!("7767517\n1 1\nInput in {counts} x\n");
+            assert!(
+                matches!(parse(&p, &[]), Err(EngineError::ModelInvalid(_))),
+                "{counts}"
+            );
+        }
     }
 }
