@@ -4,10 +4,12 @@
 # document, valid requests accepted, invalid ones refused), with an API key
 # holding every scope and credits to spend. Part of make test.
 #   scripts/api-fuzz.sh <bv binary>        (EXAMPLES per operation, default 10;
-#   25 takes about 4 minutes)
+#   25 takes about 4 minutes; SEED, default fixed, or SEED=random)
 set -euo pipefail
 BV=${1:?usage: scripts/api-fuzz.sh <bv binary>}
 EXAMPLES=${EXAMPLES:-10}
+# A fixed seed makes make test repeatable; SEED=random explores (the seed is printed).
+SEED=${SEED:-20261126}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DATA=${BV_DATA_DIR:-$HOME/.local/share/bettervideo}
 ST=$DATA/schemathesis/bin/st
@@ -32,6 +34,7 @@ PYTHONPATH=. SCHEMATHESIS_HOOKS=hooks "$ST" --config-file schemathesis.toml run 
   "https://localhost:$port/v1/openapi.json" \
   -H "Authorization: Bearer $key" --tls-verify "$work/data/tls/cert.pem" \
   --checks all --max-examples "$EXAMPLES" --workers 2 --no-shrink \
+  $([ "$SEED" = random ] || echo --seed "$SEED") \
   --report junit --report-junit-path "$work/junit.xml" >"$work/st.log" 2>&1 || status=$?
 # The whole report on failure (each case with a curl line to reproduce), else the summary.
 if [ "$status" -ne 0 ]; then cat "$work/st.log"; else sed -n '/= SUMMARY =/,$p' "$work/st.log"; fi

@@ -14,14 +14,22 @@ pub fn byte_count(s: &str) -> Option<u64> {
 }
 
 /// `Upload-Metadata`: `key base64,key base64,…` → (file name, content type),
-/// with defaults for those not given. Other keys are ignored; a value that is
-/// not base64 of UTF-8 is an error naming the key.
+/// with defaults for those not given, exactly as tus 1.0 writes it: pairs
+/// separated by commas, a non-empty key without spaces or commas, one space,
+/// a base64 value (which may be left out with its space). Other keys are
+/// ignored; anything else, or a value that is not base64 of UTF-8, is an
+/// error. An empty header means no metadata.
 pub fn metadata(raw: &str) -> Result<(String, String), String> {
     let (mut name, mut ctype) = (None, None);
-    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    for pair in raw.split(',').filter(|_| !raw.is_empty()) {
         let (k, v) = pair.split_once(' ').unwrap_or((pair, ""));
+        if k.is_empty() || v.contains(' ') {
+            return Err(format!(
+                "Upload-Metadata is comma-separated \"key base64\" pairs; {pair:?} is not one"
+            ));
+        }
         let val = base64::engine::general_purpose::STANDARD
-            .decode(v.trim())
+            .decode(v)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(|| format!("Upload-Metadata value of {k:?} is not base64 UTF-8"))?;

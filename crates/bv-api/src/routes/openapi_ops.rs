@@ -262,7 +262,11 @@ pub fn details(operation: &str, ctx: &Context<'_>) -> Details {
             )]
         }
         "quoteJob" => {
-            params.push(query("video_id", json!({"type": "string"}), true));
+            params.push(query(
+                "video_id",
+                json!({"type": "string", "pattern": "^[0-9a-f]{32}$"}),
+                true,
+            ));
             let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
             let mut scales: Vec<u32> = models.iter().flat_map(|m| m.scales.clone()).collect();
             scales.sort_unstable();
@@ -370,7 +374,14 @@ pub fn details(operation: &str, ctx: &Context<'_>) -> Details {
                 json!({"type": "integer", "minimum": 0, "maximum": i64::MAX}),
                 true,
             ));
-            params.push(header("Upload-Metadata", json!({"type": "string"}), false));
+            // tus: comma-separated `key base64(value)` pairs; the decoded file
+            // name is checked afterwards (1-255 characters, no control characters).
+            params.push(header(
+                "Upload-Metadata",
+                json!({"type": "string",
+                       "pattern": "^([^ ,]+( [A-Za-z0-9+/]*={0,2})?(,[^ ,]+( [A-Za-z0-9+/]*={0,2})?)*)?$"}),
+                false,
+            ));
             vec![empty("201")]
         }
         "tusHead" => {

@@ -108,10 +108,16 @@ pub async fn create(
             ));
         }
     };
-    let raw_meta = headers
-        .get("upload-metadata")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    // A header that is there but not visible ASCII is an error, not absent.
+    let raw_meta = match headers.get("upload-metadata").map(|v| v.to_str()) {
+        None => "",
+        Some(Ok(v)) => v,
+        Some(Err(_)) => {
+            return Err(ApiError::bad_request(
+                "Upload-Metadata must be visible ASCII (values are base64)",
+            ));
+        }
+    };
     let (name, ctype) = metadata(raw_meta)?;
     let ck = crate::custody::for_tenant(&st, &auth.tenant_id, &headers).await?;
     let (u, _) = st
