@@ -30,10 +30,12 @@ env -u BV_CONFIG BV_DATA_DIR="$work/data" "$BV" admin credits grant --tenant def
 
 cd "$ROOT/tests/api-fuzz"
 status=0
+# One worker: with two, CPython 3.11's ast module (which hypothesis calls to
+# describe strategies) failed once with "AST constructor recursion depth mismatch".
 PYTHONPATH=. SCHEMATHESIS_HOOKS=hooks "$ST" --config-file schemathesis.toml run \
   "https://localhost:$port/v1/openapi.json" \
   -H "Authorization: Bearer $key" --tls-verify "$work/data/tls/cert.pem" \
-  --checks all --max-examples "$EXAMPLES" --workers 2 --no-shrink \
+  --checks all --max-examples "$EXAMPLES" --workers 1 --no-shrink \
   $([ "$SEED" = random ] || echo --seed "$SEED") \
   --report junit --report-junit-path "$work/junit.xml" >"$work/st.log" 2>&1 || status=$?
 # The whole report on failure (each case with a curl line to reproduce), else the summary.
