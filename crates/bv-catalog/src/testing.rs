@@ -95,3 +95,29 @@ impl Drop for TestDb {
         .join();
     }
 }
+
+/// Runs each test body (`async fn name(db: &TestDb)`) once on SQLite and
+/// once on PostgreSQL, each on a fresh database: `on_both!(a, b)`, or
+/// `on_both!(workers = 4; a, b)` for more runtime threads (default 2).
+#[macro_export]
+macro_rules! on_both {
+    (workers = $w:literal; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = $w)]
+            async fn $name() {
+                let db = $crate::testing::TestDb::new($crate::Backend::Sqlite).await;
+                super::$name(&db).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = $w)]
+            async fn $name() {
+                let db = $crate::testing::TestDb::new($crate::Backend::Postgres).await;
+                super::$name(&db).await;
+            })*
+        }
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::on_both!(workers = 2; $($name),*);
+    };
+}

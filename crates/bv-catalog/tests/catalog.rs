@@ -11,27 +11,7 @@ const LIMITS: TenantLimits = TenantLimits {
     quota_bytes: 1500,
 };
 
-/// Runs each test body once per backend.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let db = bv_catalog::testing::TestDb::new(bv_catalog::Backend::Sqlite).await;
-                super::$name(&db).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let db = bv_catalog::testing::TestDb::new(bv_catalog::Backend::Postgres).await;
-                super::$name(&db).await;
-            })*
-        }
-    };
-}
-
-on_both!(
+bv_catalog::on_both!(
     migrations_apply_once_and_refuse_a_newer_schema,
     tenants_and_users,
     api_keys_are_hashed_scoped_and_die_at_once,

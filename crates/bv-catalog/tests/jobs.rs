@@ -10,26 +10,8 @@ const LIMITS: TenantLimits = TenantLimits {
     quota_bytes: 1 << 40,
 };
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let db = bv_catalog::testing::TestDb::new(bv_catalog::Backend::Sqlite).await;
-                super::$name(&db).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let db = bv_catalog::testing::TestDb::new(bv_catalog::Backend::Postgres).await;
-                super::$name(&db).await;
-            })*
-        }
-    };
-}
-
-on_both!(
+bv_catalog::on_both!(
+    workers = 4;
     ledger_derives_the_balance_and_never_expires,
     concurrent_submits_never_overdraw,
     lease_heartbeat_expiry_and_exactly_once_settlement,

@@ -8,26 +8,7 @@ use bv_catalog::Catalog;
 use bv_catalog::testing::TestDb;
 use bv_vault::{FileKeyStore, KeyStore, ObjectId, TenantId, Vault, VaultConfig, VaultError};
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let db = bv_catalog::testing::TestDb::new(bv_catalog::Backend::Sqlite).await;
-                super::$name(&db).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let db = bv_catalog::testing::TestDb::new(bv_catalog::Backend::Postgres).await;
-                super::$name(&db).await;
-            })*
-        }
-    };
-}
-
-on_both!(
+bv_catalog::on_both!(
     two_machines_share_keys_through_the_catalog,
     a_file_key_store_is_imported_once,
 );
