@@ -14,13 +14,19 @@ use http::{StatusCode, header};
 
 use crate::error::{ApiError, ErrorCode};
 
-/// Set when a request's body timed out (the handler then fails to read it).
+/// What became of a request's body: whether it timed out (the handler then
+/// fails to read it) and whether it was read to its end.
 #[derive(Debug, Clone, Default)]
-pub struct BodyTimedOut(pub Arc<AtomicBool>);
+pub struct BodyState {
+    /// The client stopped sending for longer than the idle limit.
+    pub timed_out: Arc<AtomicBool>,
+    /// The body was read to its end.
+    pub finished: Arc<AtomicBool>,
+}
 
 /// `body`, failing once no byte has arrived for `idle` (a stalled or
 /// trickling client cannot hold a connection and a handler forever).
-pub fn idle_timeout(body: Body, idle: Duration, flag: BodyTimedOut) -> Body {
+pub fn idle_timeout(body: Body, idle: Duration, flag: BodyState) -> Body {
     let stream = futures::stream::unfold(Some(body.into_data_stream()), move |s| {
         let flag = flag.clone();
         async move {
@@ -28,9 +34,12 @@ pub fn idle_timeout(body: Body, idle: Duration, flag: BodyTimedOut) -> Body {
             match tokio::time::timeout(idle, s.next()).await {
                 Ok(Some(Ok(b))) => Some((Ok(b), Some(s))),
                 Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), None)),
-                Ok(None) => None,
+                Ok(None) => {
+                    flag.finished.store(true, Ordering::Relaxed);
+                    None
+                }
                 Err(_) => {
-                    flag.0.store(true, Ordering::Relaxed);
+                    flag.timed_out.store(true, Ordering::Relaxed);
                     Some((
                         Err(std::io::Error::new(
                             std::io::ErrorKind::TimedOut,

@@ -5,6 +5,7 @@
 //! path or query, so signed-link signatures, ids and file names stay out of
 //! logs; every logged string is JSON-escaped by the formatter (no forged lines).
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State as AxState};
@@ -80,14 +81,27 @@ pub async fn observe(AxState(st): AxState<State>, mut req: Request, next: Next) 
     if crate::limits::has_control(req.uri().path()) {
         return crate::error::ApiError::not_found().into_response();
     }
-    let timed_out = crate::limits::BodyTimedOut::default();
+    let body = crate::limits::BodyState::default();
     let idle = Duration::from_secs(st.cfg.body_idle_timeout_seconds);
-    let flag = timed_out.clone();
+    let flag = body.clone();
+    let http1 = req.version() < http::Version::HTTP_2;
+    let sends_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
     let req = req.map(|b| crate::limits::idle_timeout(b, idle, flag));
     let resp = next.run(req).await;
-    let mut resp =
-        crate::limits::normalise(resp, timed_out.0.load(std::sync::atomic::Ordering::Relaxed));
+    let mut resp = crate::limits::normalise(resp, body.timed_out.load(Ordering::Relaxed));
     let h = resp.headers_mut();
+    // A request answered before its body was read (refused by its headers,
+    // too large, …) leaves unread bytes on an HTTP/1.1 connection, which
+    // hyper then closes. Saying so in the response stops a client from
+    // sending its next request down a connection that is going away (it
+    // would see a reset or a TLS EOF instead of an answer).
+    if http1 && sends_body && !body.finished.load(Ordering::Relaxed) {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Ok(v) = HeaderValue::from_str(&id) {
         h.insert(REQUEST_ID, v);
     }

@@ -18,6 +18,11 @@ pub trait Backend: Send {
     fn describe(&self) -> String;
     /// Input pixels on each side that influence an output pixel; tiles overlap by this much.
     fn radius(&self) -> usize;
+    /// Input pixels per tile when the tile size is automatic (bounded by the
+    /// model's activation memory per pixel).
+    fn tile_pixels(&self) -> usize {
+        crate::upscale::AUTO_TILE_PIXELS
+    }
     /// Runs the model on one image (or tile). The output is unclamped.
     fn infer(&mut self, input: Tensor) -> Result<Tensor>;
     /// Hands a finished output back so its memory can be reused.
@@ -60,6 +65,10 @@ impl Backend for CpuBackend {
         self.net.radius()
     }
 
+    fn tile_pixels(&self) -> usize {
+        self.net.tile_pixels()
+    }
+
     fn infer(&mut self, input: Tensor) -> Result<Tensor> {
         self.net.run(input)
     }
@@ -77,7 +86,7 @@ pub fn open(model: &LoadedModel, device: Device, threads: usize) -> Result<Box<d
         Device::Cuda(n) => open_cuda(model, n),
         Device::Auto => match open_cuda(model, 0) {
             Ok(b) => Ok(b),
-            Err(EngineError::DeviceUnavailable(_)) => {
+            Err(EngineError::DeviceUnavailable(_) | EngineError::ModelUnsupported(_)) => {
                 Ok(Box::new(CpuBackend::new(model, threads)?))
             }
             Err(e) => Err(e),

@@ -12,8 +12,9 @@ use crate::error::{EngineError, Result};
 use crate::frame::{Depth, Frame};
 use crate::nn::Tensor;
 
-/// Default budget: input pixels per tile when `--tile` is 0 (about 270 MB of
-/// activations for a 64-channel model).
+/// Most input pixels per tile when `--tile` is 0 (about 270 MB of activations
+/// for animevideov3); heavier models get fewer, from their plan's memory per
+/// pixel ([`crate::plan::Plan::auto_tile_pixels`]).
 pub const AUTO_TILE_PIXELS: usize = 512 * 1024;
 
 /// One tile: the core it produces and the context it reads (input pixels, half-open).
@@ -37,13 +38,19 @@ fn split(n: usize, parts: usize) -> Vec<(usize, usize)> {
 }
 
 /// Plans the tiles for a `w x h` frame. `tile` = 0 picks the grid with the
-/// fewest tiles that keeps each under [`AUTO_TILE_PIXELS`]; otherwise tiles
+/// fewest tiles that keeps each core under `auto_pixels`; otherwise tiles
 /// are at most `tile x tile`.
-pub fn plan_tiles(w: usize, h: usize, tile: usize, radius: usize) -> Vec<TileRect> {
+pub fn plan_tiles(
+    w: usize,
+    h: usize,
+    tile: usize,
+    radius: usize,
+    auto_pixels: usize,
+) -> Vec<TileRect> {
     let (nx, ny) = if tile == 0 {
         let mut best = (w.max(1), h.max(1));
         for nx in 1..=w.max(1) {
-            let ny = (1..=h.max(1)).find(|ny| w.div_ceil(nx) * h.div_ceil(*ny) <= AUTO_TILE_PIXELS);
+            let ny = (1..=h.max(1)).find(|ny| w.div_ceil(nx) * h.div_ceil(*ny) <= auto_pixels);
             if let Some(ny) = ny {
                 // Fewest tiles first, then the least overlap (the shorter seams).
                 let cost = |(a, b): (usize, usize)| (a * b, a * h + b * w);
@@ -104,7 +111,13 @@ impl Upscaler {
 
     /// The tiles a `w x h` frame is cut into.
     pub fn tiles(&self, w: usize, h: usize) -> Vec<TileRect> {
-        plan_tiles(w, h, self.tile, self.backend.radius())
+        plan_tiles(
+            w,
+            h,
+            self.tile,
+            self.backend.radius(),
+            self.backend.tile_pixels(),
+        )
     }
 
     /// Upscales one frame; the output has the same sample depth.
@@ -202,7 +215,7 @@ mod tests {
     #[test]
     fn tiles_cover_the_frame_once_with_clamped_context() {
         for (w, h, tile) in [(640, 360, 0), (1920, 1080, 0), (1281, 721, 256), (7, 5, 2)] {
-            let tiles = plan_tiles(w, h, tile, 20);
+            let tiles = plan_tiles(w, h, tile, 20, AUTO_TILE_PIXELS);
             let mut cover = vec![0u8; w * h];
             for t in &tiles {
                 assert!(t.cx.0 <= t.x.0 && t.x.1 <= t.cx.1 && t.cx.1 <= w);
@@ -220,7 +233,7 @@ mod tests {
             }
             assert!(cover.iter().all(|c| *c == 1), "{w}x{h} tile {tile}");
         }
-        assert_eq!(plan_tiles(640, 360, 0, 20).len(), 1);
-        assert_eq!(plan_tiles(1280, 720, 0, 20).len(), 2);
+        assert_eq!(plan_tiles(640, 360, 0, 20, AUTO_TILE_PIXELS).len(), 1);
+        assert_eq!(plan_tiles(1280, 720, 0, 20, AUTO_TILE_PIXELS).len(), 2);
     }
 }

@@ -93,6 +93,11 @@ enum Step {
     Add {
         a: usize,
         b: usize,
+        coeffs: [f32; 2],
+        dst: usize,
+    },
+    Concat {
+        srcs: Vec<usize>,
         dst: usize,
     },
     Split {
@@ -120,6 +125,7 @@ pub struct CudaBackend {
     output: usize,
     last_use: Vec<usize>,
     radius: usize,
+    tile_pixels: usize,
     col: Option<CudaSlice<f32>>,
     name: String,
 }
@@ -195,9 +201,14 @@ impl CudaBackend {
                 },
                 PlanOp::PixelShuffle { r } => Step::PixelShuffle { r: *r, src, dst },
                 PlanOp::Interp(p) => Step::Interp { p: *p, src, dst },
-                PlanOp::Add => Step::Add {
+                PlanOp::Add { coeffs } => Step::Add {
                     a: src,
                     b: ps.inputs[1],
+                    coeffs: *coeffs,
+                    dst,
+                },
+                PlanOp::Concat => Step::Concat {
+                    srcs: ps.inputs.clone(),
                     dst,
                 },
                 PlanOp::Split => Step::Split {
@@ -206,7 +217,9 @@ impl CudaBackend {
                 },
             });
         }
+        let tile_pixels = plan.auto_tile_pixels(crate::upscale::AUTO_TILE_PIXELS);
         Ok(Self {
+            tile_pixels,
             stream,
             blas,
             k,
@@ -418,7 +431,12 @@ impl CudaBackend {
                         w: ow,
                     }));
                 }
-                Step::Add { a, b: bb, dst } => {
+                Step::Add {
+                    a,
+                    b: bb,
+                    coeffs,
+                    dst,
+                } => {
                     let (xa, xb) = (get(blobs, *a), get(blobs, *bb));
                     if (xa.c, xa.h, xa.w) != (xb.c, xb.h, xb.w) {
                         return Err(EngineError::ModelInvalid(format!(
@@ -429,8 +447,9 @@ impl CudaBackend {
                     let n = xa.c * xa.h * xa.w;
                     let mut out = self.stream.clone_dtod(&xa.buf).map_err(failed)?;
                     let n_ = n as i64;
+                    let [ka, kb] = *coeffs;
                     let mut b = self.stream.launch_builder(&self.k.add);
-                    b.arg(&mut out).arg(&xb.buf).arg(&n_);
+                    b.arg(&mut out).arg(&xb.buf).arg(&ka).arg(&kb).arg(&n_);
                     // SAFETY: both operands hold n values (shapes checked above).
                     unsafe { b.launch(grid(n)) }.map_err(failed)?;
                     blobs[*dst] = Some(Rc::new(Blob {
@@ -439,6 +458,28 @@ impl CudaBackend {
                         h: xa.h,
                         w: xa.w,
                     }));
+                }
+                Step::Concat { srcs, dst } => {
+                    let xs: Vec<Rc<Blob>> = srcs.iter().map(|b| get(blobs, *b)).collect();
+                    let (h, w) = (xs[0].h, xs[0].w);
+                    if xs.iter().any(|x| (x.h, x.w) != (h, w)) {
+                        return Err(EngineError::ModelInvalid(
+                            "concat of differently sized blobs".into(),
+                        ));
+                    }
+                    let c: usize = xs.iter().map(|x| x.c).sum();
+                    let mut out = self.alloc(c * h * w)?;
+                    // Channel-major storage: each input is one contiguous run.
+                    let mut at = 0;
+                    for x in &xs {
+                        let n = x.c * h * w;
+                        let mut dst_run = out.slice_mut(at..at + n);
+                        self.stream
+                            .memcpy_dtod(&x.buf.slice(..n), &mut dst_run)
+                            .map_err(failed)?;
+                        at += n;
+                    }
+                    blobs[*dst] = Some(Rc::new(Blob { buf: out, c, h, w }));
                 }
                 Step::Split { src, dsts } => {
                     let x = get(blobs, *src);
@@ -470,6 +511,7 @@ fn step_reads(s: &Step, b: usize) -> bool {
         | Step::Interp { src, .. }
         | Step::Split { src, .. } => *src == b,
         Step::Add { a, b: bb, .. } => *a == b || *bb == b,
+        Step::Concat { srcs, .. } => srcs.contains(&b),
     }
 }
 
@@ -480,6 +522,10 @@ impl Backend for CudaBackend {
 
     fn radius(&self) -> usize {
         self.radius
+    }
+
+    fn tile_pixels(&self) -> usize {
+        self.tile_pixels
     }
 
     fn infer(&mut self, input: Tensor) -> Result<Tensor> {

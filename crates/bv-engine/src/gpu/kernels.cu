@@ -80,8 +80,9 @@ extern "C" __global__ void resize_bicubic(const float* __restrict__ in, float* _
     }
 }
 
-extern "C" __global__ void add(float* __restrict__ a, const float* __restrict__ b, long long n) {
-    LOOP(i, n) { a[i] += b[i]; }
+// a = ka * a + kb * b (an ncnn Eltwise sum with coefficients; BinaryOp add is 1, 1).
+extern "C" __global__ void add(float* __restrict__ a, const float* __restrict__ b, float ka, float kb, long long n) {
+    LOOP(i, n) { a[i] = ka * a[i] + kb * b[i]; }
 }
 
 // Clamps the core [sx, sx+cw) x [sy, sy+ch) of a 3 x h x w output to [0, 1],

@@ -62,8 +62,26 @@ pub enum Op {
     },
     /// Resize.
     Interp(Interp),
-    /// Element-wise addition of two equally shaped tensors.
-    Add,
+    /// Weighted element-wise sum of two equally shaped tensors:
+    /// `coeffs[0] * a + coeffs[1] * b` (BinaryOp add is `[1, 1]`).
+    Add {
+        /// The weight of each operand.
+        coeffs: [f32; 2],
+    },
+    /// Joins its inputs along the channel axis, in input order.
+    Concat,
+}
+
+/// An activation fused into a convolution by the model file (ncnn's
+/// `activation_type`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// None.
+    Identity,
+    /// `max(x, 0)`.
+    Relu,
+    /// `x` for positive values, `slope * x` otherwise.
+    LeakyRelu(f32),
 }
 
 /// Convolution parameters and weights.
@@ -83,6 +101,8 @@ pub struct Conv {
     pub weights: Vec<f32>,
     /// One bias per output channel (zeros when the model has none).
     pub bias: Vec<f32>,
+    /// Activation applied to the output.
+    pub act: Activation,
 }
 
 /// Resize parameters.
@@ -119,11 +139,6 @@ impl Params {
             let k: i32 = k
                 .parse()
                 .map_err(|_| invalid(format!("layer {layer}: malformed parameter key {k:?}")))?;
-            if k <= -23300 {
-                return Err(unsupported(format!(
-                    "layer {layer}: array parameter {k} is not used by supported models"
-                )));
-            }
             map.insert(k, v.to_string());
         }
         Ok(Self(map))
@@ -147,6 +162,37 @@ impl Params {
                 .parse()
                 .map_err(|_| invalid(format!("layer {layer}: parameter {id}={v} is not a number"))),
         }
+    }
+
+    /// Array parameter `id` (written `-(23300 + id)=n,v1,…,vn`), if present.
+    fn floats(&self, id: i32, layer: &str) -> Result<Option<Vec<f32>>> {
+        let Some(v) = self.0.get(&(-23300 - id)) else {
+            return Ok(None);
+        };
+        let bad = || invalid(format!("layer {layer}: malformed array parameter {id}"));
+        let mut it = v.split(',');
+        let n: usize = it.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
+        let vals: Vec<f32> = it
+            .map(|x| x.parse().map_err(|_| bad()))
+            .collect::<Result<_>>()?;
+        if vals.len() != n || n > 64 {
+            return Err(bad());
+        }
+        Ok(Some(vals))
+    }
+
+    /// Refuses any parameter not in `known` (plain ids and array ids alike),
+    /// so a model relying on one we ignore is refused rather than misread.
+    fn only(&self, known: &[i32], layer: &str) -> Result<()> {
+        let mut keys: Vec<i32> = self.0.keys().copied().collect();
+        keys.sort_unstable();
+        for k in keys {
+            let id = if k <= -23300 { -23300 - k } else { k };
+            if !known.contains(&id) {
+                return Err(unsupported(format!("layer {layer}: parameter {id}")));
+            }
+        }
+        Ok(())
     }
 
     fn usize(&self, id: i32, default: i64, layer: &str, max: usize) -> Result<usize> {
@@ -408,12 +454,47 @@ fn parse_op(
         }
         "BinaryOp" => {
             expect_arity(name, n_in, n_out, 2, Some(1))?;
+            p.only(&[0, 1, 2], name)?;
             if p.int(0, 0, name)? != 0 || p.int(1, 0, name)? != 0 {
                 return Err(unsupported(format!(
                     "layer {name}: BinaryOp other than tensor + tensor"
                 )));
             }
-            Op::Add
+            Op::Add { coeffs: [1.0, 1.0] }
+        }
+        "Eltwise" => {
+            expect_arity(name, n_in, n_out, 2, Some(1))?;
+            p.only(&[0, 1], name)?;
+            // 1 = SUM; product and max are not used by supported models.
+            if p.int(0, 0, name)? != 1 {
+                return Err(unsupported(format!("layer {name}: Eltwise other than sum")));
+            }
+            let coeffs = match p.floats(1, name)?.as_deref() {
+                None | Some([]) => [1.0, 1.0],
+                Some([a, b]) => [*a, *b],
+                Some(_) => {
+                    return Err(invalid(format!(
+                        "layer {name}: Eltwise coefficients do not match its 2 inputs"
+                    )));
+                }
+            };
+            if coeffs.iter().any(|c| !c.is_finite()) {
+                return Err(invalid(format!("layer {name}: coefficient not finite")));
+            }
+            Op::Add { coeffs }
+        }
+        "Concat" => {
+            if n_in < 1 {
+                return Err(invalid(format!("layer {name}: Concat without inputs")));
+            }
+            expect_arity(name, n_in, n_out, n_in, Some(1))?;
+            p.only(&[0], name)?;
+            if p.int(0, 0, name)? != 0 {
+                return Err(unsupported(format!(
+                    "layer {name}: Concat along an axis other than channels"
+                )));
+            }
+            Op::Concat
         }
         other => return Err(unsupported(format!("layer {name}: operator {other}"))),
     })
@@ -433,11 +514,17 @@ fn parse_conv(name: &str, p: &Params, w: &mut WeightReader) -> Result<Conv> {
     if p.int(8, 0, name)? != 0 {
         return Err(unsupported(format!("layer {name}: int8 convolution")));
     }
-    if p.int(9, 0, name)? != 0 {
-        return Err(unsupported(format!(
-            "layer {name}: fused activation in convolution"
-        )));
-    }
+    let act = match (p.int(9, 0, name)?, p.floats(10, name)?.as_deref()) {
+        (0, _) => Activation::Identity,
+        (1, _) => Activation::Relu,
+        (2, Some([s])) if s.is_finite() => Activation::LeakyRelu(*s),
+        (2, None | Some([])) => Activation::Relu,
+        (t, _) => {
+            return Err(unsupported(format!(
+                "layer {name}: activation type {t} in convolution"
+            )));
+        }
+    };
     if dilation != (1, 1) || stride != (1, 1) {
         return Err(unsupported(format!(
             "layer {name}: dilation {dilation:?} / stride {stride:?}"
@@ -474,6 +561,7 @@ fn parse_conv(name: &str, p: &Params, w: &mut WeightReader) -> Result<Conv> {
         pad: (kw - 1) / 2,
         weights,
         bias,
+        act,
     })
 }
 
@@ -544,6 +632,49 @@ mod tests {
         ));
         assert!(matches!(
             parse(&tiny_param(" 3=2"), &bin_fp16()),
+            Err(EngineError::ModelUnsupported(_))
+        ));
+    }
+
+    #[test]
+    fn parses_fused_activations_weighted_sums_and_concat() {
+        let p = "7767517\n6 7\nInput in 0 1 data\nSplit s 1 2 data a b\n\
+                 Convolution c 1 1 a x 0=1 1=1 6=1 9=2 -23310=1,2.000000e-01\n\
+                 Eltwise e 2 1 x b y 0=1 -23301=2,2.000000e-01,1.000000e+00\n\
+                 Split t 1 2 y y1 y2\nConcat k 2 1 y1 y2 out\n";
+        let mut bin = TAG_FP32.to_le_bytes().to_vec();
+        bin.extend(1.5f32.to_le_bytes());
+        let g = parse(p, &bin).unwrap();
+        let Op::Convolution(c) = &g.layers[2].op else {
+            panic!("not a conv")
+        };
+        assert_eq!(c.act, Activation::LeakyRelu(0.2));
+        assert!(matches!(g.layers[3].op, Op::Add { coeffs: [a, b] } if a == 0.2 && b == 1.0));
+        assert!(matches!(g.layers[5].op, Op::Concat));
+        assert_eq!(g.layers[5].inputs.len(), 2);
+
+        // What the engine does not implement is refused, not approximated.
+        for (bad, code) in [
+            ("Eltwise e 2 1 x b y 0=0", "unsupported"),
+            ("Eltwise e 2 1 x b y 0=1 -23301=3,1,1,1", "invalid"),
+            ("Eltwise e 2 1 x b y 0=1 -23301=2,1", "invalid"),
+            ("Eltwise e 2 1 x b y 0=1 7=1", "unsupported"),
+        ] {
+            let q = p.replace(
+                "Eltwise e 2 1 x b y 0=1 -23301=2,2.000000e-01,1.000000e+00",
+                bad,
+            );
+            let e = parse(&q, &bin).unwrap_err();
+            assert_eq!(e.code().split('_').nth(1), Some(code), "{bad}: {e}");
+        }
+        let q = p.replace("Concat k 2 1 y1 y2 out", "Concat k 2 1 y1 y2 out 0=1");
+        assert!(matches!(
+            parse(&q, &bin),
+            Err(EngineError::ModelUnsupported(_))
+        ));
+        let q = p.replace("9=2 -23310=1,2.000000e-01", "9=5");
+        assert!(matches!(
+            parse(&q, &bin),
             Err(EngineError::ModelUnsupported(_))
         ));
     }

@@ -218,6 +218,7 @@ mod tests {
                 pad: k / 2,
                 weights: vals(co * ci * k * k),
                 bias: vals(co),
+                act: crate::model::ncnn::Activation::Identity,
             };
             let slopes = vals(co);
             let input: Tensor = Tensor::from_hwc(7, 11, ci, &vals(7 * 11 * ci));

@@ -49,7 +49,14 @@ enum Step {
     Add {
         a: usize,
         b: usize,
+        coeffs: [f32; 2],
         dst: usize,
+    },
+    Concat {
+        srcs: Vec<usize>,
+        dst: usize,
+        /// Store the output in half precision (all its readers are convolutions).
+        half_out: bool,
     },
     Split {
         src: usize,
@@ -65,8 +72,10 @@ pub struct Network {
     output: usize,
     /// For each blob, the index of the last step that reads it.
     last_use: Vec<usize>,
-    /// Input pixels that can influence an output pixel, in each direction.
+    /// Context a tile needs, in each direction.
     radius: usize,
+    /// Input pixels per automatic tile.
+    tile_pixels: usize,
     pool: Vec<Tensor>,
     pool_h: Vec<Tensor<u16>>,
     threads: Arc<rayon::ThreadPool>,
@@ -110,10 +119,16 @@ impl Network {
                 },
                 PlanOp::PixelShuffle { r } => Step::PixelShuffle { r: *r, src, dst },
                 PlanOp::Interp(p) => Step::Interp { p: *p, src, dst },
-                PlanOp::Add => Step::Add {
+                PlanOp::Add { coeffs } => Step::Add {
                     a: src,
                     b: ps.inputs[1],
+                    coeffs: *coeffs,
                     dst,
+                },
+                PlanOp::Concat => Step::Concat {
+                    srcs: ps.inputs.clone(),
+                    dst,
+                    half_out: false,
                 },
                 PlanOp::Split => Step::Split {
                     src,
@@ -122,6 +137,7 @@ impl Network {
             });
         }
         let (n_blobs, input, output, radius) = (plan.n_blobs, plan.input, plan.output, plan.radius);
+        let tile_pixels = plan.auto_tile_pixels(crate::upscale::AUTO_TILE_PIXELS);
         let last_use = plan.last_use;
         let mut only_convs_read = vec![true; n_blobs];
         for s in &steps {
@@ -130,7 +146,7 @@ impl Network {
             }
         }
         for s in &mut steps {
-            if let Step::Conv { dst, half_out, .. } = s {
+            if let Step::Conv { dst, half_out, .. } | Step::Concat { dst, half_out, .. } = s {
                 *half_out = only_convs_read[*dst] && *dst != output;
             }
         }
@@ -146,6 +162,7 @@ impl Network {
             output,
             last_use,
             radius,
+            tile_pixels,
             pool: Vec::new(),
             pool_h: Vec::new(),
             threads: Arc::new(threads),
@@ -155,6 +172,11 @@ impl Network {
     /// How far (in input pixels) an output pixel's inputs reach: the overlap tiles need.
     pub fn radius(&self) -> usize {
         self.radius
+    }
+
+    /// Input pixels per tile when the tile size is automatic.
+    pub fn tile_pixels(&self) -> usize {
+        self.tile_pixels
     }
 
     /// Worker threads used.
@@ -251,7 +273,7 @@ impl Network {
                     ops::interp(&x, p, &mut out);
                     blobs[*dst] = Some(Rc::new(out));
                 }
-                Step::Add { a, b, dst } => {
+                Step::Add { a, b, coeffs, dst } => {
                     let (ta, tb) = (get(&blobs, *a), get(&blobs, *b));
                     if (ta.h, ta.w) != (tb.h, tb.w) {
                         result = Err(invalid(format!(
@@ -263,8 +285,31 @@ impl Network {
                     drop(ta);
                     let x = blobs[*a].take().expect("blob computed before use");
                     let mut t = Rc::try_unwrap(x).unwrap_or_else(|rc| (*rc).clone());
-                    ops::add_into(&mut t, &tb);
+                    ops::add_into(&mut t, &tb, *coeffs);
                     blobs[*dst] = Some(Rc::new(t));
+                }
+                Step::Concat {
+                    srcs,
+                    dst,
+                    half_out,
+                } => {
+                    let ts: Vec<Rc<Tensor>> = srcs.iter().map(|b| get(&blobs, *b)).collect();
+                    let (h, w) = (ts[0].h, ts[0].w);
+                    if ts.iter().any(|t| (t.h, t.w) != (h, w)) {
+                        result = Err(invalid("concat of differently sized blobs".into()));
+                        break;
+                    }
+                    let c = ts.iter().map(|t| t.c).sum();
+                    let refs: Vec<&Tensor> = ts.iter().map(|t| &**t).collect();
+                    if *half_out {
+                        let mut out = take_from(&mut self.pool_h, h, w, c);
+                        ops::concat(&refs, &mut out);
+                        half[*dst] = Some(out);
+                    } else {
+                        let mut out = self.take(h, w, c);
+                        ops::concat(&refs, &mut out);
+                        blobs[*dst] = Some(Rc::new(out));
+                    }
                 }
                 Step::Split { src, dsts } => {
                     let x = get(&blobs, *src);
@@ -338,5 +383,6 @@ fn step_inputs(s: &Step) -> Vec<usize> {
         | Step::Interp { src, .. }
         | Step::Split { src, .. } => vec![*src],
         Step::Add { a, b, .. } => vec![*a, *b],
+        Step::Concat { srcs, .. } => srcs.clone(),
     }
 }

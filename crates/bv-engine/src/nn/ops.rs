@@ -1,11 +1,12 @@
-//! The cheap layers: PReLU, pixel shuffle, resizes and addition.
+//! The cheap layers: PReLU, pixel shuffle, resizes, weighted addition and
+//! channel concatenation.
 //!
 //! They touch few channels (an upscaler's RGB head) or run once per frame,
 //! so they are plain scalar loops, parallel over rows.
 
 use rayon::prelude::*;
 
-use super::tensor::Tensor;
+use super::tensor::{Elem, Tensor};
 use crate::model::ncnn::{Interp, InterpMode};
 
 /// Applies PReLU in place (one slope, or one per channel).
@@ -132,14 +133,49 @@ fn bicubic(t: &Tensor, out: &mut Tensor) {
 }
 
 /// Element-wise `a + b` (same shape), written into `a`.
-pub fn add_into(a: &mut Tensor, b: &Tensor) {
+pub fn add_into(a: &mut Tensor, b: &Tensor, coeffs: [f32; 2]) {
     assert_eq!((a.h, a.w, a.c), (b.h, b.w, b.c), "add: shape mismatch");
     let h = a.h;
+    let [ka, kb] = coeffs;
     let rows: Vec<(usize, &mut [f32])> = a.bands_mut(1).take(h).enumerate().collect();
     rows.into_par_iter().for_each(|(y, row)| {
         let n = b.w * b.c;
-        for (d, s) in row[b.c..b.c + n].iter_mut().zip(b.row(y)) {
-            *d += s;
+        let d = &mut row[b.c..b.c + n];
+        if coeffs == [1.0, 1.0] {
+            d.iter_mut().zip(b.row(y)).for_each(|(d, s)| *d += s);
+        } else {
+            d.iter_mut()
+                .zip(b.row(y))
+                .for_each(|(d, s)| *d = ka * *d + kb * s);
+        }
+    });
+}
+
+/// Joins `srcs` along the channel axis into `out` (`h x w x` the sum of
+/// their channels), storing in `out`'s element type.
+pub fn concat<E: Elem>(srcs: &[&Tensor], out: &mut Tensor<E>) {
+    let (h, w, oc) = (out.h, out.w, out.c);
+    assert!(
+        srcs.iter().all(|s| (s.h, s.w) == (h, w)),
+        "concat: size mismatch"
+    );
+    assert_eq!(
+        srcs.iter().map(|s| s.c).sum::<usize>(),
+        oc,
+        "concat: channels"
+    );
+    let rows: Vec<(usize, &mut [E])> = out.bands_mut(1).take(h).enumerate().collect();
+    rows.into_par_iter().for_each(|(y, row)| {
+        let row = &mut row[oc..(w + 1) * oc];
+        let mut at = 0;
+        for s in srcs {
+            let c = s.c;
+            for (dst, src) in row.chunks_exact_mut(oc).zip(s.row(y).chunks_exact(c)) {
+                for (d, v) in dst[at..at + c].iter_mut().zip(src) {
+                    *d = E::from_f32(*v);
+                }
+            }
+            at += c;
         }
     });
 }
@@ -147,6 +183,22 @@ pub fn add_into(a: &mut Tensor, b: &Tensor) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weighted_add_and_channel_concat() {
+        let mut a = Tensor::from_hwc(1, 2, 2, &[1.0, 2.0, 3.0, 4.0]);
+        let b = Tensor::from_hwc(1, 2, 2, &[10.0, 20.0, 30.0, 40.0]);
+        add_into(&mut a, &b, [0.5, 2.0]);
+        assert_eq!(a.to_hwc(), vec![20.5, 41.0, 61.5, 82.0]);
+        let c = Tensor::from_hwc(1, 2, 1, &[7.0, 8.0]);
+        let mut out: Tensor<u16> = Tensor::zeros(1, 2, 3);
+        concat(&[&b, &c], &mut out);
+        assert_eq!(out.to_hwc(), vec![10.0, 20.0, 7.0, 30.0, 40.0, 8.0]);
+        assert!(
+            out.data.iter().filter(|v| **v != 0).count() == 6,
+            "border stays zero"
+        );
+    }
 
     #[test]
     fn pixel_shuffle_follows_pytorch_order() {

@@ -390,6 +390,7 @@ mod tests {
                 pad: 1,
                 weights: pseudo(co * ci * 9, 7),
                 bias: pseudo(co, 9),
+                act: crate::model::ncnn::Activation::Identity,
             };
             let slopes = pseudo(co, 11);
             let input: Tensor = Tensor::from_hwc(h, w, ci, &pseudo(h * w * ci, 3));
