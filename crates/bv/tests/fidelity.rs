@@ -30,13 +30,19 @@ impl Clip {
 
     /// The official ncnn runtime on these frames.
     fn reference(&self, param: &str, bin: &str) -> Vec<u8> {
+        self.reference_with(param, bin, &[])
+    }
+
+    /// The same, with extra flags for the reference script.
+    fn reference_with(&self, param: &str, bin: &str, flags: &[&str]) -> Vec<u8> {
         let d = data_dir();
         let m = d.join("models");
         let mut cmd = std::process::Command::new(d.join("venv/bin/python"));
         cmd.arg(repo().join("tests/reference/ncnn_upscale.py"))
             .arg(m.join(param))
             .arg(m.join(bin))
-            .args([self.w.to_string(), self.h.to_string()]);
+            .args([self.w.to_string(), self.h.to_string()])
+            .args(flags);
         pipe(cmd, &self.rgb)
     }
 
@@ -142,8 +148,14 @@ fn x4plus_tiles_bound_memory_and_match_untiled_at_50_db() {
         cap,
         "animevideov3 keeps its tiles"
     );
-    let tiles =
-        bv_engine::upscale::plan_tiles(1280, 720, 0, heavy.radius, heavy.auto_tile_pixels(cap));
+    let tiles = bv_engine::upscale::plan_tiles(
+        1280,
+        720,
+        0,
+        heavy.radius,
+        heavy.auto_tile_pixels(cap),
+        heavy.align,
+    );
     assert!(tiles.len() > 4, "{} tiles at 720p", tiles.len());
 
     let c = Clip::new(192, 108, 1);
@@ -151,6 +163,66 @@ fn x4plus_tiles_bound_memory_and_match_untiled_at_50_db() {
     let p = c.per_frame_psnr(&c.ours(X4PLUS, 4, 64), &whole, 4);
     eprintln!("x4plus tile 64 vs untiled PSNR: {p:?}");
     assert!(p.iter().all(|v| *v >= 50.0), "{p:?}");
+}
+
+/// Every Real-CUGAN variant in the manifest: (model, scale).
+fn cugan_variants() -> Vec<(String, u32)> {
+    bv_engine::model::Manifest::builtin()
+        .models
+        .iter()
+        .filter(|m| m.name.starts_with("realcugan-"))
+        .flat_map(|m| m.variants.iter().map(|v| (m.name.clone(), v.scale)))
+        .collect()
+}
+
+#[test]
+fn realcugan_matches_ncnn_fp32_at_50_db() {
+    // Its convolutions do not pad; realcugan-ncnn-vulkan (the reference
+    // tool) extends the image by repeating edge pixels, 18 px for x2, 14 for
+    // x3, 19 for x4, and so does the reference script here (--pad).
+    let c = Clip::new(128, 72, 1);
+    let variants = cugan_variants();
+    assert_eq!(
+        variants.len(),
+        17,
+        "se: 5 strengths, pro: 3, over their scales"
+    );
+    for (model, scale) in variants {
+        let (family, level) = model["realcugan-".len()..].split_once('-').unwrap();
+        let file = format!("realcugan-{family}-up{scale}x-{level}");
+        let pad = match scale {
+            2 => "18",
+            3 => "14",
+            _ => "19",
+        };
+        let reference = c.reference_with(
+            &format!("{file}.param"),
+            &format!("{file}.bin"),
+            &["--input", "in0", "--output", "out0", "--pad", pad],
+        );
+        let p = c.per_frame_psnr(&c.ours(&model, scale, 0), &reference, scale as usize);
+        eprintln!("{model} x{scale} PSNR vs ncnn fp32: {p:?}");
+        assert!(p.iter().all(|v| *v >= 50.0), "{model} x{scale}: {p:?}");
+    }
+}
+
+#[test]
+fn realcugan_tiles_equal_the_whole_frame_at_50_db() {
+    // Tiles start in the phase of the network's strides, and its
+    // squeeze-and-excitation blocks get the whole frame's means (computed
+    // tile by tile first); each tiled frame must equal the untiled one.
+    let c = Clip::new(192, 108, 1);
+    for (model, scale) in [
+        ("realcugan-se-denoise3x", 2),
+        ("realcugan-se-no-denoise", 4),
+    ] {
+        let whole = c.ours(model, scale, 0);
+        for tile in [64, 100] {
+            let p = c.per_frame_psnr(&c.ours(model, scale, tile), &whole, scale as usize);
+            eprintln!("{model} x{scale} tile {tile} vs untiled PSNR: {p:?}");
+            assert!(p.iter().all(|v| *v >= 50.0), "{model} tile {tile}: {p:?}");
+        }
+    }
 }
 
 #[test]

@@ -178,6 +178,28 @@ impl CudaBackend {
             .map_err(|e| EngineError::DeviceUnavailable(format!("cuBLAS: {e:?}")))?;
 
         let plan = Plan::new(&model.graph)?;
+        // The kernels here cover the Real-ESRGAN models (padded, stride-1
+        // convolutions); Real-CUGAN's strided, transposed and pooling layers
+        // run on the CPU (`--device auto` falls back to it).
+        let cpu_only = |what: &str| {
+            Err(EngineError::ModelUnsupported(format!(
+                "{what} has no GPU kernel yet; run this model with --device cpu"
+            )))
+        };
+        for ps in &plan.steps {
+            match &ps.op {
+                PlanOp::Conv { conv, .. }
+                    if conv.stride != 1 || conv.kw % 2 == 0 || conv.pad != conv.kw / 2 =>
+                {
+                    return cpu_only("an unpadded, strided or even-sized convolution");
+                }
+                PlanOp::Deconv { .. } => return cpu_only("a transposed convolution"),
+                PlanOp::Mul | PlanOp::Crop { .. } | PlanOp::GlobalAvgPool | PlanOp::Dense(_) => {
+                    return cpu_only("squeeze-and-excitation (pooling, crop, product)");
+                }
+                _ => {}
+            }
+        }
         let up = |v: &[f32]| stream.memcpy_stod(v).map_err(failed);
         let mut steps = Vec::with_capacity(plan.steps.len());
         for ps in &plan.steps {
@@ -215,6 +237,11 @@ impl CudaBackend {
                     src,
                     dsts: ps.outputs.clone(),
                 },
+                PlanOp::Deconv { .. }
+                | PlanOp::Mul
+                | PlanOp::Crop { .. }
+                | PlanOp::GlobalAvgPool
+                | PlanOp::Dense(_) => unreachable!("refused above"),
             });
         }
         let tile_pixels = plan.auto_tile_pixels(crate::upscale::AUTO_TILE_PIXELS);

@@ -70,6 +70,41 @@ pub enum Op {
     },
     /// Joins its inputs along the channel axis, in input order.
     Concat,
+    /// Transposed convolution (`weights` as `[out_c][in_c][kh][kw]`; `pad`
+    /// is cropped from each side of the full output).
+    Deconvolution(Conv),
+    /// Cuts `top`, `left`, `bottom` and `right` pixels off the borders.
+    Crop {
+        /// Rows removed at the top.
+        top: usize,
+        /// Columns removed on the left.
+        left: usize,
+        /// Rows removed at the bottom.
+        bottom: usize,
+        /// Columns removed on the right.
+        right: usize,
+    },
+    /// The mean of every channel over the whole image (a 1x1 output).
+    GlobalAvgPool,
+    /// A fully connected layer on a 1x1 input.
+    InnerProduct(Dense),
+    /// Element-wise product; the second operand may be 1x1 (one factor per channel).
+    Mul,
+}
+
+/// A fully connected layer: `act(weights · x + bias)`.
+#[derive(Debug, Clone)]
+pub struct Dense {
+    /// Output features.
+    pub out_c: usize,
+    /// Input features.
+    pub in_c: usize,
+    /// `[out_c][in_c]`.
+    pub weights: Vec<f32>,
+    /// One bias per output (zeros when the model has none).
+    pub bias: Vec<f32>,
+    /// Activation applied to the output.
+    pub act: Activation,
 }
 
 /// An activation fused into a convolution by the model file (ncnn's
@@ -82,6 +117,8 @@ pub enum Activation {
     Relu,
     /// `x` for positive values, `slope * x` otherwise.
     LeakyRelu(f32),
+    /// `1 / (1 + e^-x)`.
+    Sigmoid,
 }
 
 /// Convolution parameters and weights.
@@ -95,8 +132,11 @@ pub struct Conv {
     pub kh: usize,
     /// Kernel width.
     pub kw: usize,
-    /// Zero padding on each side (top, left; bottom and right are equal).
+    /// Zero padding on each side (top, left; bottom and right are equal);
+    /// for a transposed convolution, what is cropped from each side.
     pub pad: usize,
+    /// Step between kernel applications (a transposed convolution's upscale).
+    pub stride: usize,
     /// Weights, `[out_c][in_c][kh][kw]`.
     pub weights: Vec<f32>,
     /// One bias per output channel (zeros when the model has none).
@@ -398,7 +438,83 @@ fn parse_op(
         }
         "Convolution" => {
             expect_arity(name, n_in, n_out, 1, Some(1))?;
-            Op::Convolution(parse_conv(name, p, w)?)
+            Op::Convolution(parse_conv(name, p, w, false)?)
+        }
+        "Deconvolution" => {
+            expect_arity(name, n_in, n_out, 1, Some(1))?;
+            Op::Deconvolution(parse_conv(name, p, w, true)?)
+        }
+        "Crop" => {
+            expect_arity(name, n_in, n_out, 1, Some(1))?;
+            p.only(&[9, 10, 11], name)?;
+            let (starts, ends, axes) =
+                (p.floats(9, name)?, p.floats(10, name)?, p.floats(11, name)?);
+            // The form the models use: starts and ends (relative to the end)
+            // on the height and width axes.
+            let (Some(starts), Some(ends), Some(axes)) = (starts, ends, axes) else {
+                return Err(unsupported(format!(
+                    "layer {name}: Crop without starts/ends/axes"
+                )));
+            };
+            let hw = [[-2.0f32, -1.0], [1.0, 2.0]];
+            if !hw.iter().any(|a| axes[..] == a[..]) || starts.len() != 2 || ends.len() != 2 {
+                return Err(unsupported(format!(
+                    "layer {name}: Crop other than of height and width"
+                )));
+            }
+            let side = |v: f32, sign: f32| {
+                let v = v * sign;
+                (v.fract() == 0.0 && (0.0..=4096.0).contains(&v))
+                    .then_some(v as usize)
+                    .ok_or_else(|| {
+                        unsupported(format!(
+                            "layer {name}: Crop bound {} of that form",
+                            v * sign
+                        ))
+                    })
+            };
+            Op::Crop {
+                top: side(starts[0], 1.0)?,
+                left: side(starts[1], 1.0)?,
+                bottom: side(ends[0], -1.0)?,
+                right: side(ends[1], -1.0)?,
+            }
+        }
+        "Pooling" => {
+            expect_arity(name, n_in, n_out, 1, Some(1))?;
+            // Only the global average (0=1 average, 4=1 global).
+            p.only(&[0, 4], name)?;
+            if p.int(0, 0, name)? != 1 || p.int(4, 0, name)? != 1 {
+                return Err(unsupported(format!(
+                    "layer {name}: Pooling other than a global average"
+                )));
+            }
+            Op::GlobalAvgPool
+        }
+        "InnerProduct" => {
+            expect_arity(name, n_in, n_out, 1, Some(1))?;
+            p.only(&[0, 1, 2, 9, 10], name)?;
+            let out_c = p.usize(0, 0, name, 1 << 14)?;
+            let size = p.usize(2, 0, name, MAX_WEIGHTS)?;
+            if out_c == 0 || size == 0 || size % out_c != 0 {
+                return Err(invalid(format!(
+                    "layer {name}: weight count {size} does not fit {out_c} outputs"
+                )));
+            }
+            let act = activation(name, p)?;
+            let weights = w.tagged(size, name)?;
+            let bias = if p.int(1, 0, name)? != 0 {
+                w.raw_f32(out_c, name)?
+            } else {
+                vec![0.0; out_c]
+            };
+            Op::InnerProduct(Dense {
+                out_c,
+                in_c: size / out_c,
+                weights,
+                bias,
+                act,
+            })
         }
         "PReLU" => {
             expect_arity(name, n_in, n_out, 1, Some(1))?;
@@ -455,12 +571,16 @@ fn parse_op(
         "BinaryOp" => {
             expect_arity(name, n_in, n_out, 2, Some(1))?;
             p.only(&[0, 1, 2], name)?;
-            if p.int(0, 0, name)? != 0 || p.int(1, 0, name)? != 0 {
+            if p.int(1, 0, name)? != 0 {
                 return Err(unsupported(format!(
-                    "layer {name}: BinaryOp other than tensor + tensor"
+                    "layer {name}: BinaryOp with a scalar operand"
                 )));
             }
-            Op::Add { coeffs: [1.0, 1.0] }
+            match p.int(0, 0, name)? {
+                0 => Op::Add { coeffs: [1.0, 1.0] },
+                2 => Op::Mul,
+                t => return Err(unsupported(format!("layer {name}: BinaryOp type {t}"))),
+            }
         }
         "Eltwise" => {
             expect_arity(name, n_in, n_out, 2, Some(1))?;
@@ -500,7 +620,21 @@ fn parse_op(
     })
 }
 
-fn parse_conv(name: &str, p: &Params, w: &mut WeightReader) -> Result<Conv> {
+/// A layer's fused activation (`9=` type, `10=` its parameters).
+fn activation(name: &str, p: &Params) -> Result<Activation> {
+    Ok(match (p.int(9, 0, name)?, p.floats(10, name)?.as_deref()) {
+        (0, _) => Activation::Identity,
+        (1, _) => Activation::Relu,
+        (2, Some([s])) if s.is_finite() => Activation::LeakyRelu(*s),
+        (2, None | Some([])) => Activation::Relu,
+        (4, _) => Activation::Sigmoid,
+        (t, _) => {
+            return Err(unsupported(format!("layer {name}: activation type {t}")));
+        }
+    })
+}
+
+fn parse_conv(name: &str, p: &Params, w: &mut WeightReader, transposed: bool) -> Result<Conv> {
     let out_c = p.usize(0, 0, name, 1 << 14)?;
     let kw = p.usize(1, 0, name, 15)?;
     let kh = p.usize(11, kw as i64, name, 15)?;
@@ -514,31 +648,29 @@ fn parse_conv(name: &str, p: &Params, w: &mut WeightReader) -> Result<Conv> {
     if p.int(8, 0, name)? != 0 {
         return Err(unsupported(format!("layer {name}: int8 convolution")));
     }
-    let act = match (p.int(9, 0, name)?, p.floats(10, name)?.as_deref()) {
-        (0, _) => Activation::Identity,
-        (1, _) => Activation::Relu,
-        (2, Some([s])) if s.is_finite() => Activation::LeakyRelu(*s),
-        (2, None | Some([])) => Activation::Relu,
-        (t, _) => {
-            return Err(unsupported(format!(
-                "layer {name}: activation type {t} in convolution"
-            )));
-        }
-    };
-    if dilation != (1, 1) || stride != (1, 1) {
+    let act = activation(name, p)?;
+    if act == Activation::Sigmoid {
+        return Err(unsupported(format!(
+            "layer {name}: sigmoid in a convolution"
+        )));
+    }
+    // Transposed convolutions: no output padding or fixed output size.
+    if transposed && [18, 19, 20, 21].iter().any(|k| p.0.contains_key(k)) {
+        return Err(unsupported(format!(
+            "layer {name}: output padding or size in a transposed convolution"
+        )));
+    }
+    if dilation != (1, 1) || stride.0 != stride.1 || !(1..=4).contains(&stride.0) {
         return Err(unsupported(format!(
             "layer {name}: dilation {dilation:?} / stride {stride:?}"
         )));
     }
-    if kh != kw
-        || kw % 2 == 0
-        || pads
-            .iter()
-            .chain([&pad_b])
-            .any(|v| *v != (kw as i64 - 1) / 2)
+    // Square kernels, the same padding on every side, at most the kernel.
+    let pad = pads[0];
+    if kh != kw || pads.iter().chain([&pad_b]).any(|v| *v != pad) || !(0..kw as i64).contains(&pad)
     {
         return Err(unsupported(format!(
-            "layer {name}: only odd square kernels with 'same' padding"
+            "layer {name}: only square kernels with equal padding on every side"
         )));
     }
     if out_c == 0 || kw == 0 || size == 0 || size % (out_c * kw * kh) != 0 {
@@ -558,7 +690,8 @@ fn parse_conv(name: &str, p: &Params, w: &mut WeightReader) -> Result<Conv> {
         in_c,
         kh,
         kw,
-        pad: (kw - 1) / 2,
+        pad: pad as usize,
+        stride: stride.0 as usize,
         weights,
         bias,
         act,
@@ -631,14 +764,14 @@ mod tests {
             Err(EngineError::ModelUnsupported(_))
         ));
         assert!(matches!(
-            parse(&tiny_param(" 3=2"), &bin_fp16()),
+            parse(&tiny_param(" 2=2"), &bin_fp16()),
             Err(EngineError::ModelUnsupported(_))
         ));
     }
 
     #[test]
     fn parses_fused_activations_weighted_sums_and_concat() {
-        let p = "7767517\n6 7\nInput in 0 1 data\nSplit s 1 2 data a b\n\
+        let p = "7767517\n6 8\nInput in 0 1 data\nSplit s 1 2 data a b\n\
                  Convolution c 1 1 a x 0=1 1=1 6=1 9=2 -23310=1,2.000000e-01\n\
                  Eltwise e 2 1 x b y 0=1 -23301=2,2.000000e-01,1.000000e+00\n\
                  Split t 1 2 y y1 y2\nConcat k 2 1 y1 y2 out\n";

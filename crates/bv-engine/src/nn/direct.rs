@@ -218,6 +218,7 @@ mod tests {
                 pad: k / 2,
                 weights: vals(co * ci * k * k),
                 bias: vals(co),
+                stride: 1,
                 act: crate::model::ncnn::Activation::Identity,
             };
             let slopes = vals(co);

@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 
 use super::tensor::{Elem, Tensor};
-use crate::model::ncnn::{Interp, InterpMode};
+use crate::model::ncnn::{Activation, Dense, Interp, InterpMode};
 
 /// Applies PReLU in place (one slope, or one per channel).
 pub fn prelu(t: &mut Tensor, slopes: &[f32]) {
@@ -180,6 +180,93 @@ pub fn concat<E: Elem>(srcs: &[&Tensor], out: &mut Tensor<E>) {
     });
 }
 
+/// Copies the `out.h x out.w` window of `t` that starts at (`top`, `left`) into `out`.
+pub fn crop<E: Elem>(t: &Tensor<E>, top: usize, left: usize, out: &mut Tensor<E>) {
+    let (h, w, c) = (out.h, out.w, out.c);
+    assert!(
+        c == t.c && top + h <= t.h && left + w <= t.w,
+        "crop: out of range"
+    );
+    let rows: Vec<(usize, &mut [E])> = out.bands_mut(1).take(h).enumerate().collect();
+    rows.into_par_iter().for_each(|(y, row)| {
+        row[c..(w + 1) * c].copy_from_slice(&t.row(y + top)[left * c..(left + w) * c]);
+    });
+}
+
+/// The mean of every channel (a 1x1 tensor), summed in f64.
+pub fn global_avg_pool(t: &Tensor) -> Tensor {
+    let c = t.c;
+    let sums = (0..t.h)
+        .into_par_iter()
+        .map(|y| {
+            let mut s = vec![0.0f64; c];
+            for px in t.row(y).chunks_exact(c) {
+                for (a, v) in s.iter_mut().zip(px) {
+                    *a += f64::from(*v);
+                }
+            }
+            s
+        })
+        .reduce(
+            || vec![0.0f64; c],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                a
+            },
+        );
+    let n = (t.h * t.w) as f64;
+    let means: Vec<f32> = sums.iter().map(|s| (s / n) as f32).collect();
+    Tensor::from_hwc(1, 1, c, &means)
+}
+
+/// A fully connected layer on a 1x1 tensor.
+pub fn dense(x: &Tensor, d: &Dense) -> Tensor {
+    assert_eq!((x.h, x.w, x.c), (1, 1, d.in_c));
+    let v = x.pixel(0, 0);
+    let out: Vec<f32> = (0..d.out_c)
+        .map(|o| {
+            let w = &d.weights[o * d.in_c..(o + 1) * d.in_c];
+            let y = d.bias[o] + w.iter().zip(v).map(|(a, b)| a * b).sum::<f32>();
+            match d.act {
+                Activation::Identity => y,
+                Activation::Relu => y.max(0.0),
+                Activation::LeakyRelu(s) => {
+                    if y < 0.0 {
+                        y * s
+                    } else {
+                        y
+                    }
+                }
+                Activation::Sigmoid => 1.0 / (1.0 + (-y).exp()),
+            }
+        })
+        .collect();
+    Tensor::from_hwc(1, 1, d.out_c, &out)
+}
+
+/// `a *= b`, where `b` has `a`'s shape or is 1x1 (one factor per channel).
+pub fn mul_into(a: &mut Tensor, b: &Tensor) {
+    assert_eq!(a.c, b.c, "mul: channel mismatch");
+    let per_channel = (b.h, b.w) == (1, 1);
+    assert!(
+        per_channel || (a.h, a.w) == (b.h, b.w),
+        "mul: shape mismatch"
+    );
+    let (h, w, c) = (a.h, a.w, a.c);
+    let rows: Vec<(usize, &mut [f32])> = a.bands_mut(1).take(h).enumerate().collect();
+    rows.into_par_iter().for_each(|(y, row)| {
+        let d = &mut row[c..(w + 1) * c];
+        if per_channel {
+            let f = b.pixel(0, 0);
+            for px in d.chunks_exact_mut(c) {
+                px.iter_mut().zip(f).for_each(|(v, f)| *v *= f);
+            }
+        } else {
+            d.iter_mut().zip(b.row(y)).for_each(|(v, f)| *v *= f);
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +285,29 @@ mod tests {
             out.data.iter().filter(|v| **v != 0).count() == 6,
             "border stays zero"
         );
+    }
+
+    #[test]
+    fn squeeze_and_excitation_pieces() {
+        let t = Tensor::from_hwc(2, 2, 2, &[1.0, 10.0, 2.0, 20.0, 3.0, 30.0, 6.0, 60.0]);
+        let m = global_avg_pool(&t);
+        assert_eq!(m.to_hwc(), vec![3.0, 30.0]);
+        let d = Dense {
+            out_c: 2,
+            in_c: 2,
+            weights: vec![1.0, 0.0, 0.0, -0.1],
+            bias: vec![0.0, 0.0],
+            act: Activation::Sigmoid,
+        };
+        let g = dense(&m, &d);
+        let want = [1.0 / (1.0 + (-3.0f32).exp()), 1.0 / (1.0 + 3.0f32.exp())];
+        assert_eq!(g.to_hwc(), want.to_vec());
+        let mut a = t.clone();
+        mul_into(&mut a, &g);
+        assert_eq!(a.pixel(1, 1), &[6.0 * want[0], 60.0 * want[1]]);
+        let mut out = Tensor::zeros(1, 1, 2);
+        crop(&t, 1, 1, &mut out);
+        assert_eq!(out.to_hwc(), vec![6.0, 60.0]);
     }
 
     #[test]

@@ -390,6 +390,7 @@ mod tests {
                 pad: 1,
                 weights: pseudo(co * ci * 9, 7),
                 bias: pseudo(co, 9),
+                stride: 1,
                 act: crate::model::ncnn::Activation::Identity,
             };
             let slopes = pseudo(co, 11);
