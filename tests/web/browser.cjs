@@ -183,6 +183,16 @@ async function mainFlow(browser) {
   await page.locator('.upload').filter({ hasText: path.basename(CLIP) }).getByRole('link', { name: 'open it' }).click();
   await view(page, 'video');
   await page.waitForSelector('#model', { timeout: 120000 });
+  // Presets fill in model and scale, each with its note; a hand-picked
+  // model turns the choice into Custom.
+  const presets = await page.locator('#preset option').allTextContents();
+  check(presets.length === 5 && presets[4] === 'Custom', `presets offered: ${presets}`);
+  await page.selectOption('#preset', 'denoise-strong');
+  check(await page.inputValue('#model') === 'realcugan-se-denoise3x', 'a preset picks its model');
+  await page.getByText('Grainy, noisy or heavily compressed').waitFor();
+  await page.selectOption('#model', 'realesr-animevideov3');
+  check(await page.inputValue('#preset') === '', 'a hand-picked model is Custom');
+  await page.selectOption('#preset', 'anime');
   await page.selectOption('#scale', '2');
   await page.getByText(/credits? for \d+×\d+; you have/).waitFor();
   const cost = await page.locator('.cost').textContent();

@@ -132,7 +132,7 @@ pub async fn start(
     catalog: Catalog,
     vault: Arc<Vault>,
     data_dir: &Path,
-    models: Vec<routes::models::ModelOffer>,
+    offers: routes::models::Offers,
     host: report::HostFacts,
 ) -> Result<Running, ServeError> {
     cfg.validate().map_err(ServeError::Config)?;
@@ -187,7 +187,8 @@ pub async fn start(
         metrics: metrics::Metrics::default(),
         instance: instance_id(data_dir)?,
         active_uploads: Default::default(),
-        models,
+        models: offers.models,
+        presets: offers.presets,
         cfg,
         tls: tls_facts,
         host,

@@ -29,6 +29,8 @@ pub struct AppState {
     pub instance: String,
     /// The models jobs may name (empty: any well-formed name is passed on to workers).
     pub models: Vec<crate::routes::models::ModelOffer>,
+    /// The presets jobs may name instead of a model and scale.
+    pub presets: Vec<crate::routes::models::PresetOffer>,
     /// What the listener was built with (for the security report).
     pub tls: crate::report::TlsFacts,
     /// What the binary told us about the host (for the security report).

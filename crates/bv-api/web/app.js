@@ -426,7 +426,7 @@ async function preview(id, where) {
 }
 
 views.video = async (id) => {
-  const [v, { models, codecs }, { jobs }] = await Promise.all([
+  const [v, { presets, models, codecs }, { jobs }] = await Promise.all([
     api('GET', `/v1/videos/${id}`), api('GET', '/v1/models'), api('GET', '/v1/jobs?limit=200')]);
   const mine = jobs.filter((j) => j.video_id === id && j.kind === 'enhance');
   const m = v.media || {};
@@ -449,12 +449,18 @@ views.video = async (id) => {
   else if (v.status === 'probing') {
     parts.push(h('p.muted', 'This video is being examined; it can be enhanced in a moment.'));
     every(2000, () => { stopLive(); views.video(id); });
-  } else parts.push(enhanceForm(v, models, codecs));
+  } else parts.push(enhanceForm(v, presets || [], models, codecs));
   if (mine.length) parts.push(h('h2', 'Jobs'), jobTable(mine));
   render('video', ...parts);
 };
 
-function enhanceForm(v, models, codecs) {
+function enhanceForm(v, presets, models, codecs) {
+  // A preset fills in model, scale and codec; changing any of them by hand
+  // turns the choice into "Custom".
+  const preset = h('select', { id: 'preset', name: 'preset' },
+    presets.map((p) => h('option', { value: p.name }, p.title)),
+    h('option', { value: '' }, 'Custom'));
+  const presetNote = h('p.muted.small');
   const model = h('select', { id: 'model', name: 'model' },
     models.map((m) => h('option', { value: m.name }, m.title)));
   const note = h('p.muted.small');
@@ -488,15 +494,38 @@ function enhanceForm(v, models, codecs) {
       cost.replaceChildren(errorBox(e));
     }
   };
-  model.addEventListener('change', () => { pickModel(); quote(); });
-  scale.addEventListener('change', quote);
+  const chosen = () => presets.find((p) => p.name === preset.value);
+  const pickPreset = () => {
+    const p = chosen();
+    if (p) {
+      model.value = p.model;
+      pickModel();
+      scale.value = String(p.scale);
+      codec.value = p.codec;
+      crf.value = p.crf == null ? '' : String(p.crf);
+    }
+    presetNote.textContent = p ? p.note : 'Model, scale and codec as chosen below.';
+  };
+  const custom = () => {
+    const p = chosen();
+    if (p && (model.value !== p.model || scale.value !== String(p.scale))) {
+      preset.value = '';
+      pickPreset();
+    }
+  };
+  preset.addEventListener('change', () => { pickPreset(); quote(); });
+  model.addEventListener('change', () => { pickModel(); custom(); quote(); });
+  scale.addEventListener('change', () => { custom(); quote(); });
   pickModel();
+  pickPreset();
   quote();
   const form = h('form.card', { on: { submit: async (ev) => {
     ev.preventDefault();
     err.replaceChildren();
     submit.disabled = true;
-    const body = { video_id: v.id, model: model.value, scale: Number(scale.value), codec: codec.value, idempotency_key: crypto.randomUUID() };
+    const body = chosen()
+      ? { video_id: v.id, preset: preset.value, codec: codec.value, idempotency_key: crypto.randomUUID() }
+      : { video_id: v.id, model: model.value, scale: Number(scale.value), codec: codec.value, idempotency_key: crypto.randomUUID() };
     if (crf.value !== '') body.crf = Number(crf.value);
     try {
       const j = await api('POST', '/v1/jobs', body);
@@ -507,6 +536,7 @@ function enhanceForm(v, models, codecs) {
     }
   } } },
     h('h2', 'Enhance'),
+    h('div', h('label', { for: 'preset' }, 'Preset'), preset, presetNote),
     h('div.grid',
       h('div', h('label', { for: 'model' }, 'Model'), model, note),
       h('div', h('label', { for: 'scale' }, 'Scale'), scale),
@@ -521,7 +551,7 @@ function jobTable(jobs) {
     h('thead', h('tr', ['Job', 'Settings', 'State', 'Progress', 'Cost', 'Started'].map((c, i) => h(i === 1 || i === 5 ? 'th.wide' : 'th', { scope: 'col' }, c)))),
     h('tbody', jobs.map((j) => h('tr',
       h('td', h('a', { href: `#/jobs/${j.id}` }, j.id.slice(0, 8))),
-      h('td.wide', `${j.preset.model || ''} ×${j.preset.scale || ''} ${j.preset.codec || ''}`),
+      h('td.wide', `${j.preset.preset ? `${j.preset.preset}: ` : ''}${j.preset.model || ''} ×${j.preset.scale || ''} ${j.preset.codec || ''}`),
       h('td', stateBadge(j.state)),
       h('td', jobProgress(j)),
       h('td.num', String(j.price)),

@@ -14,11 +14,33 @@ fn models_list_and_verify() {
     let out = bv().args(["models", "list", "--json"]).output().unwrap();
     assert!(out.status.success());
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let m = &list[0];
+    let m = &list["models"][0];
     assert_eq!(m["name"], "realesr-animevideov3");
     assert_eq!(m["scales"], serde_json::json!([2, 3, 4]));
     assert_eq!(m["license"], "BSD-3-Clause");
     assert_eq!(m["installed"], true);
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(&list["presets"]),
+        ["anime", "live-action", "denoise-light", "denoise-strong"]
+    );
+    for p in list["presets"].as_array().unwrap() {
+        assert!(names(&list["models"]).contains(&p["model"].as_str().unwrap().to_string()));
+        assert!(!p["note"].as_str().unwrap().is_empty());
+    }
+    assert!(names(&list["models"]).contains(&"realcugan-pro-denoise3x".to_string()));
+    let text = bv().args(["models", "list"]).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("denoise-strong") && text.contains("Camera footage"),
+        "{text}"
+    );
     let out = bv().args(["models", "verify"]).output().unwrap();
     assert!(
         out.status.success(),

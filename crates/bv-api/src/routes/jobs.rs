@@ -65,14 +65,56 @@ impl From<Job> for JobOut {
 #[serde(deny_unknown_fields)]
 pub struct Submit {
     video_id: String,
-    #[serde(default = "default_model")]
-    model: String,
-    #[serde(default = "default_scale")]
-    scale: u32,
-    #[serde(default = "default_codec")]
-    codec: String,
+    /// A preset names the model, scale and codec (model and scale may not
+    /// be given with it; codec and crf override its own).
+    preset: Option<String>,
+    model: Option<String>,
+    scale: Option<u32>,
+    codec: Option<String>,
     crf: Option<u32>,
     idempotency_key: Option<String>,
+}
+
+/// What a job runs, once a preset (if any) is applied.
+struct Choice {
+    preset: Option<String>,
+    model: String,
+    scale: u32,
+    codec: String,
+    crf: Option<u32>,
+}
+
+impl Submit {
+    fn choice(&self, st: &State) -> ApiResult<Choice> {
+        let Some(name) = &self.preset else {
+            return Ok(Choice {
+                preset: None,
+                model: self.model.clone().unwrap_or_else(default_model),
+                scale: self.scale.unwrap_or_else(default_scale),
+                codec: self.codec.clone().unwrap_or_else(default_codec),
+                crf: self.crf,
+            });
+        };
+        if self.model.is_some() || self.scale.is_some() {
+            return Err(ApiError::bad_request(
+                "a preset names the model and scale: send one or the other",
+            ));
+        }
+        let p = st.presets.iter().find(|p| &p.name == name).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_preset",
+                "no such preset here; GET /v1/models lists them",
+            )
+        })?;
+        Ok(Choice {
+            preset: Some(p.name.clone()),
+            model: p.model.clone(),
+            scale: p.scale,
+            codec: self.codec.clone().unwrap_or_else(|| p.codec.clone()),
+            crf: self.crf.or(p.crf),
+        })
+    }
 }
 
 /// The model a job gets when it names none.
@@ -96,7 +138,8 @@ pub async fn submit(
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     auth.require(Scope::JobsWrite)?;
-    let req: Submit = crate::error::parse_json(&body)?;
+    let sub: Submit = crate::error::parse_json(&body)?;
+    let req = sub.choice(&st)?;
     check_choice(&st, &req.model, req.scale)?;
     if !crate::jobs::CODECS.contains(&req.codec.as_str()) {
         return Err(ApiError::bad_request(
@@ -106,7 +149,7 @@ pub async fn submit(
     if req.crf.is_some_and(|c| c > 63) {
         return Err(ApiError::bad_request("crf must be 0..=63"));
     }
-    let v = st.catalog.video(&auth.tenant_id, &req.video_id).await?;
+    let v = st.catalog.video(&auth.tenant_id, &sub.video_id).await?;
     if let Some(r) = &v.rejected {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -116,7 +159,11 @@ pub async fn submit(
     }
     let price = crate::jobs::price(&st, &v, req.scale)?;
     let ck = crate::custody::for_tenant(&st, &auth.tenant_id, &headers).await?;
-    let preset = serde_json::json!({"model": req.model, "scale": req.scale, "codec": req.codec, "crf": req.crf}).to_string();
+    let mut preset = serde_json::json!({"model": req.model, "scale": req.scale, "codec": req.codec, "crf": req.crf});
+    if let Some(name) = &req.preset {
+        preset["preset"] = name.as_str().into();
+    }
+    let preset = preset.to_string();
     let queued = crate::jobs::enqueue(
         &st,
         &auth.tenant_id,
@@ -125,7 +172,7 @@ pub async fn submit(
         &preset,
         price,
         0,
-        req.idempotency_key.as_deref(),
+        sub.idempotency_key.as_deref(),
         ck.as_deref(),
     )
     .await;

@@ -89,6 +89,7 @@ pub async fn document(
 ) -> Json<Value> {
     Json(build(&super::openapi_ops::Context {
         models: &st.models,
+        presets: &st.presets,
         link_max_ttl: st.cfg.link_max_ttl_seconds,
     }))
 }

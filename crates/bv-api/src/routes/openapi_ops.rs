@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use super::models::ModelOffer;
+use super::models::{ModelOffer, PresetOffer};
 
 /// A JSON response `status` with `schema`.
 fn ok(status: &str, schema: Value) -> (String, Value) {
@@ -87,9 +87,10 @@ pub struct Details {
 }
 
 /// The body of `POST /v1/jobs`: one variant per model with the scales it
-/// does, and one without `model` (the default model); any well-formed name
-/// when the server was given no model list.
-fn submit_body(models: &[ModelOffer]) -> Value {
+/// does, one without `model` (the default model), and one per preset (which
+/// names model and scale itself); any well-formed name when the server was
+/// given no model list.
+fn submit_body(models: &[ModelOffer], presets: &[PresetOffer]) -> Value {
     let props = |model: Option<Value>, scales: Value| {
         let mut p = json!({"video_id": {"type": "string"},
             "scale": scales,
@@ -119,6 +120,16 @@ fn submit_body(models: &[ModelOffer]) -> Value {
     if let Some(d) = models.iter().find(|m| m.name == super::jobs::DEFAULT_MODEL) {
         variants.push(props(None, json!({"type": "integer", "enum": d.scales})));
     }
+    for p in presets {
+        variants.push(object(
+            json!({"video_id": {"type": "string"},
+                "preset": {"type": "string", "const": p.name},
+                "codec": {"type": "string", "enum": crate::jobs::CODECS},
+                "crf": {"type": ["integer", "null"], "minimum": 0, "maximum": 63},
+                "idempotency_key": nullable("string")}),
+            &["video_id", "preset"],
+        ));
+    }
     json!({"oneOf": variants})
 }
 
@@ -126,6 +137,8 @@ fn submit_body(models: &[ModelOffer]) -> Value {
 pub struct Context<'a> {
     /// The models jobs may name.
     pub models: &'a [ModelOffer],
+    /// The presets jobs may name.
+    pub presets: &'a [PresetOffer],
     /// The longest link lifetime, seconds.
     pub link_max_ttl: u64,
 }
@@ -245,7 +258,7 @@ pub fn details(operation: &str, ctx: &Context<'_>) -> Details {
             )]
         }
         "submitJob" => {
-            body = Some(json_body(submit_body(models)));
+            body = Some(json_body(submit_body(models, ctx.presets)));
             vec![ok("201", r("Job")), ok("200", r("Job"))]
         }
         "listJobs" => {
@@ -292,8 +305,11 @@ pub fn details(operation: &str, ctx: &Context<'_>) -> Details {
         }
         "listModels" => vec![ok(
             "200",
-            json!({"type": "object", "required": ["models"],
-                   "properties": {"models": {"type": "array", "items": {"type": "object"}}}}),
+            json!({"type": "object", "required": ["presets", "models", "codecs"],
+                   "properties": {"presets": {"type": "array", "items": {"type": "object",
+                                      "required": ["name", "title", "note", "model", "scale", "codec"]}},
+                                  "models": {"type": "array", "items": {"type": "object"}},
+                                  "codecs": {"type": "array", "items": {"type": "string"}}}}),
         )],
         "getJob" | "cancelJob" => vec![ok("200", r("Job"))],
         "jobEvents" => vec![(

@@ -16,8 +16,32 @@ const BUILTIN: &str = include_str!("../../manifest/models.toml");
 /// The parsed manifest.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Manifest {
+    /// Presets, in display order.
+    #[serde(default)]
+    pub presets: Vec<Preset>,
     /// Models, in display order.
     pub models: Vec<ModelInfo>,
+}
+
+/// A named choice for people: a model, a scale and encoder settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preset {
+    /// Name used on the command line (`--for`) and in the API (`preset`).
+    pub name: String,
+    /// Human-readable title.
+    pub title: String,
+    /// One line on when to use it.
+    pub note: String,
+    /// The model it runs.
+    pub model: String,
+    /// The scale it runs at.
+    pub scale: u32,
+    /// Output codec.
+    pub codec: String,
+    /// Constant-rate factor, when not the codec's default.
+    #[serde(default)]
+    pub crf: Option<u32>,
 }
 
 /// One model family with its scale variants.
@@ -61,6 +85,14 @@ impl Manifest {
     /// The manifest compiled into this binary.
     pub fn builtin() -> Self {
         toml::from_str(BUILTIN).expect("the built-in model manifest is valid TOML")
+    }
+
+    /// Finds a preset by name.
+    pub fn preset(&self, name: &str) -> Result<&Preset> {
+        self.presets.iter().find(|p| p.name == name).ok_or_else(|| {
+            let known: Vec<_> = self.presets.iter().map(|p| p.name.as_str()).collect();
+            EngineError::InvalidOption(format!("no preset {name:?} (known: {})", known.join(", ")))
+        })
     }
 
     /// Finds a model by name.
@@ -236,6 +268,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn every_preset_names_a_model_and_scale_of_the_manifest() {
+        let m = Manifest::builtin();
+        let names: Vec<_> = m.presets.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["anime", "live-action", "denoise-light", "denoise-strong"]
+        );
+        for p in &m.presets {
+            let model = m.model(&p.model).unwrap();
+            assert!(model.variant(p.scale).is_ok(), "{}", p.name);
+            assert!(["h264", "hevc", "av1", "ffv1"].contains(&p.codec.as_str()));
+            assert!(!p.note.is_empty() && !p.note.contains('\n'));
+        }
+        assert!(m.preset("cinematic").is_err());
     }
 
     #[test]

@@ -20,15 +20,19 @@ pub struct Args {
     /// Output file; its extension picks the container (.mp4, .mkv, .mov, …).
     #[arg(short, long)]
     pub output: PathBuf,
+    /// A preset (see `bv models list`): anime, live-action, denoise-light,
+    /// denoise-strong. It names the model, scale and codec.
+    #[arg(long = "for", value_name = "PRESET", conflicts_with_all = ["model", "scale"])]
+    pub for_preset: Option<String>,
     /// Model (see `bv models list`); default from the configuration.
     #[arg(long)]
     pub model: Option<String>,
     /// Upscale factor offered by the model (2, 3 or 4).
     #[arg(long)]
     pub scale: Option<u32>,
-    /// Video codec of the output.
-    #[arg(long, default_value = "h264", value_parser = ["h264", "hevc", "av1", "ffv1"])]
-    pub codec: String,
+    /// Video codec of the output (default h264, or the preset's).
+    #[arg(long, value_parser = ["h264", "hevc", "av1", "ffv1"])]
+    pub codec: Option<String>,
     /// Constant-rate factor (lower is better quality); default depends on the codec.
     #[arg(long)]
     pub crf: Option<u32>,
@@ -61,9 +65,18 @@ pub struct Args {
 }
 
 /// Runs the command.
-pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
+pub fn run(cfg: &Config, mut a: Args) -> anyhow::Result<()> {
+    if let Some(name) = &a.for_preset {
+        let manifest = bv_engine::model::Manifest::builtin();
+        let p = manifest.preset(name)?;
+        a.model = Some(p.model.clone());
+        a.scale = Some(p.scale);
+        a.codec = a.codec.take().or_else(|| Some(p.codec.clone()));
+        a.crf = a.crf.or(p.crf);
+    }
+    let codec = a.codec.clone().unwrap_or_else(|| "h264".into());
     // Options are checked here, before any jail starts.
-    EncodeSettings::new(a.codec.parse::<Codec>()?, a.crf, a.preset.clone())?;
+    EncodeSettings::new(codec.parse::<Codec>()?, a.crf, a.preset.clone())?;
     let model_name = a.model.clone().unwrap_or_else(|| cfg.engine.model.clone());
     let scale = a.scale.unwrap_or(cfg.engine.scale);
     let spec_for = |input: PathBuf, output: PathBuf, ext: String, models: PathBuf| JobSpec {
@@ -73,7 +86,7 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
         models,
         model: model_name.clone(),
         scale,
-        codec: a.codec.clone(),
+        codec: codec.clone(),
         crf: a.crf,
         preset: a.preset.clone(),
         tile: a.tile.unwrap_or(cfg.engine.tile),

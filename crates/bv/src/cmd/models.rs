@@ -8,7 +8,7 @@ use crate::config::Config;
 /// Model subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum ModelsCmd {
-    /// List the models of the manifest and whether they are installed.
+    /// List the presets and the models of the manifest, and whether they are installed.
     List {
         /// Print JSON.
         #[arg(long)]
@@ -24,6 +24,7 @@ pub fn run(cfg: &Config, c: ModelsCmd) -> anyhow::Result<()> {
     match c {
         ModelsCmd::List { json } => {
             let models = &store.manifest().models;
+            let presets = &store.manifest().presets;
             if json {
                 let list: Vec<_> = models
                     .iter()
@@ -35,8 +36,19 @@ pub fn run(cfg: &Config, c: ModelsCmd) -> anyhow::Result<()> {
                         })
                     })
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                let doc = serde_json::json!({ "presets": presets, "models": list });
+                println!("{}", serde_json::to_string_pretty(&doc)?);
             } else {
+                println!("presets (bv enhance --for NAME):");
+                for p in presets {
+                    let crf = p.crf.map(|c| format!(" crf {c}")).unwrap_or_default();
+                    println!(
+                        "  {:<16} {} x{}, {}{crf}",
+                        p.name, p.model, p.scale, p.codec
+                    );
+                    println!("  {:<16} {}", "", p.note);
+                }
+                println!();
                 println!("models in {}", store.dir().display());
                 for m in models {
                     let scales: Vec<_> =

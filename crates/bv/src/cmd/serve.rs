@@ -132,7 +132,7 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
             catalog,
             vault,
             &cfg.data_dir,
-            model_offers(),
+            offers(),
             host_facts(cfg),
         )
         .await
@@ -216,16 +216,33 @@ async fn record_start(catalog: &bv_catalog::Catalog, vault: &bv_vault::Vault, cf
     bv_api::audit::record_with(catalog, vault, &origin, event("service.start"), detail).await;
 }
 
-/// The models of the engine's pinned manifest, as the API offers them.
-fn model_offers() -> Vec<bv_api::routes::models::ModelOffer> {
-    bv_engine::model::Manifest::builtin()
-        .models
-        .into_iter()
-        .map(|m| bv_api::routes::models::ModelOffer {
-            scales: m.variants.iter().map(|v| v.scale).collect(),
-            name: m.name,
-            title: m.title,
-            note: m.note,
-        })
-        .collect()
+/// The presets and models of the engine's pinned manifest, as the API offers them.
+fn offers() -> bv_api::routes::models::Offers {
+    use bv_api::routes::models::{ModelOffer, Offers, PresetOffer};
+    let m = bv_engine::model::Manifest::builtin();
+    Offers {
+        presets: m
+            .presets
+            .into_iter()
+            .map(|p| PresetOffer {
+                name: p.name,
+                title: p.title,
+                note: p.note,
+                model: p.model,
+                scale: p.scale,
+                codec: p.codec,
+                crf: p.crf,
+            })
+            .collect(),
+        models: m
+            .models
+            .into_iter()
+            .map(|m| ModelOffer {
+                scales: m.variants.iter().map(|v| v.scale).collect(),
+                name: m.name,
+                title: m.title,
+                note: m.note,
+            })
+            .collect(),
+    }
 }

@@ -70,6 +70,14 @@ async fn the_quote_is_the_price_reserved_and_unknown_models_are_refused(b: Backe
             serde_json::json!({"video_id": video, "scale": 5}),
             "invalid_request",
         ),
+        (
+            serde_json::json!({"video_id": video, "preset": "cinematic"}),
+            "unknown_preset",
+        ),
+        (
+            serde_json::json!({"video_id": video, "preset": "anime", "scale": 4}),
+            "invalid_request",
+        ),
     ] {
         let r = api_submit(&s, body).await;
         assert_eq!(r.status(), 400);
@@ -78,6 +86,26 @@ async fn the_quote_is_the_price_reserved_and_unknown_models_are_refused(b: Backe
     let r = api_submit(&s, serde_json::json!({"video_id": video, "scale": 3})).await;
     let job: Value = r.json().await.unwrap();
     assert_eq!(job["price"], q["price"], "the quote is what is reserved");
+    // A preset names model, scale and codec; the job records which.
+    let models = get_json(&s, "/v1/models").await;
+    let strong = models["presets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "denoise-strong")
+        .unwrap()
+        .clone();
+    let r = api_submit(
+        &s,
+        serde_json::json!({"video_id": video, "preset": "denoise-strong", "codec": "hevc"}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let p = &r.json::<Value>().await.unwrap()["preset"];
+    assert_eq!(p["preset"], "denoise-strong");
+    assert_eq!(p["model"], strong["model"]);
+    assert_eq!(p["scale"], strong["scale"]);
+    assert_eq!(p["codec"], "hevc", "codec overrides the preset's");
     assert_eq!(get_json(&s, "/v1/credits").await["reserved"], q["price"]);
 }
 
