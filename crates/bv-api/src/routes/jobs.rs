@@ -87,10 +87,11 @@ struct Choice {
 impl Submit {
     fn choice(&self, st: &State) -> ApiResult<Choice> {
         let Some(name) = &self.preset else {
+            let model = self.model.clone().unwrap_or_else(default_model);
             return Ok(Choice {
                 preset: None,
-                model: self.model.clone().unwrap_or_else(default_model),
-                scale: self.scale.unwrap_or_else(default_scale),
+                scale: self.scale.unwrap_or_else(|| default_scale_for(st, &model)),
+                model,
                 codec: self.codec.clone().unwrap_or_else(default_codec),
                 crf: self.crf,
             });
@@ -123,8 +124,12 @@ pub const DEFAULT_MODEL: &str = "realesr-animevideov3";
 fn default_model() -> String {
     DEFAULT_MODEL.into()
 }
-fn default_scale() -> u32 {
-    2
+/// x2 when the model offers it (the cheapest), else its smallest scale.
+fn default_scale_for(st: &State, model: &str) -> u32 {
+    match st.models.iter().find(|m| m.name == model) {
+        Some(m) if !m.scales.contains(&2) => m.scales.iter().copied().min().unwrap_or(2),
+        _ => 2,
+    }
 }
 fn default_codec() -> String {
     "h264".into()
@@ -234,8 +239,8 @@ pub struct QuoteQuery {
     video_id: String,
     #[serde(default = "default_model")]
     model: String,
-    #[serde(default = "default_scale")]
-    scale: u32,
+    /// Default: x2 when the model offers it, else its smallest scale.
+    scale: Option<u32>,
 }
 
 /// `GET /v1/jobs/quote`: what a job would cost, and whether the balance covers it.
@@ -246,16 +251,17 @@ pub async fn quote(
 ) -> ApiResult<Json<serde_json::Value>> {
     auth.require(Scope::VideosRead)?;
     let Q(q) = Q::<QuoteQuery>::from_uri(&uri)?;
-    check_choice(&st, &q.model, q.scale)?;
+    let scale = q.scale.unwrap_or_else(|| default_scale_for(&st, &q.model));
+    check_choice(&st, &q.model, scale)?;
     let v = st.catalog.video(&auth.tenant_id, &q.video_id).await?;
-    let price = crate::jobs::price(&st, &v, q.scale)?;
+    let price = crate::jobs::price(&st, &v, scale)?;
     let b = st.catalog.credit_balance(&auth.tenant_id).await?;
     Ok(Json(serde_json::json!({
         "price": price,
         "available": b.available,
         "enough": b.available >= price,
-        "output_width": v.width.map(|w| w * i64::from(q.scale)),
-        "output_height": v.height.map(|h| h * i64::from(q.scale)),
+        "output_width": v.width.map(|w| w * i64::from(scale)),
+        "output_height": v.height.map(|h| h * i64::from(scale)),
     })))
 }
 

@@ -5,3 +5,4 @@ pub mod mp4;
 pub mod nut;
 pub mod pipeline;
 pub mod probe;
+pub mod segments;

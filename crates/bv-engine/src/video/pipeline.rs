@@ -35,6 +35,9 @@ pub struct EnhanceOptions {
     pub max_height: u64,
     /// Replace an existing output file.
     pub overwrite: bool,
+    /// Only this part of the input, written video-only with the input's
+    /// timestamps and frames as stored (unrotated), for [`super::segments::join`].
+    pub segment: Option<super::segments::Segment>,
 }
 
 /// Progress after each frame.
@@ -289,13 +292,18 @@ pub fn enhance_into(
     } else {
         Depth::U8
     };
-    let keep_rotation = v.rotation != 0 && v.rotation % 90 == 0 && carries_rotation(&ext);
+    let segment = opts.segment;
+    let rotated = v.rotation != 0 && v.rotation % 90 == 0;
+    let keep_rotation = rotated && (carries_rotation(&ext) || segment.is_some());
 
     // Decoder: the main video stream as raw RGB frames in NUT, exact timestamps.
     let mut dec = Command::new("ffmpeg");
     dec.args(["-nostdin", "-hide_banner", "-loglevel", "error"]);
     if keep_rotation {
         dec.arg("-noautorotate");
+    }
+    if let Some(s) = &segment {
+        dec.args(s.decoder_args());
     }
     dec.arg("-i").arg(input).args([
         "-map",
@@ -353,36 +361,42 @@ pub fn enhance_into(
         "-i",
         "pipe:0",
     ]);
-    if info.start_time_us != 0 {
-        // The decoder shifted video timestamps by the file's start time; shift
-        // the copied streams the same way so they stay in sync.
-        enc.args(["-itsoffset", &format!("{}us", -info.start_time_us)]);
-    }
-    enc.arg("-i").arg(input);
-    let vi = v.index;
-    for s in &info.streams {
-        if s.index == vi {
-            enc.args(["-map", "0:0"]);
-        } else {
-            enc.args(["-map", &format!("1:{}", s.index)]);
+    // A segment is the video alone (the join copies the rest); a whole run
+    // maps every stream in its place, the video as output stream `vi`.
+    let vi = if segment.is_some() { 0 } else { v.index };
+    if segment.is_some() {
+        enc.args(["-map", "0:0"]);
+    } else {
+        if info.start_time_us != 0 {
+            // The decoder shifted video timestamps by the file's start time; shift
+            // the copied streams the same way so they stay in sync.
+            enc.args(["-itsoffset", &format!("{}us", -info.start_time_us)]);
         }
-    }
-    enc.args([
-        "-map_metadata",
-        "1",
-        "-map_chapters",
-        "1",
-        "-c",
-        "copy",
-        "-copy_unknown",
-    ]);
-    // Naming one stream's metadata source switches FFmpeg to manual mode for
-    // all streams, so name every one (the video's comes from the input too).
-    for s in &info.streams {
+        enc.arg("-i").arg(input);
+        for s in &info.streams {
+            if s.index == vi {
+                enc.args(["-map", "0:0"]);
+            } else {
+                enc.args(["-map", &format!("1:{}", s.index)]);
+            }
+        }
         enc.args([
-            format!("-map_metadata:s:{}", s.index),
-            format!("1:s:{}", s.index),
+            "-map_metadata",
+            "1",
+            "-map_chapters",
+            "1",
+            "-c",
+            "copy",
+            "-copy_unknown",
         ]);
+        // Naming one stream's metadata source switches FFmpeg to manual mode for
+        // all streams, so name every one (the video's comes from the input too).
+        for s in &info.streams {
+            enc.args([
+                format!("-map_metadata:s:{}", s.index),
+                format!("1:s:{}", s.index),
+            ]);
+        }
     }
     enc.args(opts.encode.args(vi, &ext));
     enc.args([format!("-filter:{vi}"), encode_filter(&plan)]);
@@ -491,7 +505,7 @@ pub fn enhance_into(
     if !enc_status.success() {
         return Err(encoder_error(&enc_msg, output));
     }
-    if keep_rotation {
+    if keep_rotation && segment.is_none() {
         super::mp4::set_rotation(&tmp_path, v.rotation)?;
     }
     Ok(Summary {

@@ -105,6 +105,7 @@ pub fn execute(
         max_width: spec.max_width,
         max_height: spec.max_height,
         overwrite: true,
+        segment: None,
     };
     Ok(enhance_into(
         &spec.input,

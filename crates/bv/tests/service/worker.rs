@@ -86,6 +86,7 @@ async fn the_quote_is_the_price_reserved_and_unknown_models_are_refused(b: Backe
     let r = api_submit(&s, serde_json::json!({"video_id": video, "scale": 3})).await;
     let job: Value = r.json().await.unwrap();
     assert_eq!(job["price"], q["price"], "the quote is what is reserved");
+    assert_eq!(get_json(&s, "/v1/credits").await["reserved"], q["price"]);
     // A preset names model, scale and codec; the job records which.
     let models = get_json(&s, "/v1/models").await;
     let strong = models["presets"]
@@ -106,7 +107,6 @@ async fn the_quote_is_the_price_reserved_and_unknown_models_are_refused(b: Backe
     assert_eq!(p["model"], strong["model"]);
     assert_eq!(p["scale"], strong["scale"]);
     assert_eq!(p["codec"], "hevc", "codec overrides the preset's");
-    assert_eq!(get_json(&s, "/v1/credits").await["reserved"], q["price"]);
 }
 
 async fn twenty_jobs_on_two_workers_all_complete(b: Backend) {

@@ -1,0 +1,311 @@
+//! Long videos in segments: cut at keyframes, enhanced separately (on
+//! several workers, or resumed after a crash one segment at a time), and
+//! joined by stream copy.
+//!
+//! Each segment decodes from a keyframe with the input's own timestamps
+//! (`-copyts`), so its frames are exactly the frames a whole run would
+//! produce there (the models look at one frame at a time), and is written
+//! video-only with those timestamps. The join concatenates the segments
+//! with FFmpeg's concat demuxer, stating each segment's exact duration (the
+//! distance between its cut points, not what its last frame suggests), and
+//! copies every other stream (audio, subtitles, chapters, metadata) from
+//! the original, so nothing drifts.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+use std::sync::atomic::AtomicBool;
+
+use super::pipeline::{EnhanceOptions, Progress, Summary, enhance_into};
+use crate::error::{EngineError, Result};
+use crate::upscale::Upscaler;
+
+/// One segment: the frames with `start_us <= pts < end_us` (input times,
+/// microseconds; `None` = from the start / to the end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    /// Position in the video, from 0.
+    pub index: usize,
+    /// First keyframe's time (none for the first segment).
+    pub start_us: Option<i64>,
+    /// The next segment's first keyframe (none for the last segment).
+    pub end_us: Option<i64>,
+}
+
+impl Segment {
+    /// The decoder options that select this segment (`-copyts` keeps the
+    /// input's timestamps).
+    pub fn decoder_args(&self) -> Vec<String> {
+        let mut a = vec!["-copyts".to_string()];
+        if let Some(s) = self.start_us {
+            a.extend(["-ss".into(), format!("{s}us")]);
+        }
+        if let Some(e) = self.end_us {
+            a.extend(["-to".into(), format!("{e}us")]);
+        }
+        a
+    }
+}
+
+/// The times of the video stream's keyframes, microseconds (rounded down, so
+/// a seek to one lands on or after its frame).
+pub fn keyframes_us(input: &Path, stream: usize) -> Result<Vec<i64>> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams"])
+        .arg(stream.to_string())
+        .args(["-skip_frame", "nokey", "-show_entries"])
+        .args(["frame=pts,best_effort_timestamp:stream=time_base"])
+        .args(["-of", "json"])
+        .arg(input)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|_| EngineError::ToolMissing("ffprobe"))?;
+    if !out.status.success() {
+        return Err(EngineError::Ffmpeg(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    #[derive(Deserialize)]
+    struct Doc {
+        #[serde(default)]
+        frames: Vec<F>,
+        #[serde(default)]
+        streams: Vec<S>,
+    }
+    #[derive(Deserialize)]
+    struct F {
+        pts: Option<i64>,
+        best_effort_timestamp: Option<i64>,
+    }
+    #[derive(Deserialize)]
+    struct S {
+        time_base: String,
+    }
+    let doc: Doc = serde_json::from_slice(&out.stdout)
+        .map_err(|e| EngineError::Ffmpeg(format!("ffprobe output: {e}")))?;
+    let tb = doc
+        .streams
+        .first()
+        .and_then(|s| s.time_base.split_once('/'))
+        .and_then(|(n, d)| Some((n.parse::<i128>().ok()?, d.parse::<i128>().ok()?)))
+        .filter(|(n, d)| *n > 0 && *d > 0)
+        .ok_or_else(|| EngineError::Ffmpeg("no time base for the video stream".into()))?;
+    let mut ts: Vec<i64> = doc
+        .frames
+        .iter()
+        .filter_map(|f| f.pts.or(f.best_effort_timestamp))
+        .map(|p| (i128::from(p) * tb.0 * 1_000_000).div_euclid(tb.1) as i64)
+        .collect();
+    ts.sort_unstable();
+    ts.dedup();
+    Ok(ts)
+}
+
+/// Cuts a video whose keyframes are at `keyframes` (ascending, microseconds)
+/// and that ends at `end_us` into at most `parts` segments of about equal
+/// duration, each starting at a keyframe. Fewer when there are not enough
+/// keyframes.
+pub fn plan(keyframes: &[i64], end_us: i64, parts: usize) -> Vec<Segment> {
+    let (Some(&first), Some(&last)) = (keyframes.first(), keyframes.last()) else {
+        return vec![Segment {
+            index: 0,
+            start_us: None,
+            end_us: None,
+        }];
+    };
+    // Cut points: for each share of the duration, the nearest keyframe
+    // after the previous cut.
+    let span = (end_us.max(last) - first).max(1);
+    let mut cuts: Vec<i64> = Vec::new();
+    for k in 1..parts.max(1) {
+        let target = first + span * k as i64 / parts as i64;
+        let after = cuts.last().copied().unwrap_or(first);
+        if let Some(&c) = keyframes
+            .iter()
+            .filter(|t| **t > after)
+            .min_by_key(|t| (**t - target).abs())
+        {
+            cuts.push(c);
+        }
+    }
+    let mut segs = Vec::with_capacity(cuts.len() + 1);
+    let mut start = None;
+    for (i, c) in cuts.iter().chain(std::iter::once(&i64::MAX)).enumerate() {
+        let end = (*c != i64::MAX).then_some(*c);
+        segs.push(Segment {
+            index: i,
+            start_us: start,
+            end_us: end,
+        });
+        start = end;
+    }
+    segs
+}
+
+/// Enhances `input` into `output` in up to `parts` segments, one after the
+/// other, through files in `work` (what several workers do at once, each
+/// with one segment), then joins them. The result has the frames a single
+/// run gives.
+#[allow(clippy::too_many_arguments)]
+pub fn enhance_in_segments(
+    input: &Path,
+    output: &Path,
+    work: &Path,
+    upscaler: &mut Upscaler,
+    opts: &EnhanceOptions,
+    parts: usize,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Summary> {
+    let info = super::probe::probe(input)?;
+    let v = info
+        .main_video()
+        .ok_or_else(|| EngineError::InputNotVideo(input.display().to_string()))?;
+    let end_us = info.duration.map_or(0, |d| (d * 1e6) as i64) + info.start_time_us;
+    let segments = plan(&keyframes_us(input, v.index)?, end_us, parts);
+    let mut done = Vec::with_capacity(segments.len());
+    let mut total: Option<Summary> = None;
+    for seg in segments {
+        let path = work.join(format!("segment-{:04}.nut", seg.index));
+        let o = EnhanceOptions {
+            segment: Some(seg),
+            ..opts.clone()
+        };
+        let s = enhance_into(input, &path, "nut", upscaler, &o, cancel, progress)?;
+        total = Some(match total {
+            None => s,
+            Some(t) => Summary {
+                frames: t.frames + s.frames,
+                elapsed: t.elapsed + s.elapsed,
+                inference: t.inference + s.inference,
+                ..t
+            },
+        });
+        done.push((path, seg));
+    }
+    join(&done, input, output)?;
+    for (p, _) in &done {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(total.expect("at least one segment"))
+}
+
+/// Joins enhanced segment files (video only, in order, each covering its
+/// [`Segment`]) with every other stream of `original` into `output`, whose
+/// extension picks the container. Only stream copies: nothing is re-encoded.
+pub fn join(parts: &[(PathBuf, Segment)], original: &Path, output: &Path) -> Result<()> {
+    let info = super::probe::probe(original)?;
+    let v = info
+        .main_video()
+        .ok_or_else(|| EngineError::InputNotVideo(original.display().to_string()))?;
+    let rotated = v.rotation != 0 && v.rotation % 90 == 0;
+    let ext = output
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let carries = matches!(ext.as_str(), "mp4" | "mov" | "m4v");
+    if rotated && !carries {
+        // Segments keep the stored (unrotated) frames; only MP4/MOV can say how to turn them.
+        return Err(EngineError::OutputContainerUnsupported(format!(
+            "a rotated video in segments needs an MP4 or MOV output, not .{ext}"
+        )));
+    }
+    // The video's first frame, on the input's timeline; a whole run shifts
+    // every stream by the file's start time, and so does the join.
+    let first = keyframes_us(original, v.index)?
+        .first()
+        .copied()
+        .unwrap_or(info.start_time_us);
+    let list = output.with_extension("concat.txt");
+    let mut text = String::from("ffconcat version 1.0\n");
+    for (path, seg) in parts {
+        let name = path
+            .to_str()
+            .filter(|p| !p.contains(['\'', '\n', '\r']))
+            .ok_or_else(|| EngineError::InvalidOption("segment path not usable".into()))?;
+        text += &format!("file '{name}'\n");
+        if let (Some(end), start) = (seg.end_us, seg.start_us) {
+            // The exact length, so the next segment starts where it started in the input.
+            let len = end - start.unwrap_or(first);
+            text += &format!("duration {}.{:06}\n", len / 1_000_000, len % 1_000_000);
+        }
+    }
+    std::fs::write(&list, text).map_err(EngineError::Io)?;
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
+        .args(["-f", "concat", "-safe", "0"]);
+    let lead = first - info.start_time_us;
+    if lead != 0 {
+        // The concat demuxer starts at zero; the video started this much later.
+        cmd.args(["-itsoffset", &format!("{lead}us")]);
+    }
+    cmd.arg("-i").arg(&list);
+    if info.start_time_us != 0 {
+        cmd.args(["-itsoffset", &format!("{}us", -info.start_time_us)]);
+    }
+    cmd.arg("-i").arg(original);
+    for s in &info.streams {
+        if s.index == v.index {
+            cmd.args(["-map", "0:0"]);
+        } else {
+            cmd.args(["-map", &format!("1:{}", s.index)]);
+        }
+    }
+    cmd.args(["-map_metadata", "1", "-map_chapters", "1", "-c", "copy"]);
+    cmd.args(["-copy_unknown", "-max_muxing_queue_size", "4096"]);
+    if carries {
+        cmd.args(["-movflags", "+faststart"]);
+    }
+    cmd.arg(output).stdin(Stdio::null());
+    let out = cmd
+        .output()
+        .map_err(|_| EngineError::ToolMissing("ffmpeg"))?;
+    let _ = std::fs::remove_file(&list);
+    if !out.status.success() {
+        return Err(EngineError::Ffmpeg(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    if rotated {
+        super::mp4::set_rotation(output, v.rotation)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_cuts_at_keyframes_near_equal_shares() {
+        let k: Vec<i64> = (0..10).map(|i| i * 1_001_000).collect();
+        let s = plan(&k, 10_010_000, 2);
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[0].start_us, s[0].end_us), (None, Some(5_005_000)));
+        assert_eq!((s[1].start_us, s[1].end_us), (Some(5_005_000), None));
+        let s = plan(&k, 10_010_000, 3);
+        assert_eq!(
+            s.iter().map(|s| s.end_us).collect::<Vec<_>>(),
+            [Some(3_003_000), Some(7_007_000), None]
+        );
+        // Not enough keyframes: fewer segments, never an empty one.
+        assert_eq!(plan(&[0], 9_000_000, 4).len(), 1);
+        assert_eq!(plan(&[0, 2_000_000], 9_000_000, 4).len(), 2);
+        assert_eq!(plan(&[], 0, 2).len(), 1);
+        // The duration counts, not only the span of the keyframes.
+        let k = [0, 1_001_000, 2_002_000, 3_003_000];
+        assert_eq!(plan(&k, 4_004_000, 2)[0].end_us, Some(2_002_000));
+        assert_eq!(
+            Segment {
+                index: 1,
+                start_us: Some(5),
+                end_us: None
+            }
+            .decoder_args(),
+            ["-copyts", "-ss", "5us"]
+        );
+    }
+}
