@@ -13,7 +13,8 @@ Part 2 (end to end): `bv enhance` with default settings on a 640x360 clip,
 against the inference alone on the same frames (infer-pipe), alternated twice.
 Overhead = 1 - inference time / end-to-end time.
 
-Run through bench/enhance.sh, which prepares the peers' environment.
+Run through bench/enhance.sh, which prepares the peers' environment
+(`--e2e-only`: part 2 alone, without the peers).
 """
 import argparse
 import json
@@ -23,15 +24,18 @@ import sys
 import tempfile
 import time
 
-import numpy as np
+E2E_ONLY = "--e2e-only" in sys.argv
+if not E2E_ONLY:
+    import numpy as np
 
-PEERS = os.environ.get("PEERS_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "peers"))
-sys.path.insert(0, os.path.abspath(PEERS))
-import common as C  # noqa: E402
-from ncnn2onnx import OrtSR  # noqa: E402
-from ncnn_sr import NcnnSR  # noqa: E402
+    PEERS = os.environ.get("PEERS_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "peers"))
+    sys.path.insert(0, os.path.abspath(PEERS))
+    import common as C  # noqa: E402
+    from ncnn2onnx import OrtSR  # noqa: E402
+    from ncnn_sr import NcnnSR  # noqa: E402
 
 BV = os.environ["BV"]
+SAMPLES = os.path.join(os.environ.get("BV_DATA_DIR", os.path.expanduser("~/.local/share/bettervideo")), "samples")
 
 
 class BvSR:
@@ -108,7 +112,8 @@ def speed(a):
 def end_to_end(a):
     tmp = tempfile.mkdtemp(prefix="bv-bench-")
     clip = os.path.join(tmp, "clip640.mp4")
-    src = os.path.join(C.VIDEOS, a.video) if not os.path.isabs(a.video) else a.video
+    videos = SAMPLES if E2E_ONLY else C.VIDEOS
+    src = os.path.join(videos, a.video) if not os.path.isabs(a.video) else a.video
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", src, "-vf", "scale=640:360:flags=bicubic", "-frames:v",
                     str(a.e2e_frames), "-c:v", "libx264", "-crf", "16", "-c:a", "copy", "-shortest", clip], check=True)
     n = a.e2e_frames
@@ -145,7 +150,15 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--e2e-frames", type=int, default=132)
     ap.add_argument("--json", default=os.path.join(os.environ.get("BV_DATA_DIR", "/tmp"), "bench", "enhance.json"))
+    ap.add_argument("--e2e-only", action="store_true", help="part 2 alone (no peers)")
     a = ap.parse_args()
+    if a.e2e_only:
+        e2e = end_to_end(a)
+        print(f"end to end ({e2e['frames']} frames 640x360, default settings): bv enhance "
+              f"{min(e2e['enhance_s']):.1f} s, inference alone {min(e2e['infer_alone_s']):.1f} s: "
+              f"pipelined time is {min(e2e['enhance_s']) / min(e2e['infer_alone_s']):.3f}x pure inference "
+              f"(overhead {100 * e2e['overhead']:.1f}% of total)")
+        return
     rows = speed(a)
     e2e = end_to_end(a)
     print(f"\n{'runtime':16s} {'input':9s} {'s/f med':>8s} {'s/f min':>8s} {'vs ncnn':>8s} {'PSNR dB':>8s}")

@@ -516,6 +516,8 @@ impl Catalog {
     /// what was reserved), once; an output video still `uploading` becomes
     /// `uploaded` with `output_size` bytes in the same transaction, so a job
     /// never has a visible output without its charge or the other way round.
+    /// `frames`, when known, becomes the final progress (a job that ends
+    /// between two heartbeats still says how many frames it made).
     /// `Conflict` when `owner` lost the lease.
     pub async fn complete_job(
         &self,
@@ -523,19 +525,21 @@ impl Catalog {
         owner: &str,
         output: Option<(&str, i64)>,
         cost: i64,
+        frames: Option<i64>,
     ) -> Result<()> {
         let (output_video_id, output_size) = output.unwrap_or(("", 0));
         let mut tx = self.write_tx().await?;
         let now = now_ms();
         let n = sqlx::query(
             "UPDATE jobs SET state = 'succeeded', output_video_id = $1, finished_ms = $2, lease_owner = NULL,
-             custody = NULL
+             custody = NULL, frames_done = COALESCE($5, frames_done), frames_total = COALESCE($5, frames_total)
              WHERE id = $3 AND lease_owner = $4 AND state = 'running'",
         )
         .bind(output.map(|o| o.0))
         .bind(now)
         .bind(id)
         .bind(owner)
+        .bind(frames)
         .execute(&mut *tx)
         .await?
         .rows_affected();

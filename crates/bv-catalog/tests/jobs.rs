@@ -177,7 +177,7 @@ async fn lease_heartbeat_expiry_and_exactly_once_settlement(db: &TestDb) {
     assert_eq!((b.id.as_str(), b.attempts), (j.id.as_str(), 2));
     // The dead worker coming back cannot settle it.
     assert_eq!(
-        f.c.complete_job(&j.id, "worker-a", Some(("out-a", 0)), 30)
+        f.c.complete_job(&j.id, "worker-a", Some(("out-a", 0)), 30, None)
             .await
             .unwrap_err()
             .code(),
@@ -190,11 +190,14 @@ async fn lease_heartbeat_expiry_and_exactly_once_settlement(db: &TestDb) {
             .code(),
         "conflict"
     );
-    f.c.complete_job(&j.id, "worker-b", Some(("out-b", 0)), 30)
+    // It ends before a heartbeat reported its frames: completing says them.
+    f.c.complete_job(&j.id, "worker-b", Some(("out-b", 0)), 30, Some(12))
         .await
         .unwrap();
+    let j2 = f.c.job(&f.t, &j.id).await.unwrap();
+    assert_eq!((j2.frames_done, j2.frames_total), (12, Some(12)));
     assert_eq!(
-        f.c.complete_job(&j.id, "worker-b", Some(("out-b", 0)), 30)
+        f.c.complete_job(&j.id, "worker-b", Some(("out-b", 0)), 30, None)
             .await
             .unwrap_err()
             .code(),
@@ -219,7 +222,7 @@ async fn lease_heartbeat_expiry_and_exactly_once_settlement(db: &TestDb) {
     // A cost above the reservation is capped at it.
     let j2 = submit(&f, 20, None).await.unwrap();
     f.c.lease_job("w", 60_000).await.unwrap().unwrap();
-    f.c.complete_job(&j2.id, "w", Some(("o2", 0)), 999)
+    f.c.complete_job(&j2.id, "w", Some(("o2", 0)), 999, None)
         .await
         .unwrap();
     assert_eq!(f.c.credit_balance(&f.t).await.unwrap().available, 50);

@@ -37,6 +37,10 @@ pub struct Preset {
     /// Constant-rate factor.
     #[serde(default)]
     pub crf: Option<u32>,
+    /// The named preset the job was submitted with, if any (a record for
+    /// people: the fields above are what runs).
+    #[serde(default)]
+    pub preset: Option<String>,
 }
 
 /// What an output holds, from its input's probe and the finished job: the
@@ -215,8 +219,12 @@ impl Worker {
         {
             return self.probe(job).await;
         }
-        let preset: Preset = match serde_json::from_str(&job.preset) {
-            Ok(p) => p,
+        let preset: Preset = match serde_json::from_str::<Preset>(&job.preset) {
+            Ok(p) => {
+                tracing::info!(job = %job.id, preset = p.preset.as_deref().unwrap_or("custom"),
+                    model = %p.model, scale = p.scale, "job settings");
+                p
+            }
             Err(e) => {
                 return self
                     .fail(job, "invalid_option", &format!("preset: {e}"))
@@ -285,6 +293,7 @@ impl Worker {
                         &self.owner,
                         Some((&out.id, size as i64)),
                         job.price,
+                        Some(done.frames as i64),
                     )
                     .await
                 {
@@ -341,6 +350,7 @@ impl Worker {
             scale: 1,
             codec: default_codec(),
             crf: None,
+            preset: None,
         };
         let spec = self.spec(&p, "mp4", true);
         match self.stream(job, spec, &job.input_video_id, None).await {
@@ -358,7 +368,7 @@ impl Worker {
                     .await?;
                 match self
                     .catalog
-                    .complete_job(&job.id, &self.owner, None, 0)
+                    .complete_job(&job.id, &self.owner, None, 0, None)
                     .await
                 {
                     Ok(()) => Ok(Ended::Succeeded),
