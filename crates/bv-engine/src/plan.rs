@@ -10,7 +10,7 @@
 //! the whole image.
 
 use crate::error::{EngineError, Result};
-use crate::model::ncnn::{Activation, Conv, Dense, Graph, Interp, Op};
+use crate::model::ncnn::{Activation, Borders, Conv, Dense, Graph, Interp, Op};
 
 /// Most context (input pixels on each side) a tile is given. A model whose
 /// receptive field is wider (x4plus: some 350 pixels through 350 layers) is
@@ -62,16 +62,7 @@ pub enum PlanOp {
     /// The inputs joined along the channel axis.
     Concat,
     /// Borders cut off.
-    Crop {
-        /// Rows removed at the top.
-        top: usize,
-        /// Columns removed on the left.
-        left: usize,
-        /// Rows removed at the bottom.
-        bottom: usize,
-        /// Columns removed on the right.
-        right: usize,
-    },
+    Crop(Borders),
     /// Mean of each channel (1x1 output).
     GlobalAvgPool,
     /// Fully connected layer on a 1x1 input.
@@ -312,20 +303,7 @@ impl Plan {
                     let c = l.inputs.iter().map(|b| channels[*b]).sum();
                     (PlanOp::Concat, c, r_in, reach_in)
                 }
-                Op::Crop {
-                    top,
-                    left,
-                    bottom,
-                    right,
-                } => {
-                    let op = PlanOp::Crop {
-                        top: *top,
-                        left: *left,
-                        bottom: *bottom,
-                        right: *right,
-                    };
-                    (op, c_in, r_in, reach_in)
-                }
+                Op::Crop(b) => (PlanOp::Crop(*b), c_in, r_in, reach_in),
                 Op::GlobalAvgPool => (PlanOp::GlobalAvgPool, c_in, 0.0, 0.0),
                 Op::InnerProduct(d) => {
                     if d.in_c != c_in || r_in != 0.0 {
@@ -451,15 +429,7 @@ impl Plan {
                     }
                     (w, h)
                 }
-                PlanOp::Crop {
-                    top,
-                    left,
-                    bottom,
-                    right,
-                } => (
-                    w.checked_sub(left + right).filter(|v| *v > 0)?,
-                    h.checked_sub(top + bottom).filter(|v| *v > 0)?,
-                ),
+                PlanOp::Crop(b) => b.apply(w, h)?,
                 PlanOp::GlobalAvgPool | PlanOp::Dense(_) => (1, 1),
                 PlanOp::PRelu { .. } | PlanOp::Split => (w, h),
             };

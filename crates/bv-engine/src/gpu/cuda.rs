@@ -194,7 +194,7 @@ impl CudaBackend {
                     return cpu_only("an unpadded, strided or even-sized convolution");
                 }
                 PlanOp::Deconv { .. } => return cpu_only("a transposed convolution"),
-                PlanOp::Mul | PlanOp::Crop { .. } | PlanOp::GlobalAvgPool | PlanOp::Dense(_) => {
+                PlanOp::Mul | PlanOp::Crop(_) | PlanOp::GlobalAvgPool | PlanOp::Dense(_) => {
                     return cpu_only("squeeze-and-excitation (pooling, crop, product)");
                 }
                 _ => {}
@@ -239,7 +239,7 @@ impl CudaBackend {
                 },
                 PlanOp::Deconv { .. }
                 | PlanOp::Mul
-                | PlanOp::Crop { .. }
+                | PlanOp::Crop(_)
                 | PlanOp::GlobalAvgPool
                 | PlanOp::Dense(_) => unreachable!("refused above"),
             });

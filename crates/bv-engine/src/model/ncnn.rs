@@ -73,23 +73,37 @@ pub enum Op {
     /// Transposed convolution (`weights` as `[out_c][in_c][kh][kw]`; `pad`
     /// is cropped from each side of the full output).
     Deconvolution(Conv),
-    /// Cuts `top`, `left`, `bottom` and `right` pixels off the borders.
-    Crop {
-        /// Rows removed at the top.
-        top: usize,
-        /// Columns removed on the left.
-        left: usize,
-        /// Rows removed at the bottom.
-        bottom: usize,
-        /// Columns removed on the right.
-        right: usize,
-    },
+    /// Cuts pixels off the borders.
+    Crop(Borders),
     /// The mean of every channel over the whole image (a 1x1 output).
     GlobalAvgPool,
     /// A fully connected layer on a 1x1 input.
     InnerProduct(Dense),
     /// Element-wise product; the second operand may be 1x1 (one factor per channel).
     Mul,
+}
+
+/// How many pixels a crop removes on each side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Borders {
+    /// Rows removed at the top.
+    pub top: usize,
+    /// Columns removed on the left.
+    pub left: usize,
+    /// Rows removed at the bottom.
+    pub bottom: usize,
+    /// Columns removed on the right.
+    pub right: usize,
+}
+
+impl Borders {
+    /// The size left of `w x h` (`None` when nothing is).
+    pub fn apply(&self, w: usize, h: usize) -> Option<(usize, usize)> {
+        Some((
+            w.checked_sub(self.left + self.right).filter(|v| *v > 0)?,
+            h.checked_sub(self.top + self.bottom).filter(|v| *v > 0)?,
+        ))
+    }
 }
 
 /// A fully connected layer: `act(weights · x + bias)`.
@@ -473,12 +487,12 @@ fn parse_op(
                         ))
                     })
             };
-            Op::Crop {
+            Op::Crop(Borders {
                 top: side(starts[0], 1.0)?,
                 left: side(starts[1], 1.0)?,
                 bottom: side(ends[0], -1.0)?,
                 right: side(ends[1], -1.0)?,
-            }
+            })
         }
         "Pooling" => {
             expect_arity(name, n_in, n_out, 1, Some(1))?;

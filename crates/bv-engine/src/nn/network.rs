@@ -19,7 +19,7 @@ use super::ops;
 use super::tensor::{Elem, Tensor};
 use super::winograd::Winograd;
 use crate::error::{EngineError, Result};
-use crate::model::ncnn::{Dense, Interp};
+use crate::model::ncnn::{Borders, Dense, Interp};
 use crate::plan::{Plan, PlanOp};
 
 enum ConvImpl {
@@ -72,10 +72,7 @@ enum Step {
         half_out: bool,
     },
     Crop {
-        top: usize,
-        left: usize,
-        bottom: usize,
-        right: usize,
+        b: Borders,
         src: usize,
         dst: usize,
     },
@@ -195,19 +192,7 @@ impl Network {
                     dst,
                     half_out: false,
                 },
-                PlanOp::Crop {
-                    top,
-                    left,
-                    bottom,
-                    right,
-                } => Step::Crop {
-                    top: *top,
-                    left: *left,
-                    bottom: *bottom,
-                    right: *right,
-                    src,
-                    dst,
-                },
+                PlanOp::Crop(b) => Step::Crop { b: *b, src, dst },
                 PlanOp::GlobalAvgPool => Step::Pool {
                     k: steps
                         .iter()
@@ -555,26 +540,16 @@ impl Network {
                     blobs[*dst] = Some(Rc::new(out));
                 }
             }
-            Step::Crop {
-                top,
-                left,
-                bottom,
-                right,
-                src,
-                dst,
-            } => {
+            Step::Crop { b, src, dst } => {
                 let x = get(blobs, *src);
-                let (Some(h), Some(w)) = (
-                    x.h.checked_sub(top + bottom).filter(|v| *v > 0),
-                    x.w.checked_sub(left + right).filter(|v| *v > 0),
-                ) else {
+                let Some((w, h)) = b.apply(x.w, x.h) else {
                     return Err(EngineError::InvalidOption(format!(
                         "image too small for this model: crop of {}x{}",
                         x.w, x.h
                     )));
                 };
                 let mut out = self.take(h, w, x.c);
-                ops::crop(&x, *top, *left, &mut out);
+                ops::crop(&x, b.top, b.left, &mut out);
                 blobs[*dst] = Some(Rc::new(out));
             }
             Step::Pool { k, src, dst } => {
