@@ -661,15 +661,25 @@ fn take_from<E: Elem>(pool: &mut Vec<Tensor<E>>, h: usize, w: usize, c: usize) -
     }
 }
 
-/// Returns a tensor to a pool of at most 8 (1x1 vectors are not worth a place).
+/// Most bytes a pool of freed tensors holds: reuse saves allocations, but
+/// for a heavy model (x4plus's 4x-resolution layers are hundreds of MB per
+/// tensor) a pool of 8 would hold gigabytes beyond the tile's budget.
+const POOL_BYTES: usize = crate::plan::TILE_BUDGET_BYTES / 2;
+
+/// Returns a tensor to a pool of at most 8 and at most [`POOL_BYTES`],
+/// dropping the oldest first (1x1 vectors are not worth a place).
 fn keep<E: Elem>(pool: &mut Vec<Tensor<E>>, t: Tensor<E>) {
     if t.h * t.w <= 1 {
         return;
     }
-    if pool.len() >= 8 {
-        pool.remove(0);
+    let bytes = |t: &Tensor<E>| t.data.len() * std::mem::size_of::<E>();
+    if bytes(&t) > POOL_BYTES {
+        return;
     }
     pool.push(t);
+    while pool.len() > 8 || pool.iter().map(bytes).sum::<usize>() > POOL_BYTES {
+        pool.remove(0);
+    }
 }
 
 fn conv_forward<EI: Elem, EO: Elem>(conv: &ConvImpl, x: &Tensor<EI>, out: &mut Tensor<EO>) {
