@@ -606,11 +606,15 @@ impl Worker {
         if lost.load(Ordering::Relaxed) {
             return Err(LeaseLost.into());
         }
-        let done = ran?;
         if let Err(e) = fed {
-            // The job finished though its input failed verification: never trust that result.
-            return Err(e.context("the input failed verification"));
+            // The input could not be read (storage gone for a while, a piece
+            // failing verification): what the job then did — fail on an empty
+            // or cut input, or even finish — is a consequence, never its
+            // result. The reading error decides (a storage outage is retried;
+            // the cluster test once saw it reported as a permanent input_empty).
+            return Err(e.context("reading the job's input"));
         }
+        let done = ran?;
         Ok((done, sealed?))
     }
 }
