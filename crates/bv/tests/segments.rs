@@ -34,23 +34,6 @@ fn opts() -> EnhanceOptions {
     }
 }
 
-/// One line per video frame: its timestamp (seconds, exact decimal).
-fn video_times(path: &Path) -> Vec<String> {
-    let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
-        .args(["packet=pts_time", "-of", "csv=p=0"])
-        .arg(path)
-        .output()
-        .unwrap();
-    let mut t: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim_end_matches(',').to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
-    t.sort_by(|a, b| a.parse::<f64>().unwrap().total_cmp(&b.parse().unwrap()));
-    t
-}
-
 /// The MD5 of every decoded video frame, in order.
 fn frame_hashes(path: &Path) -> Vec<String> {
     let out = std::process::Command::new("ffmpeg")
@@ -149,11 +132,11 @@ fn two_segments_give_the_frames_and_timestamps_of_one_run() {
     assert_eq!(a, b, "the same frames, in the same order");
     // NUT cannot hold the audio's negative start (AAC priming), so both
     // files shift every stream alike; the MP4 below keeps the input's times.
-    let input_times = video_times(&src);
+    let input_times = frame_times(&src, 0);
     assert_eq!(input_times.len(), 120);
     assert_eq!(
-        video_times(&joined),
-        video_times(&whole),
+        frame_times(&joined, 0),
+        frame_times(&whole, 0),
         "the single run's timestamps"
     );
     assert_eq!(
@@ -183,7 +166,7 @@ fn two_segments_give_the_frames_and_timestamps_of_one_run() {
         &mut |_| {},
     )
     .unwrap();
-    assert_eq!(video_times(&mp4), input_times, "the input's timestamps");
+    assert_eq!(frame_times(&mp4, 0), input_times, "the input's timestamps");
     let p = probe(&mp4);
     assert_eq!(p["streams"][0]["width"], 192);
     assert_eq!(p["streams"][1]["codec_type"], "audio");
