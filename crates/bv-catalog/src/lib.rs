@@ -21,6 +21,7 @@ pub mod error;
 pub mod jobs;
 pub mod keys;
 mod migrate;
+pub mod segments;
 pub mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -37,6 +38,7 @@ pub use credits::{Balance, CreditEntry};
 pub use db::{Backend, Catalog, now_ms};
 pub use error::CatalogError;
 pub use jobs::{Job, JobState, NewJob};
+pub use segments::{JobSegment, NewSegment, SegmentState};
 pub use sessions::{NewSession, SessionAuth};
 pub use uploads::{NewUpload, Upload};
 pub use videos::{Piece, Video, VideoState};

@@ -41,6 +41,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "vault_keys",
         include_str!("../migrations/0009_vault_keys.sql"),
     ),
+    (
+        10,
+        "job_segments",
+        include_str!("../migrations/0010_job_segments.sql"),
+    ),
 ];
 
 /// Splits a migration into statements: comment lines go first (they may hold

@@ -17,6 +17,7 @@ bv_catalog::on_both!(
     lease_heartbeat_expiry_and_exactly_once_settlement,
     retries_backoff_and_running_out_of_attempts,
     cancellation_queued_and_running,
+    segments_lease_retry_and_stop_with_their_job,
 );
 
 struct Fixture {
@@ -349,4 +350,150 @@ async fn postgres_wakes_idle_workers_when_a_job_is_queued() {
     submitter.await.unwrap();
     let sqlite = TestDb::new(bv_catalog::Backend::Sqlite).await;
     assert!(sqlite.open().await.job_waker().await.unwrap().is_none());
+}
+
+fn seg(index: i64, start: Option<i64>, end: Option<i64>) -> bv_catalog::NewSegment {
+    bv_catalog::NewSegment {
+        index,
+        start_us: start,
+        end_us: end,
+        payload_mac: "00".into(),
+        mac_key_version: 1,
+    }
+}
+
+async fn segments_lease_retry_and_stop_with_their_job(db: &TestDb) {
+    use bv_catalog::SegmentState;
+    let f = fixture(db).await;
+    f.c.grant_credits(&f.t, 100, "x").await.unwrap();
+    let j = submit(&f, 10, None).await.unwrap();
+    let cut = [seg(0, None, Some(2_000_000)), seg(1, Some(2_000_000), None)];
+    // Only the job's lease holder cuts it; nothing runs before it is leased.
+    assert_eq!(
+        f.c.plan_segments(&j.id, "w1", &cut)
+            .await
+            .unwrap_err()
+            .code(),
+        "conflict"
+    );
+    f.c.lease_job("w1", 60_000).await.unwrap().unwrap();
+    let segs = f.c.plan_segments(&j.id, "w1", &cut).await.unwrap();
+    assert_eq!(segs.len(), 2);
+    assert_eq!(segs[1].tenant_id, f.t);
+    assert_eq!(segs[1].start_us, Some(2_000_000));
+    // Cut once: a resumed coordinator gets the same segments back.
+    let again = f.c.plan_segments(&j.id, "w1", &cut[..1]).await.unwrap();
+    assert_eq!(again, segs);
+    // Two workers take one each; a third finds nothing.
+    let a =
+        f.c.lease_segment("w1", 60_000, Some(&j.id))
+            .await
+            .unwrap()
+            .unwrap();
+    let b =
+        f.c.lease_segment("w2", 60_000, None)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!((a.index, b.index), (0, 1));
+    assert!(
+        f.c.lease_segment("w3", 60_000, None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !f.c.heartbeat_segment(&j.id, 0, "w1", 60_000, 5)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        f.c.heartbeat_segment(&j.id, 0, "w2", 60_000, 5)
+            .await
+            .unwrap_err()
+            .code(),
+        "conflict"
+    );
+    f.c.set_segment_output(&j.id, 0, "w1", "vid-0")
+        .await
+        .unwrap();
+    f.c.complete_segment(&j.id, 0, "w1", 1234, 60)
+        .await
+        .unwrap();
+    // A retryable failure queues it again after its backoff.
+    assert_eq!(
+        f.c.fail_segment(&j.id, 1, "w2", "storage: timeout", true, 300)
+            .await
+            .unwrap(),
+        SegmentState::Queued
+    );
+    assert!(
+        f.c.lease_segment("w3", 60_000, None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let b = f.c.lease_segment("w3", 100, None).await.unwrap().unwrap();
+    assert_eq!((b.index, b.attempts), (1, 2));
+    // A worker that stops renewing loses it to the next.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let b =
+        f.c.lease_segment("w2", 60_000, None)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!((b.index, b.attempts), (1, 3));
+    assert_eq!(
+        f.c.complete_segment(&j.id, 1, "w3", 1, 1)
+            .await
+            .unwrap_err()
+            .code(),
+        "conflict"
+    );
+    let (n, done) = f.c.segment_counts(&j.id).await.unwrap();
+    assert_eq!((n, done), (2, 1));
+    // The job's attempts bound its segments too: a third failure is the last.
+    f.c.fail_segment(&j.id, 1, "w2", "again", true, 0)
+        .await
+        .unwrap();
+    assert!(
+        f.c.lease_segment("w2", 60_000, None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let segs = f.c.segments(&j.id).await.unwrap();
+    assert!(segs[1].is_lost(3, bv_catalog::now_ms()));
+    assert!(!segs[0].is_lost(3, bv_catalog::now_ms()));
+    assert_eq!(segs[0].frames_done, 60);
+    assert_eq!(segs[0].output_video_id.as_deref(), Some("vid-0"));
+
+    // Cancelling the job stops its running segments and refuses their results.
+    let k = submit(&f, 10, None).await.unwrap();
+    f.c.lease_job("w1", 60_000).await.unwrap().unwrap();
+    f.c.plan_segments(&k.id, "w1", &cut).await.unwrap();
+    f.c.lease_segment("w2", 60_000, Some(&k.id))
+        .await
+        .unwrap()
+        .unwrap();
+    f.c.cancel_job(&f.t, &k.id).await.unwrap();
+    assert!(
+        f.c.heartbeat_segment(&k.id, 0, "w2", 60_000, 1)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        f.c.complete_segment(&k.id, 0, "w2", 1, 1)
+            .await
+            .unwrap_err()
+            .code(),
+        "conflict"
+    );
+    assert!(
+        f.c.lease_segment("w3", 60_000, None)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

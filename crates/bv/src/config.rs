@@ -46,6 +46,13 @@ pub struct WorkerConfig {
     /// How often an idle worker looks for work, milliseconds (on PostgreSQL a
     /// queued job also wakes it at once).
     pub poll_ms: u64,
+    /// A video at least 1.5 times this long (seconds) is cut at keyframes
+    /// into segments of about this length, which every idle worker helps
+    /// with and a crashed job resumes from; the results are joined by stream
+    /// copy. 0 runs every job whole.
+    pub segment_seconds: u64,
+    /// The most segments one job is cut into.
+    pub max_segments: usize,
 }
 
 impl Default for WorkerConfig {
@@ -54,6 +61,8 @@ impl Default for WorkerConfig {
             in_process: 1,
             lease_seconds: 30,
             poll_ms: 500,
+            segment_seconds: 120,
+            max_segments: 64,
         }
     }
 }

@@ -27,6 +27,9 @@ pub struct JobOut {
     output_video_id: Option<String>,
     error: Option<String>,
     cancel_requested: bool,
+    /// How a job run in segments is cut and how far it got (`GET` of one job only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segments: Option<serde_json::Value>,
     created_at: String,
     started_at: Option<String>,
     finished_at: Option<String>,
@@ -53,6 +56,7 @@ impl From<Job> for JobOut {
             output_video_id: j.output_video_id.filter(|_| j.state == JobState::Succeeded),
             error: j.last_error.filter(|_| j.state != JobState::Succeeded),
             cancel_requested: j.cancel_requested,
+            segments: None,
             created_at: rfc3339_ms(j.created_ms),
             started_at: j.started_ms.map(rfc3339_ms),
             finished_at: j.finished_ms.map(rfc3339_ms),
@@ -304,7 +308,13 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobOut>> {
     auth.require(Scope::VideosRead)?;
-    Ok(Json(st.catalog.job(&auth.tenant_id, &id).await?.into()))
+    let job = st.catalog.job(&auth.tenant_id, &id).await?;
+    let (total, done) = st.catalog.segment_counts(&job.id).await?;
+    let mut out = JobOut::from(job);
+    if total > 0 {
+        out.segments = Some(serde_json::json!({ "total": total, "done": done }));
+    }
+    Ok(Json(out))
 }
 
 /// `POST /v1/jobs/{id}/cancel`

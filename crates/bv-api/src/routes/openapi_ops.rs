@@ -452,6 +452,8 @@ pub fn schemas() -> Value {
                 "output_video_id": nullable("string"),
                 "frames_done": int(), "frames_total": nullable("integer"),
                 "cancel_requested": {"type": "boolean"},
+                "segments": {"type": "object", "required": ["total", "done"],
+                    "properties": {"total": int(), "done": int()}},
                 "preset": {"type": "object"},
                 "error": {"type": ["object", "string", "null"]}}},
         "ApiKey": {"type": "object",

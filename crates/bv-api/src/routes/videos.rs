@@ -59,7 +59,14 @@ impl From<Video> for VideoOut {
             media: v
                 .media
                 .as_deref()
-                .and_then(|m| serde_json::from_str(m).ok()),
+                .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+                .map(|mut m| {
+                    // Where a worker may cut it (up to thousands of times): for workers only.
+                    if let Some(o) = m.as_object_mut() {
+                        o.remove("segmenting");
+                    }
+                    m
+                }),
             rejected: v.rejected,
         }
     }

@@ -99,6 +99,8 @@ pub fn run(cfg: &Config, mut a: Args) -> anyhow::Result<()> {
         max_height: cfg.engine.max_output_height,
         piped: false,
         probe_only: false,
+        segment: None,
+        join: None,
     };
 
     let cancel = Arc::new(AtomicBool::new(false));

@@ -18,6 +18,7 @@ use bv_engine::model::ModelStore;
 use bv_engine::upscale::Upscaler;
 use bv_engine::video::encode::{Codec, EncodeSettings};
 use bv_engine::video::pipeline::{EnhanceOptions, Progress, Summary, enhance_into, prepare_output};
+use bv_engine::video::segments::{self, Segment};
 use bv_sandbox::{Exit, Jail, Mount};
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +69,24 @@ pub struct JobSpec {
     /// Only probe the input (streams, size, frame count) and report it.
     #[serde(default)]
     pub probe_only: bool,
+    /// Enhance only this part of the input, video only (the output is NUT),
+    /// for a job that several workers run in segments.
+    #[serde(default)]
+    pub segment: Option<Segment>,
+    /// Join enhanced segments with the original's other streams instead of
+    /// enhancing (nothing is decoded or encoded).
+    #[serde(default)]
+    pub join: Option<JoinSpec>,
+}
+
+/// What a join gets on its piped input: the original, then each segment's
+/// file, back to back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinSpec {
+    /// The original's length in bytes.
+    pub original_len: u64,
+    /// Each segment's length in bytes and what it covers, in order.
+    pub parts: Vec<(u64, Segment)>,
 }
 
 /// Summary as the runner reports it.
@@ -105,7 +124,7 @@ pub fn execute(
         max_width: spec.max_width,
         max_height: spec.max_height,
         overwrite: true,
-        segment: None,
+        segment: spec.segment,
     };
     Ok(enhance_into(
         &spec.input,
@@ -117,6 +136,9 @@ pub fn execute(
         progress,
     )?)
 }
+
+/// The most keyframe times a probe records.
+const MAX_KEYFRAMES: usize = 4096;
 
 /// A probe job: what the input holds, refused when it is not a video the
 /// engine can take (no video stream, unknown codec, dimensions past the cap).
@@ -138,6 +160,17 @@ fn probe_summary(spec: &JobSpec) -> anyhow::Result<Done> {
         .into());
     }
     let frames = info.frame_estimate().unwrap_or(0);
+    // Where the video may be cut for several workers (decision 0023): any
+    // keyframe will do, so a very long list is thinned, not truncated.
+    let segmenting = segments::keyframes_us(&spec.input, v.index)
+        .ok()
+        .filter(|k| !k.is_empty())
+        .map(|k| {
+            let step = k.len().div_ceil(MAX_KEYFRAMES);
+            let kept: Vec<i64> = k.iter().step_by(step).copied().collect();
+            let end_us = info.duration.map_or(0, |d| (d * 1e6) as i64) + info.start_time_us;
+            serde_json::json!({"keyframes_us": kept, "end_us": end_us})
+        });
     let streams: Vec<serde_json::Value> = info
         .streams
         .iter()
@@ -160,6 +193,7 @@ fn probe_summary(spec: &JobSpec) -> anyhow::Result<Done> {
             "fps": v.avg_fps,
             "frames": frames,
             "streams": streams,
+            "segmenting": segmenting,
         })),
     })
 }
@@ -176,7 +210,18 @@ pub fn run_inside() -> anyhow::Result<()> {
         // it lands in /scratch first (size-capped tmpfs, private to this jail).
         let mut src = std::fs::File::from(bv_sandbox::handed_in(3)?);
         let mut f = std::fs::File::create(&spec.input).context("scratch input")?;
-        std::io::copy(&mut src, &mut f).context("receiving the input")?;
+        match &spec.join {
+            None => {
+                std::io::copy(&mut src, &mut f).context("receiving the input")?;
+            }
+            Some(j) => {
+                receive_exactly(&mut src, &mut f, j.original_len)?;
+                for (i, (len, _)) in j.parts.iter().enumerate() {
+                    let mut p = std::fs::File::create(part_path(&spec, i))?;
+                    receive_exactly(&mut src, &mut p, *len)?;
+                }
+            }
+        }
         drop((src, f));
         std::fs::File::create(&spec.output).context("scratch output")?;
     }
@@ -195,6 +240,9 @@ pub fn run_inside() -> anyhow::Result<()> {
                 std::process::exit(crate::exit::status_for(&code_of(&e)));
             }
         };
+    }
+    if let Some(j) = &spec.join {
+        return report(&spec, join_inside(&spec, j));
     }
     let result = execute(&spec, &cancel, &mut |p| {
         emit(
@@ -219,6 +267,72 @@ pub fn run_inside() -> anyhow::Result<()> {
                 backend: s.backend,
                 media: None,
             };
+            emit(serde_json::json!({"event": "done", "summary": done}));
+            Ok(())
+        }
+        Err(e) => {
+            emit(
+                serde_json::json!({"event": "error", "code": code_of(&e), "message": format!("{e:#}")}),
+            );
+            std::process::exit(crate::exit::status_for(&code_of(&e)));
+        }
+    }
+}
+
+/// Copies exactly `len` bytes of the piped input into `to`.
+fn receive_exactly(from: &mut impl Read, to: &mut std::fs::File, len: u64) -> anyhow::Result<()> {
+    let n = std::io::copy(&mut from.take(len), to).context("receiving the input")?;
+    if n != len {
+        anyhow::bail!("the input ended after {n} of {len} bytes");
+    }
+    Ok(())
+}
+
+/// Where the `i`th segment of a join lands in the jail's scratch.
+fn part_path(spec: &JobSpec, i: usize) -> PathBuf {
+    spec.input.with_file_name(format!("segment-{i:04}.nut"))
+}
+
+/// Joins the segments (already in scratch) with the original's other streams.
+fn join_inside(spec: &JobSpec, j: &JoinSpec) -> anyhow::Result<Done> {
+    let t0 = std::time::Instant::now();
+    let parts: Vec<(PathBuf, Segment)> = j
+        .parts
+        .iter()
+        .enumerate()
+        .map(|(i, (_, seg))| (part_path(spec, i), *seg))
+        .collect();
+    segments::join(&parts, &spec.input, &spec.output)?;
+    for (p, _) in &parts {
+        let _ = std::fs::remove_file(p);
+    }
+    let info = bv_engine::video::probe::probe(&spec.output)?;
+    let v = info
+        .main_video()
+        .ok_or_else(|| bv_engine::EngineError::InputNotVideo("joined output".into()))?;
+    Ok(Done {
+        frames: info.frame_estimate().unwrap_or(0),
+        input_size: (0, 0),
+        output_size: (v.width, v.height),
+        seconds: t0.elapsed().as_secs_f64(),
+        inference_seconds: 0.0,
+        backend: "join".into(),
+        media: None,
+    })
+}
+
+/// Sends a finished join's output back and reports how it ended.
+fn report(spec: &JobSpec, result: anyhow::Result<Done>) -> anyhow::Result<()> {
+    let emit = |v: serde_json::Value| println!("{v}");
+    match result.and_then(|done| {
+        let mut dst = std::fs::File::from(bv_sandbox::handed_in(4)?);
+        let mut f = std::fs::File::open(&spec.output)?;
+        std::io::copy(&mut f, &mut dst).context("sending the result")?;
+        let _ = std::fs::remove_file(&spec.input);
+        let _ = std::fs::remove_file(&spec.output);
+        Ok(done)
+    }) {
+        Ok(done) => {
             emit(serde_json::json!({"event": "done", "summary": done}));
             Ok(())
         }

@@ -15,7 +15,8 @@ pub struct Args {
     /// Jobs run at once by this process.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
-    /// Stop when no job is ready (instead of waiting for more); prints one JSON line per job.
+    /// Stop when no job is ready (instead of waiting for more); prints one JSON
+    /// line per attempt (`segment` names a segment of a job run in segments).
     #[arg(long)]
     once: bool,
 }
@@ -42,8 +43,13 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
             for w in workers {
                 tasks.push(tokio::spawn(async move {
                     let mut out = Vec::new();
-                    while let Some((job, ended)) = w.run_once().await? {
-                        out.push(serde_json::json!({"job": job.id, "ended": format!("{ended:?}")}));
+                    while let Some(a) = w.run_once().await? {
+                        let mut line =
+                            serde_json::json!({"job": a.job, "ended": format!("{:?}", a.ended)});
+                        if let Some(i) = a.segment {
+                            line["segment"] = i.into();
+                        }
+                        out.push(line);
                     }
                     anyhow::Ok(out)
                 }));

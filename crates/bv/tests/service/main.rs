@@ -13,6 +13,7 @@ mod links;
 mod logs;
 mod operators;
 mod report;
+mod segments;
 mod transport;
 mod tus_js;
 mod uploads;

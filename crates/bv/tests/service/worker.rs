@@ -31,7 +31,7 @@ async fn probed_tiny_clip(s: &Server) -> String {
     video
 }
 
-async fn get_json(s: &Server, path: &str) -> Value {
+pub(crate) async fn get_json(s: &Server, path: &str) -> Value {
     let r = s.req(Method::GET, path, &s.key).send().await.unwrap();
     assert_eq!(r.status(), 200, "{path}");
     r.json().await.unwrap()
@@ -182,7 +182,7 @@ async fn twenty_jobs_on_two_workers_all_complete(b: Backend) {
 }
 
 /// Uploads `body` in one request (`path` is `/v1/videos?name=…`); returns the video id.
-async fn upload(s: &Server, path: &str, body: impl Into<reqwest::Body>) -> String {
+pub(crate) async fn upload(s: &Server, path: &str, body: impl Into<reqwest::Body>) -> String {
     let r = s
         .req(Method::POST, path, &s.key)
         .body(body)
@@ -468,7 +468,12 @@ async fn bv_submit_does_it_all_with_live_progress(b: Backend) {
     );
 }
 
-async fn poll(s: &Server, path: &str, done: impl Fn(&Value) -> bool, secs: u64) -> Value {
+pub(crate) async fn poll(
+    s: &Server,
+    path: &str,
+    done: impl Fn(&Value) -> bool,
+    secs: u64,
+) -> Value {
     let t0 = std::time::Instant::now();
     loop {
         let v: Value = s
@@ -490,7 +495,7 @@ async fn poll(s: &Server, path: &str, done: impl Fn(&Value) -> bool, secs: u64) 
     }
 }
 
-fn streams(file: &std::path::Path) -> Vec<String> {
+pub(crate) fn streams(file: &std::path::Path) -> Vec<String> {
     let o = std::process::Command::new("ffprobe")
         .args([
             "-v",
@@ -622,7 +627,7 @@ async fn upload_enhance_download_over_https_with_the_in_process_worker(b: Backen
     assert_eq!(r.json::<Value>().await.unwrap()["id"], job.as_str());
 }
 
-fn run_worker_once(s: &Server) -> Vec<Value> {
+pub(crate) fn run_worker_once(s: &Server) -> Vec<Value> {
     let out = s
         .bv()
         .env("BV_MODEL_DIR", shared_data().join("models"))
@@ -658,7 +663,7 @@ fn probe(file: &std::path::Path) -> Value {
     serde_json::from_slice::<Value>(&o.stdout).unwrap()["streams"][0].clone()
 }
 
-async fn api_submit(s: &Server, body: Value) -> reqwest::Response {
+pub(crate) async fn api_submit(s: &Server, body: Value) -> reqwest::Response {
     s.req(Method::POST, "/v1/jobs", &s.key)
         .json(&body)
         .send()

@@ -23,6 +23,8 @@ use crate::exit::code_of;
 
 use bv_api::jobs::QUEUE_PURPOSE;
 
+mod segments;
+
 /// What an enhancement job asks for (the job's `preset` JSON).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +59,8 @@ fn output_media(input: Option<&str>, codec: &str, done: &Done) -> serde_json::Va
     m["codec"] = codec.into();
     if let Some(o) = m.as_object_mut() {
         o.remove("pix_fmt");
+        // The input's cut points; the output has keyframes of its own.
+        o.remove("segmenting");
     }
     if let Some(streams) = m["streams"].as_array_mut() {
         for st in streams.iter_mut().filter(|st| st["kind"] == "video") {
@@ -85,6 +89,26 @@ pub enum Ended {
     Cancelled,
     /// Another worker holds it now (this one lost the lease).
     LostLease,
+}
+
+/// One attempt at a job or at a segment of one.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// The job's id (for a segment, the job it belongs to).
+    pub job: String,
+    /// The segment run, when it was one.
+    pub segment: Option<i64>,
+    /// How it ended.
+    pub ended: Ended,
+}
+
+/// Whose lease a sandbox run renews while it works.
+#[derive(Debug, Clone, Copy)]
+enum Beat {
+    /// The job's own.
+    Job,
+    /// One segment's (the job's coordinator renews the job's).
+    Segment(i64),
 }
 
 /// Codes a retry cannot fix.
@@ -157,8 +181,23 @@ impl Worker {
         }
     }
 
-    /// Leases and runs one job, if one is ready.
-    pub async fn run_once(&self) -> anyhow::Result<Option<(Job, Ended)>> {
+    /// Runs one segment of a job that runs in segments, or else leases and
+    /// runs one job, if one is ready. Segments go first: they belong to jobs
+    /// already under way.
+    pub async fn run_once(&self) -> anyhow::Result<Option<Attempt>> {
+        if let Some(seg) = self
+            .catalog
+            .lease_segment(&self.owner, self.lease_ms(), None)
+            .await?
+        {
+            let index = seg.index;
+            let (job, ended) = self.run_segment(seg).await?;
+            return Ok(Some(Attempt {
+                job,
+                segment: Some(index),
+                ended,
+            }));
+        }
         let Some(job) = self.catalog.lease_job(&self.owner, self.lease_ms()).await? else {
             return Ok(None);
         };
@@ -187,20 +226,28 @@ impl Worker {
             detail,
         )
         .await;
-        Ok(Some((job, ended)))
+        Ok(Some(Attempt {
+            job: job.id,
+            segment: None,
+            ended,
+        }))
     }
 
-    async fn process(&self, job: &Job) -> anyhow::Result<Ended> {
+    /// Whether the job row matches its MAC (made when it was submitted).
+    async fn job_authentic(&self, job: &Job) -> bool {
         let tag = bv_crypto::secret::from_hex(&job.payload_mac).unwrap_or_default();
-        let authentic = match u32::try_from(job.mac_key_version) {
+        match u32::try_from(job.mac_key_version) {
             Ok(v) => self
                 .vault
                 .mac_verify(QUEUE_PURPOSE, v, &job.payload(), &tag)
                 .await
                 .unwrap_or(false),
             Err(_) => false,
-        };
-        if !authentic {
+        }
+    }
+
+    async fn process(&self, job: &Job) -> anyhow::Result<Ended> {
+        if !self.job_authentic(job).await {
             tracing::warn!(action = "job.refused", tenant = %job.tenant_id, job = %job.id,
                 "job row does not match its MAC: refused, nothing ran");
             self.catalog
@@ -253,6 +300,9 @@ impl Worker {
             }
             Err(e) => return Err(e.into()),
         };
+        if let Some(cut) = self.segment_plan(job, &input).await? {
+            return self.segmented(job, &preset, &input, cut).await;
+        }
         let ext = if preset.codec == "ffv1" { "mkv" } else { "mp4" };
         let ctype = if ext == "mkv" {
             "video/x-matroska"
@@ -353,7 +403,11 @@ impl Worker {
             preset: None,
         };
         let spec = self.spec(&p, "mp4", true);
-        match self.stream(job, spec, &job.input_video_id, None).await {
+        let inputs = [job.input_video_id.clone()];
+        match self
+            .stream(job, spec, &inputs, None, Beat::Job, (0, None))
+            .await
+        {
             Ok((done, _)) => {
                 let media = done.media.unwrap_or_default();
                 self.catalog
@@ -465,7 +519,9 @@ impl Worker {
         ext: &str,
     ) -> anyhow::Result<(Done, u64)> {
         let spec = self.spec(p, ext, false);
-        self.stream(job, spec, input, Some(output)).await
+        let inputs = [input.to_string()];
+        self.stream(job, spec, &inputs, Some(output), Beat::Job, (0, None))
+            .await
     }
 
     /// The job-run spec for `p`, streamed through pipes.
@@ -487,20 +543,28 @@ impl Worker {
             max_height: self.cfg.engine.max_output_height,
             piped: true,
             probe_only,
+            segment: None,
+            join: None,
         }
     }
 
-    /// Runs `spec` on the pieces of video `input`, sealing what it returns
-    /// into new pieces of `output` (or discarding it, for probes).
+    /// Runs `spec` on the pieces of videos `inputs`, back to back, sealing
+    /// what it returns into new pieces of `output` (or discarding it, for
+    /// probes), renewing `beat`'s lease with the progress (from `start`).
     async fn stream(
         &self,
         job: &Job,
         spec: JobSpec,
-        input: &str,
+        inputs: &[String],
         output: Option<&str>,
+        beat: Beat,
+        start: (i64, Option<i64>),
     ) -> anyhow::Result<(Done, u64)> {
         let tenant: TenantId = job.tenant_id.parse()?;
-        let pieces = self.catalog.pieces(input).await?;
+        let mut pieces = Vec::new();
+        for input in inputs {
+            pieces.extend(self.catalog.pieces(input).await?);
+        }
         // A tenant that holds its own key sent it with the job; it lives here
         // (memory only) until the job ends, and the row's copy is cleared then.
         let ck = match self.catalog.job_custody(&job.id).await? {
@@ -563,7 +627,7 @@ impl Worker {
         // second so a cancel stops the sandbox within about a second.
         let cancel = Arc::new(AtomicBool::new(false));
         let lost = Arc::new(AtomicBool::new(false));
-        let progress = Arc::new(std::sync::Mutex::new((0i64, None::<i64>)));
+        let progress = Arc::new(std::sync::Mutex::new(start));
         let beat = {
             let (catalog, id, owner) = (self.catalog.clone(), job.id.clone(), self.owner.clone());
             let (cancel, lost, progress) = (
@@ -577,7 +641,13 @@ impl Worker {
                 loop {
                     tokio::time::sleep(every).await;
                     let (done, total) = *progress.lock().expect("not poisoned");
-                    match catalog.heartbeat_job(&id, &owner, lease, done, total).await {
+                    let renewed = match beat {
+                        Beat::Job => catalog.heartbeat_job(&id, &owner, lease, done, total).await,
+                        Beat::Segment(i) => {
+                            catalog.heartbeat_segment(&id, i, &owner, lease, done).await
+                        }
+                    };
+                    match renewed {
                         Ok(true) => cancel.store(true, Ordering::Relaxed),
                         Ok(false) => {}
                         Err(bv_catalog::CatalogError::Conflict(_)) => {
@@ -595,7 +665,11 @@ impl Worker {
         let (c2, p2) = (Arc::clone(&cancel), Arc::clone(&progress));
         let ran = tokio::task::spawn_blocking(move || {
             run_piped(&cfg, &spec, rd, wr, &c2, &mut |p| {
-                *p2.lock().expect("not poisoned") = (p.frames as i64, p.total.map(|t| t as i64));
+                let mut at = p2.lock().expect("not poisoned");
+                *at = (
+                    start.0 + p.frames as i64,
+                    p.total.map(|t| t as i64).or(at.1),
+                );
             })
         })
         .await

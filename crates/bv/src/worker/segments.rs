@@ -1,0 +1,572 @@
+//! Jobs run in segments (decision 0023): the worker that leases a long job
+//! becomes its coordinator. It cuts the video at keyframes (from the probe's
+//! record, so no media is parsed here), records the segments with their MACs,
+//! runs segments itself while idle workers take the others, and, once every
+//! segment is done, joins them in a sandbox by stream copy with the
+//! original's other streams. Each segment's output is sealed into a hidden
+//! video (never listed or served) and shredded when the job ends.
+//!
+//! A coordinator that dies loses only its lease: the next one finds the
+//! segments already recorded and continues with those not yet done.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bv_catalog::{Job, JobSegment, NewSegment, SegmentState, Video, VideoState};
+use bv_engine::video::segments::{Segment, plan};
+
+use super::{Beat, Ended, LeaseLost, Preset, Worker, output_media, permanent};
+use crate::cmd::job::JoinSpec;
+use crate::exit::code_of;
+use bv_api::jobs::QUEUE_PURPOSE;
+
+/// Cut points the probe recorded for a video.
+#[derive(Debug, serde::Deserialize)]
+struct Segmenting {
+    keyframes_us: Vec<i64>,
+    end_us: i64,
+}
+
+impl Worker {
+    /// How job `job` on `input` is cut: the segments it already has (a
+    /// resumed job), or a new cut when the video is long enough for this
+    /// worker's `segment_seconds`; `None` runs it whole.
+    pub(super) async fn segment_plan(
+        &self,
+        job: &Job,
+        input: &Video,
+    ) -> anyhow::Result<Option<Vec<Segment>>> {
+        let known = self.catalog.segments(&job.id).await?;
+        if !known.is_empty() {
+            return Ok(Some(known.iter().map(segment_of).collect()));
+        }
+        let every = self.cfg.worker.segment_seconds;
+        let Some(s) = input
+            .media
+            .as_deref()
+            .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+            .and_then(|m| serde_json::from_value::<Segmenting>(m["segmenting"].clone()).ok())
+        else {
+            return Ok(None);
+        };
+        let (Some(&first), true) = (s.keyframes_us.first(), every > 0) else {
+            return Ok(None);
+        };
+        let span = (s.end_us - first).max(0) as f64 / 1e6;
+        let parts =
+            ((span / every as f64).round() as usize).clamp(1, self.cfg.worker.max_segments.max(1));
+        let cut = plan(&s.keyframes_us, s.end_us, parts);
+        Ok((cut.len() >= 2).then_some(cut))
+    }
+
+    /// Runs job `job` in the segments `cut` and joins them.
+    pub(super) async fn segmented(
+        &self,
+        job: &Job,
+        preset: &Preset,
+        input: &Video,
+        cut: Vec<Segment>,
+    ) -> anyhow::Result<Ended> {
+        let mut new = Vec::with_capacity(cut.len());
+        for s in &cut {
+            let payload = bv_catalog::segments::segment_payload_bytes(
+                &job.id,
+                &job.tenant_id,
+                s.index as i64,
+                s.start_us,
+                s.end_us,
+            );
+            let (v, tag) = self.vault.mac(QUEUE_PURPOSE, &payload).await?;
+            new.push(NewSegment {
+                index: s.index as i64,
+                start_us: s.start_us,
+                end_us: s.end_us,
+                payload_mac: bv_crypto::secret::hex(&tag),
+                mac_key_version: v.into(),
+            });
+        }
+        let segs = match self.catalog.plan_segments(&job.id, &self.owner, &new).await {
+            Ok(s) => s,
+            Err(bv_catalog::CatalogError::Conflict(_)) => return Ok(Ended::LostLease),
+            Err(e) => return Err(e.into()),
+        };
+        for s in &segs {
+            if !self.segment_authentic(s).await {
+                return self.refuse_segments(job, s).await;
+            }
+        }
+        tracing::info!(job = %job.id, segments = segs.len(), "job runs in segments");
+        let watch = Watch::start(self, job, input.frames);
+        let outcome = self.run_segments(job, &watch).await;
+        watch.stop();
+        match outcome? {
+            Waited::AllDone(segs) => self.join(job, preset, input, &segs).await,
+            Waited::Lost => Ok(Ended::LostLease),
+            Waited::Cancelled => {
+                self.shred_segments(job).await;
+                self.catalog
+                    .finish_cancelled_job(&job.id, &self.owner)
+                    .await?;
+                Ok(Ended::Cancelled)
+            }
+            Waited::Failed(error) => {
+                // The segment used up the job's attempts: the job ends with its error.
+                let text = format!("segment failed: {error}");
+                let ended = match self
+                    .catalog
+                    .fail_job(&job.id, &self.owner, &text, false, 0)
+                    .await
+                {
+                    Ok(_) => Ended::Failed(text),
+                    Err(bv_catalog::CatalogError::Conflict(_)) => return Ok(Ended::LostLease),
+                    Err(e) => return Err(e.into()),
+                };
+                self.shred_segments(job).await;
+                Ok(ended)
+            }
+        }
+    }
+
+    /// Runs this job's segments while any is free, then waits for those
+    /// other workers hold.
+    async fn run_segments(&self, job: &Job, watch: &Watch) -> anyhow::Result<Waited> {
+        let poll = Duration::from_millis(self.cfg.worker.poll_ms.clamp(50, 1_000));
+        loop {
+            if watch.lost.load(Ordering::Relaxed) {
+                return Ok(Waited::Lost);
+            }
+            if watch.cancel.load(Ordering::Relaxed) {
+                return Ok(Waited::Cancelled);
+            }
+            if let Some(seg) = self
+                .catalog
+                .lease_segment(&self.owner, self.lease_ms(), Some(&job.id))
+                .await?
+            {
+                let (_, ended) = self.run_segment(seg).await?;
+                tracing::debug!(job = %job.id, ?ended, "segment attempt ended");
+                continue;
+            }
+            let segs = self.catalog.segments(&job.id).await?;
+            if segs.iter().all(|s| s.state == SegmentState::Done) {
+                return Ok(Waited::AllDone(segs));
+            }
+            let now = bv_catalog::now_ms();
+            if let Some(s) = segs.iter().find(|s| s.is_lost(job.max_attempts, now)) {
+                let why = s
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "its workers stopped and no attempts are left".into());
+                return Ok(Waited::Failed(why));
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+
+    /// Joins the finished segments with the original's other streams into
+    /// the job's output, then settles the job as a whole run would.
+    async fn join(
+        &self,
+        job: &Job,
+        preset: &Preset,
+        input: &Video,
+        segs: &[JobSegment],
+    ) -> anyhow::Result<Ended> {
+        let ext = if preset.codec == "ffv1" { "mkv" } else { "mp4" };
+        let ctype = if ext == "mkv" {
+            "video/x-matroska"
+        } else {
+            "video/mp4"
+        };
+        let stem = input
+            .name
+            .rsplit_once('.')
+            .map_or(input.name.as_str(), |(s, _)| s);
+        let out = self
+            .catalog
+            .create_video(
+                &job.tenant_id,
+                &format!("{stem}-x{}.{ext}", preset.scale),
+                ctype,
+                0,
+                VideoState::Uploading,
+            )
+            .await?;
+        if self
+            .catalog
+            .set_job_output(&job.id, &self.owner, &out.id)
+            .await
+            .is_err()
+        {
+            self.shred(job, &out.id).await;
+            return Ok(Ended::LostLease);
+        }
+        let mut inputs = vec![input.id.clone()];
+        let mut parts = Vec::with_capacity(segs.len());
+        for s in segs {
+            let video = s
+                .output_video_id
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("segment {} is done without an output", s.index))?;
+            let len: i64 = self
+                .catalog
+                .pieces(&video)
+                .await?
+                .iter()
+                .map(|p| p.plain_len)
+                .sum();
+            parts.push((len as u64, segment_of(s)));
+            inputs.push(video);
+        }
+        let original_len: i64 = self
+            .catalog
+            .pieces(&input.id)
+            .await?
+            .iter()
+            .map(|p| p.plain_len)
+            .sum();
+        let mut spec = self.spec(preset, ext, false);
+        spec.join = Some(JoinSpec {
+            original_len: original_len as u64,
+            parts,
+        });
+        let frames: i64 = segs.iter().map(|s| s.frames_done).sum();
+        let ran = self
+            .stream(
+                job,
+                spec,
+                &inputs,
+                Some(&out.id),
+                Beat::Job,
+                (frames, Some(frames)),
+            )
+            .await;
+        let (mut done, size) = match ran {
+            Ok(r) => r,
+            Err(e) => {
+                self.shred(job, &out.id).await;
+                if e.downcast_ref::<LeaseLost>().is_some() {
+                    return Ok(Ended::LostLease);
+                }
+                let code = code_of(&e);
+                if code == "cancelled" {
+                    self.shred_segments(job).await;
+                    self.catalog
+                        .finish_cancelled_job(&job.id, &self.owner)
+                        .await?;
+                    return Ok(Ended::Cancelled);
+                }
+                // A retry only joins again: the segments stay done.
+                let ended = self.fail(job, &code, &format!("joining: {e:#}")).await?;
+                if matches!(ended, Ended::Failed(_)) {
+                    self.shred_segments(job).await;
+                }
+                return Ok(ended);
+            }
+        };
+        done.frames = frames as u64;
+        match self
+            .catalog
+            .complete_job(
+                &job.id,
+                &self.owner,
+                Some((&out.id, size as i64)),
+                job.price,
+                Some(frames),
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(bv_catalog::CatalogError::Conflict(_)) => {
+                self.shred(job, &out.id).await;
+                return Ok(Ended::LostLease);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let media = output_media(input.media.as_deref(), &preset.codec, &done);
+        let (w, h) = done.output_size;
+        if let Err(e) = self
+            .catalog
+            .set_video_media(
+                &job.tenant_id,
+                &out.id,
+                &media.to_string(),
+                frames,
+                w as i64,
+                h as i64,
+            )
+            .await
+        {
+            tracing::warn!(job = %job.id, error = %e, "could not record the output's media facts");
+        }
+        self.shred_segments(job).await;
+        tracing::info!(job = %job.id, frames, segments = segs.len(), "job succeeded in segments");
+        Ok(Ended::Succeeded)
+    }
+
+    /// Runs one leased segment: its MAC and its job's checked, the part of
+    /// the input enhanced in a sandbox, the result sealed into a hidden video.
+    pub(super) async fn run_segment(&self, seg: JobSegment) -> anyhow::Result<(String, Ended)> {
+        let job = match self.catalog.job(&seg.tenant_id, &seg.job_id).await {
+            Ok(j) => j,
+            Err(bv_catalog::CatalogError::NotFound) => {
+                // A row naming a job of another tenant (or none) was altered.
+                return self.refuse_segment_row(seg).await;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !self.segment_authentic(&seg).await || !self.job_authentic(&job).await {
+            let _ = self
+                .catalog
+                .fail_segment(
+                    &seg.job_id,
+                    seg.index,
+                    &self.owner,
+                    "refused: altered",
+                    false,
+                    0,
+                )
+                .await;
+            self.audit(
+                Some(&job.tenant_id),
+                "job.segment.refused",
+                &format!("job:{}", job.id),
+                "refused",
+                serde_json::json!({ "segment": seg.index, "why": "payload MAC mismatch" }),
+            )
+            .await;
+            return Ok((job.id, Ended::Refused));
+        }
+        let ended = self.segment_attempt(&job, &seg).await?;
+        Ok((job.id, ended))
+    }
+
+    async fn segment_attempt(&self, job: &Job, seg: &JobSegment) -> anyhow::Result<Ended> {
+        let preset: Preset = serde_json::from_str(&job.preset)?;
+        if let Some(old) = &seg.output_video_id {
+            // What a dead attempt left behind goes first.
+            self.shred(job, old).await;
+        }
+        let out = self
+            .catalog
+            .create_video(
+                &job.tenant_id,
+                &format!("segment-{:04}.nut", seg.index),
+                "video/x-nut",
+                0,
+                VideoState::Uploading,
+            )
+            .await?;
+        if self
+            .catalog
+            .set_segment_output(&job.id, seg.index, &self.owner, &out.id)
+            .await
+            .is_err()
+        {
+            self.shred(job, &out.id).await;
+            return Ok(Ended::LostLease);
+        }
+        let mut spec = self.spec(&preset, "nut", false);
+        spec.segment = Some(segment_of(seg));
+        let inputs = [job.input_video_id.clone()];
+        let ran = self
+            .stream(
+                job,
+                spec,
+                &inputs,
+                Some(&out.id),
+                Beat::Segment(seg.index),
+                (0, None),
+            )
+            .await;
+        match ran {
+            Ok((done, size)) => {
+                match self
+                    .catalog
+                    .complete_segment(
+                        &job.id,
+                        seg.index,
+                        &self.owner,
+                        size as i64,
+                        done.frames as i64,
+                    )
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::info!(job = %job.id, segment = seg.index, frames = done.frames,
+                            seconds = done.seconds, "segment done");
+                        Ok(Ended::Succeeded)
+                    }
+                    Err(bv_catalog::CatalogError::Conflict(_)) => {
+                        self.shred(job, &out.id).await;
+                        Ok(Ended::LostLease)
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Err(e) => {
+                self.shred(job, &out.id).await;
+                if e.downcast_ref::<LeaseLost>().is_some() {
+                    return Ok(Ended::LostLease);
+                }
+                let code = code_of(&e);
+                let text = format!("{code}: {e:#}");
+                let retry = !permanent(&code);
+                let backoff = 5_000 * seg.attempts.max(1);
+                match self
+                    .catalog
+                    .fail_segment(&job.id, seg.index, &self.owner, &text, retry, backoff)
+                    .await
+                {
+                    Ok(_) if code == "cancelled" => Ok(Ended::Cancelled),
+                    Ok(SegmentState::Queued) => Ok(Ended::Retrying(text)),
+                    Ok(_) => Ok(Ended::Failed(text)),
+                    Err(bv_catalog::CatalogError::Conflict(_)) => Ok(Ended::LostLease),
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+
+    async fn segment_authentic(&self, s: &JobSegment) -> bool {
+        let tag = bv_crypto::secret::from_hex(&s.payload_mac).unwrap_or_default();
+        match u32::try_from(s.mac_key_version) {
+            Ok(v) => self
+                .vault
+                .mac_verify(QUEUE_PURPOSE, v, &s.payload(), &tag)
+                .await
+                .unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    /// The coordinator found an altered segment row: the job is refused
+    /// as an altered job row is, and nothing more runs.
+    async fn refuse_segments(&self, job: &Job, s: &JobSegment) -> anyhow::Result<Ended> {
+        tracing::warn!(action = "job.refused", tenant = %job.tenant_id, job = %job.id,
+            segment = s.index, "segment row does not match its MAC: refused");
+        self.shred_segments(job).await;
+        match self
+            .catalog
+            .fail_job(
+                &job.id,
+                &self.owner,
+                "refused: a segment row does not match its MAC (altered)",
+                false,
+                0,
+            )
+            .await
+        {
+            Ok(_) => Ok(Ended::Refused),
+            Err(bv_catalog::CatalogError::Conflict(_)) => Ok(Ended::LostLease),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A leased segment whose job is not its tenant's: refused, nothing runs.
+    async fn refuse_segment_row(&self, seg: JobSegment) -> anyhow::Result<(String, Ended)> {
+        tracing::warn!(action = "job.segment.refused", job = %seg.job_id, segment = seg.index,
+            "segment row names no job of its tenant: refused");
+        let _ = self
+            .catalog
+            .fail_segment(
+                &seg.job_id,
+                seg.index,
+                &self.owner,
+                "refused: altered",
+                false,
+                0,
+            )
+            .await;
+        self.audit(
+            None,
+            "job.segment.refused",
+            &format!("job:{}", seg.job_id),
+            "refused",
+            serde_json::json!({ "segment": seg.index, "why": "no such job for its tenant" }),
+        )
+        .await;
+        Ok((seg.job_id, Ended::Refused))
+    }
+
+    /// Shreds every segment output of a job that ended.
+    async fn shred_segments(&self, job: &Job) {
+        match self.catalog.segments(&job.id).await {
+            Ok(segs) => {
+                for v in segs.iter().filter_map(|s| s.output_video_id.as_deref()) {
+                    self.shred(job, v).await;
+                }
+            }
+            Err(e) => tracing::warn!(job = %job.id, error = %e,
+                "could not list the job's segments to remove their outputs"),
+        }
+    }
+}
+
+/// How waiting for a job's segments ended.
+enum Waited {
+    /// Every segment is done (in order).
+    AllDone(Vec<JobSegment>),
+    /// The job's lease went to another worker.
+    Lost,
+    /// The job's owner cancelled it.
+    Cancelled,
+    /// A segment failed for good, with this error.
+    Failed(String),
+}
+
+/// The coordinator's renewal of the job's lease while its segments run,
+/// with their summed progress; notices cancellation and a lost lease.
+struct Watch {
+    cancel: Arc<AtomicBool>,
+    lost: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Watch {
+    fn start(w: &Worker, job: &Job, total: Option<i64>) -> Self {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let lost = Arc::new(AtomicBool::new(false));
+        let (catalog, id, owner, lease) = (
+            w.catalog.clone(),
+            job.id.clone(),
+            w.owner.clone(),
+            w.lease_ms(),
+        );
+        let (c, l) = (Arc::clone(&cancel), Arc::clone(&lost));
+        let every = Duration::from_millis((lease as u64 / 3).clamp(200, 1_000));
+        let task = tokio::spawn(async move {
+            let mut done = 0;
+            loop {
+                if let Ok(s) = catalog.segments(&id).await {
+                    done = s.iter().map(|s| s.frames_done).sum();
+                }
+                match catalog.heartbeat_job(&id, &owner, lease, done, total).await {
+                    Ok(true) => c.store(true, Ordering::Relaxed),
+                    Ok(false) => {}
+                    Err(bv_catalog::CatalogError::Conflict(_)) => {
+                        l.store(true, Ordering::Relaxed);
+                        c.store(true, Ordering::Relaxed);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "heartbeat failed; retrying"),
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
+        Self { cancel, lost, task }
+    }
+
+    fn stop(self) {
+        self.task.abort();
+    }
+}
+
+/// The engine's view of a segment row.
+fn segment_of(s: &JobSegment) -> Segment {
+    Segment {
+        index: s.index as usize,
+        start_us: s.start_us,
+        end_us: s.end_us,
+    }
+}
