@@ -236,6 +236,15 @@ async function mainFlow(browser) {
   // Delete the big upload, through the confirmation.
   await go(page, '#/videos', 'videos');
   await shot(page, 'videos');
+  // Every video says when retention deletes it: the result on a date, the
+  // original (this server keeps originals) never.
+  const heads = await page.locator('thead th').allTextContents();
+  check(heads.includes('Deleted on'), `columns: ${heads}`);
+  const resultRow = page.locator('tbody tr').filter({ hasText: /-x2\.mp4/ }).first();
+  const resultWhen = await resultRow.locator('td').nth(5).textContent();
+  check(/\d/.test(resultWhen) && !/Kept/.test(resultWhen), `the result is deleted on a date: ${resultWhen}`);
+  const clipRow = page.locator('tbody tr').filter({ hasText: path.basename(CLIP) }).first();
+  check(/Kept until you delete it/.test(await clipRow.textContent()), 'the kept original says so');
   const bigName = path.basename(BIG);
   await page.getByRole('button', { name: `Delete ${bigName}` }).click();
   await page.getByText('can recover the video afterwards').waitFor();

@@ -37,8 +37,20 @@ pub struct ServeConfig {
     pub login_max_failures: i64,
     /// Window for counting failed sign-ins, seconds.
     pub login_window_seconds: u64,
-    /// An unfinished resumable upload is abandoned after this many seconds.
+    /// An unfinished resumable upload is abandoned after this many seconds
+    /// (the sweeper shreds what it received).
     pub upload_ttl_seconds: u64,
+    /// A job's output is deleted this many seconds after the job succeeds
+    /// (0: kept until its owner deletes it). Per tenant: `bv admin tenant retention`.
+    pub output_retention_seconds: u64,
+    /// Keep an uploaded original after a job on it succeeds (by default it is
+    /// deleted then). Per tenant: `bv admin tenant retention`.
+    pub keep_originals: bool,
+    /// A failed job's input is kept this many seconds for a retry, then
+    /// deleted (unless originals are kept).
+    pub failed_input_retention_seconds: u64,
+    /// Seconds between two runs of the retention sweeper.
+    pub sweep_seconds: u64,
     /// Bytes sealed into one vault object while an upload streams in; a
     /// request's bytes become durable (and count in the offset) piece by piece.
     pub piece_mib: usize,
@@ -90,6 +102,10 @@ impl Default for ServeConfig {
             login_max_failures: 5,
             login_window_seconds: 15 * 60,
             upload_ttl_seconds: 24 * 3600,
+            output_retention_seconds: 7 * 24 * 3600,
+            keep_originals: false,
+            failed_input_retention_seconds: 24 * 3600,
+            sweep_seconds: 60,
             piece_mib: 64,
             default_max_upload_mib: 20 * 1024,
             default_quota_mib: 100 * 1024,

@@ -3,8 +3,8 @@
 //! `bv serve` builds a [`state::AppState`] from the catalog and the vault and
 //! calls [`start`]: rustls on every listener (TLS 1.2/1.3, AEAD with forward
 //! secrecy only), an optional plain-HTTP port that only redirects, the
-//! routes of [`routes`] behind the middleware of [`middleware`], and a
-//! background sweeper for abandoned uploads and interrupted deletes.
+//! routes of [`routes`] behind the middleware of [`middleware`], and the
+//! retention sweeper ([`retention`]).
 //!
 //! This part never parses media: bytes go from the socket into the vault
 //! sealed, and from the vault to the socket verified.
@@ -24,6 +24,7 @@ pub mod media;
 pub mod metrics;
 pub mod middleware;
 pub mod report;
+pub mod retention;
 pub mod routes;
 pub mod state;
 pub mod time;
@@ -222,15 +223,16 @@ pub async fn start(
     })
 }
 
-/// Finishes deletes a crash interrupted and removes abandoned uploads, at
-/// start and then every minute.
+/// The retention sweeper ([`retention::sweep`]), at start and then every
+/// `serve.sweep_seconds`.
 fn sweeper(st: state::State) {
     tokio::spawn(async move {
+        let every = Duration::from_secs(st.cfg.sweep_seconds.max(1));
         loop {
             if let Err(e) = sweep_once(&st).await {
                 tracing::warn!(error = e.message, code = e.code, "sweep failed; will retry");
             }
-            tokio::time::sleep(Duration::from_secs(60)).await;
+            tokio::time::sleep(every).await;
         }
     });
 }
@@ -258,24 +260,7 @@ fn audit_checkpoints(st: state::State) {
     });
 }
 
-/// One sweep (also called by tests).
-pub async fn sweep_once(st: &state::State) -> Result<(usize, usize), ApiError> {
-    let mut finished = 0;
-    for (t, v, pieces) in st.catalog.videos_being_deleted().await? {
-        media::finish_shred(&st.catalog, &st.vault, &t, &v, &pieces).await?;
-        finished += 1;
-    }
-    let mut abandoned = 0;
-    for u in st.catalog.expired_uploads(bv_catalog::now_ms()).await? {
-        media::shred_video(&st.catalog, &st.vault, &u.tenant_id, &u.video_id).await?;
-        abandoned += 1;
-    }
-    if finished + abandoned > 0 {
-        tracing::info!(
-            finished,
-            abandoned,
-            "sweep: interrupted deletes finished, abandoned uploads shredded"
-        );
-    }
-    Ok((finished, abandoned))
+/// One sweep now.
+pub async fn sweep_once(st: &state::State) -> Result<retention::Swept, ApiError> {
+    retention::sweep(&st.catalog, &st.vault, bv_catalog::now_ms()).await
 }

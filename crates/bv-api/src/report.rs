@@ -73,6 +73,16 @@ pub const ATTACKS: &[(&str, &str, &str)] = &[
         "a_job_runs_sealed_in_sealed_out_and_a_tampered_row_is_refused",
     ),
     (
+        "an altered segment row of a job run in segments is refused",
+        "crates/bv/tests/service/segments.rs",
+        "a_killed_coordinator_resumes_with_its_finished_segments_and_altered_rows_are_refused",
+    ),
+    (
+        "nothing is deleted early; what is due is crypto-shredded, its links die, each deletion audited",
+        "crates/bv/tests/service/retention.rs",
+        "retention_deletes_what_is_due_audited_and_nothing_early",
+    ),
+    (
         "hostile jobs: network, host files, sockets",
         "crates/bv/tests/sandbox.rs",
         "no_network_no_host_sockets_no_dns",
@@ -225,6 +235,16 @@ pub async fn build(st: &AppState, tenant: Option<&str>) -> ApiResult<Value> {
             "deleted": "with the sandbox at the end of every job; teardown is checked after each job and a job whose teardown is not clean fails",
             "jobs_finished_last_30_days": cat.audit_count("job.finish", "%", None, since).await?,
             "teardown_failures_last_30_days": cat.audit_count_detail("job.finish", "%sandbox_teardown_failed%", since).await?,
+            "segment_outputs": "a long job's segments are sealed like any output, never listed or served, and shredded when the job ends",
+            "retention": {
+                "originals": if cfg.keep_originals { "kept until their owner deletes them" } else { "deleted when a job on them succeeds" },
+                "output_retention_seconds": cfg.output_retention_seconds,
+                "failed_input_retention_seconds": cfg.failed_input_retention_seconds,
+                "abandoned_upload_seconds": cfg.upload_ttl_seconds,
+                "sweep_every_seconds": cfg.sweep_seconds,
+                "per_tenant": "bv admin retention set",
+                "expired_last_30_days": cat.audit_count("video.expired", "%", None, since).await?,
+            },
         },
         "disclosure": {
             "security_txt": "/.well-known/security.txt",
@@ -382,6 +402,17 @@ pub fn markdown(r: &Value) -> String {
     line(format!(
         "- Jobs finished in the last 30 days: {}; teardown failures: {}",
         i["jobs_finished_last_30_days"], i["teardown_failures_last_30_days"]
+    ));
+    line(format!("- Segments: {}", s(&i["segment_outputs"])));
+    let rt = &i["retention"];
+    line(format!(
+        "- Retention: originals {}; outputs deleted {} s after their job, failed jobs' inputs after {} s, unfinished uploads after {} s (per tenant: `{}`); {} videos deleted in the last 30 days, each a crypto-shred in the audit log",
+        s(&rt["originals"]),
+        rt["output_retention_seconds"],
+        rt["failed_input_retention_seconds"],
+        rt["abandoned_upload_seconds"],
+        s(&rt["per_tenant"]),
+        rt["expired_last_30_days"]
     ));
     let d = &r["disclosure"];
     line("\n## 9. Vulnerability disclosure and patching".into());

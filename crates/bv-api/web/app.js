@@ -254,6 +254,14 @@ function resolution(v) {
   return m && m.width ? `${m.width}×${m.height}` : '—';
 }
 
+const RETENTION = { output: 'result kept for its retention period', original: 'original removed after its job', failed_input: 'kept for a retry after a failed job' };
+
+/** When the retention sweeper deletes a video, and why ("Kept" when never). */
+function deletion(v) {
+  if (!v.delete_at) return h('span', 'Kept until you delete it');
+  return h('span', { title: RETENTION[v.retention] || '' }, when(v.delete_at));
+}
+
 async function deleteVideo(v) {
   const ok = await confirmDialog(
     `Delete “${v.name}”?`,
@@ -273,6 +281,7 @@ views.videos = async () => {
     h('td.num.wide', duration(v.media && v.media.duration_s)),
     h('td.num.wide', resolution(v)),
     h('td', videoStatus(v)),
+    h('td.wide', deletion(v)),
     h('td.actions', h('button.secondary.small', { type: 'button', 'aria-label': `Delete ${v.name}`, on: { click: async () => {
       try { if (await deleteVideo(v)) route(); } catch (e) { notice(e.message, 'error'); }
     } } }, 'Delete'))));
@@ -280,7 +289,7 @@ views.videos = async () => {
     h('div.head', h('h1', 'Videos'), h('a.button', { href: '#/upload' }, 'Upload a video')),
     videos.length
       ? h('div.scroll', h('table',
-        h('thead', h('tr', ['Name', 'Size', 'Duration', 'Resolution', 'State', ''].map((c, i) => h(i === 2 || i === 3 ? 'th.wide' : 'th', { scope: 'col' }, c)))),
+        h('thead', h('tr', ['Name', 'Size', 'Duration', 'Resolution', 'State', 'Deleted on', ''].map((c, i) => h(i === 2 || i === 3 || i === 5 ? 'th.wide' : 'th', { scope: 'col' }, c)))),
         h('tbody', rows)))
       : h('p.empty', 'No videos yet. ', h('a', { href: '#/upload' }, 'Upload your first one.')));
   if (videos.some((v) => v.status === 'probing')) every(2000, () => { if (main().dataset.view === 'videos') { stopLive(); views.videos(); } });
@@ -437,7 +446,8 @@ views.video = async (id) => {
     h('dt', 'Resolution'), h('dd', resolution(v)),
     h('dt', 'Frames'), h('dd', m.frames != null ? String(m.frames) : '—'),
     h('dt', 'Uploaded'), h('dd', when(v.created_at)),
-    h('dt', 'State'), h('dd', videoStatus(v)));
+    h('dt', 'State'), h('dd', videoStatus(v)),
+    h('dt', 'Deleted on'), h('dd', deletion(v), v.retention ? h('span.muted.small', ` (${RETENTION[v.retention] || v.retention})`) : null));
   const actions = h('div.actions',
     h('button', { type: 'button', on: { click: () => openLink(v.id, v.name).catch((e) => notice(e.message, 'error')) } }, 'Download'),
     h('button.secondary', { type: 'button', on: { click: () => preview(v.id, player).catch((e) => notice(e.message, 'error')) } }, 'Preview'),

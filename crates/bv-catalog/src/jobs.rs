@@ -19,6 +19,7 @@ use sqlx::any::AnyRow;
 use crate::credits::{OPEN_RESERVED, SETTLED};
 use crate::db::{Backend, Catalog, now_ms};
 use crate::error::{CatalogError, Result};
+use crate::retention::{Retain, Rule, schedule_in};
 
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -517,7 +518,9 @@ impl Catalog {
     /// `uploaded` with `output_size` bytes in the same transaction, so a job
     /// never has a visible output without its charge or the other way round.
     /// `frames`, when known, becomes the final progress (a job that ends
-    /// between two heartbeats still says how many frames it made).
+    /// between two heartbeats still says how many frames it made). `retain`
+    /// schedules the output's and the original's deletion in the same
+    /// transaction, so no output outlives its retention by a crash.
     /// `Conflict` when `owner` lost the lease.
     pub async fn complete_job(
         &self,
@@ -526,6 +529,7 @@ impl Catalog {
         output: Option<(&str, i64)>,
         cost: i64,
         frames: Option<i64>,
+        retain: Retain,
     ) -> Result<()> {
         let (output_video_id, output_size) = output.unwrap_or(("", 0));
         let mut tx = self.write_tx().await?;
@@ -555,6 +559,17 @@ impl Catalog {
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        if let (Some(at), Some(_)) = (retain.output_until_ms, output) {
+            schedule_in(&mut tx, output_video_id, at, Rule::Output).await?;
+        }
+        if let Some(at) = retain.input_until_ms {
+            let input: String = sqlx::query("SELECT input_video_id FROM jobs WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+            schedule_in(&mut tx, &input, at, Rule::Original).await?;
+        }
         let Some((tenant, reserved)) = reserved_for(&mut tx, id).await? else {
             // A free job reserved nothing and is charged nothing.
             if cost > 0 {

@@ -21,6 +21,7 @@ pub mod error;
 pub mod jobs;
 pub mod keys;
 mod migrate;
+pub mod retention;
 pub mod segments;
 pub mod sessions;
 #[cfg(feature = "testing")]
@@ -38,6 +39,7 @@ pub use credits::{Balance, CreditEntry};
 pub use db::{Backend, Catalog, now_ms};
 pub use error::CatalogError;
 pub use jobs::{Job, JobState, NewJob};
+pub use retention::{DueVideo, Retain, Rule, TenantRetention};
 pub use segments::{JobSegment, NewSegment, SegmentState};
 pub use sessions::{NewSession, SessionAuth};
 pub use uploads::{NewUpload, Upload};

@@ -46,6 +46,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "job_segments",
         include_str!("../migrations/0010_job_segments.sql"),
     ),
+    (
+        11,
+        "retention",
+        include_str!("../migrations/0011_retention.sql"),
+    ),
 ];
 
 /// Splits a migration into statements: comment lines go first (they may hold

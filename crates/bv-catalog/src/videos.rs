@@ -83,6 +83,10 @@ pub struct Video {
     pub height: Option<i64>,
     /// Why the probe rejected it (`code: message`); its bytes are gone.
     pub rejected: Option<String>,
+    /// When the retention sweeper deletes it, ms (none: kept until deleted).
+    pub delete_after_ms: Option<i64>,
+    /// Which retention rule set that time (`output`, `original`, `failed_input`).
+    pub retention: Option<String>,
 }
 
 /// One sealed vault object holding bytes `plain_offset..plain_offset+plain_len`.
@@ -113,6 +117,8 @@ fn video(r: &AnyRow) -> Result<Video> {
         width: r.try_get("width")?,
         height: r.try_get("height")?,
         rejected: r.try_get("rejected")?,
+        delete_after_ms: r.try_get("delete_after_ms")?,
+        retention: r.try_get("retention")?,
     })
 }
 
@@ -125,7 +131,7 @@ fn piece(r: &AnyRow) -> Result<Piece> {
     })
 }
 
-const VIDEO_COLS: &str = "id, tenant_id, state, name, content_type, size_bytes, created_ms, media, frames, width, height, rejected";
+const VIDEO_COLS: &str = "id, tenant_id, state, name, content_type, size_bytes, created_ms, media, frames, width, height, rejected, delete_after_ms, retention";
 
 /// File names are kept as given but bounded (in characters, as file systems
 /// and the API document count them) and free of control characters.
@@ -176,6 +182,8 @@ impl Catalog {
             width: None,
             height: None,
             rejected: None,
+            delete_after_ms: None,
+            retention: None,
         };
         // The quota check and the insert are one statement (SQLite has one
         // writer at a time); on PostgreSQL a per-tenant advisory lock held to

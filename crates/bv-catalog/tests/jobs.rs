@@ -18,6 +18,7 @@ bv_catalog::on_both!(
     retries_backoff_and_running_out_of_attempts,
     cancellation_queued_and_running,
     segments_lease_retry_and_stop_with_their_job,
+    retention_deadlines_come_forward_and_wait_for_jobs,
 );
 
 struct Fixture {
@@ -178,10 +179,17 @@ async fn lease_heartbeat_expiry_and_exactly_once_settlement(db: &TestDb) {
     assert_eq!((b.id.as_str(), b.attempts), (j.id.as_str(), 2));
     // The dead worker coming back cannot settle it.
     assert_eq!(
-        f.c.complete_job(&j.id, "worker-a", Some(("out-a", 0)), 30, None)
-            .await
-            .unwrap_err()
-            .code(),
+        f.c.complete_job(
+            &j.id,
+            "worker-a",
+            Some(("out-a", 0)),
+            30,
+            None,
+            Default::default()
+        )
+        .await
+        .unwrap_err()
+        .code(),
         "conflict"
     );
     assert_eq!(
@@ -192,16 +200,30 @@ async fn lease_heartbeat_expiry_and_exactly_once_settlement(db: &TestDb) {
         "conflict"
     );
     // It ends before a heartbeat reported its frames: completing says them.
-    f.c.complete_job(&j.id, "worker-b", Some(("out-b", 0)), 30, Some(12))
-        .await
-        .unwrap();
+    f.c.complete_job(
+        &j.id,
+        "worker-b",
+        Some(("out-b", 0)),
+        30,
+        Some(12),
+        Default::default(),
+    )
+    .await
+    .unwrap();
     let j2 = f.c.job(&f.t, &j.id).await.unwrap();
     assert_eq!((j2.frames_done, j2.frames_total), (12, Some(12)));
     assert_eq!(
-        f.c.complete_job(&j.id, "worker-b", Some(("out-b", 0)), 30, None)
-            .await
-            .unwrap_err()
-            .code(),
+        f.c.complete_job(
+            &j.id,
+            "worker-b",
+            Some(("out-b", 0)),
+            30,
+            None,
+            Default::default()
+        )
+        .await
+        .unwrap_err()
+        .code(),
         "conflict"
     );
     let done = f.c.job(&f.t, &j.id).await.unwrap();
@@ -223,7 +245,7 @@ async fn lease_heartbeat_expiry_and_exactly_once_settlement(db: &TestDb) {
     // A cost above the reservation is capped at it.
     let j2 = submit(&f, 20, None).await.unwrap();
     f.c.lease_job("w", 60_000).await.unwrap().unwrap();
-    f.c.complete_job(&j2.id, "w", Some(("o2", 0)), 999, None)
+    f.c.complete_job(&j2.id, "w", Some(("o2", 0)), 999, None, Default::default())
         .await
         .unwrap();
     assert_eq!(f.c.credit_balance(&f.t).await.unwrap().available, 50);
@@ -495,5 +517,95 @@ async fn segments_lease_retry_and_stop_with_their_job(db: &TestDb) {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+async fn retention_deadlines_come_forward_and_wait_for_jobs(db: &TestDb) {
+    use bv_catalog::{Retain, Rule, TenantRetention};
+    let f = fixture(db).await;
+    f.c.grant_credits(&f.t, 100, "x").await.unwrap();
+    let out =
+        f.c.create_video(&f.t, "out.mp4", "video/mp4", 0, VideoState::Uploading)
+            .await
+            .unwrap()
+            .id;
+    let j = submit(&f, 10, None).await.unwrap();
+    f.c.lease_job("w", 60_000).await.unwrap().unwrap();
+    let now = bv_catalog::now_ms();
+    let retain = Retain {
+        output_until_ms: Some(now + 60_000),
+        input_until_ms: Some(now),
+    };
+    f.c.complete_job(&j.id, "w", Some((&out, 5)), 10, None, retain)
+        .await
+        .unwrap();
+    let o = f.c.video(&f.t, &out).await.unwrap();
+    assert_eq!(
+        (o.delete_after_ms, o.retention.as_deref()),
+        (Some(now + 60_000), Some("output"))
+    );
+    let i = f.c.video(&f.t, &f.v).await.unwrap();
+    assert_eq!(
+        (i.delete_after_ms, i.retention.as_deref()),
+        (Some(now), Some("original"))
+    );
+    // Never postponed: a later deadline under another rule leaves it.
+    f.c.schedule_deletion(&f.t, &f.v, now + 1_000, Rule::FailedInput)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.c.video(&f.t, &f.v).await.unwrap().delete_after_ms,
+        Some(now)
+    );
+    // Brought forward: yes.
+    f.c.schedule_deletion(&f.t, &out, now + 30_000, Rule::Output)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.c.video(&f.t, &out).await.unwrap().delete_after_ms,
+        Some(now + 30_000)
+    );
+    // Another tenant cannot schedule this tenant's video.
+    let other = f.c.create_tenant("globex", LIMITS).await.unwrap().id;
+    assert!(matches!(
+        f.c.schedule_deletion(&other, &f.v, now, Rule::Output).await,
+        Err(CatalogError::NotFound)
+    ));
+    // Due: the original, not the output (not yet), and not while a job reads it.
+    let due = f.c.due_videos(now, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (due[0].video_id.as_str(), due[0].retention.as_str()),
+        (f.v.as_str(), "original")
+    );
+    let k = submit(&f, 10, None).await.unwrap();
+    assert!(
+        f.c.due_videos(now, 10).await.unwrap().is_empty(),
+        "a queued job needs it"
+    );
+    f.c.cancel_job(&f.t, &k.id).await.unwrap();
+    assert_eq!(f.c.due_videos(now, 10).await.unwrap().len(), 1);
+    assert_eq!(f.c.due_videos(now + 30_000, 10).await.unwrap().len(), 2);
+    // A tenant's own policy, and back to the defaults.
+    assert_eq!(
+        f.c.tenant_retention(&f.t).await.unwrap(),
+        TenantRetention::default()
+    );
+    let p = TenantRetention {
+        keep_originals: Some(true),
+        output_retention_s: Some(3_600),
+    };
+    f.c.set_tenant_retention(&f.t, p).await.unwrap();
+    assert_eq!(f.c.tenant_retention(&f.t).await.unwrap(), p);
+    assert_eq!(
+        f.c.tenant_retention(&other).await.unwrap(),
+        TenantRetention::default()
+    );
+    f.c.set_tenant_retention(&f.t, TenantRetention::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        f.c.tenant_retention(&f.t).await.unwrap(),
+        TenantRetention::default()
     );
 }

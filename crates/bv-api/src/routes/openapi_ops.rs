@@ -433,7 +433,7 @@ pub fn schemas() -> Value {
     let ts = || json!({"type": "string"});
     json!({
         "Video": {"type": "object",
-            "required": ["id", "name", "content_type", "size_bytes", "state", "created_at", "status", "rejected", "media"],
+            "required": ["id", "name", "content_type", "size_bytes", "state", "created_at", "status", "rejected", "media", "delete_at", "retention"],
             "properties": {
                 "id": ts(), "name": ts(), "content_type": ts(),
                 "size_bytes": int(),
@@ -441,7 +441,9 @@ pub fn schemas() -> Value {
                 "created_at": ts(),
                 "status": {"type": "string", "enum": ["probing", "ready", "rejected"]},
                 "rejected": {"type": ["object", "string", "null"]},
-                "media": {"type": ["object", "null"]}}},
+                "media": {"type": ["object", "null"]},
+                "delete_at": nullable("string"),
+                "retention": {"type": ["string", "null"], "enum": ["output", "original", "failed_input", null]}}},
         "Job": {"type": "object",
             "required": ["id", "video_id", "state", "kind", "price", "attempts", "created_at"],
             "properties": {

@@ -38,6 +38,12 @@ pub struct VideoOut {
     pub rejected: Option<String>,
     /// What the probe found: streams, size, duration, frames.
     pub media: Option<serde_json::Value>,
+    /// When the retention sweeper deletes it, RFC 3339 (null: kept until
+    /// its owner deletes it).
+    pub delete_at: Option<String>,
+    /// The retention rule behind `delete_at`: `output`, `original`,
+    /// `failed_input`.
+    pub retention: Option<String>,
 }
 
 impl From<Video> for VideoOut {
@@ -68,6 +74,8 @@ impl From<Video> for VideoOut {
                     m
                 }),
             rejected: v.rejected,
+            delete_at: v.delete_after_ms.map(crate::time::rfc3339_ms),
+            retention: v.retention,
         }
     }
 }

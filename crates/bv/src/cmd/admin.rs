@@ -35,6 +35,39 @@ pub enum AdminCmd {
     /// Time-limited, justified access to one tenant video (as the operator running it).
     #[command(subcommand)]
     Access(crate::cmd::access::AccessCmd),
+    /// Retention: when videos are deleted.
+    #[command(subcommand)]
+    Retention(RetentionCmd),
+}
+
+/// `bv admin retention …`
+#[derive(clap::Subcommand, Debug)]
+pub enum RetentionCmd {
+    /// Delete what is due now, as the server's sweeper does every
+    /// `serve.sweep_seconds`: abandoned uploads, expired outputs, originals
+    /// of finished jobs, failed jobs' inputs (each a crypto-shred, audited).
+    Run,
+    /// A tenant's policy: what it sets itself and what applies.
+    Show {
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Set a tenant's policy (options not given keep their value).
+    Set {
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+        /// Keep uploaded originals after their job succeeds.
+        #[arg(long)]
+        keep_originals: Option<bool>,
+        /// Seconds a job's output is kept (0: until deleted).
+        #[arg(long)]
+        output_seconds: Option<i64>,
+        /// Back to the service's defaults (before the options above).
+        #[arg(long)]
+        default: bool,
+    },
 }
 
 /// `bv admin audit …`
@@ -200,6 +233,20 @@ pub(crate) async fn audit_key_change(
     bv_api::audit::record_with(cat, vault, &Default::default(), e, detail).await;
 }
 
+/// A tenant's retention as set and as it applies (the service's defaults
+/// where the tenant sets nothing).
+fn retention_policy(cfg: &Config, p: &bv_catalog::TenantRetention) -> serde_json::Value {
+    serde_json::json!({
+        "set": p,
+        "applies": {
+            "keep_originals": p.keep_originals.unwrap_or(cfg.serve.keep_originals),
+            "output_retention_seconds": p.output_retention_s.unwrap_or(cfg.serve.output_retention_seconds as i64),
+            "failed_input_retention_seconds": cfg.serve.failed_input_retention_seconds,
+            "abandoned_upload_seconds": cfg.serve.upload_ttl_seconds,
+        },
+    })
+}
+
 /// Runs the command.
 pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
@@ -360,6 +407,39 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
                 crate::cmd::access::access(&cat, &vault, &operator_name(), c).await?
             }
             AdminCmd::Links(_) => unreachable!("handled above"),
+            AdminCmd::Retention(RetentionCmd::Run) => {
+                let s = bv_api::retention::sweep(&cat, &vault, bv_catalog::now_ms())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+                println!("{}", serde_json::to_string(&s)?);
+            }
+            AdminCmd::Retention(RetentionCmd::Show { tenant }) => {
+                let t = cat.find_tenant(&tenant).await?;
+                println!("{}", retention_policy(cfg, &cat.tenant_retention(&t.id).await?));
+            }
+            AdminCmd::Retention(RetentionCmd::Set {
+                tenant,
+                keep_originals,
+                output_seconds,
+                default,
+            }) => {
+                let t = cat.find_tenant(&tenant).await?;
+                let mut p = if default {
+                    bv_catalog::TenantRetention::default()
+                } else {
+                    cat.tenant_retention(&t.id).await?
+                };
+                if keep_originals.is_some() {
+                    p.keep_originals = keep_originals;
+                }
+                if output_seconds.is_some() {
+                    p.output_retention_s = output_seconds;
+                }
+                cat.set_tenant_retention(&t.id, p).await?;
+                let shown = retention_policy(cfg, &p);
+                audit(Some(t.id.clone()), "tenant.retention", format!("tenant:{}", t.id), shown.clone()).await;
+                println!("{shown}");
+            }
         }
         anyhow::Ok(())
     })

@@ -373,14 +373,18 @@ pub fn ls(cfg: &Config, json: bool) -> anyhow::Result<()> {
         if json {
             println!("{}", serde_json::to_string_pretty(&all)?);
         } else {
-            println!("{:<32}  {:>12}  {:<24}  NAME", "ID", "BYTES", "CREATED");
+            println!(
+                "{:<32}  {:>12}  {:<24}  {:<24}  NAME",
+                "ID", "BYTES", "CREATED", "DELETED ON"
+            );
             for v in &all {
                 // Names are the user's; print them escaped so they cannot move the cursor.
                 println!(
-                    "{:<32}  {:>12}  {:<24}  {}",
+                    "{:<32}  {:>12}  {:<24}  {:<24}  {}",
                     v["id"].as_str().unwrap_or(""),
                     v["size_bytes"],
                     v["created_at"].as_str().unwrap_or(""),
+                    v["delete_at"].as_str().unwrap_or("kept"),
                     v["name"].as_str().unwrap_or("").escape_default()
                 );
             }

@@ -344,6 +344,7 @@ impl Worker {
                         Some((&out.id, size as i64)),
                         job.price,
                         Some(done.frames as i64),
+                        self.retain(&job.tenant_id).await?,
                     )
                     .await
                 {
@@ -422,7 +423,7 @@ impl Worker {
                     .await?;
                 match self
                     .catalog
-                    .complete_job(&job.id, &self.owner, None, 0, None)
+                    .complete_job(&job.id, &self.owner, None, 0, None, Default::default())
                     .await
                 {
                     Ok(()) => Ok(Ended::Succeeded),
@@ -492,6 +493,50 @@ impl Worker {
             .await;
     }
 
+    /// What a job that succeeds now schedules for deletion, under its
+    /// tenant's retention policy (the service's defaults where it has none).
+    async fn retain(&self, tenant: &str) -> anyhow::Result<bv_catalog::Retain> {
+        let own = self.catalog.tenant_retention(tenant).await?;
+        let now = bv_catalog::now_ms();
+        let keep_s = own
+            .output_retention_s
+            .unwrap_or(self.cfg.serve.output_retention_seconds as i64);
+        let keep_originals = own.keep_originals.unwrap_or(self.cfg.serve.keep_originals);
+        Ok(bv_catalog::Retain {
+            output_until_ms: (keep_s > 0).then_some(now + keep_s * 1000),
+            input_until_ms: (!keep_originals).then_some(now),
+        })
+    }
+
+    /// A job failed for good: its input is kept for a retry, then deleted
+    /// (unless the tenant keeps originals).
+    async fn retire_input(&self, job: &Job) {
+        let keep = match self.catalog.tenant_retention(&job.tenant_id).await {
+            Ok(own) => own.keep_originals.unwrap_or(self.cfg.serve.keep_originals),
+            Err(_) => true,
+        };
+        if keep {
+            return;
+        }
+        let at =
+            bv_catalog::now_ms() + (self.cfg.serve.failed_input_retention_seconds * 1000) as i64;
+        match self
+            .catalog
+            .schedule_deletion(
+                &job.tenant_id,
+                &job.input_video_id,
+                at,
+                bv_catalog::Rule::FailedInput,
+            )
+            .await
+        {
+            Ok(()) | Err(bv_catalog::CatalogError::NotFound) => {}
+            Err(e) => {
+                tracing::warn!(job = %job.id, error = %e, "could not schedule the failed job's input for deletion")
+            }
+        }
+    }
+
     async fn fail(&self, job: &Job, code: &str, message: &str) -> anyhow::Result<Ended> {
         let retry = !permanent(code) && code != "input_gone";
         let backoff = 5_000 * job.attempts.max(1);
@@ -502,7 +547,10 @@ impl Worker {
             .await
         {
             Ok(bv_catalog::JobState::Queued) => Ok(Ended::Retrying(text)),
-            Ok(_) => Ok(Ended::Failed(text)),
+            Ok(_) => {
+                self.retire_input(job).await;
+                Ok(Ended::Failed(text))
+            }
             Err(bv_catalog::CatalogError::Conflict(_)) => Ok(Ended::LostLease),
             Err(e) => Err(e.into()),
         }

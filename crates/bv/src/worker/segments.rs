@@ -122,6 +122,7 @@ impl Worker {
                     Err(bv_catalog::CatalogError::Conflict(_)) => return Ok(Ended::LostLease),
                     Err(e) => return Err(e.into()),
                 };
+                self.retire_input(job).await;
                 self.shred_segments(job).await;
                 Ok(ended)
             }
@@ -274,6 +275,7 @@ impl Worker {
                 Some((&out.id, size as i64)),
                 job.price,
                 Some(frames),
+                self.retain(&job.tenant_id).await?,
             )
             .await
         {

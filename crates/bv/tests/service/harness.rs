@@ -106,6 +106,11 @@ impl Server {
         if !env.iter().any(|(k, _)| k == "BV_WORKER_IN_PROCESS") {
             env.push(("BV_WORKER_IN_PROCESS".into(), "0".into()));
         }
+        // Tests run several jobs on one video and read originals back after
+        // their jobs: the retention tests turn the default (delete) back on.
+        if !env.iter().any(|(k, _)| k == "BV_SERVE_KEEP_ORIGINALS") {
+            env.push(("BV_SERVE_KEEP_ORIGINALS".into(), "true".into()));
+        }
         // Small pieces, so every test crosses piece boundaries.
         if !env.iter().any(|(k, _)| k == "BV_SERVE_PIECE_MIB") {
             env.push(("BV_SERVE_PIECE_MIB".into(), "1".into()));

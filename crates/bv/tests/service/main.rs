@@ -13,6 +13,7 @@ mod links;
 mod logs;
 mod operators;
 mod report;
+mod retention;
 mod segments;
 mod transport;
 mod tus_js;
