@@ -13,7 +13,7 @@ RESULT := $(BV_DATA_DIR)/output/carphone_pristine-x4.mp4
 FUZZ_SECONDS ?= 600
 TOOLS := $(BV_DATA_DIR)/tools
 
-.PHONY: help setup build run enhance-sample test lint unit test-tls test-api test-cluster bench-load bench bench-serve bench-jobs bench-segments fuzz clean
+.PHONY: help setup build run enhance-sample test lint unit test-tls test-api test-cluster bench-load bench bench-serve bench-jobs bench-segments fuzz deny sbom clean
 
 help:
 	@echo "make run    install what is missing, build, start bv serve (prints URL and first API key)"
@@ -29,6 +29,8 @@ help:
 	@echo "make test-api  schemathesis against /v1/openapi.json (part of make test)"
 	@echo "make test-cluster  2 servers + 3 workers on PostgreSQL + S3 under faults (part of make test)"
 	@echo "make fuzz   every fuzz target for FUZZ_SECONDS each (default 600)"
+	@echo "make deny   the dependency policy (deny.toml), offline (part of make test)"
+	@echo "make sbom   a CycloneDX SBOM of the bv binary's dependencies"
 
 setup:
 	@scripts/setup.sh
@@ -56,8 +58,19 @@ lint:
 unit: setup
 	cargo test --release --locked --workspace < /dev/null
 
-test: setup lint unit test-tls test-api test-cluster
+test: setup lint deny unit test-tls test-api test-cluster
 	@scripts/record-suite.sh
+
+# Licenses, banned and duplicate crates, allowed sources (deny.toml); offline: the advisory
+# database cannot be fetched here (docs/supply-chain.md).
+deny: setup
+	PATH="$(TOOLS)/bin:$$PATH" cargo deny --offline --locked check bans licenses sources < /dev/null
+
+# A CycloneDX SBOM (JSON) of the bv binary's crates: $(BV_DATA_DIR)/sbom/bv.cdx.json, where
+# the security report finds it and quotes its date.
+sbom: setup
+	@[ -x $(TOOLS)/bin/cargo-cyclonedx ] || cargo install --quiet --locked cargo-cyclonedx@0.5.9 --root $(TOOLS)
+	scripts/sbom.sh $(TOOLS)/bin $(BV_DATA_DIR)/sbom
 
 # schemathesis against a live bv serve: every operation, valid and invalid data, every check.
 test-api: build

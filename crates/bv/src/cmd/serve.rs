@@ -92,6 +92,7 @@ fn host_facts(cfg: &Config) -> bv_api::report::HostFacts {
         sandbox_limits: serde_json::to_value(&cfg.sandbox.limits).unwrap_or_default(),
         self_test: slot,
         suite_record: Some(cfg.data_dir.join(SUITE_RECORD)),
+        sbom: Some(cfg.data_dir.join("sbom/bv.cdx.json")),
     }
 }
 

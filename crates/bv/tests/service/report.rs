@@ -333,6 +333,42 @@ async fn the_security_report_is_true_of_the_live_service(b: Backend) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let policy = std::fs::read_to_string(root.join("SECURITY.md")).unwrap();
     assert!(policy.contains("security.txt") && policy.contains("days"));
+    // The pin file the binary was built with, and the SBOM's date once `make sbom` ran.
+    let sc = &r["disclosure"]["supply_chain"];
+    let pins = std::fs::read(root.join("scripts/wheels.lock")).unwrap();
+    let digest: String = <sha2::Sha256 as sha2::Digest>::digest(&pins)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(sc["pin_file_sha256"], digest.as_str(), "{sc}");
+    let entries = String::from_utf8(pins)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .count();
+    assert_eq!(sc["pinned_artifacts"], entries, "{sc}");
+    assert!(sc["sbom"]["generated_at"].is_null(), "no SBOM yet: {sc}");
+    let dir = s.dir.path().join("sbom");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("bv.cdx.json"),
+        json!({"bomFormat": "CycloneDX", "specVersion": "1.5",
+               "metadata": {"timestamp": "2026-11-27T05:27:57Z"},
+               "components": [{"type": "library", "name": "a"}, {"type": "library", "name": "b"}]})
+        .to_string(),
+    )
+    .unwrap();
+    let again = report(&s, Some(&s.key)).await;
+    let sbom = &again["disclosure"]["supply_chain"]["sbom"];
+    assert_eq!(
+        (
+            sbom["generated_at"].as_str(),
+            sbom["components"].as_u64(),
+            sbom["format"].as_str()
+        ),
+        (Some("2026-11-27T05:27:57Z"), Some(2), Some("CycloneDX 1.5")),
+        "{sbom}"
+    );
 
     // 10. Every named test exists; the record of the last passing suite is read live.
     for a in r["testing"]["attacks"].as_array().unwrap() {
