@@ -303,36 +303,9 @@ impl Worker {
         if let Some(cut) = self.segment_plan(job, &input).await? {
             return self.segmented(job, &preset, &input, cut).await;
         }
-        let ext = if preset.codec == "ffv1" { "mkv" } else { "mp4" };
-        let ctype = if ext == "mkv" {
-            "video/x-matroska"
-        } else {
-            "video/mp4"
-        };
-        let stem = input
-            .name
-            .rsplit_once('.')
-            .map_or(input.name.as_str(), |(s, _)| s);
-        let out = self
-            .catalog
-            .create_video(
-                &job.tenant_id,
-                &format!("{stem}-x{}.{ext}", preset.scale),
-                ctype,
-                0,
-                VideoState::Uploading,
-            )
-            .await?;
-        if self
-            .catalog
-            .set_job_output(&job.id, &self.owner, &out.id)
-            .await
-            .is_err()
-        {
-            let _ = bv_api::media::shred_video(&self.catalog, &self.vault, &job.tenant_id, &out.id)
-                .await;
+        let Some((out, ext)) = self.new_output(job, &preset, &input).await? else {
             return Ok(Ended::LostLease);
-        }
+        };
         let result = self.enhance(job, &preset, &input.id, &out.id, ext).await;
         match result {
             Ok((done, size)) => {
@@ -391,6 +364,47 @@ impl Worker {
                 self.fail(job, &code, &format!("{e:#}")).await
             }
         }
+    }
+
+    /// Creates the (still invisible) video a job's result goes into and
+    /// records it on the job, so a later attempt can shred what a dead one
+    /// left; `None` when the lease was lost. Also the container's extension.
+    async fn new_output(
+        &self,
+        job: &Job,
+        preset: &Preset,
+        input: &bv_catalog::Video,
+    ) -> anyhow::Result<Option<(bv_catalog::Video, &'static str)>> {
+        let ext = if preset.codec == "ffv1" { "mkv" } else { "mp4" };
+        let ctype = if ext == "mkv" {
+            "video/x-matroska"
+        } else {
+            "video/mp4"
+        };
+        let stem = input
+            .name
+            .rsplit_once('.')
+            .map_or(input.name.as_str(), |(s, _)| s);
+        let out = self
+            .catalog
+            .create_video(
+                &job.tenant_id,
+                &format!("{stem}-x{}.{ext}", preset.scale),
+                ctype,
+                0,
+                VideoState::Uploading,
+            )
+            .await?;
+        if self
+            .catalog
+            .set_job_output(&job.id, &self.owner, &out.id)
+            .await
+            .is_err()
+        {
+            self.shred(job, &out.id).await;
+            return Ok(None);
+        }
+        Ok(Some((out, ext)))
     }
 
     /// A probe job: records what the input holds, or rejects it (its bytes

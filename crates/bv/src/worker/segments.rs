@@ -174,35 +174,9 @@ impl Worker {
         input: &Video,
         segs: &[JobSegment],
     ) -> anyhow::Result<Ended> {
-        let ext = if preset.codec == "ffv1" { "mkv" } else { "mp4" };
-        let ctype = if ext == "mkv" {
-            "video/x-matroska"
-        } else {
-            "video/mp4"
-        };
-        let stem = input
-            .name
-            .rsplit_once('.')
-            .map_or(input.name.as_str(), |(s, _)| s);
-        let out = self
-            .catalog
-            .create_video(
-                &job.tenant_id,
-                &format!("{stem}-x{}.{ext}", preset.scale),
-                ctype,
-                0,
-                VideoState::Uploading,
-            )
-            .await?;
-        if self
-            .catalog
-            .set_job_output(&job.id, &self.owner, &out.id)
-            .await
-            .is_err()
-        {
-            self.shred(job, &out.id).await;
+        let Some((out, ext)) = self.new_output(job, preset, input).await? else {
             return Ok(Ended::LostLease);
-        }
+        };
         let mut inputs = vec![input.id.clone()];
         let mut parts = Vec::with_capacity(segs.len());
         for s in segs {
@@ -314,31 +288,16 @@ impl Worker {
             Ok(j) => j,
             Err(bv_catalog::CatalogError::NotFound) => {
                 // A row naming a job of another tenant (or none) was altered.
-                return self.refuse_segment_row(seg).await;
+                return self
+                    .refuse_segment_row(seg, None, "no such job for its tenant")
+                    .await;
             }
             Err(e) => return Err(e.into()),
         };
         if !self.segment_authentic(&seg).await || !self.job_authentic(&job).await {
-            let _ = self
-                .catalog
-                .fail_segment(
-                    &seg.job_id,
-                    seg.index,
-                    &self.owner,
-                    "refused: altered",
-                    false,
-                    0,
-                )
+            return self
+                .refuse_segment_row(seg, Some(&job.tenant_id), "payload MAC mismatch")
                 .await;
-            self.audit(
-                Some(&job.tenant_id),
-                "job.segment.refused",
-                &format!("job:{}", job.id),
-                "refused",
-                serde_json::json!({ "segment": seg.index, "why": "payload MAC mismatch" }),
-            )
-            .await;
-            return Ok((job.id, Ended::Refused));
         }
         let ended = self.segment_attempt(&job, &seg).await?;
         Ok((job.id, ended))
@@ -466,10 +425,16 @@ impl Worker {
         }
     }
 
-    /// A leased segment whose job is not its tenant's: refused, nothing runs.
-    async fn refuse_segment_row(&self, seg: JobSegment) -> anyhow::Result<(String, Ended)> {
+    /// A leased segment row that was altered: failed for good, nothing runs,
+    /// audited (in its tenant's log only when its job is that tenant's).
+    async fn refuse_segment_row(
+        &self,
+        seg: JobSegment,
+        tenant: Option<&str>,
+        why: &str,
+    ) -> anyhow::Result<(String, Ended)> {
         tracing::warn!(action = "job.segment.refused", job = %seg.job_id, segment = seg.index,
-            "segment row names no job of its tenant: refused");
+            why, "segment row refused");
         let _ = self
             .catalog
             .fail_segment(
@@ -482,11 +447,11 @@ impl Worker {
             )
             .await;
         self.audit(
-            None,
+            tenant,
             "job.segment.refused",
             &format!("job:{}", seg.job_id),
             "refused",
-            serde_json::json!({ "segment": seg.index, "why": "no such job for its tenant" }),
+            serde_json::json!({ "segment": seg.index, "why": why }),
         )
         .await;
         Ok((seg.job_id, Ended::Refused))

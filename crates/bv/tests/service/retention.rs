@@ -93,6 +93,17 @@ async fn status(s: &Server, path: &str) -> u16 {
         .as_u16()
 }
 
+/// The status of a tus `HEAD` on an upload.
+async fn tus_head(s: &Server, location: &str) -> u16 {
+    s.req(Method::HEAD, location, &s.key)
+        .header("tus-resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 fn sweep(s: &Server) -> Value {
     serde_json::from_str(s.admin(&["retention", "run"], None).trim()).unwrap()
 }
@@ -237,13 +248,7 @@ async fn retention_deletes_what_is_due_audited_and_nothing_early(b: Backend) {
     for v in [&out, &b_video, &d, &out_d] {
         assert_eq!(status(&s, &format!("/v1/videos/{v}")).await, 200, "{v}");
     }
-    let head = s
-        .req(Method::HEAD, &tus, &s.key)
-        .header("tus-resumable", "1.0.0")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.status(), 200);
+    assert_eq!(tus_head(&s, &tus).await, 200, "the upload is still open");
 
     // Past every deadline: the output (and its link), the failed input and
     // the abandoned upload go; the kept original stays.
@@ -266,13 +271,11 @@ async fn retention_deletes_what_is_due_audited_and_nothing_early(b: Backend) {
     assert_eq!(dead.status(), 403, "the link died");
     let body: Value = dead.json().await.unwrap();
     assert_eq!(body["error"]["code"], "link_invalid", "{body}");
-    let head = s
-        .req(Method::HEAD, &tus, &s.key)
-        .header("tus-resumable", "1.0.0")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.status(), 404);
+    assert_eq!(
+        tus_head(&s, &tus).await,
+        404,
+        "the abandoned upload is gone"
+    );
 
     // Each deletion is in the tenant's audit log with its rule; the chain holds.
     let log = get_json(&s, "/v1/audit?limit=1000").await;
