@@ -23,7 +23,10 @@ use crate::exit::code_of;
 
 use bv_api::jobs::QUEUE_PURPOSE;
 
+mod heartbeat;
 mod segments;
+
+use heartbeat::{Beat, Heartbeat, Progress};
 
 /// What an enhancement job asks for (the job's `preset` JSON).
 #[derive(Debug, Clone, Deserialize)]
@@ -100,15 +103,6 @@ pub struct Attempt {
     pub segment: Option<i64>,
     /// How it ended.
     pub ended: Ended,
-}
-
-/// Whose lease a sandbox run renews while it works.
-#[derive(Debug, Clone, Copy)]
-enum Beat {
-    /// The job's own.
-    Job,
-    /// One segment's (the job's coordinator renews the job's).
-    Segment(i64),
 }
 
 /// Codes a retry cannot fix.
@@ -685,42 +679,10 @@ impl Worker {
             }
             anyhow::Ok(at)
         });
-        // Progress and cancellation ride on the lease's heartbeat, at least once a
-        // second so a cancel stops the sandbox within about a second.
-        let cancel = Arc::new(AtomicBool::new(false));
-        let lost = Arc::new(AtomicBool::new(false));
-        let progress = Arc::new(std::sync::Mutex::new(start));
-        let beat = {
-            let (catalog, id, owner) = (self.catalog.clone(), job.id.clone(), self.owner.clone());
-            let (cancel, lost, progress) = (
-                Arc::clone(&cancel),
-                Arc::clone(&lost),
-                Arc::clone(&progress),
-            );
-            let lease = self.lease_ms();
-            let every = Duration::from_millis((lease as u64 / 3).clamp(200, 1_000));
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(every).await;
-                    let (done, total) = *progress.lock().expect("not poisoned");
-                    let renewed = match beat {
-                        Beat::Job => catalog.heartbeat_job(&id, &owner, lease, done, total).await,
-                        Beat::Segment(i) => {
-                            catalog.heartbeat_segment(&id, i, &owner, lease, done).await
-                        }
-                    };
-                    match renewed {
-                        Ok(true) => cancel.store(true, Ordering::Relaxed),
-                        Ok(false) => {}
-                        Err(bv_catalog::CatalogError::Conflict(_)) => {
-                            lost.store(true, Ordering::Relaxed);
-                            cancel.store(true, Ordering::Relaxed);
-                        }
-                        Err(e) => tracing::warn!(error = %e, "heartbeat failed; retrying"),
-                    }
-                }
-            })
-        };
+        // Progress and cancellation ride on the lease's heartbeat.
+        let progress: Progress = Arc::new(std::sync::Mutex::new(start));
+        let hb = Heartbeat::start(self, &job.id, beat, Arc::clone(&progress));
+        let cancel = Arc::clone(&hb.cancel);
         let cfg = self.cfg.clone();
         let rd = tokio_util::io::SyncIoBridge::new(in_r);
         let wr = tokio_util::io::SyncIoBridge::new(out_w);
@@ -736,10 +698,10 @@ impl Worker {
         })
         .await
         .context("the job thread")?;
-        beat.abort();
+        hb.stop();
         let fed = feeder.await.context("the input task")?;
         let sealed = sealer.await.context("the output task")?;
-        if lost.load(Ordering::Relaxed) {
+        if hb.lost.load(Ordering::Relaxed) {
             return Err(LeaseLost.into());
         }
         if let Err(e) = fed {

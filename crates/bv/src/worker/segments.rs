@@ -10,13 +10,14 @@
 //! segments already recorded and continues with those not yet done.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bv_catalog::{Job, JobSegment, NewSegment, SegmentState, Video, VideoState};
 use bv_engine::video::segments::{Segment, plan};
 
-use super::{Beat, Ended, LeaseLost, Preset, Worker, output_media, permanent};
+use super::heartbeat::{Beat, Heartbeat};
+use super::{Ended, LeaseLost, Preset, Worker, output_media, permanent};
 use crate::cmd::job::JoinSpec;
 use crate::exit::code_of;
 use bv_api::jobs::QUEUE_PURPOSE;
@@ -97,7 +98,9 @@ impl Worker {
             }
         }
         tracing::info!(job = %job.id, segments = segs.len(), "job runs in segments");
-        let watch = Watch::start(self, job, input.frames);
+        // The job's lease, renewed with its segments' summed progress.
+        let progress = Arc::new(std::sync::Mutex::new((0, input.frames)));
+        let watch = Heartbeat::start(self, &job.id, Beat::Segments, progress);
         let outcome = self.run_segments(job, &watch).await;
         watch.stop();
         match outcome? {
@@ -131,7 +134,7 @@ impl Worker {
 
     /// Runs this job's segments while any is free, then waits for those
     /// other workers hold.
-    async fn run_segments(&self, job: &Job, watch: &Watch) -> anyhow::Result<Waited> {
+    async fn run_segments(&self, job: &Job, watch: &Heartbeat) -> anyhow::Result<Waited> {
         let poll = Duration::from_millis(self.cfg.worker.poll_ms.clamp(50, 1_000));
         loop {
             if watch.lost.load(Ordering::Relaxed) {
@@ -481,52 +484,6 @@ enum Waited {
     Cancelled,
     /// A segment failed for good, with this error.
     Failed(String),
-}
-
-/// The coordinator's renewal of the job's lease while its segments run,
-/// with their summed progress; notices cancellation and a lost lease.
-struct Watch {
-    cancel: Arc<AtomicBool>,
-    lost: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Watch {
-    fn start(w: &Worker, job: &Job, total: Option<i64>) -> Self {
-        let cancel = Arc::new(AtomicBool::new(false));
-        let lost = Arc::new(AtomicBool::new(false));
-        let (catalog, id, owner, lease) = (
-            w.catalog.clone(),
-            job.id.clone(),
-            w.owner.clone(),
-            w.lease_ms(),
-        );
-        let (c, l) = (Arc::clone(&cancel), Arc::clone(&lost));
-        let every = Duration::from_millis((lease as u64 / 3).clamp(200, 1_000));
-        let task = tokio::spawn(async move {
-            let mut done = 0;
-            loop {
-                if let Ok(s) = catalog.segments(&id).await {
-                    done = s.iter().map(|s| s.frames_done).sum();
-                }
-                match catalog.heartbeat_job(&id, &owner, lease, done, total).await {
-                    Ok(true) => c.store(true, Ordering::Relaxed),
-                    Ok(false) => {}
-                    Err(bv_catalog::CatalogError::Conflict(_)) => {
-                        l.store(true, Ordering::Relaxed);
-                        c.store(true, Ordering::Relaxed);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "heartbeat failed; retrying"),
-                }
-                tokio::time::sleep(every).await;
-            }
-        });
-        Self { cancel, lost, task }
-    }
-
-    fn stop(self) {
-        self.task.abort();
-    }
 }
 
 /// The engine's view of a segment row.

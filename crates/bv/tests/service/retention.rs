@@ -93,6 +93,20 @@ async fn status(s: &Server, path: &str) -> u16 {
         .as_u16()
 }
 
+/// Starts a tus upload of 1000 bytes and sends none; its location and video.
+async fn open_upload(s: &Server) -> (String, String) {
+    let r = s
+        .req(Method::POST, "/v1/uploads", &s.key)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", "1000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let header = |h: &str| r.headers()[h].to_str().unwrap().to_string();
+    (header("location"), header("bv-video-id"))
+}
+
 /// The status of a tus `HEAD` on an upload.
 async fn tus_head(s: &Server, location: &str) -> u16 {
     s.req(Method::HEAD, location, &s.key)
@@ -227,16 +241,7 @@ async fn retention_deletes_what_is_due_audited_and_nothing_early(b: Backend) {
     );
 
     // An upload that never finishes.
-    let r = s
-        .req(Method::POST, "/v1/uploads", &s.key)
-        .header("tus-resumable", "1.0.0")
-        .header("upload-length", "1000")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let tus = r.headers()["location"].to_str().unwrap().to_string();
-    let c = r.headers()["bv-video-id"].to_str().unwrap().to_string();
+    let (tus, c) = open_upload(&s).await;
 
     // Now only the original is due: nothing else goes early.
     let swept = sweep(&s);
@@ -313,15 +318,7 @@ async fn the_server_sweeps_on_its_own(b: Backend) {
         ],
     )
     .await;
-    let r = s
-        .req(Method::POST, "/v1/uploads", &s.key)
-        .header("tus-resumable", "1.0.0")
-        .header("upload-length", "1000")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let video = r.headers()["bv-video-id"].to_str().unwrap().to_string();
+    let (_, video) = open_upload(&s).await;
     let log = poll(
         &s,
         "/v1/audit?limit=1000",
