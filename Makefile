@@ -13,7 +13,7 @@ RESULT := $(BV_DATA_DIR)/output/carphone_pristine-x4.mp4
 FUZZ_SECONDS ?= 600
 TOOLS := $(BV_DATA_DIR)/tools
 
-.PHONY: help setup build run enhance-sample test lint unit test-tls test-api test-cluster bench-load bench bench-serve bench-jobs bench-segments fuzz deny sbom clean
+.PHONY: help setup build run enhance-sample test lint unit test-tls test-api test-cluster bench-load bench bench-serve bench-jobs bench-segments bench-limits fuzz deny sbom clean
 
 help:
 	@echo "make run    install what is missing, build, start bv serve (prints URL and first API key)"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench-serve  download/upload throughput and memory of bv serve vs nginx (slow)"
 	@echo "make bench-jobs  job throughput with 1 and 2 workers (slow)"
 	@echo "make bench-segments  one long job whole on 1 worker vs in segments on 2"
+	@echo "make bench-limits  what the shared rate limits cost a request (wrk, limits on vs off)"
 	@echo "make bench-load  2 servers under 60 s of mixed traffic and uploads (wrk)"
 	@echo "make enhance-sample  enhance the bundled sample video locally"
 	@echo "make test-tls  testssl.sh against bv serve (part of make test)"
@@ -100,6 +101,9 @@ bench-jobs: build
 
 bench-segments: build
 	bench/segments.sh $(BV)
+
+bench-limits: build
+	bench/limits.sh $(BV)
 
 # libFuzzer needs unstable rustc flags: RUSTC_BOOTSTRAP lets the stable toolchain accept them.
 # Every cargo-fuzz target for FUZZ_SECONDS each (scripts/fuzz.sh; opt-in: not part of make test).

@@ -20,7 +20,10 @@ pid=""
 cleanup() { [ -z "$pid" ] || kill "$pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# Request rates off: the fuzzer sends far more than any client would (429s
+# are tested in crates/bv/tests/service/limits.rs).
 env -u BV_CONFIG BV_DATA_DIR="$work/data" BV_WORKER_IN_PROCESS=0 \
+  BV_SERVE_LIMITS_KEY_REQUESTS_PER_MINUTE=0 BV_SERVE_LIMITS_TENANT_REQUESTS_PER_MINUTE=0 \
   "$BV" serve --listen "127.0.0.1:$port" >"$work/out" 2>"$work/log" &
 pid=$!
 for _ in $(seq 300); do grep -q "First API key" "$work/out" 2>/dev/null && break; sleep 0.1; done

@@ -93,6 +93,7 @@ impl FromRequestParts<State> for Auth {
                 .authenticate_key(token.trim())
                 .await?
                 .ok_or_else(ApiError::unauthenticated)?;
+            crate::throttle::admit(st, &format!("key:{}", k.key_id), &k.tenant_id).await?;
             let auth = Self {
                 tenant_id: k.tenant_id,
                 principal_id: k.principal_id,
@@ -116,6 +117,8 @@ impl FromRequestParts<State> for Auth {
             .authenticate_session(token, idle)
             .await?
             .ok_or_else(ApiError::unauthenticated)?;
+        let caller = format!("principal:{}", s.principal_id);
+        crate::throttle::admit(st, &caller, &s.tenant_id).await?;
         if !parts.method.is_safe() {
             let given = parts
                 .headers

@@ -83,6 +83,46 @@ pub struct ServeConfig {
     /// Where processing runs, in words for the security report (e.g. "our
     /// own servers in Frankfurt, DE"); empty: the report names this host.
     pub processing_location: String,
+    /// Request rates and concurrency limits (per tenant: `bv admin tenant limits`).
+    pub limits: LimitsConfig,
+}
+
+/// Rate and concurrency limits that keep one noisy tenant or client from
+/// starving the others. Every count lives in the catalog, so several servers
+/// sharing it share the limits. 0 turns a limit off.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Requests per minute for each API key (and each signed-in person).
+    pub key_requests_per_minute: u32,
+    /// Requests per minute for a whole tenant, all its keys together.
+    pub tenant_requests_per_minute: u32,
+    /// How many seconds' worth of a rate may be spent at once after a quiet
+    /// spell (the burst).
+    pub burst_seconds: u32,
+    /// Unfinished uploads a tenant may have at once.
+    pub concurrent_uploads: u32,
+    /// Jobs a tenant may have queued or running at once (probes aside).
+    pub active_jobs: u32,
+    /// Sign-in attempts per minute from one client address (failed sign-ins
+    /// are limited on their own by `login_max_failures`).
+    pub login_per_minute_per_address: u32,
+    /// Download links minted per minute from one client address.
+    pub links_per_minute_per_address: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            key_requests_per_minute: 1200,
+            tenant_requests_per_minute: 6000,
+            burst_seconds: 10,
+            concurrent_uploads: 50,
+            active_jobs: 500,
+            login_per_minute_per_address: 30,
+            links_per_minute_per_address: 300,
+        }
+    }
 }
 
 impl Default for ServeConfig {
@@ -118,6 +158,7 @@ impl Default for ServeConfig {
             body_idle_timeout_seconds: 30,
             security_contact: String::new(),
             processing_location: String::new(),
+            limits: LimitsConfig::default(),
         }
     }
 }

@@ -20,6 +20,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human message (safe to show: no secrets, no internals).
     pub message: String,
+    /// Seconds after which a retry may succeed (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 /// Result alias for handlers.
@@ -32,7 +34,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// This error with a `Retry-After` of `seconds` (at least 1).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
     }
 
     /// 404 `not_found`: also what another tenant's object looks like.
@@ -77,6 +86,10 @@ impl IntoResponse for ApiError {
                 http::header::WWW_AUTHENTICATE,
                 http::HeaderValue::from_static("Bearer realm=\"bettervideo\""),
             );
+        }
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(s));
         }
         r.extensions_mut().insert(ErrorCode(self.code));
         r
@@ -182,6 +195,11 @@ impl From<CatalogError> for ApiError {
                 "insufficient_credits",
                 e.to_string(),
             ),
+            e @ (CatalogError::TooManyUploads { .. } | CatalogError::TooManyJobs { .. }) => {
+                let code = e.code();
+                Self::new(StatusCode::TOO_MANY_REQUESTS, code, e.to_string())
+                    .retry_after(crate::throttle::BUSY_RETRY_SECONDS)
+            }
             e @ CatalogError::Quota { .. } => Self::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "quota_exceeded",

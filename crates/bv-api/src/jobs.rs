@@ -28,6 +28,7 @@ pub async fn enqueue(
     priority: i64,
     idempotency_key: Option<&str>,
     ck: Option<&bv_vault::CustomerKey>,
+    max_active: Option<i64>,
 ) -> ApiResult<Job> {
     let id = bv_catalog::new_id()?;
     // A tenant's own key travels with its job, sealed, and is cleared when the job ends.
@@ -52,6 +53,7 @@ pub async fn enqueue(
             max_attempts: st.cfg.job_max_attempts,
             idempotency_key,
             custody: custody.as_deref(),
+            max_active,
         })
         .await?)
 }
@@ -69,11 +71,12 @@ pub async fn enqueue_probe(
         tenant,
         principal,
         video,
-        r#"{"kind":"probe"}"#,
+        bv_catalog::jobs::PROBE_PRESET,
         0,
         100,
         None,
         ck,
+        None,
     )
     .await
     {

@@ -27,6 +27,7 @@ pub mod report;
 pub mod retention;
 pub mod routes;
 pub mod state;
+pub mod throttle;
 pub mod time;
 pub mod tls;
 pub mod tus_wire;

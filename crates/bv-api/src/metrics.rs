@@ -21,6 +21,8 @@ pub struct Metrics {
     pub uploads_completed: AtomicU64,
     /// Signed links refused (tampered, expired, deleted object).
     pub links_refused: AtomicU64,
+    /// Requests refused by a rate limit.
+    pub rate_limited: AtomicU64,
 }
 
 impl Metrics {
@@ -32,6 +34,11 @@ impl Metrics {
             .or_default();
         e.0 += 1;
         e.1 += seconds;
+    }
+
+    /// Counts one request refused by a rate limit.
+    pub fn rate_limited(&self) {
+        self.rate_limited.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition.
@@ -76,6 +83,11 @@ impl Metrics {
                 "bv_links_refused_total",
                 "Signed links refused.",
                 &self.links_refused,
+            ),
+            (
+                "bv_rate_limited_total",
+                "Requests refused by a rate limit.",
+                &self.rate_limited,
             ),
         ] {
             let _ = writeln!(

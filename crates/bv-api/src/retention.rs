@@ -97,6 +97,9 @@ pub async fn sweep(catalog: &Catalog, vault: &Vault, now: i64) -> Result<Swept, 
             s.expired += 1;
         }
     }
+    // Housekeeping that rides along: rate buckets whose time has passed
+    // allow what a missing row allows.
+    catalog.purge_rate_buckets().await?;
     if s != Swept::default() {
         tracing::info!(
             finished = s.finished,

@@ -24,6 +24,10 @@ pub struct Catalog {
     backend: Backend,
     /// The connection URL (PostgreSQL listeners open their own connection).
     url: String,
+    /// On SQLite, rate-bucket writes of this process queue here instead of
+    /// meeting each other in SQLite's busy handler, which sleeps in steps of
+    /// up to 100 ms.
+    pub(crate) rate_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -78,6 +82,7 @@ impl Catalog {
         let cat = Self {
             pool,
             backend,
+            rate_writer: Default::default(),
             url: url.clone(),
         };
         crate::migrate::run(&cat).await?;

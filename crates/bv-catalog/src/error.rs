@@ -33,6 +33,18 @@ pub enum CatalogError {
         /// The limit.
         limit: i64,
     },
+    /// The tenant already has as many unfinished uploads as it may.
+    #[error("this tenant already has {limit} unfinished uploads; finish or cancel one first")]
+    TooManyUploads {
+        /// The limit.
+        limit: i64,
+    },
+    /// The tenant already has as many queued or running jobs as it may.
+    #[error("this tenant already has {limit} jobs queued or running; wait for one to end")]
+    TooManyJobs {
+        /// The limit.
+        limit: i64,
+    },
     /// The tenant's credits do not cover a job's estimated cost.
     #[error("insufficient credits: {available} available, {needed} needed")]
     InsufficientCredits {
@@ -67,6 +79,8 @@ impl CatalogError {
             Self::Invalid(_) => "invalid_argument",
             Self::Quota { .. } => "quota_exceeded",
             Self::TooLarge { .. } => "upload_too_large",
+            Self::TooManyUploads { .. } => "too_many_uploads",
+            Self::TooManyJobs { .. } => "too_many_jobs",
             Self::InsufficientCredits { .. } => "insufficient_credits",
             Self::Db(_) => "database_error",
             Self::SchemaTooNew { .. } => "schema_too_new",

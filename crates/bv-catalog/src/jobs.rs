@@ -203,7 +203,15 @@ pub struct NewJob<'a> {
     pub idempotency_key: Option<&'a str>,
     /// The tenant's own key, sealed for this job's life (cleared when it ends).
     pub custody: Option<&'a str>,
+    /// Refuse the job (`TooManyJobs`) when the tenant already has this many
+    /// queued or running, probes aside (none or 0: no limit; a probe is
+    /// never refused).
+    pub max_active: Option<i64>,
 }
+
+/// The preset of a video's probe (queued by the service after each upload,
+/// free, and not counted against a tenant's active jobs).
+pub const PROBE_PRESET: &str = r#"{"kind":"probe"}"#;
 
 /// The reservation a job holds, from the ledger (not from the job row, which
 /// a tamperer could have changed).
@@ -317,6 +325,20 @@ impl Catalog {
             .await?;
             if let Some(r) = prior {
                 return job(&r);
+            }
+        }
+        if let Some(limit) = n.max_active.filter(|l| *l > 0 && n.preset != PROBE_PRESET) {
+            let active: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM jobs
+                 WHERE tenant_id = $1 AND state IN ('queued', 'running') AND preset <> $2",
+            )
+            .bind(n.tenant_id)
+            .bind(PROBE_PRESET)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            if active >= limit {
+                return Err(CatalogError::TooManyJobs { limit });
             }
         }
         let input = sqlx::query(

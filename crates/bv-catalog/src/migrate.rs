@@ -51,6 +51,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "retention",
         include_str!("../migrations/0011_retention.sql"),
     ),
+    (12, "limits", include_str!("../migrations/0012_limits.sql")),
 ];
 
 /// Splits a migration into statements: comment lines go first (they may hold

@@ -72,6 +72,9 @@ pub struct NewUpload<'a> {
     pub metadata: &'a str,
     /// How long it may stay unfinished, ms.
     pub ttl_ms: i64,
+    /// Refuse it (`TooManyUploads`) when the tenant already has this many
+    /// unfinished uploads (none: no limit).
+    pub max_uploading: Option<i64>,
 }
 
 impl Catalog {
@@ -83,12 +86,13 @@ impl Catalog {
             ));
         }
         let v = self
-            .create_video(
+            .create_upload_video(
                 n.tenant_id,
                 n.name,
                 n.content_type,
                 n.length,
                 VideoState::Uploading,
+                n.max_uploading,
             )
             .await?;
         let now = now_ms();

@@ -155,6 +155,23 @@ impl Catalog {
         size: i64,
         state: VideoState,
     ) -> Result<Video> {
+        self.create_upload_video(tenant_id, name, content_type, size, state, None)
+            .await
+    }
+
+    /// [`Catalog::create_video`] for a client's upload: refused with
+    /// `TooManyUploads` when the tenant already has `max_uploading` unfinished
+    /// uploads (checked under the same lock as the quota). Job outputs being
+    /// written do not count.
+    pub async fn create_upload_video(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        content_type: &str,
+        size: i64,
+        state: VideoState,
+        max_uploading: Option<i64>,
+    ) -> Result<Video> {
         check_file_name(name)?;
         if content_type.len() > 255 || content_type.chars().any(char::is_control) {
             return Err(CatalogError::Invalid("bad content type".into()));
@@ -195,6 +212,20 @@ impl Catalog {
                 .bind(tenant_id)
                 .fetch_one(&mut *tx)
                 .await?;
+        }
+        if let Some(limit) = max_uploading.filter(|l| *l > 0) {
+            let busy: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM videos v WHERE v.tenant_id = $1 AND v.state = 'uploading'
+                   AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.output_video_id = v.id)
+                   AND NOT EXISTS (SELECT 1 FROM job_segments s WHERE s.output_video_id = v.id)",
+            )
+            .bind(tenant_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            if busy >= limit {
+                return Err(CatalogError::TooManyUploads { limit });
+            }
         }
         let inserted = sqlx::query(
             "INSERT INTO videos (id, tenant_id, state, name, content_type, size_bytes, created_ms)

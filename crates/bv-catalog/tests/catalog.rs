@@ -413,6 +413,7 @@ async fn uploads_advance_only_under_their_lease(db: &TestDb) {
         length: len,
         metadata: "filename Y2xpcC5tcDQ=",
         ttl_ms: 60_000,
+        max_uploading: None,
     };
     let (u, v) = c.create_upload(&new(100)).await.unwrap();
     assert_eq!(

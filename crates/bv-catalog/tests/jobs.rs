@@ -59,6 +59,7 @@ async fn submit(
         max_attempts: 3,
         idempotency_key: key,
         custody: None,
+        max_active: None,
     })
     .await
 }
@@ -111,6 +112,7 @@ async fn ledger_derives_the_balance_and_never_expires(db: &TestDb) {
             max_attempts: 1,
             idempotency_key: None,
             custody: None,
+            max_active: None,
         })
         .await;
     assert!(

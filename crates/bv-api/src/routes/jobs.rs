@@ -173,6 +173,7 @@ pub async fn submit(
         preset["preset"] = name.as_str().into();
     }
     let preset = preset.to_string();
+    let lim = crate::throttle::for_tenant(&st, &auth.tenant_id).await?;
     let queued = crate::jobs::enqueue(
         &st,
         &auth.tenant_id,
@@ -183,6 +184,7 @@ pub async fn submit(
         0,
         sub.idempotency_key.as_deref(),
         ck.as_deref(),
+        crate::throttle::on(lim.active_jobs),
     )
     .await;
     let j = match queued {

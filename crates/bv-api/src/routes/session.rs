@@ -28,6 +28,8 @@ pub async fn login(
     origin: Origin,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
+    let address = peer.ip().to_string();
+    crate::throttle::admit_address(&st, crate::throttle::AddressAction::Login, &address).await?;
     let req: Login = crate::error::parse_json(&body)?;
     let subjects = vec![format!("login:{}", req.login), format!("ip:{}", peer.ip())];
     let window = (st.cfg.login_window_seconds * 1000) as i64;

@@ -120,6 +120,7 @@ pub async fn create(
     };
     let (name, ctype) = metadata(raw_meta)?;
     let ck = crate::custody::for_tenant(&st, &auth.tenant_id, &headers).await?;
+    let lim = crate::throttle::for_tenant(&st, &auth.tenant_id).await?;
     let (u, _) = st
         .catalog
         .create_upload(&NewUpload {
@@ -130,6 +131,7 @@ pub async fn create(
             length: length as i64,
             metadata: raw_meta,
             ttl_ms: (st.cfg.upload_ttl_seconds * 1000) as i64,
+            max_uploading: crate::throttle::on(lim.concurrent_uploads),
         })
         .await?;
     let location = format!("{}/v1/uploads/{}", st.public_url, u.id);

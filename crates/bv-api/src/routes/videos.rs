@@ -194,14 +194,16 @@ pub async fn upload(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream");
+    let lim = crate::throttle::for_tenant(&st, &auth.tenant_id).await?;
     let v = st
         .catalog
-        .create_video(
+        .create_upload_video(
             &auth.tenant_id,
             &name,
             ctype,
             len as i64,
             VideoState::Uploading,
+            crate::throttle::on(lim.concurrent_uploads),
         )
         .await?;
     let t = media::tenant_id(&auth.tenant_id)?;
@@ -310,6 +312,8 @@ pub async fn mint_link(
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     auth.require(Scope::VideosRead)?;
+    let mint = crate::throttle::AddressAction::MintLink;
+    crate::throttle::admit_address(&st, mint, &auth.origin.source).await?;
     let req: LinkRequest = if body.is_empty() {
         LinkRequest::default()
     } else {

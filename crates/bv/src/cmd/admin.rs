@@ -38,6 +38,48 @@ pub enum AdminCmd {
     /// Retention: when videos are deleted.
     #[command(subcommand)]
     Retention(RetentionCmd),
+    /// Quotas and rate limits of a tenant.
+    #[command(subcommand)]
+    Limits(LimitsCmd),
+}
+
+/// `bv admin limits …`
+#[derive(clap::Subcommand, Debug)]
+pub enum LimitsCmd {
+    /// A tenant's limits: what it sets itself and what applies.
+    Show {
+        /// Tenant name or id.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Set a tenant's limits (options not given keep their value; 0 turns a
+    /// rate or concurrency limit off for the tenant).
+    Set {
+        /// Tenant name or id.
+        #[arg(long)]
+        tenant: String,
+        /// Requests per minute for each of its API keys and people.
+        #[arg(long)]
+        key_requests_per_minute: Option<i64>,
+        /// Requests per minute for the whole tenant.
+        #[arg(long)]
+        tenant_requests_per_minute: Option<i64>,
+        /// Unfinished uploads at once.
+        #[arg(long)]
+        concurrent_uploads: Option<i64>,
+        /// Jobs queued or running at once.
+        #[arg(long)]
+        active_jobs: Option<i64>,
+        /// Storage quota, MiB.
+        #[arg(long)]
+        quota_mib: Option<i64>,
+        /// Largest single upload, MiB.
+        #[arg(long)]
+        max_upload_mib: Option<i64>,
+        /// Rates and concurrency back to the service's defaults (before the options above).
+        #[arg(long)]
+        default: bool,
+    },
 }
 
 /// `bv admin retention …`
@@ -247,6 +289,27 @@ fn retention_policy(cfg: &Config, p: &bv_catalog::TenantRetention) -> serde_json
     })
 }
 
+/// A tenant's limits as set and as they apply.
+fn limits_shown(
+    cfg: &Config,
+    t: &bv_catalog::Tenant,
+    o: &bv_catalog::TenantLimitOverrides,
+) -> serde_json::Value {
+    let e = bv_api::throttle::effective(&cfg.serve.limits, o);
+    serde_json::json!({
+        "set": o,
+        "applies": {
+            "key_requests_per_minute": e.key.per_minute,
+            "tenant_requests_per_minute": e.tenant.per_minute,
+            "burst_seconds": cfg.serve.limits.burst_seconds,
+            "concurrent_uploads": e.concurrent_uploads,
+            "active_jobs": e.active_jobs,
+            "quota_bytes": t.quota_bytes,
+            "max_upload_bytes": t.max_upload_bytes,
+        },
+    })
+}
+
 /// Runs the command.
 pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
@@ -407,6 +470,45 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
                 crate::cmd::access::access(&cat, &vault, &operator_name(), c).await?
             }
             AdminCmd::Links(_) => unreachable!("handled above"),
+            AdminCmd::Limits(LimitsCmd::Show { tenant }) => {
+                let t = cat.find_tenant(&tenant).await?;
+                let o = cat.tenant_limit_overrides(&t.id).await?;
+                println!("{}", limits_shown(cfg, &t, &o));
+            }
+            AdminCmd::Limits(LimitsCmd::Set {
+                tenant,
+                key_requests_per_minute,
+                tenant_requests_per_minute,
+                concurrent_uploads,
+                active_jobs,
+                quota_mib,
+                max_upload_mib,
+                default,
+            }) => {
+                let t = cat.find_tenant(&tenant).await?;
+                let mut o = if default {
+                    bv_catalog::TenantLimitOverrides::default()
+                } else {
+                    cat.tenant_limit_overrides(&t.id).await?
+                };
+                let set = |v: &mut Option<i64>, new: Option<i64>| {
+                    if new.is_some() {
+                        *v = new;
+                    }
+                };
+                set(&mut o.key_requests_per_minute, key_requests_per_minute);
+                set(&mut o.tenant_requests_per_minute, tenant_requests_per_minute);
+                set(&mut o.concurrent_uploads, concurrent_uploads);
+                set(&mut o.active_jobs, active_jobs);
+                cat.set_tenant_limit_overrides(&t.id, o).await?;
+                let mib = |m: Option<i64>| m.map(|m| m.saturating_mul(1 << 20));
+                cat.set_tenant_storage(&t.id, mib(quota_mib), mib(max_upload_mib))
+                    .await?;
+                let t = cat.tenant(&t.id).await?;
+                let shown = limits_shown(cfg, &t, &o);
+                audit(Some(t.id.clone()), "tenant.limits", format!("tenant:{}", t.id), shown.clone()).await;
+                println!("{shown}");
+            }
             AdminCmd::Retention(RetentionCmd::Run) => {
                 let s = bv_api::retention::sweep(&cat, &vault, bv_catalog::now_ms())
                     .await

@@ -221,6 +221,7 @@ async fn another_tenants_ids_look_like_random_ids(b: Backend) {
             max_attempts: 1,
             idempotency_key: None,
             custody: None,
+            max_active: None,
         })
         .await
         .unwrap();

@@ -291,6 +291,48 @@ impl Server {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Another `bv serve` on this server's data directory, catalog and
+    /// settings, on a port of its own: a second server of a cluster.
+    pub fn sibling(&self) -> Sibling {
+        for _ in 0..5 {
+            let port = free_port();
+            let log_path = self.dir.path().join(format!("serve-{port}.log"));
+            let log = std::fs::File::create(&log_path).unwrap();
+            let mut child = self
+                .bv()
+                .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::from(log))
+                .spawn()
+                .unwrap();
+            // Read its output to the end, so a late line never meets a closed pipe.
+            let out = BufReader::new(child.stdout.take().unwrap());
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for l in out.lines().map_while(Result::ok) {
+                    if let Some(u) = l.strip_prefix("BetterVideo is running at ") {
+                        let _ = tx.send(u.trim().to_string());
+                    }
+                }
+            });
+            let url = rx.recv_timeout(Duration::from_secs(30)).ok();
+            match url {
+                Some(url) => return Sibling { child, url },
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                    assert!(
+                        log.contains("Address already in use"),
+                        "the second bv serve did not start: {log}"
+                    );
+                }
+            }
+        }
+        panic!("the second bv serve found no free port in 5 tries");
+    }
+
     /// A second tenant with a key holding every scope: (tenant id, key).
     pub fn second_tenant(&self, name: &str) -> (String, String) {
         let t: serde_json::Value =
@@ -310,6 +352,20 @@ impl Server {
             .trim()
             .to_string();
         (t["id"].as_str().unwrap().to_string(), key)
+    }
+}
+
+/// A second server (see [`Server::sibling`]), killed when dropped.
+pub struct Sibling {
+    child: Child,
+    /// Its base URL.
+    pub url: String,
+}
+
+impl Drop for Sibling {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -9,6 +9,7 @@ mod cli;
 mod cluster;
 mod custody;
 mod hostile;
+mod limits;
 mod links;
 mod logs;
 mod operators;

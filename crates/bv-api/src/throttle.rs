@@ -1,0 +1,147 @@
+//! Rate limits on requests and concurrency limits on uploads and jobs.
+//!
+//! Every authenticated request spends one token from its caller's bucket
+//! (the API key, or the signed-in person) and one from its tenant's;
+//! sign-ins and link minting spend from their client address's. The buckets
+//! live in the catalog (`bv_catalog::limits`), so servers sharing a catalog
+//! share them. A refusal is `429` with a `Retry-After` saying when the next
+//! request would pass. Limits come from `[serve.limits]`, each overridable
+//! per tenant (`bv admin tenant limits`).
+
+use bv_catalog::{Rate, TenantLimitOverrides};
+use http::StatusCode;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// `Retry-After` for a refusal by a concurrency limit (when a slot frees is
+/// not known: an upload or job ends whenever it ends).
+pub const BUSY_RETRY_SECONDS: u64 = 30;
+
+/// The limits that apply to one tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Effective {
+    /// Per API key or person.
+    pub key: Rate,
+    /// For the whole tenant.
+    pub tenant: Rate,
+    /// Unfinished uploads at once (0: unlimited).
+    pub concurrent_uploads: i64,
+    /// Jobs queued or running at once (0: unlimited).
+    pub active_jobs: i64,
+}
+
+/// A limit from the tenant's override or the service's default.
+fn pick(over: Option<i64>, default: u32) -> u32 {
+    over.map_or(default, |v| u32::try_from(v).unwrap_or(u32::MAX))
+}
+
+/// The service's limits with the tenant's own laid over them.
+pub fn effective(cfg: &crate::config::LimitsConfig, o: &TenantLimitOverrides) -> Effective {
+    let rate = |per_minute| Rate::with_burst_seconds(per_minute, cfg.burst_seconds);
+    Effective {
+        key: rate(pick(o.key_requests_per_minute, cfg.key_requests_per_minute)),
+        tenant: rate(pick(
+            o.tenant_requests_per_minute,
+            cfg.tenant_requests_per_minute,
+        )),
+        concurrent_uploads: i64::from(pick(o.concurrent_uploads, cfg.concurrent_uploads)),
+        active_jobs: i64::from(pick(o.active_jobs, cfg.active_jobs)),
+    }
+}
+
+/// The limits that apply to `tenant` now.
+pub async fn for_tenant(st: &AppState, tenant: &str) -> ApiResult<Effective> {
+    let o = st.catalog.tenant_limit_overrides(tenant).await?;
+    Ok(effective(&st.cfg.limits, &o))
+}
+
+/// `Some(limit)` for a concurrency limit that is on.
+pub fn on(limit: i64) -> Option<i64> {
+    (limit > 0).then_some(limit)
+}
+
+/// 429 `rate_limited` for `who`, retrying after `wait_ms`.
+fn limited(who: &str, per_minute: u32, wait_ms: u64) -> ApiError {
+    let secs = wait_ms.div_ceil(1000).max(1);
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many requests for {who} (at most {per_minute} a minute); retry in {secs} s"),
+    )
+    .retry_after(secs)
+}
+
+/// Spends one request of `caller` (e.g. `key:<id>`) and of `tenant`.
+pub async fn admit(st: &AppState, caller: &str, tenant: &str) -> ApiResult<()> {
+    let lim = for_tenant(st, tenant).await?;
+    if let Some(wait) = st.catalog.take_rate(caller, lim.key).await? {
+        st.metrics.rate_limited();
+        let who = if caller.starts_with("key:") {
+            "this API key"
+        } else {
+            "this session"
+        };
+        return Err(limited(who, lim.key.per_minute, wait));
+    }
+    let bucket = format!("tenant:{tenant}");
+    if let Some(wait) = st.catalog.take_rate(&bucket, lim.tenant).await? {
+        st.metrics.rate_limited();
+        return Err(limited("this tenant", lim.tenant.per_minute, wait));
+    }
+    Ok(())
+}
+
+/// What a client address does that is limited on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressAction {
+    /// Signing in.
+    Login,
+    /// Minting a download link.
+    MintLink,
+}
+
+/// Spends one `action` of the client at `address`.
+pub async fn admit_address(st: &AppState, action: AddressAction, address: &str) -> ApiResult<()> {
+    let (name, per_minute, who) = match action {
+        AddressAction::Login => (
+            "login",
+            st.cfg.limits.login_per_minute_per_address,
+            "sign-ins from this address",
+        ),
+        AddressAction::MintLink => (
+            "link",
+            st.cfg.limits.links_per_minute_per_address,
+            "links minted from this address",
+        ),
+    };
+    let rate = Rate::with_burst_seconds(per_minute, st.cfg.limits.burst_seconds);
+    let bucket = format!("addr-{name}:{address}");
+    if let Some(wait) = st.catalog.take_rate(&bucket, rate).await? {
+        st.metrics.rate_limited();
+        return Err(limited(who, per_minute, wait));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_win_and_zero_means_unlimited() {
+        let cfg = crate::config::LimitsConfig::default();
+        let none = effective(&cfg, &TenantLimitOverrides::default());
+        assert_eq!(none.key.per_minute, cfg.key_requests_per_minute);
+        assert_eq!(none.active_jobs, i64::from(cfg.active_jobs));
+        let o = TenantLimitOverrides {
+            key_requests_per_minute: Some(6),
+            concurrent_uploads: Some(0),
+            ..Default::default()
+        };
+        let e = effective(&cfg, &o);
+        assert_eq!(e.key, Rate::with_burst_seconds(6, cfg.burst_seconds));
+        assert_eq!(on(e.concurrent_uploads), None);
+        assert_eq!(e.tenant.per_minute, cfg.tenant_requests_per_minute);
+    }
+}
