@@ -117,6 +117,21 @@ pub const ATTACKS: &[(&str, &str, &str)] = &[
         "retention_deletes_what_is_due_audited_and_nothing_early",
     ),
     (
+        "a dump of the whole catalog shows no file name, tus metadata or webhook URL",
+        "crates/bv/tests/service/sealed.rs",
+        "the_catalog_holds_no_file_name_or_webhook_url",
+    ),
+    (
+        "an erased tenant: no object opens by any command, no row is left, others untouched, the receipt verifies and a forged one does not",
+        "crates/bv/tests/service/erasure.rs",
+        "erase_shreds_everything_of_one_tenant_and_signs_a_receipt",
+    ),
+    (
+        "bursts over a rate limit get 429 with Retry-After on two servers sharing the catalog",
+        "crates/bv/tests/service/limits.rs",
+        "bursts_over_the_limit_get_429_on_two_servers",
+    ),
+    (
         "hostile jobs: network, host files, sockets",
         "crates/bv/tests/sandbox.rs",
         "no_network_no_host_sockets_no_dns",
@@ -278,6 +293,11 @@ pub async fn build(st: &AppState, tenant: Option<&str>) -> ApiResult<Value> {
                 "sweep_every_seconds": cfg.sweep_seconds,
                 "per_tenant": "bv admin retention set",
                 "expired_last_30_days": cat.audit_count("video.expired", "%", None, since).await?,
+            },
+            "sealed_metadata": "file names, tus upload metadata and webhook URLs are sealed under the tenant's key in the catalog",
+            "erasure": {
+                "how": "DELETE /v1/tenant or bv admin tenant erase: the tenant's keys are destroyed first, then its objects and rows; an Ed25519-signed receipt",
+                "tenants_erased_last_30_days": cat.audit_count("tenant.erased", "%", None, since).await?,
             },
         },
         "disclosure": {
@@ -448,6 +468,12 @@ pub fn markdown(r: &Value) -> String {
         rt["abandoned_upload_seconds"],
         s(&rt["per_tenant"]),
         rt["expired_last_30_days"]
+    ));
+    line(format!("- Metadata: {}", s(&i["sealed_metadata"])));
+    line(format!(
+        "- Erasure: {}; {} tenants erased in the last 30 days",
+        s(&i["erasure"]["how"]),
+        i["erasure"]["tenants_erased_last_30_days"]
     ));
     let d = &r["disclosure"];
     line("\n## 9. Vulnerability disclosure and patching".into());

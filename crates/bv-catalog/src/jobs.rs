@@ -455,6 +455,19 @@ impl Catalog {
         .collect()
     }
 
+    /// Every job of the tenant, oldest first (for its export).
+    pub async fn all_jobs(&self, tenant_id: &str) -> Result<Vec<Job>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLS} FROM jobs WHERE tenant_id = $1 ORDER BY created_ms, id"
+        )))
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(job)
+        .collect()
+    }
+
     /// Gives the next ready job to `owner` for `lease_ms`: a queued job whose
     /// backoff has passed, or a running one whose lease expired (its worker
     /// died). Jobs that used up their attempts are failed (and released) first.

@@ -124,6 +124,22 @@ impl Catalog {
         Ok(())
     }
 
+    async fn put_new_object_record(&self, o: &ObjectId, r: &ObjectRecord) -> R<bool> {
+        let json = serde_json::to_string(r).map_err(store_err)?;
+        let n = sqlx::query(
+            "INSERT INTO vault_objects (object, tenant, record) VALUES ($1, $2, $3) \
+             ON CONFLICT (object) DO NOTHING",
+        )
+        .bind(o.to_string())
+        .bind(&r.tenant)
+        .bind(json)
+        .execute(&self.pool)
+        .await
+        .map_err(store_err)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
     async fn delete_object_record(&self, o: &ObjectId) -> R<()> {
         sqlx::query("DELETE FROM vault_objects WHERE object = $1")
             .bind(o.to_string())
@@ -212,6 +228,13 @@ impl KeyStore for Catalog {
     }
     fn put_object<'a>(&'a self, o: &'a ObjectId, r: &'a ObjectRecord) -> BoxFuture<'a, R<()>> {
         self.put_object_record(o, r).boxed()
+    }
+    fn put_object_new<'a>(
+        &'a self,
+        o: &'a ObjectId,
+        r: &'a ObjectRecord,
+    ) -> BoxFuture<'a, R<bool>> {
+        self.put_new_object_record(o, r).boxed()
     }
     fn delete_object<'a>(&'a self, o: &'a ObjectId) -> BoxFuture<'a, R<()>> {
         self.delete_object_record(o).boxed()

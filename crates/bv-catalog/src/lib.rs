@@ -17,12 +17,14 @@ pub mod audit;
 pub mod config;
 pub mod credits;
 mod db;
+pub mod erasure;
 pub mod error;
 pub mod jobs;
 pub mod keys;
 pub mod limits;
 mod migrate;
 pub mod retention;
+pub mod sealing;
 pub mod segments;
 pub mod sessions;
 #[cfg(feature = "testing")]

@@ -144,6 +144,16 @@ pub fn check_file_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// A name as stored: sealed by the service (checked as plain text before it
+/// was sealed), or plain text (what tests and older rows hold).
+fn check_stored_name(name: &str) -> Result<()> {
+    match name.strip_prefix(bv_vault::fields::SEALED_PREFIX) {
+        Some(hex) if hex.len() <= 8192 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => Ok(()),
+        Some(_) => Err(CatalogError::Invalid("malformed sealed file name".into())),
+        None => check_file_name(name),
+    }
+}
+
 impl Catalog {
     /// Creates a video of `size` bytes for the tenant, refusing it when the
     /// tenant's per-upload limit or quota would be exceeded.
@@ -172,7 +182,7 @@ impl Catalog {
         state: VideoState,
         max_uploading: Option<i64>,
     ) -> Result<Video> {
-        check_file_name(name)?;
+        check_stored_name(name)?;
         if content_type.len() > 255 || content_type.chars().any(char::is_control) {
             return Err(CatalogError::Invalid("bad content type".into()));
         }

@@ -106,6 +106,49 @@ impl SecretKey {
         Ok(out)
     }
 
+    /// Seals a short value (a file name, a URL) under this key, bound to
+    /// `context`: version byte, random 96-bit nonce, ciphertext, tag.
+    pub fn seal_value(&self, plain: &[u8], context: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if plain.len() > MAX_VALUE_LEN {
+            return Err(CryptoError::TooLarge);
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        random_bytes(&mut nonce)?;
+        let mut body = plain.to_vec();
+        let tag = self
+            .aead()
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context),
+                &mut body,
+            )
+            .map_err(|_| CryptoError::Random)?;
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + body.len() + 16);
+        out.push(VALUE_V1);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    /// Opens what [`seal_value`](Self::seal_value) sealed with the same `context`.
+    pub fn open_value(&self, sealed: &[u8], context: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if sealed.len() < 1 + NONCE_LEN + 16 || sealed[0] != VALUE_V1 {
+            return Err(CryptoError::Unwrap);
+        }
+        let nonce: [u8; NONCE_LEN] = sealed[1..1 + NONCE_LEN].try_into().expect("length checked");
+        let mut body = sealed[1 + NONCE_LEN..].to_vec();
+        let plain = self
+            .aead()
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context),
+                &mut body,
+            )
+            .map_err(|_| CryptoError::Unwrap)?;
+        Ok(plain.to_vec())
+    }
+
     /// Unwraps a key wrapped by [`wrap`](Self::wrap) with the same `context`.
     pub fn unwrap(&self, wrapped: &[u8], context: &[u8]) -> Result<SecretKey, CryptoError> {
         if wrapped.len() != WRAPPED_LEN || wrapped[0] != WRAP_V1 {
@@ -126,6 +169,11 @@ impl SecretKey {
         SecretKey::from_slice(plain)
     }
 }
+
+/// Format byte of a sealed value.
+const VALUE_V1: u8 = 0x02;
+/// Longest value [`SecretKey::seal_value`] takes (catalog fields are short).
+pub const MAX_VALUE_LEN: usize = 64 * 1024;
 
 /// The top of the hierarchy: wraps and unwraps tenant keys under versioned
 /// root keys. Implemented locally by [`LocalRootKeys`]; an external KMS
@@ -256,6 +304,34 @@ impl RootKeys for LocalRootKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sealed_values_round_trip_bound_to_their_context() {
+        let k = SecretKey::generate().unwrap();
+        let s = k
+            .seal_value("clip é.mp4".as_bytes(), b"video:1:name")
+            .unwrap();
+        assert_eq!(
+            k.open_value(&s, b"video:1:name").unwrap(),
+            "clip é.mp4".as_bytes()
+        );
+        assert_eq!(k.open_value(&s, b"video:2:name"), Err(CryptoError::Unwrap));
+        let again = k
+            .seal_value("clip é.mp4".as_bytes(), b"video:1:name")
+            .unwrap();
+        assert_ne!(s, again, "a fresh nonce each time");
+        for i in 0..s.len() {
+            let mut t = s.clone();
+            t[i] ^= 0x01;
+            assert!(k.open_value(&t, b"video:1:name").is_err(), "byte {i}");
+        }
+        let other = SecretKey::generate().unwrap();
+        assert!(other.open_value(&s, b"video:1:name").is_err());
+        assert_eq!(
+            k.seal_value(&vec![0; MAX_VALUE_LEN + 1], b"x"),
+            Err(CryptoError::TooLarge)
+        );
+    }
 
     #[test]
     fn wrap_roundtrip_and_context_binding() {

@@ -8,6 +8,7 @@
 //!   by segment for HTTP Range.
 //! - [`secret`]: bearer tokens and their stored hashes, argon2id passwords,
 //!   HMAC-SHA256 for signed links.
+//! - [`sign`]: Ed25519 signatures anyone can check (erasure receipts).
 //!
 //! All primitives come from aws-lc-rs (the same AES-GCM assembly as BoringSSL);
 //! this crate knows no HTTP, no SQL, no video and no storage.
@@ -18,6 +19,7 @@ pub mod format;
 pub mod keys;
 pub mod links;
 pub mod secret;
+pub mod sign;
 
 pub use error::CryptoError;
 pub use keys::SecretKey;

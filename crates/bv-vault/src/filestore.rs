@@ -320,6 +320,19 @@ impl KeyStore for FileKeyStore {
     fn put_object<'a>(&'a self, o: &'a ObjectId, r: &'a ObjectRecord) -> BoxFuture<'a, Result<()>> {
         futures::future::ready(self.put_object_now(o, r)).boxed()
     }
+    fn put_object_new<'a>(
+        &'a self,
+        o: &'a ObjectId,
+        r: &'a ObjectRecord,
+    ) -> BoxFuture<'a, Result<bool>> {
+        let path = self.object_path(o);
+        let dir = path
+            .parent()
+            .expect("object paths have a parent")
+            .to_path_buf();
+        let bytes = serde_json::to_vec_pretty(r).expect("serialisable");
+        futures::future::ready(create_new(&dir, &path, &bytes)).boxed()
+    }
     fn delete_object<'a>(&'a self, o: &'a ObjectId) -> BoxFuture<'a, Result<()>> {
         futures::future::ready(self.delete_object_now(o)).boxed()
     }

@@ -124,6 +124,13 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
     fn object<'a>(&'a self, o: &'a ObjectId) -> BoxFuture<'a, Result<Option<ObjectRecord>>>;
     /// Creates or replaces an object's record.
     fn put_object<'a>(&'a self, o: &'a ObjectId, r: &'a ObjectRecord) -> BoxFuture<'a, Result<()>>;
+    /// Creates an object's record unless one exists (first writer wins);
+    /// whether this call created it.
+    fn put_object_new<'a>(
+        &'a self,
+        o: &'a ObjectId,
+        r: &'a ObjectRecord,
+    ) -> BoxFuture<'a, Result<bool>>;
     /// Deletes an object's record (the crypto-shred), durably.
     fn delete_object<'a>(&'a self, o: &'a ObjectId) -> BoxFuture<'a, Result<()>>;
     /// Every object id with a record.

@@ -13,7 +13,9 @@
 pub mod blobs;
 pub mod config;
 pub mod custody;
+pub mod erasure;
 pub mod error;
+pub mod fields;
 pub mod filestore;
 pub mod ids;
 pub mod keyring;
@@ -24,6 +26,7 @@ pub mod vault;
 
 pub use config::VaultConfig;
 pub use custody::CustomerKey;
+pub use erasure::TenantErasure;
 pub use error::VaultError;
 pub use filestore::FileKeyStore;
 pub use ids::{ObjectId, TenantId};

@@ -79,6 +79,7 @@ pub struct Vault {
     keys: KeyRing,
     segment_log2: u8,
     part_size: usize,
+    fields: crate::fields::FieldKeys,
 }
 
 impl Vault {
@@ -102,6 +103,7 @@ impl Vault {
                 keys,
                 segment_log2: DEFAULT_SEGMENT_LOG2,
                 part_size: cfg.part_size_mib << 20,
+                fields: Default::default(),
             },
             notice,
         ))
@@ -114,7 +116,13 @@ impl Vault {
             keys,
             segment_log2: DEFAULT_SEGMENT_LOG2,
             part_size,
+            fields: Default::default(),
         }
+    }
+
+    /// The field keys this process holds (see [`crate::fields`]).
+    pub fn field_keys(&self) -> &crate::fields::FieldKeys {
+        &self.fields
     }
 
     /// The key ring (rotation, status).

@@ -35,7 +35,8 @@ pub fn status_for(code: &str) -> i32 {
         | "sealed_truncated"
         | "sealed_trailing_data"
         | "sealed_format"
-        | "audit_chain_broken" => 7,
+        | "audit_chain_broken"
+        | "receipt_invalid" => 7,
         "key_error" | "vault_config_invalid" => 8,
         "job_resource_limit" | "job_timeout" => 9,
         "no_access_grant"

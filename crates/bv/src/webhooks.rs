@@ -95,15 +95,20 @@ async fn send(
     )
     .await
     .map_err(|e| e.to_string())?;
+    let url = bv_api::sealed::open(vault, &d.tenant_id, bv_api::sealed::WEBHOOK_URL, &hook.url)
+        .await
+        .map_err(|e| e.message)?;
     let r = http
-        .post(&hook.url)
+        .post(&url)
         .header("content-type", "application/json")
         .header("bv-signature", sig)
         .header("bv-event", &d.event)
         .body(d.body.clone())
         .send()
         .await
-        .map_err(|e| format!("request failed: {e}"))?;
+        // Without the URL: it is sealed in the catalog and must not reappear
+        // there in plain text as part of the delivery's error.
+        .map_err(|e| format!("request failed: {}", e.without_url()))?;
     if r.status().is_success() {
         Ok(())
     } else {

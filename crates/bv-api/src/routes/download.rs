@@ -138,7 +138,14 @@ pub async fn send(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    h.insert(header::CONTENT_DISPOSITION, disposition(&video.name));
+    let name = crate::sealed::open(
+        &st.vault,
+        &video.tenant_id,
+        crate::sealed::VIDEO_NAME,
+        &video.name,
+    )
+    .await?;
+    h.insert(header::CONTENT_DISPOSITION, disposition(&name));
     for (k, v) in extra {
         h.insert(k.clone(), v.clone());
     }

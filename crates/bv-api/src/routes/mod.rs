@@ -17,6 +17,7 @@ mod openapi_ops;
 pub mod security;
 pub mod session;
 pub mod system;
+pub mod tenant;
 pub mod tus;
 pub mod videos;
 pub mod web;
@@ -297,6 +298,20 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     ep(
         "GET",
+        "/v1/tenant/export",
+        Scoped(Admin),
+        "exportTenant",
+        "Everything the catalog holds about the tenant (videos, jobs, credit ledger, keys, settings) as one JSON document.",
+    ),
+    ep(
+        "DELETE",
+        "/v1/tenant",
+        Scoped(Admin),
+        "eraseTenant",
+        "Erase the whole tenant for good (confirm with its name): its keys first, so every object is unreadable at once, then its objects and rows; answers a signed receipt.",
+    ),
+    ep(
+        "GET",
         "/v1/encryption",
         Scoped(Admin),
         "getEncryption",
@@ -427,6 +442,8 @@ pub fn router() -> Router<State> {
         .route("/v1/jobs/{id}/events", get(jobs::events))
         .route("/v1/credits", get(jobs::credits))
         .route("/v1/audit", get(audit::list))
+        .route("/v1/tenant", delete(tenant::erase))
+        .route("/v1/tenant/export", get(tenant::export))
         .route("/v1/encryption", get(encryption::get).put(encryption::set))
         .route(
             "/v1/access/settings",

@@ -338,6 +338,20 @@ pub fn details(operation: &str, ctx: &Context<'_>) -> Details {
                                       "next_before": nullable("integer")}}),
             )]
         }
+        "exportTenant" => vec![ok(
+            "200",
+            json!({"type": "object", "required": ["format", "tenant", "credits", "videos", "jobs"]}),
+        )],
+        "eraseTenant" => {
+            body = Some(json_body(object(
+                json!({"confirm": {"type": "string", "maxLength": 255}}),
+                &["confirm"],
+            )));
+            vec![ok(
+                "200",
+                json!({"type": "object", "required": ["receipt", "signature"]}),
+            )]
+        }
         "getEncryption" => vec![ok(
             "200",
             json!({"type": "object", "required": ["key_holder"]}),

@@ -119,17 +119,32 @@ pub async fn create(
         }
     };
     let (name, ctype) = metadata(raw_meta)?;
+    if raw_meta.len() > 4096 {
+        return Err(ApiError::bad_request(
+            "Upload-Metadata is longer than 4096 bytes",
+        ));
+    }
+    bv_catalog::videos::check_file_name(&name)?;
     let ck = crate::custody::for_tenant(&st, &auth.tenant_id, &headers).await?;
+    // The file name (also inside the raw header) goes into the catalog sealed.
+    let tenant = &auth.tenant_id;
+    let sealed_name =
+        crate::sealed::seal(&st.vault, tenant, crate::sealed::VIDEO_NAME, &name).await?;
+    let sealed_meta = if raw_meta.is_empty() {
+        String::new()
+    } else {
+        crate::sealed::seal(&st.vault, tenant, crate::sealed::UPLOAD_METADATA, raw_meta).await?
+    };
     let lim = crate::throttle::for_tenant(&st, &auth.tenant_id).await?;
     let (u, _) = st
         .catalog
         .create_upload(&NewUpload {
             tenant_id: &auth.tenant_id,
             principal_id: &auth.principal_id,
-            name: &name,
+            name: &sealed_name,
             content_type: &ctype,
             length: length as i64,
-            metadata: raw_meta,
+            metadata: &sealed_meta,
             ttl_ms: (st.cfg.upload_ttl_seconds * 1000) as i64,
             max_uploading: crate::throttle::on(lim.concurrent_uploads),
         })
@@ -172,8 +187,19 @@ pub async fn head(
         h(VIDEO_ID, &u.video_id),
         (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
     ];
-    if !u.metadata.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&u.metadata)
+    let meta = if u.metadata.is_empty() {
+        String::new()
+    } else {
+        crate::sealed::open(
+            &st.vault,
+            &auth.tenant_id,
+            crate::sealed::UPLOAD_METADATA,
+            &u.metadata,
+        )
+        .await?
+    };
+    if !meta.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&meta)
     {
         hs.push((HeaderName::from_static("upload-metadata"), v));
     }

@@ -117,7 +117,7 @@ pub async fn list(
     let next = (vids.len() as i64 == limit)
         .then(|| vids.last().map(|v| format!("{}.{}", v.created_ms, v.id)))
         .flatten();
-    let out: Vec<VideoOut> = vids.into_iter().map(Into::into).collect();
+    let out: Vec<VideoOut> = crate::sealed::videos_out(&st.vault, vids).await?;
     Ok(Json(serde_json::json!({"videos": out, "next_cursor": next})).into_response())
 }
 
@@ -128,7 +128,8 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<VideoOut>> {
     auth.require(Scope::VideosRead)?;
-    Ok(Json(st.catalog.video(&auth.tenant_id, &id).await?.into()))
+    let v = st.catalog.video(&auth.tenant_id, &id).await?;
+    Ok(Json(crate::sealed::video_out(&st.vault, v).await?))
 }
 
 /// `DELETE /v1/videos/{id}`: crypto-shred; every outstanding link dies.
@@ -189,6 +190,9 @@ pub async fn upload(
         ));
     }
     let name = q.name.unwrap_or_else(|| "upload".into());
+    bv_catalog::videos::check_file_name(&name)?;
+    let sealed_name =
+        crate::sealed::seal(&st.vault, &auth.tenant_id, crate::sealed::VIDEO_NAME, &name).await?;
     let ck = crate::custody::for_tenant(&st, &auth.tenant_id, &headers).await?;
     let ctype = headers
         .get(header::CONTENT_TYPE)
@@ -199,7 +203,7 @@ pub async fn upload(
         .catalog
         .create_upload_video(
             &auth.tenant_id,
-            &name,
+            &sealed_name,
             ctype,
             len as i64,
             VideoState::Uploading,
@@ -262,7 +266,8 @@ pub async fn upload(
     )
     .await;
     let v = st.catalog.video(&auth.tenant_id, &v.id).await?;
-    let mut r = (StatusCode::CREATED, Json(VideoOut::from(v.clone()))).into_response();
+    let shown = crate::sealed::video_out(&st.vault, v.clone()).await?;
+    let mut r = (StatusCode::CREATED, Json(shown)).into_response();
     r.headers_mut().insert(
         header::LOCATION,
         http::HeaderValue::from_str(&format!("{}/v1/videos/{}", st.public_url, v.id))

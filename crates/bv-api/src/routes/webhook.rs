@@ -49,8 +49,15 @@ pub async fn set(
     let req: SetWebhook = crate::error::parse_json(&body)?;
     check_url(&st, &req.url)?;
     let existed = st.catalog.webhook(&auth.tenant_id).await?.is_some();
-    let h = st.catalog.set_webhook(&auth.tenant_id, &req.url).await?;
-    let mut out = serde_json::json!({"url": h.url, "secret_version": h.secret_version});
+    let sealed = crate::sealed::seal(
+        &st.vault,
+        &auth.tenant_id,
+        crate::sealed::WEBHOOK_URL,
+        &req.url,
+    )
+    .await?;
+    let h = st.catalog.set_webhook(&auth.tenant_id, &sealed).await?;
+    let mut out = serde_json::json!({"url": req.url, "secret_version": h.secret_version});
     if !existed {
         out["secret"] = crate::webhooks::secret(&st.vault, &auth.tenant_id, h.secret_version)
             .await?
@@ -77,8 +84,15 @@ pub async fn get(AxState(st): AxState<State>, auth: Auth) -> ApiResult<Json<serd
         .webhook(&auth.tenant_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
+    let url = crate::sealed::open(
+        &st.vault,
+        &auth.tenant_id,
+        crate::sealed::WEBHOOK_URL,
+        &h.url,
+    )
+    .await?;
     Ok(Json(serde_json::json!({
-        "url": h.url,
+        "url": url,
         "secret_version": h.secret_version,
         "previous_secret_valid_until": h.previous_until_ms.map(rfc3339_ms),
     })))

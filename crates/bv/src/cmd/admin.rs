@@ -167,6 +167,27 @@ pub enum TenantCmd {
     },
     /// List tenants.
     List,
+    /// Erase a tenant for good: its keys first (every object and sealed
+    /// field unreadable at once, backups included), then its objects and
+    /// rows. Prints the signed receipt.
+    Erase {
+        /// Tenant name or id.
+        tenant: String,
+        /// The tenant's name again (erasure cannot be undone).
+        #[arg(long)]
+        confirm: String,
+    },
+    /// Checks an erasure receipt (a file, or `-` for stdin) against this
+    /// service's signing key; exits 7 when it does not verify.
+    VerifyReceipt {
+        /// The receipt file.
+        file: String,
+    },
+    /// A tenant's metadata and credit ledger as JSON.
+    Export {
+        /// Tenant name or id.
+        tenant: String,
+    },
 }
 
 /// `bv admin user …`
@@ -399,6 +420,51 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
             }
             AdminCmd::Tenant(TenantCmd::List) => {
                 println!("{}", serde_json::to_string_pretty(&cat.tenants().await?)?);
+            }
+            AdminCmd::Tenant(TenantCmd::Erase { tenant, confirm }) => {
+                let t = cat.find_tenant(&tenant).await?;
+                bv_api::erasure::check_confirmation(&t, &confirm)
+                    .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+                let who = format!("operator:{}", operator_name());
+                let r = bv_api::erasure::erase(&cat, &vault, &t, &who, &Default::default())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            }
+            AdminCmd::Tenant(TenantCmd::VerifyReceipt { file }) => {
+                let text = if file == "-" {
+                    std::io::read_to_string(std::io::stdin())?
+                } else {
+                    std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?
+                };
+                let bad = |message: String| crate::exit::JobFailed {
+                    code: "receipt_invalid".into(),
+                    message,
+                };
+                let r: bv_api::erasure::SignedReceipt = serde_json::from_str(&text)
+                    .map_err(|e| bad(format!("not an erasure receipt: {e}")))?;
+                let verdict = bv_api::erasure::verify(&vault, &r)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+                if let Err(p) = verdict {
+                    return Err(bad(format!("the receipt does not verify: {p:?}")).into());
+                }
+                println!(
+                    "the receipt verifies: tenant {} ({}) erased at {}, {} objects, signed with erasure key version {}",
+                    r.receipt.tenant_name,
+                    r.receipt.tenant_id,
+                    r.receipt.finished_at,
+                    r.receipt.objects,
+                    r.receipt.signing_key_version
+                );
+            }
+            AdminCmd::Tenant(TenantCmd::Export { tenant }) => {
+                let t = cat.find_tenant(&tenant).await?;
+                let doc = bv_api::export::export(&cat, &vault, &t.id)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+                audit(Some(t.id.clone()), "tenant.export", format!("tenant:{}", t.id), serde_json::json!({})).await;
+                println!("{}", serde_json::to_string_pretty(&doc)?);
             }
             AdminCmd::User(UserCmd::Create { tenant, login }) => {
                 let t = cat.find_tenant(&tenant).await?;

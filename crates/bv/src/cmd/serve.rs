@@ -111,6 +111,11 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
         let vault = Arc::new(open_vault(cfg, &catalog).await?);
         let first_key = bootstrap(&catalog, cfg).await?;
         record_start(&catalog, &vault, cfg).await;
+        // A catalog an older version wrote may hold file names and webhook
+        // URLs in plain text: seal them before serving.
+        bv_api::sealed::backfill(&catalog, &vault)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
         // Jobs run beside the API in this process (worker.in_process of them).
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         for i in 0..cfg.worker.in_process {

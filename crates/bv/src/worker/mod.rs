@@ -375,19 +375,19 @@ impl Worker {
         } else {
             "video/mp4"
         };
-        let stem = input
-            .name
-            .rsplit_once('.')
-            .map_or(input.name.as_str(), |(s, _)| s);
+        // File names are sealed in the catalog: open the input's, seal the output's.
+        let (vault, tenant) = (&self.vault, &job.tenant_id);
+        let name = bv_api::sealed::open(vault, tenant, bv_api::sealed::VIDEO_NAME, &input.name)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+        let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
+        let out_name = format!("{stem}-x{}.{ext}", preset.scale);
+        let out_name = bv_api::sealed::seal(vault, tenant, bv_api::sealed::VIDEO_NAME, &out_name)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
         let out = self
             .catalog
-            .create_video(
-                &job.tenant_id,
-                &format!("{stem}-x{}.{ext}", preset.scale),
-                ctype,
-                0,
-                VideoState::Uploading,
-            )
+            .create_video(&job.tenant_id, &out_name, ctype, 0, VideoState::Uploading)
             .await?;
         if self
             .catalog
