@@ -85,36 +85,18 @@ impl SecretKey {
         LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.0).expect("32-byte AES-256 key"))
     }
 
-    /// Wraps `key` under this key, bound to `context`.
-    pub fn wrap(&self, key: &SecretKey, context: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    /// AES-256-GCM under this key: `version` byte, random 96-bit nonce,
+    /// ciphertext, tag; `context` is the associated data.
+    fn seal_tagged(
+        &self,
+        version: u8,
+        plain: &[u8],
+        context: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
         let mut nonce = [0u8; NONCE_LEN];
         random_bytes(&mut nonce)?;
-        let mut body = Zeroizing::new(key.0.to_vec());
-        let tag = self
-            .aead()
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(context),
-                &mut body,
-            )
-            .map_err(|_| CryptoError::Random)?;
-        let mut out = Vec::with_capacity(WRAPPED_LEN);
-        out.push(WRAP_V1);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&body);
-        out.extend_from_slice(tag.as_ref());
-        Ok(out)
-    }
-
-    /// Seals a short value (a file name, a URL) under this key, bound to
-    /// `context`: version byte, random 96-bit nonce, ciphertext, tag.
-    pub fn seal_value(&self, plain: &[u8], context: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if plain.len() > MAX_VALUE_LEN {
-            return Err(CryptoError::TooLarge);
-        }
-        let mut nonce = [0u8; NONCE_LEN];
-        random_bytes(&mut nonce)?;
-        let mut body = plain.to_vec();
+        // The plaintext may be a key: the working copy is wiped.
+        let mut body = Zeroizing::new(plain.to_vec());
         let tag = self
             .aead()
             .seal_in_place_separate_tag(
@@ -124,49 +106,63 @@ impl SecretKey {
             )
             .map_err(|_| CryptoError::Random)?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + body.len() + 16);
-        out.push(VALUE_V1);
+        out.push(version);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&body);
         out.extend_from_slice(tag.as_ref());
         Ok(out)
     }
 
-    /// Opens what [`seal_value`](Self::seal_value) sealed with the same `context`.
-    pub fn open_value(&self, sealed: &[u8], context: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if sealed.len() < 1 + NONCE_LEN + 16 || sealed[0] != VALUE_V1 {
+    /// Opens what [`seal_tagged`](Self::seal_tagged) sealed with `version` and `context`.
+    fn open_tagged(
+        &self,
+        version: u8,
+        sealed: &[u8],
+        context: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        if sealed.len() < 1 + NONCE_LEN + 16 || sealed[0] != version {
             return Err(CryptoError::Unwrap);
         }
         let nonce: [u8; NONCE_LEN] = sealed[1..1 + NONCE_LEN].try_into().expect("length checked");
-        let mut body = sealed[1 + NONCE_LEN..].to_vec();
-        let plain = self
+        let mut body = Zeroizing::new(sealed[1 + NONCE_LEN..].to_vec());
+        let n = self
             .aead()
             .open_in_place(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(context),
                 &mut body,
             )
-            .map_err(|_| CryptoError::Unwrap)?;
-        Ok(plain.to_vec())
+            .map_err(|_| CryptoError::Unwrap)?
+            .len();
+        body.truncate(n);
+        Ok(body)
+    }
+
+    /// Wraps `key` under this key, bound to `context`.
+    pub fn wrap(&self, key: &SecretKey, context: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.seal_tagged(WRAP_V1, &key.0, context)
+    }
+
+    /// Seals a short value (a file name, a URL) under this key, bound to
+    /// `context`: version byte, random 96-bit nonce, ciphertext, tag.
+    pub fn seal_value(&self, plain: &[u8], context: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if plain.len() > MAX_VALUE_LEN {
+            return Err(CryptoError::TooLarge);
+        }
+        self.seal_tagged(VALUE_V1, plain, context)
+    }
+
+    /// Opens what [`seal_value`](Self::seal_value) sealed with the same `context`.
+    pub fn open_value(&self, sealed: &[u8], context: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        Ok(self.open_tagged(VALUE_V1, sealed, context)?.to_vec())
     }
 
     /// Unwraps a key wrapped by [`wrap`](Self::wrap) with the same `context`.
     pub fn unwrap(&self, wrapped: &[u8], context: &[u8]) -> Result<SecretKey, CryptoError> {
-        if wrapped.len() != WRAPPED_LEN || wrapped[0] != WRAP_V1 {
+        if wrapped.len() != WRAPPED_LEN {
             return Err(CryptoError::Unwrap);
         }
-        let nonce: [u8; NONCE_LEN] = wrapped[1..1 + NONCE_LEN]
-            .try_into()
-            .expect("length checked");
-        let mut body = Zeroizing::new(wrapped[1 + NONCE_LEN..].to_vec());
-        let plain = self
-            .aead()
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(context),
-                &mut body,
-            )
-            .map_err(|_| CryptoError::Unwrap)?;
-        SecretKey::from_slice(plain)
+        SecretKey::from_slice(&self.open_tagged(WRAP_V1, wrapped, context)?)
     }
 }
 
