@@ -57,6 +57,39 @@ fn http(p: &Profile) -> anyhow::Result<reqwest::Client> {
     Ok(b.build()?)
 }
 
+/// Sending that waits out the service's rate limits: a `429` is retried
+/// after its `Retry-After` (at most 60 s, up to 5 times), when the request
+/// can be sent again (a streamed upload body cannot: its 429 is reported).
+trait SendPolite {
+    /// `send`, politely.
+    fn send_polite(self) -> impl Future<Output = reqwest::Result<reqwest::Response>>;
+}
+
+impl SendPolite for reqwest::RequestBuilder {
+    async fn send_polite(self) -> reqwest::Result<reqwest::Response> {
+        let mut waited = 0;
+        loop {
+            let Some(again) = self.try_clone() else {
+                return self.send().await;
+            };
+            let r = again.send().await?;
+            if r.status() != reqwest::StatusCode::TOO_MANY_REQUESTS || waited == 5 {
+                return Ok(r);
+            }
+            let wait = r
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(1)
+                .clamp(1, 60);
+            eprintln!("bv: the service asks to wait {wait} s (rate limit)");
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            waited += 1;
+        }
+    }
+}
+
 /// The API's error, as `error[code]: message`.
 async fn check(r: reqwest::Response) -> anyhow::Result<reqwest::Response> {
     if r.status().is_success() {
@@ -149,7 +182,7 @@ pub fn login(cfg: &Config, a: LoginArgs) -> anyhow::Result<()> {
         let r = http(&p)?
             .get(format!("{}/v1/me", p.url))
             .bearer_auth(&p.key)
-            .send()
+            .send_polite()
             .await?;
         let me: serde_json::Value = check(r).await?.json().await?;
         write_private(
@@ -244,7 +277,7 @@ fn upload_file(cfg: &Config, a: UploadArgs) -> anyhow::Result<String> {
                             "upload-metadata",
                             format!("filename {},filetype {}", b64(&name), b64(ctype)),
                         )
-                        .send()
+                        .send_polite()
                         .await?;
                     let r = check(r).await?;
                     let s = UploadState {
@@ -259,7 +292,7 @@ fn upload_file(cfg: &Config, a: UploadArgs) -> anyhow::Result<String> {
                 .head(&st.url)
                 .bearer_auth(&p.key)
                 .header("tus-resumable", "1.0.0")
-                .send()
+                .send_polite()
                 .await;
             let offset: u64 = match head {
                 Ok(r) if r.status() == 404 || r.status() == 410 => {
@@ -323,7 +356,7 @@ fn upload_file(cfg: &Config, a: UploadArgs) -> anyhow::Result<String> {
                 .header("content-type", "application/offset+octet-stream")
                 .header("content-length", (len - offset).to_string())
                 .body(reqwest::Body::wrap_stream(body))
-                .send()
+                .send_polite()
                 .await;
             pb.finish_and_clear();
             match r {
@@ -360,7 +393,7 @@ pub fn ls(cfg: &Config, json: bool) -> anyhow::Result<()> {
             if let Some(cur) = &cursor {
                 u.push_str(&format!("&cursor={cur}"));
             }
-            let v: serde_json::Value = check(c.get(u).bearer_auth(&p.key).send().await?)
+            let v: serde_json::Value = check(c.get(u).bearer_auth(&p.key).send_polite().await?)
                 .await?
                 .json()
                 .await?;
@@ -405,7 +438,7 @@ pub fn link(cfg: &Config, a: LinkArgs) -> anyhow::Result<()> {
             .post(format!("{}/v1/videos/{}/links", p.url, a.id))
             .bearer_auth(&p.key)
             .json(&body)
-            .send()
+            .send_polite()
             .await?;
         let v: serde_json::Value = check(r).await?.json().await?;
         println!("{}", v["url"].as_str().unwrap_or_default());
@@ -431,7 +464,7 @@ pub fn download(cfg: &Config, a: DownloadArgs) -> anyhow::Result<()> {
             let r = c
                 .get(format!("{}/v1/videos/{}/content", p.url, a.id))
                 .bearer_auth(&p.key)
-                .send()
+                .send_polite()
                 .await?;
             let mut s = check(r).await?.bytes_stream();
             let mut f = tokio::fs::OpenOptions::new()
@@ -450,7 +483,7 @@ pub fn download(cfg: &Config, a: DownloadArgs) -> anyhow::Result<()> {
         if have > 0 {
             rq = rq.header("range", format!("bytes={have}-"));
         }
-        let r = rq.send().await?;
+        let r = rq.send_polite().await?;
         let (mut f, start) = if r.status() == 206 {
             eprintln!("continuing at byte {have}");
             let f = tokio::fs::OpenOptions::new()
@@ -510,7 +543,7 @@ pub fn rm(cfg: &Config, id: &str) -> anyhow::Result<()> {
         let r = http(&p)?
             .delete(format!("{}/v1/videos/{id}", p.url))
             .bearer_auth(&p.key)
-            .send()
+            .send_polite()
             .await?;
         check(r).await?;
         println!("deleted {id} (its data key is destroyed: unrecoverable)");
@@ -564,7 +597,11 @@ pub fn submit(cfg: &Config, a: SubmitArgs) -> anyhow::Result<()> {
     let p = load_profile(cfg)?;
     let job_out = runtime()?.block_on(async {
         let c = http(&p)?;
-        let get = |path: String| c.get(format!("{}{path}", p.url)).bearer_auth(&p.key).send();
+        let get = |path: String| {
+            c.get(format!("{}{path}", p.url))
+                .bearer_auth(&p.key)
+                .send_polite()
+        };
         // The service examines every upload (in a sandbox) before it can be priced.
         let t0 = std::time::Instant::now();
         loop {
@@ -592,7 +629,7 @@ pub fn submit(cfg: &Config, a: SubmitArgs) -> anyhow::Result<()> {
             .post(format!("{}/v1/jobs", p.url))
             .bearer_auth(&p.key)
             .json(&body)
-            .send()
+            .send_polite()
             .await?;
         let job: serde_json::Value = check(r).await?.json().await?;
         let id = job["id"].as_str().unwrap_or_default().to_string();
@@ -687,7 +724,7 @@ pub fn security_report(cfg: &Config, a: ReportArgs) -> anyhow::Result<()> {
         if !p.key.is_empty() {
             req = req.bearer_auth(&p.key);
         }
-        let body = check(req.send().await?).await?.text().await?;
+        let body = check(req.send_polite().await?).await?.text().await?;
         println!("{}", body.trim_end());
         anyhow::Ok(())
     })

@@ -83,14 +83,7 @@ async fn erase_shreds_everything_of_one_tenant_and_signs_a_receipt(b: Backend) {
     let s = Server::start(b).await;
     let (globex, globex_key) = s.second_tenant("globex");
     let (initech, initech_key) = s.second_tenant("initech");
-    let me: Value = s
-        .req(Method::GET, "/v1/me", &s.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = s.json(Method::GET, "/v1/me", &s.key).await;
     let default = me["tenant_id"].as_str().expect("tenant id").to_string();
     s.admin(&["credits", "grant", "--tenant", "default", "50"], None);
 
@@ -100,13 +93,8 @@ async fn erase_shreds_everything_of_one_tenant_and_signs_a_receipt(b: Backend) {
     let kept = payload(2 << 20, b"INITECH-CONTENT");
     let (initech_video, _) = upload(&s, &initech_key, kept.clone()).await;
     let link: Value = s
-        .req(Method::POST, &format!("/v1/videos/{video}/links"), &s.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json(Method::POST, &format!("/v1/videos/{video}/links"), &s.key)
+        .await;
     let link = link["url"].as_str().unwrap().to_string();
 
     // The export holds the tenant's videos and ledger.

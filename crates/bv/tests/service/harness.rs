@@ -167,6 +167,17 @@ impl Server {
         self.dir.path().join("serve.log")
     }
 
+    /// The JSON answer to a request with `key` as bearer (whatever its status).
+    pub async fn json(&self, method: reqwest::Method, path: &str, key: &str) -> serde_json::Value {
+        self.req(method, path, key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// A `bv` command against this server's data directory and catalog.
     pub fn bv(&self) -> Command {
         bv_cmd(self.dir.path(), &self.catalog_url, &self.env)

@@ -7,12 +7,13 @@ use bv_catalog::Backend;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::harness::Server;
+use crate::harness::{Server, client};
 use crate::on_both;
 
 on_both!(
     bursts_over_the_limit_get_429_on_two_servers,
     uploads_sign_ins_links_and_storage_are_bounded,
+    the_cli_waits_out_a_rate_limit,
 );
 
 /// Status, error code and `Retry-After` of a response.
@@ -307,4 +308,42 @@ async fn uploads_sign_ins_links_and_storage_are_bounded(b: Backend) {
     let (st, code, retry) = answer(r).await;
     assert_eq!((st, code.as_str()), (429, "rate_limited"));
     assert!(retry.is_some());
+}
+
+async fn the_cli_waits_out_a_rate_limit(b: Backend) {
+    // One request a second, no burst: the second `bv ls` in a row is told
+    // to wait a second, waits, and succeeds.
+    let s = Server::start_with(
+        b,
+        &[
+            ("BV_SERVE_LIMITS_KEY_REQUESTS_PER_MINUTE", "60"),
+            ("BV_SERVE_LIMITS_BURST_SECONDS", "1"),
+        ],
+    )
+    .await;
+    let home = tempfile::tempdir().unwrap();
+    let cert = s.dir.path().join("tls/cert.pem");
+    let mut login = client(home.path())
+        .args(["login", &s.url, "--ca", cert.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        writeln!(login.stdin.take().unwrap(), "{}", s.key).unwrap();
+    }
+    assert!(login.wait_with_output().unwrap().status.success());
+    let mut waited = false;
+    for _ in 0..3 {
+        let out = client(home.path()).arg("ls").output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        waited |= err.contains("asks to wait");
+    }
+    assert!(
+        waited,
+        "three requests at once over one a second: one waited"
+    );
 }

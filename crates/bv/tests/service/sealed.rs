@@ -137,14 +137,7 @@ async fn the_catalog_holds_no_file_name_or_webhook_url(b: Backend) {
     assert!(r.status().is_success(), "{}", r.status());
 
     // The API shows every value as given.
-    let list: Value = s
-        .req(Method::GET, "/v1/videos", &s.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = s.json(Method::GET, "/v1/videos", &s.key).await;
     let mut names: Vec<&str> = list["videos"]
         .as_array()
         .unwrap()
@@ -162,14 +155,7 @@ async fn the_catalog_holds_no_file_name_or_webhook_url(b: Backend) {
         .await
         .unwrap();
     assert_eq!(head.headers()["upload-metadata"].to_str().unwrap(), meta);
-    let hook: Value = s
-        .req(Method::GET, "/v1/webhook", &s.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let hook: Value = s.json(Method::GET, "/v1/webhook", &s.key).await;
     assert_eq!(hook["url"], url.as_str());
     let id = simple["id"].as_str().unwrap();
     let r = s
@@ -197,13 +183,8 @@ async fn the_catalog_holds_no_file_name_or_webhook_url(b: Backend) {
     let mut s = s;
     s.restart();
     let v: Value = s
-        .req(Method::GET, &format!("/v1/videos/{id}"), &s.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json(Method::GET, &format!("/v1/videos/{id}"), &s.key)
+        .await;
     assert_eq!(v["name"], legacy.as_str());
 
     // The catalog, row by row, holds none of it.
