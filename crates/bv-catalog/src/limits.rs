@@ -55,6 +55,14 @@ fn now_us() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
+/// `NotFound` unless an update touched a row (the tenant exists).
+fn found(rows: u64) -> Result<()> {
+    if rows == 0 {
+        return Err(CatalogError::NotFound);
+    }
+    Ok(())
+}
+
 impl Catalog {
     /// Takes one request from `bucket` at `rate`: `None` when allowed, else
     /// how long until the next request would be, ms (at least 1).
@@ -149,10 +157,7 @@ impl Catalog {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        if n == 0 {
-            return Err(CatalogError::NotFound);
-        }
-        Ok(())
+        found(n)
     }
 
     /// Sets a tenant's own limits (none: back to the default; 0: unlimited).
@@ -189,10 +194,7 @@ impl Catalog {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        if n == 0 {
-            return Err(CatalogError::NotFound);
-        }
-        Ok(())
+        found(n)
     }
 }
 

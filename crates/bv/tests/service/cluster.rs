@@ -391,6 +391,17 @@ impl Client {
         self.http.request(m, u).bearer_auth(&self.key)
     }
 
+    /// Waits as a 429's `Retry-After` says.
+    async fn wait_as_told(&self, r: &reqwest::Response) {
+        let wait = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        self.throttled.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(wait)).await
+    }
+
     /// Sends until a definite answer (not a connection error, 5xx or 408).
     async fn send(
         &mut self,
@@ -402,15 +413,7 @@ impl Client {
             match build(self).send().await {
                 // Thirty clients share one API key: over its rate they are
                 // told to wait, and wait as told, as a client should.
-                Ok(r) if r.status() == 429 => {
-                    let wait = r.headers()["retry-after"]
-                        .to_str()
-                        .unwrap()
-                        .parse()
-                        .unwrap();
-                    self.throttled.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_secs(wait)).await
-                }
+                Ok(r) if r.status() == 429 => self.wait_as_told(&r).await,
                 Ok(r) if !(r.status().is_server_error() || r.status() == 408) => {
                     let (s, h) = (r.status().as_u16(), r.headers().clone());
                     return (s, h, r.json().await.unwrap_or(Value::Null));
@@ -434,15 +437,7 @@ impl Client {
                         .unwrap()
                         .to_string();
                 }
-                Ok(r) if r.status() == 429 => {
-                    let wait = r.headers()["retry-after"]
-                        .to_str()
-                        .unwrap()
-                        .parse()
-                        .unwrap();
-                    self.throttled.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_secs(wait)).await
-                }
+                Ok(r) if r.status() == 429 => self.wait_as_told(&r).await,
                 Ok(r) if r.status().is_client_error() && r.status() != 408 => {
                     panic!("upload refused: {} {:?}", r.status(), r.text().await)
                 }
