@@ -99,7 +99,7 @@ impl FromRequestParts<State> for Auth {
                 principal_id: k.principal_id,
                 scopes: k.scopes,
                 session: None,
-                origin: crate::audit::Origin::of(parts),
+                origin: crate::audit::origin_of(parts),
             };
             if k.recorded_use {
                 let target = format!("key:{}", k.key_id);
@@ -142,7 +142,7 @@ impl FromRequestParts<State> for Auth {
             // A signed-in person may do everything in their tenant.
             scopes: Scope::ALL.to_vec(),
             session: Some(s.token_hash),
-            origin: crate::audit::Origin::of(parts),
+            origin: crate::audit::origin_of(parts),
         })
     }
 }

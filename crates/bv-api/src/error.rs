@@ -7,6 +7,7 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use bv_catalog::CatalogError;
+use bv_service::ServiceError;
 use bv_vault::VaultError;
 use http::StatusCode;
 use serde_json::json;
@@ -206,6 +207,26 @@ impl From<CatalogError> for ApiError {
                 e.to_string(),
             ),
             e => Self::internal(e),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Catalog(c) => c.into(),
+            ServiceError::Vault(v) => v.into(),
+            ServiceError::Internal(_) => Self::internal(e),
+            // The rest are the caller's to mend: a rule of the domain was broken.
+            e => {
+                let status = match e {
+                    ServiceError::VideoNotReady | ServiceError::VideoRejected(_) => {
+                        StatusCode::CONFLICT
+                    }
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                Self::new(status, e.code(), e.to_string())
+            }
         }
     }
 }

@@ -3,8 +3,9 @@
 //! `bv serve` builds a [`state::AppState`] from the catalog and the vault and
 //! calls [`start`]: rustls on every listener (TLS 1.2/1.3, AEAD with forward
 //! secrecy only), an optional plain-HTTP port that only redirects, the
-//! routes of [`routes`] behind the middleware of [`middleware`], and the
-//! retention sweeper ([`retention`]).
+//! routes of [`routes`] behind the middleware of [`middleware`]. The
+//! rules behind the routes are the domain's (`bv_service`); this crate adds
+//! HTTP: authentication, tenancy answers, status codes, bodies.
 //!
 //! This part never parses media: bytes go from the socket into the vault
 //! sealed, and from the vault to the socket verified.
@@ -14,27 +15,23 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod custody;
-pub mod erasure;
 pub mod error;
-pub mod export;
-pub mod jobs;
+pub mod extract;
 pub mod limits;
 pub mod links;
 mod listen;
-pub mod logsafe;
 pub mod media;
 pub mod metrics;
 pub mod middleware;
 pub mod report;
-pub mod retention;
 pub mod routes;
 pub mod sealed;
 pub mod state;
 pub mod throttle;
-pub mod time;
 pub mod tls;
 pub mod tus_wire;
-pub mod webhooks;
+
+pub use bv_service::{logsafe, time};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -136,8 +133,9 @@ pub async fn start(
     cfg: ServeConfig,
     catalog: Catalog,
     vault: Arc<Vault>,
+    domain: bv_service::Settings,
     data_dir: &Path,
-    offers: routes::models::Offers,
+    offers: bv_service::offers::Offers,
     host: report::HostFacts,
 ) -> Result<Running, ServeError> {
     cfg.validate().map_err(ServeError::Config)?;
@@ -192,8 +190,8 @@ pub async fn start(
         metrics: metrics::Metrics::default(),
         instance: instance_id(data_dir)?,
         active_uploads: Default::default(),
-        models: offers.models,
-        presets: offers.presets,
+        offers,
+        domain,
         cfg,
         tls: tls_facts,
         host,
@@ -204,8 +202,6 @@ pub async fn start(
         .service_keys(links::PURPOSE)
         .await
         .map_err(|e| ServeError::Config(format!("link signing keys: {e}")))?;
-    sweeper(Arc::clone(&st));
-    audit_checkpoints(Arc::clone(&st));
     if let Some(r) = redirect {
         tokio::spawn(listen::redirect(r, addr.port()));
     }
@@ -225,46 +221,4 @@ pub async fn start(
         state: st,
         server,
     })
-}
-
-/// The retention sweeper ([`retention::sweep`]), at start and then every
-/// `serve.sweep_seconds`.
-fn sweeper(st: state::State) {
-    tokio::spawn(async move {
-        let every = Duration::from_secs(st.cfg.sweep_seconds.max(1));
-        loop {
-            if let Err(e) = sweep_once(&st).await {
-                tracing::warn!(error = e.message, code = e.code, "sweep failed; will retry");
-            }
-            tokio::time::sleep(every).await;
-        }
-    });
-}
-
-/// Signs a checkpoint at the end of the audit log every
-/// `serve.audit_checkpoint_seconds` (a no-op when nothing was added).
-fn audit_checkpoints(st: state::State) {
-    tokio::spawn(async move {
-        let every = Duration::from_secs(st.cfg.audit_checkpoint_seconds);
-        loop {
-            tokio::time::sleep(every).await;
-            let key = match audit::VaultChainKey::load(&st.vault).await {
-                Ok(k) => k,
-                Err(e) => {
-                    tracing::warn!(error = %e, "audit checkpoint failed; will retry");
-                    continue;
-                }
-            };
-            match st.catalog.audit_checkpoint(&key).await {
-                Ok(Some(seq)) => tracing::info!(seq, "audit log checkpoint signed"),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "audit checkpoint failed; will retry"),
-            }
-        }
-    });
-}
-
-/// One sweep now.
-pub async fn sweep_once(st: &state::State) -> Result<retention::Swept, ApiError> {
-    retention::sweep(&st.catalog, &st.vault, bv_catalog::now_ms()).await
 }

@@ -216,6 +216,7 @@ pub async fn build(st: &AppState, tenant: Option<&str>) -> ApiResult<Value> {
         .and_then(|p| std::fs::read(p).ok())
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
     let cfg = &st.cfg;
+    let ret = &st.domain.retention;
     let mut r = json!({
         "generated_at": rfc3339_ms(now_ms()),
         "service": {"url": st.public_url, "version": env!("CARGO_PKG_VERSION")},
@@ -286,11 +287,11 @@ pub async fn build(st: &AppState, tenant: Option<&str>) -> ApiResult<Value> {
             "teardown_failures_last_30_days": cat.audit_count_detail("job.finish", "%sandbox_teardown_failed%", since).await?,
             "segment_outputs": "a long job's segments are sealed like any output, never listed or served, and shredded when the job ends",
             "retention": {
-                "originals": if cfg.keep_originals { "kept until their owner deletes them" } else { "deleted when a job on them succeeds" },
-                "output_retention_seconds": cfg.output_retention_seconds,
-                "failed_input_retention_seconds": cfg.failed_input_retention_seconds,
-                "abandoned_upload_seconds": cfg.upload_ttl_seconds,
-                "sweep_every_seconds": cfg.sweep_seconds,
+                "originals": if ret.keep_originals { "kept until their owner deletes them" } else { "deleted when a job on them succeeds" },
+                "output_retention_seconds": ret.output_seconds,
+                "failed_input_retention_seconds": ret.failed_input_seconds,
+                "abandoned_upload_seconds": ret.upload_ttl_seconds,
+                "sweep_every_seconds": ret.sweep_seconds,
                 "per_tenant": "bv admin retention set",
                 "expired_last_30_days": cat.audit_count("video.expired", "%", None, since).await?,
             },

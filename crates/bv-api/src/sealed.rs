@@ -1,6 +1,5 @@
-//! The catalog's sealed fields as handlers use them: values that could
-//! identify content or people go into the catalog sealed under their
-//! tenant's field key (`bv_vault::fields`) and come out opened, here.
+//! The catalog's sealed fields as handlers use them (the sealing itself is
+//! the domain's: `bv_service::fields`).
 
 use bv_catalog::Video;
 use bv_vault::Vault;
@@ -8,30 +7,9 @@ use bv_vault::Vault;
 use crate::error::ApiResult;
 use crate::routes::videos::VideoOut;
 
-/// A video's file name.
-pub const VIDEO_NAME: &str = "video.name";
-/// A tus upload's `Upload-Metadata` header (file name and type, base64).
-pub const UPLOAD_METADATA: &str = "upload.metadata";
-/// A tenant's webhook URL.
-pub const WEBHOOK_URL: &str = "webhook.url";
-
-/// `value` sealed as the tenant's `field`.
-pub async fn seal(vault: &Vault, tenant: &str, field: &str, value: &str) -> ApiResult<String> {
-    let t = crate::media::tenant_id(tenant)?;
-    Ok(vault.seal_field(&t, field, value).await?)
-}
-
-/// The tenant's `field` opened.
-pub async fn open(vault: &Vault, tenant: &str, field: &str, stored: &str) -> ApiResult<String> {
-    let t = crate::media::tenant_id(tenant)?;
-    Ok(vault.open_field(&t, field, stored).await?)
-}
-
-/// A video with its name opened.
-pub async fn opened(vault: &Vault, mut v: Video) -> ApiResult<Video> {
-    v.name = open(vault, &v.tenant_id, VIDEO_NAME, &v.name).await?;
-    Ok(v)
-}
+pub use bv_service::fields::{
+    UPLOAD_METADATA, VIDEO_NAME, WEBHOOK_URL, backfill, open, opened, seal,
+};
 
 /// A video as the API shows it (its name opened).
 pub async fn video_out(vault: &Vault, v: Video) -> ApiResult<VideoOut> {
@@ -40,42 +18,5 @@ pub async fn video_out(vault: &Vault, v: Video) -> ApiResult<VideoOut> {
 
 /// Videos as the API shows them.
 pub async fn videos_out(vault: &Vault, vs: Vec<Video>) -> ApiResult<Vec<VideoOut>> {
-    let mut out = Vec::with_capacity(vs.len());
-    for v in vs {
-        out.push(video_out(vault, v).await?);
-    }
-    Ok(out)
-}
-
-/// Seals every value written before these fields were sealed (an upgrade
-/// from an older version); returns how many. `bv serve` runs it at start.
-pub async fn backfill(catalog: &bv_catalog::Catalog, vault: &Vault) -> ApiResult<usize> {
-    use bv_catalog::sealing::SealedColumn;
-    let mut n = 0;
-    for col in SealedColumn::ALL {
-        let field = match col {
-            SealedColumn::VideoName => VIDEO_NAME,
-            SealedColumn::UploadMetadata => UPLOAD_METADATA,
-            SealedColumn::WebhookUrl => WEBHOOK_URL,
-        };
-        loop {
-            let rows = catalog.unsealed(col).await?;
-            if rows.is_empty() {
-                break;
-            }
-            for (key, tenant, plain) in rows {
-                let sealed = seal(vault, &tenant, field, &plain).await?;
-                if catalog.replace_unsealed(col, &key, &plain, &sealed).await? {
-                    n += 1;
-                }
-            }
-        }
-    }
-    if n > 0 {
-        tracing::info!(
-            values = n,
-            "sealed catalog fields written by an older version"
-        );
-    }
-    Ok(n)
+    Ok(bv_service::fields::video_views(vault, vs).await?)
 }

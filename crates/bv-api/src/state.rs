@@ -16,8 +16,10 @@ pub struct AppState {
     pub catalog: Catalog,
     /// Sealed bytes.
     pub vault: Arc<Vault>,
-    /// Settings.
+    /// Settings of the HTTPS service.
     pub cfg: ServeConfig,
+    /// The domain's settings (`[jobs]`, `[retention]`, `[billing]`).
+    pub domain: bv_service::Settings,
     /// Base URL clients use (no trailing slash).
     pub public_url: String,
     /// Signed download links.
@@ -27,10 +29,9 @@ pub struct AppState {
     /// This server's id (upload lease owner), kept in the data directory so a
     /// restarted server takes its own uploads back at once.
     pub instance: String,
-    /// The models jobs may name (empty: any well-formed name is passed on to workers).
-    pub models: Vec<crate::routes::models::ModelOffer>,
-    /// The presets jobs may name instead of a model and scale.
-    pub presets: Vec<crate::routes::models::PresetOffer>,
+    /// The models and presets jobs may name (no models: any well-formed
+    /// name is passed on to workers).
+    pub offers: bv_service::offers::Offers,
     /// What the listener was built with (for the security report).
     pub tls: crate::report::TlsFacts,
     /// What the binary told us about the host (for the security report).

@@ -8,7 +8,7 @@
 //! request would pass. Limits come from `[serve.limits]`, each overridable
 //! per tenant (`bv admin tenant limits`).
 
-use bv_catalog::{Rate, TenantLimitOverrides};
+use bv_catalog::Rate;
 use http::StatusCode;
 
 use crate::error::{ApiError, ApiResult};
@@ -18,47 +18,12 @@ use crate::state::AppState;
 /// not known: an upload or job ends whenever it ends).
 pub const BUSY_RETRY_SECONDS: u64 = 30;
 
-/// The limits that apply to one tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Effective {
-    /// Per API key or person.
-    pub key: Rate,
-    /// For the whole tenant.
-    pub tenant: Rate,
-    /// Unfinished uploads at once (0: unlimited).
-    pub concurrent_uploads: i64,
-    /// Jobs queued or running at once (0: unlimited).
-    pub active_jobs: i64,
-}
-
-/// A limit from the tenant's override or the service's default.
-fn pick(over: Option<i64>, default: u32) -> u32 {
-    over.map_or(default, |v| u32::try_from(v).unwrap_or(u32::MAX))
-}
-
-/// The service's limits with the tenant's own laid over them.
-pub fn effective(cfg: &crate::config::LimitsConfig, o: &TenantLimitOverrides) -> Effective {
-    let rate = |per_minute| Rate::with_burst_seconds(per_minute, cfg.burst_seconds);
-    Effective {
-        key: rate(pick(o.key_requests_per_minute, cfg.key_requests_per_minute)),
-        tenant: rate(pick(
-            o.tenant_requests_per_minute,
-            cfg.tenant_requests_per_minute,
-        )),
-        concurrent_uploads: i64::from(pick(o.concurrent_uploads, cfg.concurrent_uploads)),
-        active_jobs: i64::from(pick(o.active_jobs, cfg.active_jobs)),
-    }
-}
+pub use bv_service::limits::{Effective, effective, on};
 
 /// The limits that apply to `tenant` now.
 pub async fn for_tenant(st: &AppState, tenant: &str) -> ApiResult<Effective> {
     let o = st.catalog.tenant_limit_overrides(tenant).await?;
     Ok(effective(&st.cfg.limits, &o))
-}
-
-/// `Some(limit)` for a concurrency limit that is on.
-pub fn on(limit: i64) -> Option<i64> {
-    (limit > 0).then_some(limit)
 }
 
 /// 429 `rate_limited` for `who`, retrying after `wait_ms`.
@@ -122,26 +87,4 @@ pub async fn admit_address(st: &AppState, action: AddressAction, address: &str) 
         return Err(limited(who, per_minute, wait));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn overrides_win_and_zero_means_unlimited() {
-        let cfg = crate::config::LimitsConfig::default();
-        let none = effective(&cfg, &TenantLimitOverrides::default());
-        assert_eq!(none.key.per_minute, cfg.key_requests_per_minute);
-        assert_eq!(none.active_jobs, i64::from(cfg.active_jobs));
-        let o = TenantLimitOverrides {
-            key_requests_per_minute: Some(6),
-            concurrent_uploads: Some(0),
-            ..Default::default()
-        };
-        let e = effective(&cfg, &o);
-        assert_eq!(e.key, Rate::with_burst_seconds(6, cfg.burst_seconds));
-        assert_eq!(on(e.concurrent_uploads), None);
-        assert_eq!(e.tenant.per_minute, cfg.tenant_requests_per_minute);
-    }
 }

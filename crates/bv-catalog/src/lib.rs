@@ -27,8 +27,6 @@ pub mod retention;
 pub mod sealing;
 pub mod segments;
 pub mod sessions;
-#[cfg(feature = "testing")]
-pub mod testing;
 pub mod uploads;
 pub mod videos;
 pub mod webhooks;

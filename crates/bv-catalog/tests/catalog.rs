@@ -2,16 +2,16 @@
 
 use std::time::Duration;
 
-use bv_catalog::testing::TestDb;
 use bv_catalog::uploads::NewUpload;
 use bv_catalog::{Backend, Catalog, CatalogError, Piece, Scope, TenantLimits, VideoState};
+use bv_testkit::TestDb;
 
 const LIMITS: TenantLimits = TenantLimits {
     max_upload_bytes: 1000,
     quota_bytes: 1500,
 };
 
-bv_catalog::on_both!(
+bv_testkit::on_both!(
     migrations_apply_once_and_refuse_a_newer_schema,
     tenants_and_users,
     api_keys_are_hashed_scoped_and_die_at_once,

@@ -2,15 +2,15 @@
 
 use std::time::Duration;
 
-use bv_catalog::testing::TestDb;
 use bv_catalog::{Catalog, CatalogError, JobState, NewJob, TenantLimits, VideoState};
+use bv_testkit::TestDb;
 
 const LIMITS: TenantLimits = TenantLimits {
     max_upload_bytes: 1 << 30,
     quota_bytes: 1 << 40,
 };
 
-bv_catalog::on_both!(
+bv_testkit::on_both!(
     workers = 4;
     ledger_derives_the_balance_and_never_expires,
     concurrent_submits_never_overdraw,

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use bv_catalog::Catalog;
-use bv_catalog::testing::TestDb;
+use bv_testkit::TestDb;
 use bv_vault::{FileKeyStore, KeyStore, ObjectId, TenantId, Vault, VaultConfig, VaultError};
 
-bv_catalog::on_both!(
+bv_testkit::on_both!(
     two_machines_share_keys_through_the_catalog,
     a_file_key_store_is_imported_once,
 );

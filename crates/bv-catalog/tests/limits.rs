@@ -3,17 +3,17 @@
 
 use std::time::Duration;
 
-use bv_catalog::testing::TestDb;
 use bv_catalog::{
     CatalogError, NewJob, NewUpload, Rate, TenantLimitOverrides, TenantLimits, VideoState,
 };
+use bv_testkit::TestDb;
 
 const LIMITS: TenantLimits = TenantLimits {
     max_upload_bytes: 1 << 30,
     quota_bytes: 1 << 40,
 };
 
-bv_catalog::on_both!(
+bv_testkit::on_both!(
     workers = 4;
     a_bucket_allows_its_burst_then_refuses_with_the_wait,
     racing_requests_from_two_handles_never_exceed_the_burst,

@@ -1,9 +1,13 @@
 //! Typed errors of the engine, each with a stable machine-readable code.
 //!
 //! The codes are part of the public contract (CLI output, later the HTTP API):
-//! never rename one, only add new ones.
+//! never rename one, only add new ones. The codes a job can end with are
+//! the job contract's ([`bv_job::codes`]), so the worker and the binary read
+//! them from the same place.
 
 use std::path::PathBuf;
+
+use bv_job::codes;
 
 /// Everything that can go wrong while loading a model or enhancing a video.
 #[derive(Debug, thiserror::Error)]
@@ -107,27 +111,27 @@ impl EngineError {
     /// The stable machine-readable code of this error.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InputNotFound(_) => "input_not_found",
-            Self::InputEmpty(_) => "input_empty",
-            Self::InputNotVideo(_) => "input_not_video",
-            Self::InputTruncated(_) => "input_truncated",
-            Self::UnsupportedCodec(_) => "unsupported_codec",
-            Self::DimensionsTooLarge { .. } => "dimensions_too_large",
-            Self::OutputUnwritable { .. } => "output_unwritable",
-            Self::OutputExists(_) => "output_exists",
-            Self::OutputContainerUnsupported(_) => "output_container_unsupported",
-            Self::ModelNotFound(_) => "model_not_found",
-            Self::ModelFileMissing(_) => "model_file_missing",
-            Self::ModelHashMismatch { .. } => "model_hash_mismatch",
-            Self::ModelInvalid(_) => "model_invalid",
-            Self::ModelUnsupported(_) => "model_unsupported",
-            Self::InvalidOption(_) => "invalid_option",
+            Self::InputNotFound(_) => codes::INPUT_NOT_FOUND,
+            Self::InputEmpty(_) => codes::INPUT_EMPTY,
+            Self::InputNotVideo(_) => codes::INPUT_NOT_VIDEO,
+            Self::InputTruncated(_) => codes::INPUT_TRUNCATED,
+            Self::UnsupportedCodec(_) => codes::UNSUPPORTED_CODEC,
+            Self::DimensionsTooLarge { .. } => codes::DIMENSIONS_TOO_LARGE,
+            Self::OutputUnwritable { .. } => codes::OUTPUT_UNWRITABLE,
+            Self::OutputExists(_) => codes::OUTPUT_EXISTS,
+            Self::OutputContainerUnsupported(_) => codes::OUTPUT_CONTAINER_UNSUPPORTED,
+            Self::ModelNotFound(_) => codes::MODEL_NOT_FOUND,
+            Self::ModelFileMissing(_) => codes::MODEL_FILE_MISSING,
+            Self::ModelHashMismatch { .. } => codes::MODEL_HASH_MISMATCH,
+            Self::ModelInvalid(_) => codes::MODEL_INVALID,
+            Self::ModelUnsupported(_) => codes::MODEL_UNSUPPORTED,
+            Self::InvalidOption(_) => codes::INVALID_OPTION,
             Self::EncoderUnavailable(_) => "encoder_unavailable",
             Self::ToolMissing(_) => "ffmpeg_missing",
             Self::Ffmpeg(_) => "ffmpeg_failed",
-            Self::DeviceUnavailable(_) => "device_unavailable",
+            Self::DeviceUnavailable(_) => codes::DEVICE_UNAVAILABLE,
             Self::DeviceFailed(_) => "device_failed",
-            Self::Cancelled => "cancelled",
+            Self::Cancelled => codes::CANCELLED,
             Self::Io(_) => "io_error",
         }
     }
@@ -152,6 +156,12 @@ fn limit_text(w: u64, h: u64) -> String {
         "beyond what FFmpeg can decode".into()
     } else {
         format!("the limit is {w}x{h}")
+    }
+}
+
+impl From<bv_job::codec::UnknownCodec> for EngineError {
+    fn from(e: bv_job::codec::UnknownCodec) -> Self {
+        Self::InvalidOption(e.to_string())
     }
 }
 

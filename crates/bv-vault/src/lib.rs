@@ -20,8 +20,6 @@ pub mod filestore;
 pub mod ids;
 pub mod keyring;
 pub mod keystore;
-#[cfg(feature = "testing")]
-pub mod testing;
 pub mod vault;
 
 pub use config::VaultConfig;

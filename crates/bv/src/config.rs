@@ -30,41 +30,13 @@ pub struct Config {
     /// The HTTPS service (`bv serve`).
     pub serve: bv_api::ServeConfig,
     /// Job workers (`bv worker`, and inside `bv serve`).
-    pub worker: WorkerConfig,
-}
-
-/// Worker settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct WorkerConfig {
-    /// Jobs `bv serve` runs at once in its own process (0: none, for a
-    /// cluster whose jobs run on `bv worker` machines).
-    pub in_process: usize,
-    /// A job's lease: if its worker stops renewing it for this long, another
-    /// worker takes the job over.
-    pub lease_seconds: u64,
-    /// How often an idle worker looks for work, milliseconds (on PostgreSQL a
-    /// queued job also wakes it at once).
-    pub poll_ms: u64,
-    /// A video at least 1.5 times this long (seconds) is cut at keyframes
-    /// into segments of about this length, which every idle worker helps
-    /// with and a crashed job resumes from; the results are joined by stream
-    /// copy. 0 runs every job whole.
-    pub segment_seconds: u64,
-    /// The most segments one job is cut into.
-    pub max_segments: usize,
-}
-
-impl Default for WorkerConfig {
-    fn default() -> Self {
-        Self {
-            in_process: 1,
-            lease_seconds: 30,
-            poll_ms: 500,
-            segment_seconds: 120,
-            max_segments: 64,
-        }
-    }
+    pub worker: bv_worker::WorkerConfig,
+    /// Jobs: piece size, attempts (the service's and every worker's).
+    pub jobs: bv_service::JobsConfig,
+    /// When videos are deleted.
+    pub retention: bv_service::RetentionConfig,
+    /// What enhancement costs.
+    pub billing: bv_service::BillingConfig,
 }
 
 /// Sandbox settings.
@@ -133,6 +105,9 @@ impl Default for Config {
             catalog: Default::default(),
             serve: Default::default(),
             worker: Default::default(),
+            jobs: Default::default(),
+            retention: Default::default(),
+            billing: Default::default(),
         }
     }
 }
@@ -192,17 +167,30 @@ impl Config {
         if let Some((_, d)) = env.iter().find(|(k, _)| k == "BV_DATA_DIR") {
             value["data_dir"] = toml::Value::String(d.clone());
         }
+        let mut warnings = Vec::new();
         if let Some((text, name)) = file {
-            let overlay: toml::Table =
+            let mut overlay: toml::Table =
                 toml::from_str(text).with_context(|| format!("parsing config {name}"))?;
+            warnings.extend(move_from_serve(&mut overlay));
             merge(&mut value, toml::Value::Table(overlay));
         }
         for (k, v) in env {
             if k == "BV_CONFIG" || !k.starts_with("BV_") {
                 continue;
             }
-            apply_env(&mut value, &k["BV_".len()..].to_ascii_lowercase(), v)
-                .with_context(|| format!("environment variable {k}"))?;
+            let key = k["BV_".len()..].to_ascii_lowercase();
+            let key = match moved_env(&key) {
+                Some((new, warning)) => {
+                    warnings.push(warning);
+                    new
+                }
+                None => key,
+            };
+            apply_env(&mut value, &key, v).with_context(|| format!("environment variable {k}"))?;
+        }
+        for w in warnings {
+            // Logs are not set up yet when configuration loads: straight to stderr.
+            eprintln!("warning: {w}");
         }
         let cfg: Config = value.try_into().context("invalid configuration")?;
         cfg.validate()?;
@@ -223,10 +211,19 @@ impl Config {
             bail!("engine.threads {} is implausible", e.threads);
         }
         self.serve.validate().map_err(anyhow::Error::msg)?;
-        if self.worker.lease_seconds < 2 || self.worker.poll_ms == 0 {
-            bail!("worker.lease_seconds must be >= 2 and worker.poll_ms > 0");
-        }
+        self.worker.validate().map_err(anyhow::Error::msg)?;
+        self.jobs.validate().map_err(anyhow::Error::msg)?;
+        self.billing.validate().map_err(anyhow::Error::msg)?;
         Ok(())
+    }
+
+    /// The domain's settings (what `bv serve` and every worker read).
+    pub fn domain(&self) -> bv_service::Settings {
+        bv_service::Settings {
+            jobs: self.jobs.clone(),
+            retention: self.retention.clone(),
+            billing: self.billing.clone(),
+        }
     }
 
     /// The configuration as TOML with secrets replaced by `<redacted>`.
@@ -258,6 +255,79 @@ impl Config {
             .clone()
             .unwrap_or_else(|| self.data_dir.join("models"))
     }
+}
+
+/// How jobs are run: this binary as the runner, the models, the sandbox's
+/// limits and the engine settings passed on to every job.
+pub fn runner(cfg: &Config) -> anyhow::Result<bv_worker::Runner> {
+    let e = &cfg.engine;
+    Ok(bv_worker::Runner {
+        exe: std::env::current_exe().context("finding the bv binary")?,
+        models: cfg.model_dir(),
+        cgroups: cfg.sandbox.cgroups,
+        limits: cfg.sandbox.limits.clone(),
+        engine: bv_worker::EngineSettings {
+            tile: e.tile,
+            threads: e.threads,
+            device: e.device.clone(),
+            max_width: e.max_output_width,
+            max_height: e.max_output_height,
+        },
+    })
+}
+
+/// What a worker reads: its own section, how jobs run, the domain's settings.
+pub fn worker_settings(cfg: &Config) -> anyhow::Result<bv_worker::WorkerSettings> {
+    Ok(bv_worker::WorkerSettings {
+        worker: cfg.worker.clone(),
+        runner: runner(cfg)?,
+        domain: cfg.domain(),
+    })
+}
+
+/// The warning for a key that left `[serve]`.
+fn moved_warning(old: &str, section: &str, new: &str) -> String {
+    format!(
+        "serve.{old} is now {section}.{new} (BV_{}_{}); the old name works until the next release",
+        section.to_ascii_uppercase(),
+        new.to_ascii_uppercase()
+    )
+}
+
+/// Moves the keys of a configuration file's `[serve]` that left it
+/// ([`bv_service::config::MOVED_FROM_SERVE`]) to their new sections, for one
+/// more release; returns a warning for each. The new name wins when both
+/// are given.
+fn move_from_serve(file: &mut toml::Table) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (old, section, new) in bv_service::config::MOVED_FROM_SERVE {
+        let Some(v) = file
+            .get_mut("serve")
+            .and_then(toml::Value::as_table_mut)
+            .and_then(|t| t.remove(*old))
+        else {
+            continue;
+        };
+        if let Some(t) = file
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+            .as_table_mut()
+        {
+            t.entry(new.to_string()).or_insert(v);
+        }
+        warnings.push(moved_warning(old, section, new));
+    }
+    warnings
+}
+
+/// `serve_piece_mib` → (`jobs_piece_mib`, a warning), for variables named
+/// after a key that left `[serve]`.
+fn moved_env(key: &str) -> Option<(String, String)> {
+    let rest = key.strip_prefix("serve_")?;
+    let (old, section, new) = bv_service::config::MOVED_FROM_SERVE
+        .iter()
+        .find(|(old, ..)| *old == rest)?;
+    Some((format!("{section}_{new}"), moved_warning(old, section, new)))
 }
 
 fn merge(base: &mut toml::Value, overlay: toml::Value) {
@@ -299,6 +369,10 @@ fn apply_env(value: &mut toml::Value, key: &str, raw: &str) -> anyhow::Result<()
             raw.parse()
                 .with_context(|| format!("{raw:?} is not true/false"))?,
         ),
+        Some(toml::Value::Float(_)) => toml::Value::Float(
+            raw.parse()
+                .with_context(|| format!("{raw:?} is not a number"))?,
+        ),
         // Strings, and optional fields (absent from the serialised defaults); a
         // name that is not a field at all is refused when the struct is built.
         _ => toml::Value::String(raw.to_string()),
@@ -336,6 +410,46 @@ mod tests {
         let c =
             Config::load_from(None, env(&[("BV_DATA_DIR", d), ("BV_MODEL_DIR", "/m")])).unwrap();
         assert_eq!(c.model_dir(), PathBuf::from("/m"));
+    }
+
+    #[test]
+    fn keys_that_left_serve_still_work_under_their_old_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "[serve]\npiece_mib = 8\nkeep_originals = true\nprice_per_megapixel_frame = 2.5\n",
+        )
+        .unwrap();
+        let c = Config::load_from(
+            None,
+            env(&[("BV_DATA_DIR", d), ("BV_SERVE_JOB_MAX_ATTEMPTS", "7")]),
+        )
+        .unwrap();
+        assert_eq!((c.jobs.piece_mib, c.jobs.max_attempts), (8, 7));
+        assert!(c.retention.keep_originals);
+        assert_eq!(c.billing.price_per_megapixel_frame, 2.5);
+        // The new names, from the environment too.
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("BV_DATA_DIR", d),
+                ("BV_JOBS_PIECE_MIB", "2"),
+                ("BV_RETENTION_OUTPUT_SECONDS", "0"),
+                ("BV_BILLING_PRICE_PER_MEGAPIXEL_FRAME", "0.5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!((c.jobs.piece_mib, c.retention.output_seconds), (2, 0));
+        assert_eq!(c.billing.price_per_megapixel_frame, 0.5);
+        // Both given: the new name wins.
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "[serve]\npiece_mib = 8\n[jobs]\npiece_mib = 4\n",
+        )
+        .unwrap();
+        let c = Config::load_from(None, env(&[("BV_DATA_DIR", d)])).unwrap();
+        assert_eq!(c.jobs.piece_mib, 4);
     }
 
     #[test]

@@ -20,60 +20,40 @@ pub struct JobFailed {
     pub message: String,
 }
 
-/// Exit status for a stable error code.
+/// Exit status for a stable error code (the job contract's table, so an
+/// error inside the sandbox exits exactly like one outside).
 pub fn status_for(code: &str) -> i32 {
-    match code {
-        "cancelled" => 130,
-        "output_unwritable" | "output_exists" | "output_container_unsupported" => 4,
-        "model_not_found"
-        | "model_file_missing"
-        | "model_hash_mismatch"
-        | "model_invalid"
-        | "model_unsupported" => 5,
-        "device_unavailable" => 6,
-        "sealed_auth_failed"
-        | "sealed_truncated"
-        | "sealed_trailing_data"
-        | "sealed_format"
-        | "audit_chain_broken"
-        | "receipt_invalid" => 7,
-        "key_error" | "vault_config_invalid" => 8,
-        "job_resource_limit" | "job_timeout" => 9,
-        "no_access_grant"
-        | "not_an_operator"
-        | "customer_key_required"
-        | "customer_key_mismatch" => 10,
-        "input_not_found"
-        | "input_empty"
-        | "input_not_video"
-        | "input_truncated"
-        | "unsupported_codec"
-        | "dimensions_too_large"
-        | "invalid_option"
-        | "object_not_found"
-        | "invalid_argument"
-        | "not_found"
-        | "already_exists"
-        | "range_not_satisfiable" => 3,
-        _ => 1,
-    }
+    bv_job::codes::exit_status(code)
 }
 
-/// The stable code of any error the binary reports.
+/// The stable code of any error the binary reports: every typed error of
+/// the parts is found in the chain, whatever context was added on the way.
 pub fn code_of(e: &anyhow::Error) -> String {
-    if let Some(ee) = e.downcast_ref::<EngineError>() {
-        ee.code().into()
-    } else if let Some(ve) = e.downcast_ref::<bv_vault::VaultError>() {
-        ve.code().into()
-    } else if let Some(se) = e.downcast_ref::<bv_sandbox::SandboxError>() {
-        se.code().into()
-    } else if let Some(c) = e.downcast_ref::<bv_catalog::CatalogError>() {
-        c.code().into()
-    } else if let Some(j) = e.downcast_ref::<JobFailed>() {
-        j.code.clone()
-    } else {
-        "error".into()
+    for cause in e.chain() {
+        let code = if let Some(x) = cause.downcast_ref::<EngineError>() {
+            x.code()
+        } else if let Some(x) = cause.downcast_ref::<bv_worker::WorkerError>() {
+            x.code()
+        } else if let Some(x) = cause.downcast_ref::<bv_service::ServiceError>() {
+            x.code()
+        } else if let Some(x) = cause.downcast_ref::<bv_vault::VaultError>() {
+            x.code()
+        } else if let Some(x) = cause.downcast_ref::<bv_sandbox::SandboxError>() {
+            x.code()
+        } else if let Some(x) = cause.downcast_ref::<bv_catalog::CatalogError>() {
+            x.code()
+        } else if let Some(x) = cause.downcast_ref::<bv_api::ServeError>() {
+            x.code()
+        } else if cause.is::<bv_job::KindError>() {
+            bv_job::codes::INVALID_OPTION
+        } else if let Some(j) = cause.downcast_ref::<JobFailed>() {
+            &j.code
+        } else {
+            continue;
+        };
+        return code.to_string();
     }
+    "error".into()
 }
 
 /// Prints `e` (as text on stderr, or a JSON event on stdout) and returns the exit status.

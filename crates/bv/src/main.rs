@@ -9,8 +9,6 @@ mod cmd;
 mod config;
 mod exit;
 mod progress;
-mod webhooks;
-mod worker;
 
 use std::path::PathBuf;
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bv_vault::testing::S3Server;
+use bv_testkit::S3Server;
 use sha2::{Digest, Sha256};
 
 const TENANT: &str = "6b1f0a5e9c3d47a2b8e4f0c1d2e3f4a5";

@@ -8,12 +8,12 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, State as AxState};
-use bv_catalog::{Grant, Scope, now_ms};
+use bv_catalog::{Grant, now_ms};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::Auth;
 use crate::error::{ApiResult, Q};
+use crate::extract::{AppJson, Scoped, scope};
 use crate::routes::audit::AuditOut;
 use crate::state::State;
 use crate::time::rfc3339_ms;
@@ -28,9 +28,8 @@ pub struct Settings {
 /// `GET /v1/access/settings`
 pub async fn get_settings(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::Admin>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    auth.require(Scope::Admin)?;
     let on = st.catalog.access_approval(&auth.tenant_id).await?;
     Ok(Json(json!({ "require_approval": on })))
 }
@@ -38,11 +37,9 @@ pub async fn get_settings(
 /// `PUT /v1/access/settings`: applies to requests made from now on.
 pub async fn set_settings(
     AxState(st): AxState<State>,
-    auth: Auth,
-    body: axum::body::Bytes,
+    auth: Scoped<scope::Admin>,
+    AppJson(s): AppJson<Settings>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    auth.require(Scope::Admin)?;
-    let s: Settings = crate::error::parse_json(&body)?;
     st.catalog
         .set_access_approval(&auth.tenant_id, s.require_approval)
         .await?;
@@ -94,19 +91,20 @@ async fn out(st: &State, gs: &[Grant]) -> ApiResult<Vec<serde_json::Value>> {
 }
 
 /// `GET /v1/access/requests`: newest first (the latest 1000).
-pub async fn list(AxState(st): AxState<State>, auth: Auth) -> ApiResult<Json<serde_json::Value>> {
-    auth.require(Scope::Admin)?;
+pub async fn list(
+    AxState(st): AxState<State>,
+    auth: Scoped<scope::Admin>,
+) -> ApiResult<Json<serde_json::Value>> {
     let gs = st.catalog.tenant_grants(&auth.tenant_id, 1000).await?;
     Ok(Json(json!({ "requests": out(&st, &gs).await? })))
 }
 
 async fn decide(
     st: State,
-    auth: Auth,
+    auth: Scoped<scope::Admin>,
     id: String,
     approve: bool,
 ) -> ApiResult<Json<serde_json::Value>> {
-    auth.require(Scope::Admin)?;
     let by = format!("principal:{}", auth.principal_id);
     let g = st
         .catalog
@@ -132,7 +130,7 @@ async fn decide(
 /// `POST /v1/access/requests/{id}/approve`: in effect from now for its lifetime.
 pub async fn approve(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::Admin>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     decide(st, auth, id, true).await
@@ -142,7 +140,7 @@ pub async fn approve(
 /// a grant in effect.
 pub async fn deny(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::Admin>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     decide(st, auth, id, false).await
@@ -159,10 +157,9 @@ pub struct LogQuery {
 /// and the tenant's answers, newest first (from the sealed audit chain).
 pub async fn log(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::Admin>,
     uri: http::Uri,
 ) -> ApiResult<Json<serde_json::Value>> {
-    auth.require(Scope::Admin)?;
     let Q(q) = Q::<LogQuery>::from_uri(&uri)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let entries = st

@@ -2,11 +2,11 @@
 
 use axum::Json;
 use axum::extract::State as AxState;
-use bv_catalog::{AuditEntry, Scope};
+use bv_catalog::AuditEntry;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Auth;
 use crate::error::{ApiResult, Q};
+use crate::extract::{Scoped, scope};
 use crate::state::State;
 use crate::time::rfc3339_ms;
 
@@ -50,10 +50,9 @@ pub struct AuditQuery {
 /// `GET /v1/audit`: `before` pages back (the `next_before` of the last page).
 pub async fn list(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::Admin>,
     uri: http::Uri,
 ) -> ApiResult<Json<serde_json::Value>> {
-    auth.require(Scope::Admin)?;
     let Q(q) = Q::<AuditQuery>::from_uri(&uri)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let entries = st

@@ -7,13 +7,12 @@
 
 use axum::Json;
 use axum::extract::State as AxState;
-use bv_catalog::Scope;
 use http::HeaderMap;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, Scoped, scope};
 use crate::state::State;
 
 /// `PUT /v1/encryption` body.
@@ -32,8 +31,10 @@ fn out(holder_is_tenant: bool) -> Json<serde_json::Value> {
 }
 
 /// `GET /v1/encryption`
-pub async fn get(AxState(st): AxState<State>, auth: Auth) -> ApiResult<Json<serde_json::Value>> {
-    auth.require(Scope::Admin)?;
+pub async fn get(
+    AxState(st): AxState<State>,
+    auth: Scoped<scope::Admin>,
+) -> ApiResult<Json<serde_json::Value>> {
     let fp = st.catalog.customer_key_fp(&auth.tenant_id).await?;
     Ok(out(fp.is_some()))
 }
@@ -42,12 +43,10 @@ pub async fn get(AxState(st): AxState<State>, auth: Auth) -> ApiResult<Json<serd
 /// header, or `{"key_holder": "service"}`.
 pub async fn set(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::Admin>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    AppJson(req): AppJson<Custody>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    auth.require(Scope::Admin)?;
-    let req: Custody = crate::error::parse_json(&body)?;
     let fp = match req.key_holder.as_str() {
         "tenant" => Some(crate::custody::fingerprint_of(&st, &auth.tenant_id, &headers).await?),
         "service" => None,

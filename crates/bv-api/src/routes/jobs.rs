@@ -3,14 +3,15 @@
 use axum::Json;
 use axum::extract::{Path, State as AxState};
 use axum::response::{IntoResponse, Response};
-use bv_catalog::{Job, JobState, Scope};
+use bv_catalog::{Job, JobState};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Q};
+use crate::extract::{AppJson, Scoped, scope};
 use crate::state::State;
 use crate::time::rfc3339_ms;
+use bv_service::offers::Choice;
 
 /// A job as the API shows it.
 #[derive(Debug, Serialize)]
@@ -38,10 +39,9 @@ pub struct JobOut {
 impl From<Job> for JobOut {
     fn from(j: Job) -> Self {
         let preset: serde_json::Value = serde_json::from_str(&j.preset).unwrap_or_default();
-        let kind = if preset["kind"] == "probe" {
-            "probe"
-        } else {
-            "enhance"
+        let kind = match bv_job::JobKind::from_stored(&j.preset) {
+            Ok(k) if k.is_probe() => "probe",
+            _ => "enhance",
         };
         Self {
             id: j.id,
@@ -79,114 +79,54 @@ pub struct Submit {
     idempotency_key: Option<String>,
 }
 
-/// What a job runs, once a preset (if any) is applied.
-struct Choice {
-    preset: Option<String>,
-    model: String,
-    scale: u32,
-    codec: String,
-    crf: Option<u32>,
-}
-
 impl Submit {
-    fn choice(&self, st: &State) -> ApiResult<Choice> {
-        let Some(name) = &self.preset else {
-            let model = self.model.clone().unwrap_or_else(default_model);
-            return Ok(Choice {
-                preset: None,
-                scale: self.scale.unwrap_or_else(|| default_scale_for(st, &model)),
-                model,
-                codec: self.codec.clone().unwrap_or_else(default_codec),
-                crf: self.crf,
-            });
-        };
-        if self.model.is_some() || self.scale.is_some() {
-            return Err(ApiError::bad_request(
-                "a preset names the model and scale: send one or the other",
-            ));
+    fn choice(&self) -> Choice {
+        Choice {
+            preset: self.preset.clone(),
+            model: self.model.clone(),
+            scale: self.scale,
+            codec: self.codec.clone(),
+            crf: self.crf,
         }
-        let p = st.presets.iter().find(|p| &p.name == name).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "unknown_preset",
-                "no such preset here; GET /v1/models lists them",
-            )
-        })?;
-        Ok(Choice {
-            preset: Some(p.name.clone()),
-            model: p.model.clone(),
-            scale: p.scale,
-            codec: self.codec.clone().unwrap_or_else(|| p.codec.clone()),
-            crf: self.crf.or(p.crf),
-        })
     }
 }
 
 /// The model a job gets when it names none.
-pub const DEFAULT_MODEL: &str = "realesr-animevideov3";
+pub use bv_service::offers::DEFAULT_MODEL;
 
 fn default_model() -> String {
     DEFAULT_MODEL.into()
-}
-/// x2 when the model offers it (the cheapest), else its smallest scale.
-fn default_scale_for(st: &State, model: &str) -> u32 {
-    match st.models.iter().find(|m| m.name == model) {
-        Some(m) if !m.scales.contains(&2) => m.scales.iter().copied().min().unwrap_or(2),
-        _ => 2,
-    }
-}
-fn default_codec() -> String {
-    "h264".into()
 }
 
 /// `POST /v1/jobs`: reserves the price and queues an enhancement.
 pub async fn submit(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::JobsWrite>,
     headers: http::HeaderMap,
-    body: axum::body::Bytes,
+    AppJson(sub): AppJson<Submit>,
 ) -> ApiResult<Response> {
-    auth.require(Scope::JobsWrite)?;
-    let sub: Submit = crate::error::parse_json(&body)?;
-    let req = sub.choice(&st)?;
-    check_choice(&st, &req.model, req.scale)?;
-    if !crate::jobs::CODECS.contains(&req.codec.as_str()) {
-        return Err(ApiError::bad_request(
-            "codec must be h264, hevc, av1 or ffv1",
-        ));
-    }
-    if req.crf.is_some_and(|c| c > 63) {
-        return Err(ApiError::bad_request("crf must be 0..=63"));
-    }
+    let run = st.offers.choose(&sub.choice())?;
     let v = st.catalog.video(&auth.tenant_id, &sub.video_id).await?;
-    if let Some(r) = &v.rejected {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "video_rejected",
-            format!("this upload was rejected: {r}"),
-        ));
-    }
-    let price = crate::jobs::price(&st, &v, req.scale)?;
+    bv_service::jobs::check_input(&v)?;
+    let price = bv_service::jobs::price(&st.domain.billing, &v, run.scale)?;
     let ck = crate::custody::for_tenant(&st, &auth.tenant_id, &headers).await?;
-    let mut preset = serde_json::json!({"model": req.model, "scale": req.scale, "codec": req.codec, "crf": req.crf});
-    if let Some(name) = &req.preset {
-        preset["preset"] = name.as_str().into();
-    }
-    let preset = preset.to_string();
     let lim = crate::throttle::for_tenant(&st, &auth.tenant_id).await?;
-    let queued = crate::jobs::enqueue(
-        &st,
-        &auth.tenant_id,
-        &auth.principal_id,
-        &v.id,
-        &preset,
+    let model = run.model.clone();
+    let kind = bv_job::JobKind::Enhance(run);
+    let submission = bv_service::jobs::Submission {
+        tenant: &auth.tenant_id,
+        principal: &auth.principal_id,
+        video: &v.id,
+        kind: &kind,
         price,
-        0,
-        sub.idempotency_key.as_deref(),
-        ck.as_deref(),
-        crate::throttle::on(lim.active_jobs),
-    )
-    .await;
+        priority: 0,
+        idempotency_key: sub.idempotency_key.as_deref(),
+        customer_key: ck.as_deref(),
+        max_active: crate::throttle::on(lim.active_jobs),
+    };
+    let queued = bv_service::jobs::enqueue(&st.catalog, &st.vault, &st.domain.jobs, submission)
+        .await
+        .map_err(ApiError::from);
     let j = match queued {
         Ok(j) => j,
         Err(e) => {
@@ -202,41 +142,10 @@ pub async fn submit(
             return Err(e);
         }
     };
-    let detail = serde_json::json!({"video": v.id, "price": price, "preset": req.model});
+    let detail = serde_json::json!({"video": v.id, "price": price, "preset": model});
     auth.audit(&st, "job.submit", &format!("job:{}", j.id), "ok", detail)
         .await;
     Ok((StatusCode::CREATED, Json(JobOut::from(j))).into_response())
-}
-
-/// Refuses a model or scale this service does not offer, before anything is reserved.
-fn check_choice(st: &State, model: &str, scale: u32) -> ApiResult<()> {
-    if !(2..=4).contains(&scale) {
-        return Err(ApiError::bad_request("scale must be 2, 3 or 4"));
-    }
-    if model.is_empty()
-        || model.len() > 64
-        || !model
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    {
-        return Err(ApiError::bad_request("unknown model name"));
-    }
-    if st.models.is_empty() {
-        return Ok(());
-    }
-    match st.models.iter().find(|m| m.name == model) {
-        None => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "unknown_model",
-            "no such model here; GET /v1/models lists them",
-        )),
-        Some(m) if !m.scales.contains(&scale) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "unsupported_scale",
-            format!("{model} does not do x{scale}; GET /v1/models lists its scales"),
-        )),
-        Some(_) => Ok(()),
-    }
 }
 
 /// `?video_id=&model=&scale=`
@@ -252,15 +161,14 @@ pub struct QuoteQuery {
 /// `GET /v1/jobs/quote`: what a job would cost, and whether the balance covers it.
 pub async fn quote(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::VideosRead>,
     uri: http::Uri,
 ) -> ApiResult<Json<serde_json::Value>> {
-    auth.require(Scope::VideosRead)?;
     let Q(q) = Q::<QuoteQuery>::from_uri(&uri)?;
-    let scale = q.scale.unwrap_or_else(|| default_scale_for(&st, &q.model));
-    check_choice(&st, &q.model, scale)?;
+    let scale = q.scale.unwrap_or_else(|| st.offers.default_scale(&q.model));
+    st.offers.check(&q.model, scale)?;
     let v = st.catalog.video(&auth.tenant_id, &q.video_id).await?;
-    let price = crate::jobs::price(&st, &v, scale)?;
+    let price = bv_service::jobs::price(&st.domain.billing, &v, scale)?;
     let b = st.catalog.credit_balance(&auth.tenant_id).await?;
     Ok(Json(serde_json::json!({
         "price": price,
@@ -281,10 +189,9 @@ pub struct ListQuery {
 /// `GET /v1/jobs`
 pub async fn list(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::VideosRead>,
     Q(q): Q<ListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    auth.require(Scope::VideosRead)?;
     let state = q
         .state
         .as_deref()
@@ -306,10 +213,9 @@ pub async fn list(
 /// `GET /v1/jobs/{id}`
 pub async fn get(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::VideosRead>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobOut>> {
-    auth.require(Scope::VideosRead)?;
     let job = st.catalog.job(&auth.tenant_id, &id).await?;
     let (total, done) = st.catalog.segment_counts(&job.id).await?;
     let mut out = JobOut::from(job);
@@ -322,10 +228,9 @@ pub async fn get(
 /// `POST /v1/jobs/{id}/cancel`
 pub async fn cancel(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::JobsWrite>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobOut>> {
-    auth.require(Scope::JobsWrite)?;
     let j = st.catalog.cancel_job(&auth.tenant_id, &id).await?;
     auth.audit(
         &st,
@@ -341,9 +246,8 @@ pub async fn cancel(
 /// `GET /v1/credits`: balance and ledger (credits never expire).
 pub async fn credits(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::VideosRead>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    auth.require(Scope::VideosRead)?;
     let b = st.catalog.credit_balance(&auth.tenant_id).await?;
     let ledger: Vec<serde_json::Value> = st
         .catalog
@@ -384,11 +288,10 @@ fn progress_event(j: &Job) -> serde_json::Value {
 /// job moves, then one `end` with the finished job, then the stream closes.
 pub async fn events(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::VideosRead>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    auth.require(Scope::VideosRead)?;
     let first = st.catalog.job(&auth.tenant_id, &id).await?;
     let tenant = auth.tenant_id.clone();
     let stream = futures::stream::unfold(

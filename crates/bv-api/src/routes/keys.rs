@@ -3,12 +3,12 @@
 use axum::Json;
 use axum::extract::{Path, State as AxState};
 use axum::response::{IntoResponse, Response};
-use bv_catalog::{ApiKey, Scope};
+use bv_catalog::ApiKey;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Auth;
 use crate::error::ApiResult;
+use crate::extract::{AppJson, Scoped, scope};
 use crate::state::State;
 use crate::time::rfc3339_ms;
 
@@ -41,8 +41,10 @@ impl From<ApiKey> for KeyOut {
 }
 
 /// `GET /v1/keys`
-pub async fn list(AxState(st): AxState<State>, auth: Auth) -> ApiResult<Json<serde_json::Value>> {
-    auth.require(Scope::Admin)?;
+pub async fn list(
+    AxState(st): AxState<State>,
+    auth: Scoped<scope::Admin>,
+) -> ApiResult<Json<serde_json::Value>> {
     let keys: Vec<KeyOut> = st
         .catalog
         .api_keys(&auth.tenant_id)
@@ -65,11 +67,9 @@ pub struct NewKey {
 /// `POST /v1/keys`: a new key for the caller's principal, shown once.
 pub async fn create(
     AxState(st): AxState<State>,
-    auth: Auth,
-    body: axum::body::Bytes,
+    auth: Scoped<scope::Admin>,
+    AppJson(req): AppJson<NewKey>,
 ) -> ApiResult<Response> {
-    auth.require(Scope::Admin)?;
-    let req: NewKey = crate::error::parse_json(&body)?;
     let scopes = bv_catalog::api_keys::parse_scopes(&req.scopes.join(" "))?;
     let expires = req
         .expires_in_seconds
@@ -98,10 +98,9 @@ pub async fn create(
 /// `DELETE /v1/keys/{id}`: revoked at once.
 pub async fn revoke(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::Admin>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<KeyOut>> {
-    auth.require(Scope::Admin)?;
     let k = st.catalog.revoke_api_key(&auth.tenant_id, &id).await?;
     auth.audit(
         &st,

@@ -33,7 +33,7 @@ pub async fn download(
     Path(id): Path<String>,
     crate::error::Q(p): crate::error::Q<LinkParams>,
     headers: HeaderMap,
-    origin: crate::audit::Origin,
+    crate::audit::Source(origin): crate::audit::Source,
 ) -> ApiResult<Response> {
     // A missing (or deleted) video answers exactly like a bad signature.
     let v = match st.catalog.video_for_link(&id).await {

@@ -88,8 +88,8 @@ pub async fn document(
     axum::extract::State(st): axum::extract::State<crate::state::State>,
 ) -> Json<Value> {
     Json(build(&super::openapi_ops::Context {
-        models: &st.models,
-        presets: &st.presets,
+        models: &st.offers.models,
+        presets: &st.offers.presets,
         link_max_ttl: st.cfg.link_max_ttl_seconds,
     }))
 }

@@ -94,7 +94,7 @@ fn submit_body(models: &[ModelOffer], presets: &[PresetOffer]) -> Value {
     let props = |model: Option<Value>, scales: Value| {
         let mut p = json!({"video_id": {"type": "string"},
             "scale": scales,
-            "codec": {"type": "string", "enum": crate::jobs::CODECS},
+            "codec": {"type": "string", "enum": bv_job::Codec::names()},
             "crf": {"type": ["integer", "null"], "minimum": 0, "maximum": 63},
             "idempotency_key": nullable("string")});
         if let Some(m) = model {
@@ -124,7 +124,7 @@ fn submit_body(models: &[ModelOffer], presets: &[PresetOffer]) -> Value {
         variants.push(object(
             json!({"video_id": {"type": "string"},
                 "preset": {"type": "string", "const": p.name},
-                "codec": {"type": "string", "enum": crate::jobs::CODECS},
+                "codec": {"type": "string", "enum": bv_job::Codec::names()},
                 "crf": {"type": ["integer", "null"], "minimum": 0, "maximum": 63},
                 "idempotency_key": nullable("string")}),
             &["video_id", "preset"],

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde::Deserialize;
 
-use crate::audit::{Event, Origin};
+use crate::audit::Event;
 use crate::auth::{Auth, SESSION_COOKIE};
 use crate::error::{ApiError, ApiResult};
 use crate::state::State;
@@ -25,7 +25,7 @@ pub struct Login {
 pub async fn login(
     AxState(st): AxState<State>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    origin: Origin,
+    crate::audit::Source(origin): crate::audit::Source,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let address = peer.ip().to_string();

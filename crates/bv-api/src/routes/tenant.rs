@@ -3,17 +3,18 @@
 
 use axum::Json;
 use axum::extract::State as AxState;
-use bv_catalog::Scope;
 use serde::Deserialize;
 
-use crate::auth::Auth;
 use crate::error::ApiResult;
+use crate::extract::{AppJson, Scoped, scope};
 use crate::state::State;
 
 /// `GET /v1/tenant/export`: the tenant's metadata and ledger as JSON.
-pub async fn export(AxState(st): AxState<State>, auth: Auth) -> ApiResult<Json<serde_json::Value>> {
-    auth.require(Scope::Admin)?;
-    let doc = crate::export::export(&st.catalog, &st.vault, &auth.tenant_id).await?;
+pub async fn export(
+    AxState(st): AxState<State>,
+    auth: Scoped<scope::Admin>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let doc = bv_service::export::export(&st.catalog, &st.vault, &auth.tenant_id).await?;
     auth.audit(
         &st,
         "tenant.export",
@@ -37,14 +38,12 @@ pub struct Erase {
 /// signed receipt (the key that asked is gone with it).
 pub async fn erase(
     AxState(st): AxState<State>,
-    auth: Auth,
-    body: axum::body::Bytes,
-) -> ApiResult<Json<crate::erasure::SignedReceipt>> {
-    auth.require(Scope::Admin)?;
-    let req: Erase = crate::error::parse_json(&body)?;
+    auth: Scoped<scope::Admin>,
+    AppJson(req): AppJson<Erase>,
+) -> ApiResult<Json<bv_service::erasure::SignedReceipt>> {
     let t = st.catalog.tenant(&auth.tenant_id).await?;
-    crate::erasure::check_confirmation(&t, &req.confirm)?;
+    bv_service::erasure::check_confirmation(&t, &req.confirm)?;
     let who = format!("principal:{}", auth.principal_id);
-    let r = crate::erasure::erase(&st.catalog, &st.vault, &t, &who, &auth.origin).await?;
+    let r = bv_service::erasure::erase(&st.catalog, &st.vault, &t, &who, &auth.origin).await?;
     Ok(Json(r))
 }

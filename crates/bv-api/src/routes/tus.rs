@@ -12,13 +12,13 @@ use std::sync::atomic::Ordering;
 use axum::body::Body;
 use axum::extract::{Path, State as AxState};
 use axum::response::{IntoResponse, Response};
-use bv_catalog::Scope;
 use bv_catalog::uploads::NewUpload;
 use futures::TryStreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Scoped, scope};
 use crate::media::{self, Tolerant};
 use crate::state::State;
 
@@ -89,11 +89,10 @@ pub async fn options(AxState(st): AxState<State>) -> Response {
 /// `POST /v1/uploads`: creates an upload (and takes a first chunk if sent).
 pub async fn create(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::VideosWrite>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    auth.require(Scope::VideosWrite)?;
     check_version(&headers)?;
     if headers.contains_key("upload-defer-length") {
         return Err(ApiError::bad_request(
@@ -145,7 +144,7 @@ pub async fn create(
             content_type: &ctype,
             length: length as i64,
             metadata: &sealed_meta,
-            ttl_ms: (st.cfg.upload_ttl_seconds * 1000) as i64,
+            ttl_ms: (st.domain.retention.upload_ttl_seconds * 1000) as i64,
             max_uploading: crate::throttle::on(lim.concurrent_uploads),
         })
         .await?;
@@ -173,11 +172,10 @@ pub async fn create(
 /// `HEAD /v1/uploads/{id}`: how much is stored.
 pub async fn head(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::VideosWrite>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    auth.require(Scope::VideosWrite)?;
     check_version(&headers)?;
     let u = live_upload(&st, &auth, &id).await?;
     let mut hs = vec![
@@ -209,12 +207,11 @@ pub async fn head(
 /// `PATCH /v1/uploads/{id}`: appends bytes at `Upload-Offset`.
 pub async fn patch(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::VideosWrite>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    auth.require(Scope::VideosWrite)?;
     check_version(&headers)?;
     if headers
         .get(header::CONTENT_TYPE)
@@ -250,11 +247,10 @@ pub async fn patch(
 /// `DELETE /v1/uploads/{id}`: abandons an upload; what it stored is shredded.
 pub async fn terminate(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::VideosWrite>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    auth.require(Scope::VideosWrite)?;
     check_version(&headers)?;
     let u = st.catalog.upload(&auth.tenant_id, &id).await?;
     media::shred_video(&st.catalog, &st.vault, &auth.tenant_id, &u.video_id).await?;
@@ -360,7 +356,7 @@ async fn append(
         );
         let mut body = Tolerant::new(reader);
         let mut at = u.received;
-        let piece = (st.cfg.piece_mib as u64) << 20;
+        let piece = st.domain.jobs.piece_bytes();
         let end = u.length as u64;
         while let Some((o, n)) =
             media::seal_piece(&st.vault, &t, &mut body, piece.min(end - at as u64), ck).await?
@@ -415,7 +411,16 @@ async fn finish_if_complete(
     let u = st.catalog.upload(&auth.tenant_id, id).await?;
     if u.received == u.length {
         st.catalog.finish_upload(&u).await?;
-        crate::jobs::enqueue_probe(st, &u.tenant_id, &u.principal_id, &u.video_id, ck).await;
+        bv_service::jobs::enqueue_probe(
+            &st.catalog,
+            &st.vault,
+            &st.domain.jobs,
+            &u.tenant_id,
+            &u.principal_id,
+            &u.video_id,
+            ck,
+        )
+        .await;
         st.metrics.uploads_completed.fetch_add(1, Ordering::Relaxed);
         let detail = serde_json::json!({"bytes": u.length, "via": "tus"});
         auth.audit(

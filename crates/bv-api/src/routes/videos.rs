@@ -7,78 +7,18 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State as AxState};
 use axum::response::{IntoResponse, Response};
-use bv_catalog::{Piece, Scope, Video, VideoState};
+use bv_catalog::{Piece, VideoState};
 use futures::TryStreamExt;
 use http::{HeaderMap, Method, StatusCode, header};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Scoped, scope};
 use crate::media::{self, Tolerant};
 use crate::state::State;
 
-/// A video as the API shows it.
-#[derive(Debug, Serialize)]
-pub struct VideoOut {
-    /// Id.
-    pub id: String,
-    /// File name.
-    pub name: String,
-    /// MIME type.
-    pub content_type: String,
-    /// Size in bytes.
-    pub size_bytes: i64,
-    /// `uploaded`.
-    pub state: VideoState,
-    /// Creation time, RFC 3339.
-    pub created_at: String,
-    /// `probing` (just uploaded), `ready` (can be enhanced) or `rejected`.
-    pub status: &'static str,
-    /// Why it was rejected (its bytes are gone).
-    pub rejected: Option<String>,
-    /// What the probe found: streams, size, duration, frames.
-    pub media: Option<serde_json::Value>,
-    /// When the retention sweeper deletes it, RFC 3339 (null: kept until
-    /// its owner deletes it).
-    pub delete_at: Option<String>,
-    /// The retention rule behind `delete_at`: `output`, `original`,
-    /// `failed_input`.
-    pub retention: Option<String>,
-}
-
-impl From<Video> for VideoOut {
-    fn from(v: Video) -> Self {
-        Self {
-            id: v.id,
-            name: v.name,
-            content_type: v.content_type,
-            size_bytes: v.size_bytes,
-            state: v.state,
-            created_at: crate::time::rfc3339_ms(v.created_ms),
-            status: if v.rejected.is_some() {
-                "rejected"
-            } else if v.media.is_some() {
-                "ready"
-            } else {
-                "probing"
-            },
-            media: v
-                .media
-                .as_deref()
-                .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
-                .map(|mut m| {
-                    // Where a worker may cut it (up to thousands of times): for workers only.
-                    if let Some(o) = m.as_object_mut() {
-                        o.remove("segmenting");
-                    }
-                    m
-                }),
-            rejected: v.rejected,
-            delete_at: v.delete_after_ms.map(crate::time::rfc3339_ms),
-            retention: v.retention,
-        }
-    }
-}
+/// A video as the API shows it (the domain's view of one).
+pub use bv_service::views::VideoView as VideoOut;
 
 /// `?limit=&cursor=`
 #[derive(Debug, Deserialize)]
@@ -90,10 +30,9 @@ pub struct ListQuery {
 /// `GET /v1/videos`
 pub async fn list(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::VideosRead>,
     crate::error::Q(q): crate::error::Q<ListQuery>,
 ) -> ApiResult<Response> {
-    auth.require(Scope::VideosRead)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let after = match &q.cursor {
         Some(c) => {
@@ -124,10 +63,9 @@ pub async fn list(
 /// `GET /v1/videos/{id}`
 pub async fn get(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::VideosRead>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<VideoOut>> {
-    auth.require(Scope::VideosRead)?;
     let v = st.catalog.video(&auth.tenant_id, &id).await?;
     Ok(Json(crate::sealed::video_out(&st.vault, v).await?))
 }
@@ -135,10 +73,9 @@ pub async fn get(
 /// `DELETE /v1/videos/{id}`: crypto-shred; every outstanding link dies.
 pub async fn delete(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::VideosWrite>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    auth.require(Scope::VideosWrite)?;
     // Only visible videos: an upload in progress is ended through its tus URL.
     st.catalog.video(&auth.tenant_id, &id).await?;
     media::shred_video(&st.catalog, &st.vault, &auth.tenant_id, &id).await?;
@@ -163,12 +100,11 @@ pub struct UploadQuery {
 /// (`Content-Length` required, up to `serve.simple_upload_max_mib`).
 pub async fn upload(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::VideosWrite>,
     crate::error::Q(q): crate::error::Q<UploadQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    auth.require(Scope::VideosWrite)?;
     let len: u64 = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok())
@@ -214,7 +150,7 @@ pub async fn upload(
     let reader =
         tokio_util::io::StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
     let mut body = Tolerant::new(reader);
-    let piece = (st.cfg.piece_mib as u64) << 20;
+    let piece = st.domain.jobs.piece_bytes();
     let (mut seq, mut at) = (0i64, 0u64);
     let res: ApiResult<()> = async {
         while let Some((o, n)) =
@@ -246,8 +182,10 @@ pub async fn upload(
     st.catalog
         .complete_video(&auth.tenant_id, &v.id, len as i64)
         .await?;
-    crate::jobs::enqueue_probe(
-        &st,
+    bv_service::jobs::enqueue_probe(
+        &st.catalog,
+        &st.vault,
+        &st.domain.jobs,
         &auth.tenant_id,
         &auth.principal_id,
         &v.id,
@@ -279,12 +217,11 @@ pub async fn upload(
 /// `GET|HEAD /v1/videos/{id}/content`: direct download with an API key.
 pub async fn content(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::VideosRead>,
     method: Method,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    auth.require(Scope::VideosRead)?;
     let v = st.catalog.video(&auth.tenant_id, &id).await?;
     if super::download::starts_a_download(&method, &headers) {
         auth.audit(
@@ -312,11 +249,10 @@ pub struct LinkRequest {
 /// `POST /v1/videos/{id}/links`: a signed URL for the video.
 pub async fn mint_link(
     AxState(st): AxState<State>,
-    auth: Auth,
+    auth: Scoped<scope::VideosRead>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    auth.require(Scope::VideosRead)?;
     let mint = crate::throttle::AddressAction::MintLink;
     crate::throttle::admit_address(&st, mint, &auth.origin.source).await?;
     let req: LinkRequest = if body.is_empty() {

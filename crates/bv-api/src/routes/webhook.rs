@@ -3,12 +3,11 @@
 use axum::Json;
 use axum::extract::State as AxState;
 use axum::response::{IntoResponse, Response};
-use bv_catalog::Scope;
 use http::StatusCode;
 use serde::Deserialize;
 
-use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, Scoped, scope};
 use crate::state::State;
 use crate::time::rfc3339_ms;
 
@@ -42,11 +41,9 @@ fn check_url(st: &State, url: &str) -> ApiResult<()> {
 /// `PUT /v1/webhook`: sets the URL; a new webhook's secret is shown this once.
 pub async fn set(
     AxState(st): AxState<State>,
-    auth: Auth,
-    body: axum::body::Bytes,
+    auth: Scoped<scope::Admin>,
+    AppJson(req): AppJson<SetWebhook>,
 ) -> ApiResult<Response> {
-    auth.require(Scope::Admin)?;
-    let req: SetWebhook = crate::error::parse_json(&body)?;
     check_url(&st, &req.url)?;
     let existed = st.catalog.webhook(&auth.tenant_id).await?.is_some();
     let sealed = crate::sealed::seal(
@@ -59,7 +56,7 @@ pub async fn set(
     let h = st.catalog.set_webhook(&auth.tenant_id, &sealed).await?;
     let mut out = serde_json::json!({"url": req.url, "secret_version": h.secret_version});
     if !existed {
-        out["secret"] = crate::webhooks::secret(&st.vault, &auth.tenant_id, h.secret_version)
+        out["secret"] = bv_service::webhooks::secret(&st.vault, &auth.tenant_id, h.secret_version)
             .await?
             .into();
     }
@@ -77,8 +74,10 @@ pub async fn set(
 }
 
 /// `GET /v1/webhook`
-pub async fn get(AxState(st): AxState<State>, auth: Auth) -> ApiResult<Json<serde_json::Value>> {
-    auth.require(Scope::Admin)?;
+pub async fn get(
+    AxState(st): AxState<State>,
+    auth: Scoped<scope::Admin>,
+) -> ApiResult<Json<serde_json::Value>> {
     let h = st
         .catalog
         .webhook(&auth.tenant_id)
@@ -100,8 +99,10 @@ pub async fn get(AxState(st): AxState<State>, auth: Auth) -> ApiResult<Json<serd
 
 /// `POST /v1/webhook/rotate`: a new secret (shown once); the previous one
 /// signs too for 24 hours, so receivers can switch without missing events.
-pub async fn rotate(AxState(st): AxState<State>, auth: Auth) -> ApiResult<Json<serde_json::Value>> {
-    auth.require(Scope::Admin)?;
+pub async fn rotate(
+    AxState(st): AxState<State>,
+    auth: Scoped<scope::Admin>,
+) -> ApiResult<Json<serde_json::Value>> {
     let h = st
         .catalog
         .rotate_webhook(&auth.tenant_id, OVERLAP_MS)
@@ -115,15 +116,17 @@ pub async fn rotate(AxState(st): AxState<State>, auth: Auth) -> ApiResult<Json<s
     )
     .await;
     Ok(Json(serde_json::json!({
-        "secret": crate::webhooks::secret(&st.vault, &auth.tenant_id, h.secret_version).await?,
+        "secret": bv_service::webhooks::secret(&st.vault, &auth.tenant_id, h.secret_version).await?,
         "secret_version": h.secret_version,
         "previous_secret_valid_until": h.previous_until_ms.map(rfc3339_ms),
     })))
 }
 
 /// `DELETE /v1/webhook`
-pub async fn delete(AxState(st): AxState<State>, auth: Auth) -> ApiResult<StatusCode> {
-    auth.require(Scope::Admin)?;
+pub async fn delete(
+    AxState(st): AxState<State>,
+    auth: Scoped<scope::Admin>,
+) -> ApiResult<StatusCode> {
     st.catalog.delete_webhook(&auth.tenant_id).await?;
     auth.audit(
         &st,

@@ -1,106 +1,12 @@
 //! Output encoding choices: codec, quality, pixel format and colour tags.
 
 use std::process::{Command, Stdio};
-use std::str::FromStr;
 
 use super::probe::{StreamInfo, bit_depth};
 use crate::error::{EngineError, Result};
 
-/// Video codecs the output can use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Codec {
-    /// H.264 through libx264 (the default: plays everywhere).
-    H264,
-    /// HEVC through libx265.
-    Hevc,
-    /// AV1 through SVT-AV1.
-    Av1,
-    /// FFV1, lossless (for archiving and for verifying fidelity).
-    Ffv1,
-}
-
-impl FromStr for Codec {
-    type Err = EngineError;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "h264" => Self::H264,
-            "hevc" | "h265" => Self::Hevc,
-            "av1" => Self::Av1,
-            "ffv1" => Self::Ffv1,
-            other => {
-                return Err(EngineError::InvalidOption(format!(
-                    "unknown codec {other:?} (h264, hevc, av1, ffv1)"
-                )));
-            }
-        })
-    }
-}
-
-impl Codec {
-    /// FFmpeg encoder name.
-    pub fn encoder(self) -> &'static str {
-        match self {
-            Self::H264 => "libx264",
-            Self::Hevc => "libx265",
-            Self::Av1 => "libsvtav1",
-            Self::Ffv1 => "ffv1",
-        }
-    }
-
-    /// Default constant-rate factor (none for lossless).
-    pub fn default_crf(self) -> Option<u32> {
-        match self {
-            Self::H264 => Some(16),
-            Self::Hevc => Some(18),
-            Self::Av1 => Some(24),
-            Self::Ffv1 => None,
-        }
-    }
-
-    /// Highest CRF the encoder accepts.
-    pub fn max_crf(self) -> u32 {
-        match self {
-            Self::H264 | Self::Hevc => 51,
-            Self::Av1 => 63,
-            Self::Ffv1 => 0,
-        }
-    }
-
-    /// Default speed preset: fast enough that encoding stays a small share of
-    /// the job, with a CRF low enough that the speed costs no visible quality.
-    pub fn default_preset(self) -> Option<&'static str> {
-        match self {
-            Self::H264 => Some("superfast"),
-            Self::Hevc => Some("fast"),
-            Self::Av1 => Some("10"),
-            Self::Ffv1 => None,
-        }
-    }
-
-    /// Presets the encoder accepts.
-    pub fn presets(self) -> &'static [&'static str] {
-        const X26X: &[&str] = &[
-            "ultrafast",
-            "superfast",
-            "veryfast",
-            "faster",
-            "fast",
-            "medium",
-            "slow",
-            "slower",
-            "veryslow",
-            "placebo",
-        ];
-        const SVT: &[&str] = &[
-            "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13",
-        ];
-        match self {
-            Self::H264 | Self::Hevc => X26X,
-            Self::Av1 => SVT,
-            Self::Ffv1 => &[],
-        }
-    }
-}
+/// Video codecs the output can use: the job contract's one list of them.
+pub use bv_job::Codec;
 
 /// Validated encoder settings.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,16 +40,8 @@ pub struct EnhanceOptions {
     pub segment: Option<super::segments::Segment>,
 }
 
-/// Progress after each frame.
-#[derive(Debug, Clone, Copy)]
-pub struct Progress {
-    /// Frames finished.
-    pub frames: u64,
-    /// Expected total, when the container says.
-    pub total: Option<u64>,
-    /// Time since the start.
-    pub elapsed: Duration,
-}
+/// Progress after each frame (the job contract's type: the runner reports it as it is).
+pub use bv_job::Progress;
 
 /// What a finished run did.
 #[derive(Debug, Clone)]

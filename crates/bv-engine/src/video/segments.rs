@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use std::sync::atomic::AtomicBool;
 
@@ -22,32 +22,7 @@ use super::pipeline::{EnhanceOptions, Progress, Summary, enhance_into};
 use crate::error::{EngineError, Result};
 use crate::upscale::Upscaler;
 
-/// One segment: the frames with `start_us <= pts < end_us` (input times,
-/// microseconds; `None` = from the start / to the end).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Segment {
-    /// Position in the video, from 0.
-    pub index: usize,
-    /// First keyframe's time (none for the first segment).
-    pub start_us: Option<i64>,
-    /// The next segment's first keyframe (none for the last segment).
-    pub end_us: Option<i64>,
-}
-
-impl Segment {
-    /// The decoder options that select this segment (`-copyts` keeps the
-    /// input's timestamps).
-    pub fn decoder_args(&self) -> Vec<String> {
-        let mut a = vec!["-copyts".to_string()];
-        if let Some(s) = self.start_us {
-            a.extend(["-ss".into(), format!("{s}us")]);
-        }
-        if let Some(e) = self.end_us {
-            a.extend(["-to".into(), format!("{e}us")]);
-        }
-        a
-    }
-}
+pub use bv_job::segment::{Segment, plan};
 
 /// The times of the video stream's keyframes, microseconds (rounded down, so
 /// a seek to one lands on or after its frame).
@@ -101,47 +76,6 @@ pub fn keyframes_us(input: &Path, stream: usize) -> Result<Vec<i64>> {
     ts.sort_unstable();
     ts.dedup();
     Ok(ts)
-}
-
-/// Cuts a video whose keyframes are at `keyframes` (ascending, microseconds)
-/// and that ends at `end_us` into at most `parts` segments of about equal
-/// duration, each starting at a keyframe. Fewer when there are not enough
-/// keyframes.
-pub fn plan(keyframes: &[i64], end_us: i64, parts: usize) -> Vec<Segment> {
-    let (Some(&first), Some(&last)) = (keyframes.first(), keyframes.last()) else {
-        return vec![Segment {
-            index: 0,
-            start_us: None,
-            end_us: None,
-        }];
-    };
-    // Cut points: for each share of the duration, the nearest keyframe
-    // after the previous cut.
-    let span = (end_us.max(last) - first).max(1);
-    let mut cuts: Vec<i64> = Vec::new();
-    for k in 1..parts.max(1) {
-        let target = first + span * k as i64 / parts as i64;
-        let after = cuts.last().copied().unwrap_or(first);
-        if let Some(&c) = keyframes
-            .iter()
-            .filter(|t| **t > after)
-            .min_by_key(|t| (**t - target).abs())
-        {
-            cuts.push(c);
-        }
-    }
-    let mut segs = Vec::with_capacity(cuts.len() + 1);
-    let mut start = None;
-    for (i, c) in cuts.iter().chain(std::iter::once(&i64::MAX)).enumerate() {
-        let end = (*c != i64::MAX).then_some(*c);
-        segs.push(Segment {
-            index: i,
-            start_us: start,
-            end_us: end,
-        });
-        start = end;
-    }
-    segs
 }
 
 /// Enhances `input` into `output` in up to `parts` segments, one after the
@@ -273,39 +207,4 @@ pub fn join(parts: &[(PathBuf, Segment)], original: &Path, output: &Path) -> Res
         super::mp4::set_rotation(output, v.rotation)?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plans_cuts_at_keyframes_near_equal_shares() {
-        let k: Vec<i64> = (0..10).map(|i| i * 1_001_000).collect();
-        let s = plan(&k, 10_010_000, 2);
-        assert_eq!(s.len(), 2);
-        assert_eq!((s[0].start_us, s[0].end_us), (None, Some(5_005_000)));
-        assert_eq!((s[1].start_us, s[1].end_us), (Some(5_005_000), None));
-        let s = plan(&k, 10_010_000, 3);
-        assert_eq!(
-            s.iter().map(|s| s.end_us).collect::<Vec<_>>(),
-            [Some(3_003_000), Some(7_007_000), None]
-        );
-        // Not enough keyframes: fewer segments, never an empty one.
-        assert_eq!(plan(&[0], 9_000_000, 4).len(), 1);
-        assert_eq!(plan(&[0, 2_000_000], 9_000_000, 4).len(), 2);
-        assert_eq!(plan(&[], 0, 2).len(), 1);
-        // The duration counts, not only the span of the keyframes.
-        let k = [0, 1_001_000, 2_002_000, 3_003_000];
-        assert_eq!(plan(&k, 4_004_000, 2)[0].end_us, Some(2_002_000));
-        assert_eq!(
-            Segment {
-                index: 1,
-                start_us: Some(5),
-                end_us: None
-            }
-            .decoder_args(),
-            ["-copyts", "-ss", "5us"]
-        );
-    }
 }

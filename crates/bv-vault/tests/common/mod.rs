@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bv_vault::testing::S3Server;
+use bv_testkit::S3Server;
 use bv_vault::{FileKeyStore, ObjectId, Vault, VaultConfig};
 
 /// Which blob backend a test runs on.

@@ -106,14 +106,14 @@ async fn record(
     detail: serde_json::Value,
 ) {
     let actor = format!("operator:{operator}");
-    let e = bv_api::audit::Event {
+    let e = bv_service::audit::Event {
         tenant: Some(tenant),
         actor: &actor,
         action,
         target,
         outcome,
     };
-    bv_api::audit::record_with(cat, vault, &Default::default(), e, detail).await;
+    bv_service::audit::record(cat, vault, &Default::default(), e, detail).await;
 }
 
 /// Operator commands.

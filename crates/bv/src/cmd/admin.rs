@@ -286,14 +286,14 @@ pub(crate) async fn audit_key_change(
     detail: serde_json::Value,
 ) {
     let actor = format!("operator:{}", operator_name());
-    let e = bv_api::audit::Event {
+    let e = bv_service::audit::Event {
         tenant,
         actor: &actor,
         action,
         target,
         outcome: "ok",
     };
-    bv_api::audit::record_with(cat, vault, &Default::default(), e, detail).await;
+    bv_service::audit::record(cat, vault, &Default::default(), e, detail).await;
 }
 
 /// A tenant's retention as set and as it applies (the service's defaults
@@ -302,10 +302,10 @@ fn retention_policy(cfg: &Config, p: &bv_catalog::TenantRetention) -> serde_json
     serde_json::json!({
         "set": p,
         "applies": {
-            "keep_originals": p.keep_originals.unwrap_or(cfg.serve.keep_originals),
-            "output_retention_seconds": p.output_retention_s.unwrap_or(cfg.serve.output_retention_seconds as i64),
-            "failed_input_retention_seconds": cfg.serve.failed_input_retention_seconds,
-            "abandoned_upload_seconds": cfg.serve.upload_ttl_seconds,
+            "keep_originals": p.keep_originals.unwrap_or(cfg.retention.keep_originals),
+            "output_retention_seconds": p.output_retention_s.unwrap_or(cfg.retention.output_seconds as i64),
+            "failed_input_retention_seconds": cfg.retention.failed_input_seconds,
+            "abandoned_upload_seconds": cfg.retention.upload_ttl_seconds,
         },
     })
 }
@@ -316,7 +316,7 @@ fn limits_shown(
     t: &bv_catalog::Tenant,
     o: &bv_catalog::TenantLimitOverrides,
 ) -> serde_json::Value {
-    let e = bv_api::throttle::effective(&cfg.serve.limits, o);
+    let e = bv_service::limits::effective(&cfg.serve.limits, o);
     serde_json::json!({
         "set": o,
         "applies": {
@@ -355,19 +355,19 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
             );
             return Ok(());
         }
-        let key = bv_api::audit::VaultChainKey::load(&vault).await?;
+        let key = bv_service::audit::VaultChainKey::load(&vault).await?;
         // Every change an operator makes here is in the audit log, as the CLI's.
         let audit = |tenant: Option<String>, action: &'static str, target: String, detail: serde_json::Value| {
             let (cat, vault) = (&cat, &vault);
             async move {
-                let e = bv_api::audit::Event {
+                let e = bv_service::audit::Event {
                     tenant: tenant.as_deref(),
                     actor: &format!("operator:{}", operator_name()),
                     action,
                     target: &target,
                     outcome: "ok",
                 };
-                bv_api::audit::record_with(cat, vault, &Default::default(), e, detail).await;
+                bv_service::audit::record(cat, vault, &Default::default(), e, detail).await;
             }
         };
         match c {
@@ -423,12 +423,10 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
             }
             AdminCmd::Tenant(TenantCmd::Erase { tenant, confirm }) => {
                 let t = cat.find_tenant(&tenant).await?;
-                bv_api::erasure::check_confirmation(&t, &confirm)
-                    .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+                bv_service::erasure::check_confirmation(&t, &confirm)?;
                 let who = format!("operator:{}", operator_name());
-                let r = bv_api::erasure::erase(&cat, &vault, &t, &who, &Default::default())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+                let r =
+                    bv_service::erasure::erase(&cat, &vault, &t, &who, &Default::default()).await?;
                 println!("{}", serde_json::to_string_pretty(&r)?);
             }
             AdminCmd::Tenant(TenantCmd::VerifyReceipt { file }) => {
@@ -441,11 +439,9 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
                     code: "receipt_invalid".into(),
                     message,
                 };
-                let r: bv_api::erasure::SignedReceipt = serde_json::from_str(&text)
+                let r: bv_service::erasure::SignedReceipt = serde_json::from_str(&text)
                     .map_err(|e| bad(format!("not an erasure receipt: {e}")))?;
-                let verdict = bv_api::erasure::verify(&vault, &r)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+                let verdict = bv_service::erasure::verify(&vault, &r).await?;
                 if let Err(p) = verdict {
                     return Err(bad(format!("the receipt does not verify: {p:?}")).into());
                 }
@@ -460,9 +456,7 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
             }
             AdminCmd::Tenant(TenantCmd::Export { tenant }) => {
                 let t = cat.find_tenant(&tenant).await?;
-                let doc = bv_api::export::export(&cat, &vault, &t.id)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+                let doc = bv_service::export::export(&cat, &vault, &t.id).await?;
                 audit(Some(t.id.clone()), "tenant.export", format!("tenant:{}", t.id), serde_json::json!({})).await;
                 println!("{}", serde_json::to_string_pretty(&doc)?);
             }
@@ -576,9 +570,7 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
                 println!("{shown}");
             }
             AdminCmd::Retention(RetentionCmd::Run) => {
-                let s = bv_api::retention::sweep(&cat, &vault, bv_catalog::now_ms())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+                let s = bv_service::retention::sweep(&cat, &vault, bv_catalog::now_ms()).await?;
                 println!("{}", serde_json::to_string(&s)?);
             }
             AdminCmd::Retention(RetentionCmd::Show { tenant }) => {

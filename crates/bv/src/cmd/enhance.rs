@@ -7,8 +7,10 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context;
 use bv_engine::video::encode::{Codec, EncodeSettings};
 use bv_engine::video::pipeline::prepare_output;
+use bv_job::{Done, Enhance, JobKind, JobSpec};
+use bv_worker::runner::MODELS_INSIDE;
 
-use crate::cmd::job::{Done, JobSpec, MODELS_INSIDE, execute, run_sandboxed, run_streamed};
+use crate::cmd::job::{done_of, execute, run_sandboxed, run_streamed};
 use crate::config::Config;
 use crate::progress::Reporter;
 
@@ -31,7 +33,7 @@ pub struct Args {
     #[arg(long)]
     pub scale: Option<u32>,
     /// Video codec of the output (default h264, or the preset's).
-    #[arg(long, value_parser = ["h264", "hevc", "av1", "ffv1"])]
+    #[arg(long, value_parser = Codec::names())]
     pub codec: Option<String>,
     /// Constant-rate factor (lower is better quality); default depends on the codec.
     #[arg(long)]
@@ -71,12 +73,12 @@ pub fn run(cfg: &Config, mut a: Args) -> anyhow::Result<()> {
         let p = manifest.preset(name)?;
         a.model = Some(p.model.clone());
         a.scale = Some(p.scale);
-        a.codec = a.codec.take().or_else(|| Some(p.codec.clone()));
+        a.codec = a.codec.take().or_else(|| Some(p.codec.to_string()));
         a.crf = a.crf.or(p.crf);
     }
-    let codec = a.codec.clone().unwrap_or_else(|| "h264".into());
+    let codec: Codec = a.codec.as_deref().unwrap_or("h264").parse()?;
     // Options are checked here, before any jail starts.
-    EncodeSettings::new(codec.parse::<Codec>()?, a.crf, a.preset.clone())?;
+    EncodeSettings::new(codec, a.crf, a.preset.clone())?;
     let model_name = a.model.clone().unwrap_or_else(|| cfg.engine.model.clone());
     let scale = a.scale.unwrap_or(cfg.engine.scale);
     let spec_for = |input: PathBuf, output: PathBuf, ext: String, models: PathBuf| JobSpec {
@@ -84,11 +86,12 @@ pub fn run(cfg: &Config, mut a: Args) -> anyhow::Result<()> {
         output,
         ext,
         models,
-        model: model_name.clone(),
-        scale,
-        codec: codec.clone(),
-        crf: a.crf,
-        preset: a.preset.clone(),
+        kind: JobKind::Enhance(Enhance {
+            codec,
+            crf: a.crf,
+            encoder_preset: a.preset.clone(),
+            ..Enhance::new(model_name.clone(), scale)
+        }),
         tile: a.tile.unwrap_or(cfg.engine.tile),
         threads: a.threads.unwrap_or(cfg.engine.threads),
         device: a
@@ -98,9 +101,6 @@ pub fn run(cfg: &Config, mut a: Args) -> anyhow::Result<()> {
         max_width: cfg.engine.max_output_width,
         max_height: cfg.engine.max_output_height,
         piped: false,
-        probe_only: false,
-        segment: None,
-        join: None,
     };
 
     let cancel = Arc::new(AtomicBool::new(false));
@@ -123,19 +123,11 @@ pub fn run(cfg: &Config, mut a: Args) -> anyhow::Result<()> {
             );
             let s = execute(&spec, &cancel, &mut |p| reporter.update(p))?;
             temp.commit(&a.output)?;
-            Ok(Done {
-                frames: s.frames,
-                input_size: s.input_size,
-                output_size: s.output_size,
-                seconds: s.elapsed.as_secs_f64(),
-                inference_seconds: s.inference.as_secs_f64(),
-                backend: s.backend,
-                media: None,
-            })
+            Ok(done_of(s))
         })()
     } else if a.stream {
         run_streamed(
-            cfg,
+            &crate::config::runner(cfg)?,
             &a.input,
             &a.output,
             a.overwrite,
@@ -145,7 +137,7 @@ pub fn run(cfg: &Config, mut a: Args) -> anyhow::Result<()> {
         )
     } else {
         run_sandboxed(
-            cfg,
+            &crate::config::runner(cfg)?,
             &a.input,
             &a.output,
             a.overwrite,

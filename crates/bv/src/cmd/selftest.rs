@@ -183,7 +183,7 @@ fn verdict(cfg: &Config, p: &Probes) -> BTreeMap<&'static str, bool> {
 
 /// Runs the self-test in a fresh jail configured like every job's.
 pub fn run(cfg: &Config) -> SelfTest {
-    let checked_at = bv_api::time::rfc3339_ms(bv_catalog::now_ms());
+    let checked_at = bv_service::time::rfc3339_ms(bv_catalog::now_ms());
     let fail = |e: String| SelfTest {
         ok: false,
         checked_at: checked_at.clone(),
@@ -196,15 +196,15 @@ pub fn run(cfg: &Config) -> SelfTest {
         return fail("cannot bind a loopback port for the probe".into());
     };
     let port = host.local_addr().map(|a| a.port()).unwrap_or(0);
-    let jail = match crate::cmd::job::job_jail(cfg, Vec::new()) {
-        Ok(j) => j,
+    let jail = match crate::config::runner(cfg) {
+        Ok(r) => r.jail(Vec::new()),
         Err(e) => return fail(format!("{e:#}")),
     };
     let mut args = vec!["sandbox-probe".to_string(), port.to_string()];
     args.extend(forbidden_paths(cfg));
     let mut line = None;
     let out = jail.run(
-        crate::cmd::job::BV_INSIDE,
+        bv_worker::runner::BV_INSIDE,
         &args,
         b"",
         &mut |l| line = Some(l.to_string()),

@@ -113,14 +113,13 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
         record_start(&catalog, &vault, cfg).await;
         // A catalog an older version wrote may hold file names and webhook
         // URLs in plain text: seal them before serving.
-        bv_api::sealed::backfill(&catalog, &vault)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+        bv_service::fields::backfill(&catalog, &vault).await?;
         // Jobs run beside the API in this process (worker.in_process of them).
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let settings = Arc::new(crate::config::worker_settings(cfg)?);
         for i in 0..cfg.worker.in_process {
-            let w = crate::worker::Worker::new(
-                cfg.clone(),
+            let w = bv_worker::Worker::new(
+                Arc::clone(&settings),
                 catalog.clone(),
                 Arc::clone(&vault),
                 format!("serve-{}-{i}", bv_crypto::secret::random_hex(6)?),
@@ -128,21 +127,23 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
             let stop = Arc::clone(&stop);
             tokio::spawn(async move { w.run(stop).await });
         }
-        tokio::spawn(crate::webhooks::deliver(
-            catalog.clone(),
-            Arc::clone(&vault),
-            Arc::clone(&stop),
-        ));
         let running = bv_api::start(
             scfg,
-            catalog,
-            vault,
+            catalog.clone(),
+            Arc::clone(&vault),
+            cfg.domain(),
             &cfg.data_dir,
             offers(),
             host_facts(cfg),
         )
-        .await
-        .map_err(|e| anyhow::anyhow!("error[{}]: {e}", e.code()))?;
+        .await?;
+        // The sweeper, audit checkpoints and webhook delivery, once serving.
+        let schedule = bv_service::background::Schedule {
+            retention: cfg.retention.clone(),
+            audit_checkpoint_seconds: cfg.serve.audit_checkpoint_seconds,
+            webhooks: true,
+        };
+        bv_service::background::spawn(catalog, vault, schedule, stop);
         // These lines are the interface of `make run` and of the tests: keep their shape.
         println!("BetterVideo is running at {}", running.url);
         if let Some(c) = &running.dev_cert {
@@ -206,7 +207,7 @@ async fn record_start(catalog: &bv_catalog::Catalog, vault: &bv_vault::Vault, cf
         .flatten()
         .and_then(|e| serde_json::from_str::<serde_json::Value>(&e.detail).ok())
         .and_then(|d| d["config"].as_str().map(str::to_string));
-    let event = |action| bv_api::audit::Event {
+    let event = |action| bv_service::audit::Event {
         tenant: None,
         actor: "system",
         action,
@@ -216,15 +217,15 @@ async fn record_start(catalog: &bv_catalog::Catalog, vault: &bv_vault::Vault, cf
     let origin = Default::default();
     if let Some(b) = before.filter(|b| *b != fp) {
         let detail = serde_json::json!({ "from": b, "to": fp });
-        bv_api::audit::record_with(catalog, vault, &origin, event("config.change"), detail).await;
+        bv_service::audit::record(catalog, vault, &origin, event("config.change"), detail).await;
     }
     let detail = serde_json::json!({ "config": fp, "version": env!("CARGO_PKG_VERSION") });
-    bv_api::audit::record_with(catalog, vault, &origin, event("service.start"), detail).await;
+    bv_service::audit::record(catalog, vault, &origin, event("service.start"), detail).await;
 }
 
 /// The presets and models of the engine's pinned manifest, as the API offers them.
-fn offers() -> bv_api::routes::models::Offers {
-    use bv_api::routes::models::{ModelOffer, Offers, PresetOffer};
+fn offers() -> bv_service::offers::Offers {
+    use bv_service::offers::{ModelOffer, Offers, PresetOffer};
     let m = bv_engine::model::Manifest::builtin();
     Offers {
         presets: m

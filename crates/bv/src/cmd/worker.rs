@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use crate::cmd::serve::{init_logs, open_catalog};
 use crate::cmd::vault::{open_vault, runtime};
 use crate::config::Config;
-use crate::worker::Worker;
+use bv_worker::Worker;
 
 /// `bv worker` flags.
 #[derive(clap::Args, Debug)]
@@ -28,10 +28,11 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
         let catalog = open_catalog(cfg).await?;
         let vault = Arc::new(open_vault(cfg, &catalog).await?);
         let host = bv_crypto::secret::random_hex(6)?;
+        let settings = Arc::new(crate::config::worker_settings(cfg)?);
         let workers: Vec<Worker> = (0..a.concurrency.max(1))
             .map(|i| {
                 Worker::new(
-                    cfg.clone(),
+                    Arc::clone(&settings),
                     catalog.clone(),
                     Arc::clone(&vault),
                     format!("worker-{host}-{i}"),

@@ -9,11 +9,7 @@ use serde_json::Value;
 
 /// The data directory `make setup` filled (models, samples, reference venv).
 pub fn data_dir() -> PathBuf {
-    let d = std::env::var_os("BV_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".local/share/bettervideo")
-        });
+    let d = bv_testkit::data_dir();
     assert!(
         d.join("models").is_dir(),
         "{} has no models: run `make setup` first",

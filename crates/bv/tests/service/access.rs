@@ -8,9 +8,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::harness::Server;
-use crate::on_both;
+use bv_testkit::on_both;
 
-on_both!(
+on_both!(backend;
     every_endpoint_refuses_keys_without_its_scope,
     expired_and_revoked_keys_are_refused_at_once,
     another_tenants_ids_look_like_random_ids,

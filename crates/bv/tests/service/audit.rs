@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::harness::Server;
-use crate::on_both;
+use bv_testkit::on_both;
 
-on_both!(
+on_both!(backend;
     security_events_land_in_the_tenants_own_audit_log,
     tampering_with_the_audit_log_is_detected_at_its_position,
 );

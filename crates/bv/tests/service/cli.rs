@@ -8,9 +8,9 @@ use bv_catalog::Backend;
 use reqwest::Method;
 
 use crate::harness::{Server, payload};
-use crate::on_both;
+use bv_testkit::on_both;
 
-on_both!(client_commands_round_trip_and_resume);
+on_both!(backend; client_commands_round_trip_and_resume);
 
 fn client(dir: &std::path::Path) -> Command {
     let mut c = crate::harness::client(dir);

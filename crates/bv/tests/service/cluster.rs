@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bv_vault::testing::{S3Server, random_hex};
+use bv_testkit::s3::{S3Server, random_hex};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

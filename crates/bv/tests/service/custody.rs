@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::harness::{Server, files_containing, shared_data};
-use crate::on_both;
+use bv_testkit::on_both;
 
-on_both!(a_tenant_held_key_is_needed_to_open_anything_and_suffices_for_a_job);
+on_both!(backend; a_tenant_held_key_is_needed_to_open_anything_and_suffices_for_a_job);
 
 const HEADER: &str = "x-bv-customer-key";
 

@@ -9,9 +9,9 @@ use serde_json::Value;
 use sqlx::Row;
 
 use crate::harness::{Server, payload};
-use crate::on_both;
+use bv_testkit::on_both;
 
-on_both!(erase_shreds_everything_of_one_tenant_and_signs_a_receipt);
+on_both!(backend; erase_shreds_everything_of_one_tenant_and_signs_a_receipt);
 
 /// Uploads `body` as `key`'s tenant; (video id, its object ids).
 async fn upload(s: &Server, key: &str, body: Vec<u8>) -> (String, Vec<String>) {

@@ -7,26 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bv_catalog::Backend;
-use bv_catalog::testing::TestDb;
-
-/// Runs each test body once on SQLite and once on PostgreSQL.
-#[macro_export]
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(bv_catalog::Backend::Sqlite).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(bv_catalog::Backend::Postgres).await;
-            })*
-        }
-    };
-}
+use bv_testkit::TestDb;
 
 /// A running server and what a test needs to talk to it.
 pub struct Server {
@@ -49,13 +30,7 @@ pub struct Server {
 }
 
 /// The data directory `make setup` filled (models, samples, node packages).
-pub fn shared_data() -> PathBuf {
-    std::env::var_os("BV_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".local/share/bettervideo")
-        })
-}
+pub use bv_testkit::data_dir as shared_data;
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {

@@ -11,9 +11,9 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::harness::Server;
-use crate::on_both;
+use bv_testkit::on_both;
 
-on_both!(slow_oversized_and_malformed_requests_are_refused_cleanly);
+on_both!(backend; slow_oversized_and_malformed_requests_are_refused_cleanly);
 
 /// The raw exchange, failing the test if the server holds the connection
 /// open (a generous bound: it is a hang detector, not a timing check).

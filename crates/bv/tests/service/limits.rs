@@ -8,9 +8,9 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::harness::{Server, client};
-use crate::on_both;
+use bv_testkit::on_both;
 
-on_both!(
+on_both!(backend;
     bursts_over_the_limit_get_429_on_two_servers,
     uploads_sign_ins_links_and_storage_are_bounded,
     the_cli_waits_out_a_rate_limit,

@@ -7,9 +7,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::harness::{Server, payload};
-use crate::on_both;
+use bv_testkit::on_both;
 
-on_both!(signed_links_hold_against_tampering_expiry_deletion_and_rotation);
+on_both!(backend; signed_links_hold_against_tampering_expiry_deletion_and_rotation);
 
 async fn mint(s: &Server, video: &str, body: Value) -> String {
     let r = s

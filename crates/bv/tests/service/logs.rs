@@ -10,9 +10,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::harness::Server;
-use crate::on_both;
+use bv_testkit::on_both;
 
-on_both!(hostile_names_and_user_agents_cannot_forge_log_lines);
+on_both!(backend; hostile_names_and_user_agents_cannot_forge_log_lines);
 
 const FORGED: &str = "{\"level\":\"ERROR\",\"fields\":{\"message\":\"FORGED\"}}";
 

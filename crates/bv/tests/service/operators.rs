@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::harness::{Server, payload};
-use crate::on_both;
+use bv_testkit::on_both;
 
-on_both!(operators_open_nothing_without_a_grant_and_every_access_is_logged);
+on_both!(backend; operators_open_nothing_without_a_grant_and_every_access_is_logged);
 
 /// `bv …` as operator `who` (the person behind sudo).
 fn as_op(s: &Server, who: &str, args: &[&str]) -> Output {

@@ -13,9 +13,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::harness::{Server, files_containing, payload, shared_data};
-use crate::on_both;
+use bv_testkit::on_both;
 
-on_both!(the_security_report_is_true_of_the_live_service);
+on_both!(backend; the_security_report_is_true_of_the_live_service);
 
 async fn report(s: &Server, key: Option<&str>) -> Value {
     let mut r = s.http.get(format!("{}/v1/security-report", s.url));

@@ -13,10 +13,10 @@ use serde_json::Value;
 use sqlx::Row;
 
 use crate::harness::{Server, shared_data};
-use crate::on_both;
 use crate::worker::{api_submit, get_json, poll, upload};
+use bv_testkit::on_both;
 
-on_both!(
+on_both!(backend;
     retention_deletes_what_is_due_audited_and_nothing_early,
     the_server_sweeps_on_its_own,
 );

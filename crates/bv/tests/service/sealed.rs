@@ -12,9 +12,9 @@ use serde_json::Value;
 use sqlx::Row;
 
 use crate::harness::{Server, files_containing, payload};
-use crate::on_both;
+use bv_testkit::on_both;
 
-on_both!(the_catalog_holds_no_file_name_or_webhook_url);
+on_both!(backend; the_catalog_holds_no_file_name_or_webhook_url);
 
 const MARKER: &str = "Qx7NameMarkerZ3";
 /// In a name an older version wrote in plain text (so it may linger in the

@@ -13,10 +13,10 @@ use serde_json::Value;
 use sqlx::Row;
 
 use crate::harness::{Server, shared_data};
-use crate::on_both;
 use crate::worker::{api_submit, get_json, poll, streams, upload};
+use bv_testkit::on_both;
 
-on_both!(
+on_both!(backend;
     two_workers_share_a_job_in_segments_with_the_frames_of_a_whole_run,
     a_killed_coordinator_resumes_with_its_finished_segments_and_altered_rows_are_refused,
 );

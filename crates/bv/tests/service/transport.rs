@@ -7,9 +7,9 @@ use bv_catalog::Backend;
 use reqwest::Method;
 
 use crate::harness::Server;
-use crate::on_both;
+use bv_testkit::on_both;
 
-on_both!(
+on_both!(backend;
     https_only_with_strict_headers,
     openapi_lists_every_endpoint,
     a_production_certificate_is_reloaded_when_its_files_change,

@@ -8,9 +8,9 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::harness::{Server, payload};
-use crate::on_both;
+use bv_testkit::on_both;
 
-on_both!(tus_js_client_uploads_is_interrupted_and_resumes);
+on_both!(backend; tus_js_client_uploads_is_interrupted_and_resumes);
 
 fn tus_js_modules() -> PathBuf {
     let data = std::env::var_os("BV_DATA_DIR")

@@ -5,9 +5,9 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::harness::{Server, files_containing, files_containing_since, payload};
-use crate::on_both;
+use bv_testkit::on_both;
 
-on_both!(
+on_both!(backend;
     tus_uploads_resume_and_round_trip,
     restart_resumes_and_kill9_leaves_no_plaintext,
     limits_quota_and_bad_requests,

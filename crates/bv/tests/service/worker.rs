@@ -10,9 +10,9 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::harness::{Server, shared_data};
-use crate::on_both;
+use bv_testkit::on_both;
 
-on_both!(
+on_both!(backend;
     a_job_runs_sealed_in_sealed_out_and_a_tampered_row_is_refused,
     upload_enhance_download_over_https_with_the_in_process_worker,
     bv_submit_does_it_all_with_live_progress,
@@ -947,7 +947,7 @@ async fn a_job_runs_sealed_in_sealed_out_and_a_tampered_row_is_refused(b: Backen
 mod faults {
     use super::*;
 
-    on_both!(a_killed_worker_loses_its_job_to_another_and_cancel_stops_a_running_job);
+    on_both!(backend; a_killed_worker_loses_its_job_to_another_and_cancel_stops_a_running_job);
 
     /// Children of `pid` (from /proc).
     fn children(pid: u32) -> Vec<u32> {

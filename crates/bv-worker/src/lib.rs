@@ -7,51 +7,93 @@
 //! transaction that captures the charge, so a retried job never yields two
 //! outputs or two charges. A row whose payload does not match its MAC (the
 //! key is the vault's, never the database's) is refused and nothing runs.
+//!
+//! This crate links neither the engine nor the API: the engine is reached
+//! only through the jailed runner ([`runner`], the `bv job-run` command),
+//! spoken to in the job contract (`bv_job`); the rules it applies (sealing,
+//! MACs, retention, webhooks) are the domain's (`bv_service`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::Context;
 use bv_catalog::{Catalog, Job, Piece, VideoState};
+use bv_job::codes::{self, permanent};
+use bv_job::{Codec, Done, Enhance, JobKind, JobSpec};
+use bv_service::media::{Tolerant, drop_piece, seal_piece};
 use bv_vault::{ObjectId, TenantId, Vault};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::cmd::job::{Done, JobSpec, MODELS_INSIDE, run_piped};
-use crate::config::Config;
-use crate::exit::code_of;
-
-use bv_api::jobs::QUEUE_PURPOSE;
-
+pub mod error;
 mod heartbeat;
+pub mod runner;
 mod segments;
+
+pub use error::{WorkerError, WorkerResult};
+pub use runner::{EngineSettings, Runner};
 
 use heartbeat::{Beat, Heartbeat, Progress};
 
-/// What an enhancement job asks for (the job's `preset` JSON).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Preset {
-    /// Model name.
-    pub model: String,
-    /// Scale.
-    pub scale: u32,
-    /// Output codec (`h264`, `hevc`, `av1`, `ffv1`).
-    #[serde(default = "default_codec")]
-    pub codec: String,
-    /// Constant-rate factor.
-    #[serde(default)]
-    pub crf: Option<u32>,
-    /// The named preset the job was submitted with, if any (a record for
-    /// people: the fields above are what runs).
-    #[serde(default)]
-    pub preset: Option<String>,
+/// How a worker takes jobs (`[worker]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Jobs `bv serve` runs at once in its own process (0: none, for a
+    /// cluster whose jobs run on `bv worker` machines).
+    pub in_process: usize,
+    /// A job's lease: if its worker stops renewing it for this long, another
+    /// worker takes the job over.
+    pub lease_seconds: u64,
+    /// How often an idle worker looks for work, milliseconds (on PostgreSQL a
+    /// queued job also wakes it at once).
+    pub poll_ms: u64,
+    /// A video at least 1.5 times this long (seconds) is cut at keyframes
+    /// into segments of about this length, which every idle worker helps
+    /// with and a crashed job resumes from; the results are joined by stream
+    /// copy. 0 runs every job whole.
+    pub segment_seconds: u64,
+    /// The most segments one job is cut into.
+    pub max_segments: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            in_process: 1,
+            lease_seconds: 30,
+            poll_ms: 500,
+            segment_seconds: 120,
+            max_segments: 64,
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.lease_seconds < 2 || self.poll_ms == 0 {
+            return Err("worker.lease_seconds must be >= 2 and worker.poll_ms > 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// Everything a worker reads: its own section, how jobs are run, and the
+/// domain's settings (piece size, retention) — not the HTTPS server's.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// `[worker]`.
+    pub worker: WorkerConfig,
+    /// How jails are built and what the runner is told.
+    pub runner: Runner,
+    /// `[jobs]`, `[retention]`, `[billing]`.
+    pub domain: bv_service::Settings,
 }
 
 /// What an output holds, from its input's probe and the finished job: the
 /// engine keeps every frame, timestamp and other stream, so only the video's
 /// size, codec and pixel format change (no second probe needed).
-fn output_media(input: Option<&str>, codec: &str, done: &Done) -> serde_json::Value {
+fn output_media(input: Option<&str>, codec: Codec, done: &Done) -> serde_json::Value {
     let mut m: serde_json::Value = input
         .and_then(|s| serde_json::from_str(s).ok())
         .filter(serde_json::Value::is_object)
@@ -59,7 +101,7 @@ fn output_media(input: Option<&str>, codec: &str, done: &Done) -> serde_json::Va
     m["width"] = done.output_size.0.into();
     m["height"] = done.output_size.1.into();
     m["frames"] = done.frames.into();
-    m["codec"] = codec.into();
+    m["codec"] = codec.as_str().into();
     if let Some(o) = m.as_object_mut() {
         o.remove("pix_fmt");
         // The input's cut points; the output has keyframes of its own.
@@ -67,14 +109,10 @@ fn output_media(input: Option<&str>, codec: &str, done: &Done) -> serde_json::Va
     }
     if let Some(streams) = m["streams"].as_array_mut() {
         for st in streams.iter_mut().filter(|st| st["kind"] == "video") {
-            st["codec"] = codec.into();
+            st["codec"] = codec.as_str().into();
         }
     }
     m
-}
-
-fn default_codec() -> String {
-    "h264".into()
 }
 
 /// How one leased job ended.
@@ -105,29 +143,10 @@ pub struct Attempt {
     pub ended: Ended,
 }
 
-/// Codes a retry cannot fix.
-fn permanent(code: &str) -> bool {
-    matches!(
-        code,
-        "input_not_video"
-            | "input_empty"
-            | "input_truncated"
-            | "unsupported_codec"
-            | "dimensions_too_large"
-            | "invalid_option"
-            | "model_not_found"
-            | "model_unsupported"
-            | "output_container_unsupported"
-            | "job_resource_limit"
-            | "job_timeout"
-            | "cancelled"
-    )
-}
-
 /// One worker (several may run in one process, each with its own owner id).
 #[derive(Clone)]
 pub struct Worker {
-    cfg: Config,
+    cfg: Arc<WorkerSettings>,
     catalog: Catalog,
     vault: Arc<Vault>,
     owner: String,
@@ -135,7 +154,12 @@ pub struct Worker {
 
 impl Worker {
     /// A worker named `owner` (unique per worker: lease holder).
-    pub fn new(cfg: Config, catalog: Catalog, vault: Arc<Vault>, owner: String) -> Self {
+    pub fn new(
+        cfg: Arc<WorkerSettings>,
+        catalog: Catalog,
+        vault: Arc<Vault>,
+        owner: String,
+    ) -> Self {
         Self {
             cfg,
             catalog,
@@ -164,7 +188,7 @@ impl Worker {
             match self.run_once().await {
                 Ok(Some(_)) => continue,
                 Ok(None) => {}
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), "worker: will retry"),
+                Err(e) => tracing::warn!(error = %e, code = e.code(), "worker: will retry"),
             }
             match &mut waker {
                 Some(w) => {
@@ -178,7 +202,7 @@ impl Worker {
     /// Runs one segment of a job that runs in segments, or else leases and
     /// runs one job, if one is ready. Segments go first: they belong to jobs
     /// already under way.
-    pub async fn run_once(&self) -> anyhow::Result<Option<Attempt>> {
+    pub async fn run_once(&self) -> WorkerResult<Option<Attempt>> {
         if let Some(seg) = self
             .catalog
             .lease_segment(&self.owner, self.lease_ms(), None)
@@ -197,7 +221,7 @@ impl Worker {
         };
         let ended = self.process(&job).await?;
         if let Ok(now) = self.catalog.job(&job.tenant_id, &job.id).await {
-            crate::webhooks::job_ended(&self.catalog, &now).await;
+            bv_service::webhooks::job_ended(&self.catalog, &now).await;
         }
         let (outcome, detail) = match &ended {
             Ended::Succeeded => ("succeeded", serde_json::json!({})),
@@ -227,21 +251,8 @@ impl Worker {
         }))
     }
 
-    /// Whether the job row matches its MAC (made when it was submitted).
-    async fn job_authentic(&self, job: &Job) -> bool {
-        let tag = bv_crypto::secret::from_hex(&job.payload_mac).unwrap_or_default();
-        match u32::try_from(job.mac_key_version) {
-            Ok(v) => self
-                .vault
-                .mac_verify(QUEUE_PURPOSE, v, &job.payload(), &tag)
-                .await
-                .unwrap_or(false),
-            Err(_) => false,
-        }
-    }
-
-    async fn process(&self, job: &Job) -> anyhow::Result<Ended> {
-        if !self.job_authentic(job).await {
+    async fn process(&self, job: &Job) -> WorkerResult<Ended> {
+        if !bv_service::jobs::authentic(&self.vault, job).await {
             tracing::warn!(action = "job.refused", tenant = %job.tenant_id, job = %job.id,
                 "job row does not match its MAC: refused, nothing ran");
             self.catalog
@@ -255,30 +266,29 @@ impl Worker {
                 .await?;
             return Ok(Ended::Refused);
         }
-        if serde_json::from_str::<serde_json::Value>(&job.preset)
-            .is_ok_and(|v| v["kind"] == "probe")
-        {
-            return self.probe(job).await;
-        }
-        let preset: Preset = match serde_json::from_str::<Preset>(&job.preset) {
-            Ok(p) => {
-                tracing::info!(job = %job.id, preset = p.preset.as_deref().unwrap_or("custom"),
-                    model = %p.model, scale = p.scale, "job settings");
-                p
+        let preset = match JobKind::from_stored(&job.preset) {
+            Ok(JobKind::Probe) => return self.probe(job).await,
+            Ok(JobKind::Enhance(e)) => {
+                tracing::info!(job = %job.id, preset = e.preset_name.as_deref().unwrap_or("custom"),
+                    model = %e.model, scale = e.scale, "job settings");
+                e
+            }
+            Ok(other) => {
+                let m = format!("a {} is not a job", other.name());
+                return self.fail(job, codes::INVALID_OPTION, &m).await;
             }
             Err(e) => {
-                return self
-                    .fail(job, "invalid_option", &format!("preset: {e}"))
-                    .await;
+                return self.fail(job, codes::INVALID_OPTION, &e.to_string()).await;
             }
         };
         // What a dead attempt left behind goes first.
         if let Some(old) = &job.output_video_id {
-            match bv_api::media::shred_video(&self.catalog, &self.vault, &job.tenant_id, old).await
+            match bv_service::media::shred_video(&self.catalog, &self.vault, &job.tenant_id, old)
+                .await
             {
                 Ok(()) => {}
-                Err(e) if e.code == "not_found" => {}
-                Err(e) => anyhow::bail!("removing an earlier attempt's output: {}", e.message),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
             }
         }
         let input = match self
@@ -289,7 +299,7 @@ impl Worker {
             Ok(v) => v,
             Err(bv_catalog::CatalogError::NotFound) => {
                 return self
-                    .fail(job, "input_gone", "the input video was deleted")
+                    .fail(job, codes::INPUT_GONE, "the input video was deleted")
                     .await;
             }
             Err(e) => return Err(e.into()),
@@ -316,7 +326,7 @@ impl Worker {
                     .await
                 {
                     Ok(()) => {
-                        let media = output_media(input.media.as_deref(), &preset.codec, &done);
+                        let media = output_media(input.media.as_deref(), preset.codec, &done);
                         let (w, h) = done.output_size;
                         if let Err(e) = self
                             .catalog
@@ -343,19 +353,17 @@ impl Worker {
                 }
             }
             Err(e) => {
-                let code = code_of(&e);
-                let lost = e.downcast_ref::<LeaseLost>().is_some();
                 self.shred(job, &out.id).await;
-                if lost {
+                if matches!(e, WorkerError::LeaseLost) {
                     return Ok(Ended::LostLease);
                 }
-                if code == "cancelled" {
+                if e.code() == codes::CANCELLED {
                     self.catalog
                         .finish_cancelled_job(&job.id, &self.owner)
                         .await?;
                     return Ok(Ended::Cancelled);
                 }
-                self.fail(job, &code, &format!("{e:#}")).await
+                self.fail(job, e.code(), &e.to_string()).await
             }
         }
     }
@@ -366,25 +374,17 @@ impl Worker {
     async fn new_output(
         &self,
         job: &Job,
-        preset: &Preset,
+        preset: &Enhance,
         input: &bv_catalog::Video,
-    ) -> anyhow::Result<Option<(bv_catalog::Video, &'static str)>> {
-        let ext = if preset.codec == "ffv1" { "mkv" } else { "mp4" };
-        let ctype = if ext == "mkv" {
-            "video/x-matroska"
-        } else {
-            "video/mp4"
-        };
+    ) -> WorkerResult<Option<(bv_catalog::Video, &'static str)>> {
+        let (ext, ctype) = (preset.codec.container(), preset.codec.content_type());
         // File names are sealed in the catalog: open the input's, seal the output's.
+        use bv_service::fields::{VIDEO_NAME, open, seal};
         let (vault, tenant) = (&self.vault, &job.tenant_id);
-        let name = bv_api::sealed::open(vault, tenant, bv_api::sealed::VIDEO_NAME, &input.name)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+        let name = open(vault, tenant, VIDEO_NAME, &input.name).await?;
         let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
         let out_name = format!("{stem}-x{}.{ext}", preset.scale);
-        let out_name = bv_api::sealed::seal(vault, tenant, bv_api::sealed::VIDEO_NAME, &out_name)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+        let out_name = seal(vault, tenant, VIDEO_NAME, &out_name).await?;
         let out = self
             .catalog
             .create_video(&job.tenant_id, &out_name, ctype, 0, VideoState::Uploading)
@@ -403,15 +403,8 @@ impl Worker {
 
     /// A probe job: records what the input holds, or rejects it (its bytes
     /// are shredded, the reason stays on the video).
-    async fn probe(&self, job: &Job) -> anyhow::Result<Ended> {
-        let p = Preset {
-            model: self.cfg.engine.model.clone(),
-            scale: 1,
-            codec: default_codec(),
-            crf: None,
-            preset: None,
-        };
-        let spec = self.spec(&p, "mp4", true);
+    async fn probe(&self, job: &Job) -> WorkerResult<Ended> {
+        let spec = self.cfg.runner.piped_spec(JobKind::Probe, "mp4");
         let inputs = [job.input_video_id.clone()];
         match self
             .stream(job, spec, &inputs, None, Beat::Job, (0, None))
@@ -439,18 +432,18 @@ impl Worker {
                     Err(e) => Err(e.into()),
                 }
             }
-            Err(e) if e.downcast_ref::<LeaseLost>().is_some() => Ok(Ended::LostLease),
+            Err(WorkerError::LeaseLost) => Ok(Ended::LostLease),
             Err(e) => {
-                let code = code_of(&e);
+                let code = e.code().to_string();
                 if permanent(&code) {
-                    let reason = format!("{code}: {e:#}");
+                    let reason = format!("{code}: {e}");
                     let pieces = self
                         .catalog
                         .reject_video(&job.tenant_id, &job.input_video_id, &reason)
                         .await?;
-                    let t: TenantId = job.tenant_id.parse()?;
+                    let t: TenantId = bv_service::media::tenant_id(&job.tenant_id)?;
                     for piece in pieces {
-                        bv_api::media::drop_piece(&self.vault, &t, &piece.object_id).await;
+                        drop_piece(&self.vault, &t, &piece.object_id).await;
                     }
                     let target = format!("video:{}", job.input_video_id);
                     let detail = serde_json::json!({ "code": code, "shredded": true });
@@ -463,18 +456,18 @@ impl Worker {
                     )
                     .await;
                 }
-                self.fail(job, &code, &format!("{e:#}")).await
+                self.fail(job, &code, &e.to_string()).await
             }
         }
     }
 
     async fn shred(&self, job: &Job, video: &str) {
         if let Err(e) =
-            bv_api::media::shred_video(&self.catalog, &self.vault, &job.tenant_id, video).await
-            && e.code != "not_found"
+            bv_service::media::shred_video(&self.catalog, &self.vault, &job.tenant_id, video).await
+            && !e.is_not_found()
         {
             tracing::warn!(
-                error = e.message,
+                error = %e,
                 "could not remove a failed attempt's output; the sweeper will"
             );
         }
@@ -490,26 +483,26 @@ impl Worker {
         detail: serde_json::Value,
     ) {
         let actor = format!("worker:{}", self.owner);
-        let e = bv_api::audit::Event {
+        let e = bv_service::audit::Event {
             tenant,
             actor: &actor,
             action,
             target,
             outcome,
         };
-        bv_api::audit::record_with(&self.catalog, &self.vault, &Default::default(), e, detail)
-            .await;
+        bv_service::audit::record(&self.catalog, &self.vault, &Default::default(), e, detail).await;
     }
 
     /// What a job that succeeds now schedules for deletion, under its
     /// tenant's retention policy (the service's defaults where it has none).
-    async fn retain(&self, tenant: &str) -> anyhow::Result<bv_catalog::Retain> {
+    async fn retain(&self, tenant: &str) -> WorkerResult<bv_catalog::Retain> {
         let own = self.catalog.tenant_retention(tenant).await?;
         let now = bv_catalog::now_ms();
+        let policy = &self.cfg.domain.retention;
         let keep_s = own
             .output_retention_s
-            .unwrap_or(self.cfg.serve.output_retention_seconds as i64);
-        let keep_originals = own.keep_originals.unwrap_or(self.cfg.serve.keep_originals);
+            .unwrap_or(policy.output_seconds as i64);
+        let keep_originals = own.keep_originals.unwrap_or(policy.keep_originals);
         Ok(bv_catalog::Retain {
             output_until_ms: (keep_s > 0).then_some(now + keep_s * 1000),
             input_until_ms: (!keep_originals).then_some(now),
@@ -520,14 +513,16 @@ impl Worker {
     /// (unless the tenant keeps originals).
     async fn retire_input(&self, job: &Job) {
         let keep = match self.catalog.tenant_retention(&job.tenant_id).await {
-            Ok(own) => own.keep_originals.unwrap_or(self.cfg.serve.keep_originals),
+            Ok(own) => own
+                .keep_originals
+                .unwrap_or(self.cfg.domain.retention.keep_originals),
             Err(_) => true,
         };
         if keep {
             return;
         }
         let at =
-            bv_catalog::now_ms() + (self.cfg.serve.failed_input_retention_seconds * 1000) as i64;
+            bv_catalog::now_ms() + (self.cfg.domain.retention.failed_input_seconds * 1000) as i64;
         match self
             .catalog
             .schedule_deletion(
@@ -545,8 +540,8 @@ impl Worker {
         }
     }
 
-    async fn fail(&self, job: &Job, code: &str, message: &str) -> anyhow::Result<Ended> {
-        let retry = !permanent(code) && code != "input_gone";
+    async fn fail(&self, job: &Job, code: &str, message: &str) -> WorkerResult<Ended> {
+        let retry = !permanent(code);
         let backoff = 5_000 * job.attempts.max(1);
         let text = format!("{code}: {message}");
         match self
@@ -569,39 +564,15 @@ impl Worker {
     async fn enhance(
         &self,
         job: &Job,
-        p: &Preset,
+        p: &Enhance,
         input: &str,
         output: &str,
         ext: &str,
-    ) -> anyhow::Result<(Done, u64)> {
-        let spec = self.spec(p, ext, false);
+    ) -> WorkerResult<(Done, u64)> {
+        let spec = self.cfg.runner.piped_spec(JobKind::Enhance(p.clone()), ext);
         let inputs = [input.to_string()];
         self.stream(job, spec, &inputs, Some(output), Beat::Job, (0, None))
             .await
-    }
-
-    /// The job-run spec for `p`, streamed through pipes.
-    fn spec(&self, p: &Preset, ext: &str, probe_only: bool) -> JobSpec {
-        JobSpec {
-            input: "/scratch/input.media".into(),
-            output: format!("/scratch/output.{ext}").into(),
-            ext: ext.into(),
-            models: MODELS_INSIDE.into(),
-            model: p.model.clone(),
-            scale: p.scale,
-            codec: p.codec.clone(),
-            crf: p.crf,
-            preset: None,
-            tile: self.cfg.engine.tile,
-            threads: self.cfg.engine.threads,
-            device: self.cfg.engine.device.clone(),
-            max_width: self.cfg.engine.max_output_width,
-            max_height: self.cfg.engine.max_output_height,
-            piped: true,
-            probe_only,
-            segment: None,
-            join: None,
-        }
     }
 
     /// Runs `spec` on the pieces of videos `inputs`, back to back, sealing
@@ -615,8 +586,8 @@ impl Worker {
         output: Option<&str>,
         beat: Beat,
         start: (i64, Option<i64>),
-    ) -> anyhow::Result<(Done, u64)> {
-        let tenant: TenantId = job.tenant_id.parse()?;
+    ) -> WorkerResult<(Done, u64)> {
+        let tenant: TenantId = bv_service::media::tenant_id(&job.tenant_id)?;
         let mut pieces = Vec::new();
         for input in inputs {
             pieces.extend(self.catalog.pieces(input).await?);
@@ -634,10 +605,10 @@ impl Worker {
         let t = tenant;
         let feeder = tokio::spawn(async move {
             for piece in pieces {
-                let o: ObjectId = piece.object_id.parse()?;
+                let o: ObjectId = piece.object_id.parse().map_err(WorkerError::internal)?;
                 vault.get_for(&t, &o, &mut in_w, ck.as_deref()).await?;
             }
-            anyhow::Ok(())
+            WorkerResult::Ok(())
         });
         // Output: sealed into pieces as it arrives.
         let (out_w, out_r) = tokio::io::duplex(1 << 20);
@@ -646,20 +617,18 @@ impl Worker {
             self.catalog.clone(),
             output.map(str::to_string),
         );
-        let piece_size = (self.cfg.serve.piece_mib as u64) << 20;
+        let piece_size = self.cfg.domain.jobs.piece_bytes();
         let sealer = tokio::spawn(async move {
             let Some(out_id) = out_id else {
                 // A probe returns nothing worth keeping.
                 let mut out_r = out_r;
                 tokio::io::copy(&mut out_r, &mut tokio::io::sink()).await?;
-                return anyhow::Ok(0);
+                return WorkerResult::Ok(0);
             };
-            let mut body = bv_api::media::Tolerant::new(out_r);
+            let mut body = Tolerant::new(out_r);
             let (mut seq, mut at) = (0i64, 0u64);
             while let Some((o, n)) =
-                bv_api::media::seal_piece(&vault, &t, &mut body, piece_size, ck_out.as_deref())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?
+                seal_piece(&vault, &t, &mut body, piece_size, ck_out.as_deref()).await?
             {
                 let p = Piece {
                     seq,
@@ -668,27 +637,27 @@ impl Worker {
                     plain_len: n as i64,
                 };
                 if let Err(e) = catalog.add_piece(&out_id, &p).await {
-                    bv_api::media::drop_piece(&vault, &t, &o).await;
+                    drop_piece(&vault, &t, &o).await;
                     return Err(e.into());
                 }
                 seq += 1;
                 at += n;
             }
             if let Some(e) = body.error {
-                return Err(anyhow::Error::from(e).context("reading the job's output"));
+                return Err(WorkerError::Output(Box::new(e.into())));
             }
-            anyhow::Ok(at)
+            WorkerResult::Ok(at)
         });
         // Progress and cancellation ride on the lease's heartbeat.
         let progress: Progress = Arc::new(std::sync::Mutex::new(start));
         let hb = Heartbeat::start(self, &job.id, beat, Arc::clone(&progress));
         let cancel = Arc::clone(&hb.cancel);
-        let cfg = self.cfg.clone();
+        let cfg = Arc::clone(&self.cfg);
         let rd = tokio_util::io::SyncIoBridge::new(in_r);
         let wr = tokio_util::io::SyncIoBridge::new(out_w);
         let (c2, p2) = (Arc::clone(&cancel), Arc::clone(&progress));
         let ran = tokio::task::spawn_blocking(move || {
-            run_piped(&cfg, &spec, rd, wr, &c2, &mut |p| {
+            cfg.runner.run_piped(&spec, rd, wr, &c2, &mut |p| {
                 let mut at = p2.lock().expect("not poisoned");
                 *at = (
                     start.0 + p.frames as i64,
@@ -697,12 +666,16 @@ impl Worker {
             })
         })
         .await
-        .context("the job thread")?;
+        .map_err(|e| WorkerError::Internal(format!("the job thread: {e}")))?;
         hb.stop();
-        let fed = feeder.await.context("the input task")?;
-        let sealed = sealer.await.context("the output task")?;
+        let fed = feeder
+            .await
+            .map_err(|e| WorkerError::Internal(format!("the input task: {e}")))?;
+        let sealed = sealer
+            .await
+            .map_err(|e| WorkerError::Internal(format!("the output task: {e}")))?;
         if hb.lost.load(Ordering::Relaxed) {
-            return Err(LeaseLost.into());
+            return Err(WorkerError::LeaseLost);
         }
         if let Err(e) = fed {
             // The input could not be read (storage gone for a while, a piece
@@ -710,14 +683,9 @@ impl Worker {
             // or cut input, or even finish — is a consequence, never its
             // result. The reading error decides (a storage outage is retried;
             // the cluster test once saw it reported as a permanent input_empty).
-            return Err(e.context("reading the job's input"));
+            return Err(WorkerError::Input(Box::new(e)));
         }
         let done = ran?;
         Ok((done, sealed?))
     }
 }
-
-/// The worker lost its job's lease (it was too slow to renew, or presumed dead).
-#[derive(Debug, thiserror::Error)]
-#[error("the job's lease was lost to another worker")]
-struct LeaseLost;

@@ -4,13 +4,13 @@
 //! Every deletion is a crypto-shred (the video turns invisible first, so its
 //! links die, then each piece's wrapped key and blob go) and is written to
 //! the tenant's audit log with the rule that caused it. `bv serve` runs it
-//! every `serve.sweep_seconds`; `bv admin retention run` runs it on demand.
+//! every `retention.sweep_seconds`; `bv admin retention run` runs it on demand.
 
 use bv_catalog::Catalog;
 use bv_vault::Vault;
 use serde::Serialize;
 
-use crate::error::ApiError;
+use crate::error::ServiceResult;
 use crate::media;
 
 /// What one sweep did.
@@ -41,11 +41,11 @@ async fn audit(
         target,
         outcome: "ok",
     };
-    crate::audit::record_with(catalog, vault, &Default::default(), e, detail).await;
+    crate::audit::record(catalog, vault, &Default::default(), e, detail).await;
 }
 
 /// One sweep at time `now` (ms).
-pub async fn sweep(catalog: &Catalog, vault: &Vault, now: i64) -> Result<Swept, ApiError> {
+pub async fn sweep(catalog: &Catalog, vault: &Vault, now: i64) -> ServiceResult<Swept> {
     let mut s = Swept::default();
     for (t, v, pieces) in catalog.videos_being_deleted().await? {
         media::finish_shred(catalog, vault, &t, &v, &pieces).await?;
@@ -54,7 +54,7 @@ pub async fn sweep(catalog: &Catalog, vault: &Vault, now: i64) -> Result<Swept, 
     for u in catalog.expired_uploads(now).await? {
         match media::shred_video(catalog, vault, &u.tenant_id, &u.video_id).await {
             Ok(()) => {}
-            Err(e) if e.code == "not_found" => continue,
+            Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e),
         }
         let detail = serde_json::json!({
@@ -79,7 +79,7 @@ pub async fn sweep(catalog: &Catalog, vault: &Vault, now: i64) -> Result<Swept, 
         for d in &due {
             match media::shred_video(catalog, vault, &d.tenant_id, &d.video_id).await {
                 Ok(()) => {}
-                Err(e) if e.code == "not_found" => continue,
+                Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(e),
             }
             let detail = serde_json::json!({

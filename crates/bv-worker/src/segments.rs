@@ -14,20 +14,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bv_catalog::{Job, JobSegment, NewSegment, SegmentState, Video, VideoState};
-use bv_engine::video::segments::{Segment, plan};
+use bv_job::codes::{self, permanent};
+use bv_job::{Enhance, JobKind, JoinSpec, Segment, Segmenting};
 
 use super::heartbeat::{Beat, Heartbeat};
-use super::{Ended, LeaseLost, Preset, Worker, output_media, permanent};
-use crate::cmd::job::JoinSpec;
-use crate::exit::code_of;
-use bv_api::jobs::QUEUE_PURPOSE;
-
-/// Cut points the probe recorded for a video.
-#[derive(Debug, serde::Deserialize)]
-struct Segmenting {
-    keyframes_us: Vec<i64>,
-    end_us: i64,
-}
+use super::{Ended, Worker, output_media};
+use crate::error::{WorkerError, WorkerResult};
 
 impl Worker {
     /// How job `job` on `input` is cut: the segments it already has (a
@@ -37,54 +29,43 @@ impl Worker {
         &self,
         job: &Job,
         input: &Video,
-    ) -> anyhow::Result<Option<Vec<Segment>>> {
+    ) -> WorkerResult<Option<Vec<Segment>>> {
         let known = self.catalog.segments(&job.id).await?;
         if !known.is_empty() {
             return Ok(Some(known.iter().map(segment_of).collect()));
         }
-        let every = self.cfg.worker.segment_seconds;
-        let Some(s) = input
+        let w = &self.cfg.worker;
+        Ok(input
             .media
             .as_deref()
-            .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
-            .and_then(|m| serde_json::from_value::<Segmenting>(m["segmenting"].clone()).ok())
-        else {
-            return Ok(None);
-        };
-        let (Some(&first), true) = (s.keyframes_us.first(), every > 0) else {
-            return Ok(None);
-        };
-        let span = (s.end_us - first).max(0) as f64 / 1e6;
-        let parts =
-            ((span / every as f64).round() as usize).clamp(1, self.cfg.worker.max_segments.max(1));
-        let cut = plan(&s.keyframes_us, s.end_us, parts);
-        Ok((cut.len() >= 2).then_some(cut))
+            .and_then(Segmenting::from_media)
+            .and_then(|s| s.cut(w.segment_seconds, w.max_segments)))
     }
 
     /// Runs job `job` in the segments `cut` and joins them.
     pub(super) async fn segmented(
         &self,
         job: &Job,
-        preset: &Preset,
+        preset: &Enhance,
         input: &Video,
         cut: Vec<Segment>,
-    ) -> anyhow::Result<Ended> {
+    ) -> WorkerResult<Ended> {
         let mut new = Vec::with_capacity(cut.len());
         for s in &cut {
-            let payload = bv_catalog::segments::segment_payload_bytes(
-                &job.id,
-                &job.tenant_id,
+            let (payload_mac, mac_key_version) = bv_service::jobs::segment_mac(
+                &self.vault,
+                job,
                 s.index as i64,
                 s.start_us,
                 s.end_us,
-            );
-            let (v, tag) = self.vault.mac(QUEUE_PURPOSE, &payload).await?;
+            )
+            .await?;
             new.push(NewSegment {
                 index: s.index as i64,
                 start_us: s.start_us,
                 end_us: s.end_us,
-                payload_mac: bv_crypto::secret::hex(&tag),
-                mac_key_version: v.into(),
+                payload_mac,
+                mac_key_version,
             });
         }
         let segs = match self.catalog.plan_segments(&job.id, &self.owner, &new).await {
@@ -93,7 +74,7 @@ impl Worker {
             Err(e) => return Err(e.into()),
         };
         for s in &segs {
-            if !self.segment_authentic(s).await {
+            if !bv_service::jobs::segment_authentic(&self.vault, s).await {
                 return self.refuse_segments(job, s).await;
             }
         }
@@ -134,7 +115,7 @@ impl Worker {
 
     /// Runs this job's segments while any is free, then waits for those
     /// other workers hold.
-    async fn run_segments(&self, job: &Job, watch: &Heartbeat) -> anyhow::Result<Waited> {
+    async fn run_segments(&self, job: &Job, watch: &Heartbeat) -> WorkerResult<Waited> {
         let poll = Duration::from_millis(self.cfg.worker.poll_ms.clamp(50, 1_000));
         loop {
             if watch.lost.load(Ordering::Relaxed) {
@@ -173,20 +154,19 @@ impl Worker {
     async fn join(
         &self,
         job: &Job,
-        preset: &Preset,
+        preset: &Enhance,
         input: &Video,
         segs: &[JobSegment],
-    ) -> anyhow::Result<Ended> {
+    ) -> WorkerResult<Ended> {
         let Some((out, ext)) = self.new_output(job, preset, input).await? else {
             return Ok(Ended::LostLease);
         };
         let mut inputs = vec![input.id.clone()];
         let mut parts = Vec::with_capacity(segs.len());
         for s in segs {
-            let video = s
-                .output_video_id
-                .clone()
-                .ok_or_else(|| anyhow::anyhow!("segment {} is done without an output", s.index))?;
+            let video = s.output_video_id.clone().ok_or_else(|| {
+                WorkerError::Internal(format!("segment {} is done without an output", s.index))
+            })?;
             let len: i64 = self
                 .catalog
                 .pieces(&video)
@@ -204,11 +184,11 @@ impl Worker {
             .iter()
             .map(|p| p.plain_len)
             .sum();
-        let mut spec = self.spec(preset, ext, false);
-        spec.join = Some(JoinSpec {
+        let join = JoinSpec {
             original_len: original_len as u64,
             parts,
-        });
+        };
+        let spec = self.cfg.runner.piped_spec(JobKind::Join(join), ext);
         let frames: i64 = segs.iter().map(|s| s.frames_done).sum();
         let ran = self
             .stream(
@@ -224,11 +204,11 @@ impl Worker {
             Ok(r) => r,
             Err(e) => {
                 self.shred(job, &out.id).await;
-                if e.downcast_ref::<LeaseLost>().is_some() {
+                if matches!(e, WorkerError::LeaseLost) {
                     return Ok(Ended::LostLease);
                 }
-                let code = code_of(&e);
-                if code == "cancelled" {
+                let code = e.code();
+                if code == codes::CANCELLED {
                     self.shred_segments(job).await;
                     self.catalog
                         .finish_cancelled_job(&job.id, &self.owner)
@@ -236,7 +216,7 @@ impl Worker {
                     return Ok(Ended::Cancelled);
                 }
                 // A retry only joins again: the segments stay done.
-                let ended = self.fail(job, &code, &format!("joining: {e:#}")).await?;
+                let ended = self.fail(job, code, &format!("joining: {e}")).await?;
                 if matches!(ended, Ended::Failed(_)) {
                     self.shred_segments(job).await;
                 }
@@ -263,7 +243,7 @@ impl Worker {
             }
             Err(e) => return Err(e.into()),
         }
-        let media = output_media(input.media.as_deref(), &preset.codec, &done);
+        let media = output_media(input.media.as_deref(), preset.codec, &done);
         let (w, h) = done.output_size;
         if let Err(e) = self
             .catalog
@@ -286,7 +266,7 @@ impl Worker {
 
     /// Runs one leased segment: its MAC and its job's checked, the part of
     /// the input enhanced in a sandbox, the result sealed into a hidden video.
-    pub(super) async fn run_segment(&self, seg: JobSegment) -> anyhow::Result<(String, Ended)> {
+    pub(super) async fn run_segment(&self, seg: JobSegment) -> WorkerResult<(String, Ended)> {
         let job = match self.catalog.job(&seg.tenant_id, &seg.job_id).await {
             Ok(j) => j,
             Err(bv_catalog::CatalogError::NotFound) => {
@@ -297,7 +277,9 @@ impl Worker {
             }
             Err(e) => return Err(e.into()),
         };
-        if !self.segment_authentic(&seg).await || !self.job_authentic(&job).await {
+        if !bv_service::jobs::segment_authentic(&self.vault, &seg).await
+            || !bv_service::jobs::authentic(&self.vault, &job).await
+        {
             return self
                 .refuse_segment_row(seg, Some(&job.tenant_id), "payload MAC mismatch")
                 .await;
@@ -306,8 +288,12 @@ impl Worker {
         Ok((job.id, ended))
     }
 
-    async fn segment_attempt(&self, job: &Job, seg: &JobSegment) -> anyhow::Result<Ended> {
-        let preset: Preset = serde_json::from_str(&job.preset)?;
+    async fn segment_attempt(&self, job: &Job, seg: &JobSegment) -> WorkerResult<Ended> {
+        let JobKind::Enhance(mut preset) = JobKind::from_stored(&job.preset)? else {
+            return Err(WorkerError::Internal(
+                "a segment of a job that is no enhancement".into(),
+            ));
+        };
         if let Some(old) = &seg.output_video_id {
             // What a dead attempt left behind goes first.
             self.shred(job, old).await;
@@ -331,8 +317,8 @@ impl Worker {
             self.shred(job, &out.id).await;
             return Ok(Ended::LostLease);
         }
-        let mut spec = self.spec(&preset, "nut", false);
-        spec.segment = Some(segment_of(seg));
+        preset.segment = Some(segment_of(seg));
+        let spec = self.cfg.runner.piped_spec(JobKind::Enhance(preset), "nut");
         let inputs = [job.input_video_id.clone()];
         let ran = self
             .stream(
@@ -371,19 +357,19 @@ impl Worker {
             }
             Err(e) => {
                 self.shred(job, &out.id).await;
-                if e.downcast_ref::<LeaseLost>().is_some() {
+                if matches!(e, WorkerError::LeaseLost) {
                     return Ok(Ended::LostLease);
                 }
-                let code = code_of(&e);
-                let text = format!("{code}: {e:#}");
-                let retry = !permanent(&code);
+                let code = e.code();
+                let text = format!("{code}: {e}");
+                let retry = !permanent(code);
                 let backoff = 5_000 * seg.attempts.max(1);
                 match self
                     .catalog
                     .fail_segment(&job.id, seg.index, &self.owner, &text, retry, backoff)
                     .await
                 {
-                    Ok(_) if code == "cancelled" => Ok(Ended::Cancelled),
+                    Ok(_) if code == codes::CANCELLED => Ok(Ended::Cancelled),
                     Ok(SegmentState::Queued) => Ok(Ended::Retrying(text)),
                     Ok(_) => Ok(Ended::Failed(text)),
                     Err(bv_catalog::CatalogError::Conflict(_)) => Ok(Ended::LostLease),
@@ -393,21 +379,9 @@ impl Worker {
         }
     }
 
-    async fn segment_authentic(&self, s: &JobSegment) -> bool {
-        let tag = bv_crypto::secret::from_hex(&s.payload_mac).unwrap_or_default();
-        match u32::try_from(s.mac_key_version) {
-            Ok(v) => self
-                .vault
-                .mac_verify(QUEUE_PURPOSE, v, &s.payload(), &tag)
-                .await
-                .unwrap_or(false),
-            Err(_) => false,
-        }
-    }
-
     /// The coordinator found an altered segment row: the job is refused
     /// as an altered job row is, and nothing more runs.
-    async fn refuse_segments(&self, job: &Job, s: &JobSegment) -> anyhow::Result<Ended> {
+    async fn refuse_segments(&self, job: &Job, s: &JobSegment) -> WorkerResult<Ended> {
         tracing::warn!(action = "job.refused", tenant = %job.tenant_id, job = %job.id,
             segment = s.index, "segment row does not match its MAC: refused");
         self.shred_segments(job).await;
@@ -435,7 +409,7 @@ impl Worker {
         seg: JobSegment,
         tenant: Option<&str>,
         why: &str,
-    ) -> anyhow::Result<(String, Ended)> {
+    ) -> WorkerResult<(String, Ended)> {
         tracing::warn!(action = "job.segment.refused", job = %seg.job_id, segment = seg.index,
             why, "segment row refused");
         let _ = self

@@ -4,14 +4,14 @@
 use bv_catalog::Catalog;
 use serde_json::{Value, json};
 
-use crate::error::ApiResult;
+use crate::error::ServiceResult;
 use bv_vault::Vault;
 
 /// The export's format name.
 pub const EXPORT_FORMAT: &str = "bettervideo-tenant-export/1";
 
 /// The tenant's metadata and ledger.
-pub async fn export(catalog: &Catalog, vault: &Vault, tenant_id: &str) -> ApiResult<Value> {
+pub async fn export(catalog: &Catalog, vault: &Vault, tenant_id: &str) -> ServiceResult<Value> {
     let t = catalog.tenant(tenant_id).await?;
     let mut videos = Vec::new();
     let mut after: Option<(i64, String)> = None;
@@ -25,7 +25,7 @@ pub async fn export(catalog: &Catalog, vault: &Vault, tenant_id: &str) -> ApiRes
             .await?;
         let Some(last) = page.last() else { break };
         after = Some((last.created_ms, last.id.clone()));
-        videos.extend(crate::sealed::videos_out(vault, page).await?);
+        videos.extend(crate::fields::video_views(vault, page).await?);
     }
     let mut ledger = Vec::new();
     let mut before: Option<(i64, String)> = None;
@@ -56,7 +56,7 @@ pub async fn export(catalog: &Catalog, vault: &Vault, tenant_id: &str) -> ApiRes
     let webhook = match catalog.webhook(tenant_id).await? {
         Some(w) => {
             let url =
-                crate::sealed::open(vault, tenant_id, crate::sealed::WEBHOOK_URL, &w.url).await?;
+                crate::fields::open(vault, tenant_id, crate::fields::WEBHOOK_URL, &w.url).await?;
             Some(json!({ "url": url }))
         }
         None => None,

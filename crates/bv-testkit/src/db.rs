@@ -1,10 +1,10 @@
-//! Test support: a fresh catalog on SQLite or on PostgreSQL.
+//! A fresh catalog on SQLite or on PostgreSQL.
 //!
 //! PostgreSQL is reached at `BETTERVIDEO_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432`, trust auth); each test gets its own
 //! database, dropped when the handle goes.
 
-use crate::{Backend, Catalog};
+use bv_catalog::{Backend, Catalog};
 
 /// Where the test PostgreSQL server is (without a database name).
 pub fn postgres_server() -> String {
@@ -25,7 +25,7 @@ pub struct TestDb {
 impl TestDb {
     /// A new empty database on `backend` (not yet migrated: open it with [`Catalog::open`]).
     pub async fn new(backend: Backend) -> Self {
-        let name = format!("bv_test_{}", crate::new_id().expect("rng"));
+        let name = format!("bv_test_{}", bv_catalog::new_id().expect("rng"));
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("tempdir");
@@ -94,30 +94,4 @@ impl Drop for TestDb {
         })
         .join();
     }
-}
-
-/// Runs each test body (`async fn name(db: &TestDb)`) once on SQLite and
-/// once on PostgreSQL, each on a fresh database: `on_both!(a, b)`, or
-/// `on_both!(workers = 4; a, b)` for more runtime threads (default 2).
-#[macro_export]
-macro_rules! on_both {
-    (workers = $w:literal; $($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = $w)]
-            async fn $name() {
-                let db = $crate::testing::TestDb::new($crate::Backend::Sqlite).await;
-                super::$name(&db).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = $w)]
-            async fn $name() {
-                let db = $crate::testing::TestDb::new($crate::Backend::Postgres).await;
-                super::$name(&db).await;
-            })*
-        }
-    };
-    ($($name:ident),* $(,)?) => {
-        $crate::on_both!(workers = 2; $($name),*);
-    };
 }

@@ -1,13 +1,12 @@
-//! Test support: a real S3-protocol server (`s3s-fs`, which checks SigV4
-//! signatures) on 127.0.0.1 with random credentials. Only built with the
-//! `testing` feature, for this crate's and the binary's tests.
+//! A real S3-protocol server (`s3s-fs`, which checks SigV4 signatures) on
+//! 127.0.0.1 with random credentials.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::config::VaultConfig;
+use bv_vault::VaultConfig;
 
 /// A running S3-protocol server; killed on drop.
 pub struct S3Server {
@@ -29,17 +28,12 @@ impl Drop for S3Server {
     }
 }
 
-/// The s3s-fs binary: `$S3S_FS`, `$BV_DATA_DIR/tools/bin/s3s-fs`, or on PATH.
+/// The s3s-fs binary: `$S3S_FS`, `<data dir>/tools/bin/s3s-fs`, or on PATH.
 pub fn s3s_fs() -> PathBuf {
     if let Some(p) = std::env::var_os("S3S_FS") {
         return p.into();
     }
-    let data = std::env::var_os("BV_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".local/share/bettervideo")
-        });
-    let p = data.join("tools/bin/s3s-fs");
+    let p = crate::data_dir().join("tools/bin/s3s-fs");
     assert!(
         p.exists(),
         "s3s-fs not found at {}: run `make setup`",

@@ -15,7 +15,7 @@ use bv_vault::Vault;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{Event, Origin};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ServiceError, ServiceResult};
 
 /// The receipt's format name.
 pub const RECEIPT_FORMAT: &str = "bettervideo-erasure-receipt/1";
@@ -73,7 +73,7 @@ pub async fn erase(
     tenant: &Tenant,
     requested_by: &str,
     origin: &Origin,
-) -> ApiResult<SignedReceipt> {
+) -> ServiceResult<SignedReceipt> {
     let t = crate::media::tenant_id(&tenant.id)?;
     catalog.lock_out_tenant(&tenant.id).await?;
     catalog.stop_tenant_jobs(&tenant.id).await?;
@@ -112,7 +112,7 @@ pub async fn erase(
         target: &format!("tenant:{}", tenant.id),
         outcome: "ok",
     };
-    crate::audit::record_with(catalog, vault, origin, e, detail).await;
+    crate::audit::record(catalog, vault, origin, e, detail).await;
     if first.blobs_left + late.blobs_left > 0 {
         tracing::warn!(
             blobs = first.blobs_left + late.blobs_left,
@@ -136,7 +136,7 @@ pub enum ReceiptProblem {
 }
 
 /// Checks a receipt against this service's erasure key of its version.
-pub async fn verify(vault: &Vault, s: &SignedReceipt) -> ApiResult<Result<(), ReceiptProblem>> {
+pub async fn verify(vault: &Vault, s: &SignedReceipt) -> ServiceResult<Result<(), ReceiptProblem>> {
     if s.receipt.format != RECEIPT_FORMAT {
         return Ok(Err(ReceiptProblem::Format));
     }
@@ -156,14 +156,10 @@ pub async fn verify(vault: &Vault, s: &SignedReceipt) -> ApiResult<Result<(), Re
     Ok(Ok(()))
 }
 
-/// 400 unless `confirm` names the tenant (erasure cannot be undone).
-pub fn check_confirmation(tenant: &Tenant, confirm: &str) -> ApiResult<()> {
+/// Refused unless `confirm` names the tenant (erasure cannot be undone).
+pub fn check_confirmation(tenant: &Tenant, confirm: &str) -> ServiceResult<()> {
     if confirm != tenant.name {
-        return Err(ApiError::new(
-            http::StatusCode::BAD_REQUEST,
-            "confirmation_required",
-            "erasing a tenant cannot be undone: confirm with the tenant's exact name",
-        ));
+        return Err(ServiceError::ConfirmationRequired);
     }
     Ok(())
 }

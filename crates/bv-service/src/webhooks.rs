@@ -1,0 +1,171 @@
+//! Webhooks: events for finished jobs, signed (Stripe's scheme), queued in
+//! the catalog and delivered with retries.
+//!
+//! `BV-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`,
+//! with a second `v1` made with the previous secret while a rotation
+//! overlaps. Receivers should refuse a `t` more than 5 minutes away. Secrets
+//! are not stored anywhere: each is derived from the vault's `webhooks`
+//! service key, the tenant and the secret's version, and shown when made.
+//!
+//! Delivery POSTs each due event (5 s, 10 s, 20 s, … up to an hour between
+//! tries, ten tries in all) with [`post`], a small HTTP/1.1 client of our
+//! own: it resolves the host once and connects to exactly the address it
+//! resolved, follows no redirects, and reads nothing but the status line.
+//! Bodies describe a job (ids, state, error code); they never carry content
+//! or a link.
+
+mod post;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bv_catalog::webhooks::{Delivery, Webhook};
+use bv_catalog::{Catalog, Job, JobState};
+use bv_job::JobKind;
+use bv_vault::{Vault, VaultError};
+
+pub use post::{PostError, Poster};
+
+/// The service-key purpose secrets are derived from (never rotated: that would change every secret).
+pub const PURPOSE: &str = "webhooks";
+
+/// How long one delivery may take, connection to status line.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The signing secret of version `version` of the tenant's webhook.
+pub async fn secret(vault: &Vault, tenant: &str, version: i64) -> Result<String, VaultError> {
+    let (_, tag) = vault
+        .mac(
+            PURPOSE,
+            format!("bettervideo webhook secret\n{tenant}\n{version}").as_bytes(),
+        )
+        .await?;
+    Ok(format!("whsec_{}", bv_crypto::secret::hex(&tag)))
+}
+
+/// The `BV-Signature` header for `body` sent at `t` (Unix seconds, now in ms for the overlap).
+pub async fn signature(
+    vault: &Vault,
+    tenant: &str,
+    hook: &Webhook,
+    t: u64,
+    now_ms: i64,
+    body: &str,
+) -> Result<String, VaultError> {
+    let mut versions = vec![hook.secret_version];
+    if hook.previous_until_ms.is_some_and(|u| u > now_ms) && hook.secret_version > 1 {
+        versions.push(hook.secret_version - 1);
+    }
+    let mut header = format!("t={t}");
+    for v in versions {
+        let s = secret(vault, tenant, v).await?;
+        let sig = bv_crypto::secret::mac_bytes(s.as_bytes(), format!("{t}.{body}").as_bytes());
+        header.push_str(&format!(",v1={}", bv_crypto::secret::hex(&sig)));
+    }
+    Ok(header)
+}
+
+/// Queues the event for a job that just ended (when the tenant has a webhook).
+pub async fn job_ended(catalog: &Catalog, job: &Job) {
+    let kind = match job.state {
+        JobState::Succeeded => "job.succeeded",
+        JobState::Failed => "job.failed",
+        JobState::Cancelled => "job.cancelled",
+        _ => return,
+    };
+    // Probes are the service's own business, not a job the tenant asked for.
+    if JobKind::from_stored(&job.preset).is_ok_and(|k| k.is_probe()) {
+        return;
+    }
+    let Ok(id) = bv_catalog::new_id() else { return };
+    let body = serde_json::json!({
+        "id": id,
+        "type": kind,
+        "created_at": crate::time::rfc3339_ms(bv_catalog::now_ms()),
+        "data": {"job": {
+            "id": job.id,
+            "state": job.state,
+            "video_id": job.input_video_id,
+            "output_video_id": job.output_video_id.as_ref().filter(|_| job.state == JobState::Succeeded),
+            "error": job.last_error.as_ref().filter(|_| job.state != JobState::Succeeded),
+            "price": job.price,
+        }},
+    })
+    .to_string();
+    if let Err(e) = catalog
+        .enqueue_webhook(&job.tenant_id, &id, kind, &body)
+        .await
+    {
+        tracing::warn!(error = %e, "could not queue a webhook event");
+    }
+}
+
+/// Delivers due events until `stop` is set.
+pub async fn deliver(catalog: Catalog, vault: Arc<Vault>, stop: Arc<AtomicBool>) {
+    let poster = match Poster::new(DELIVERY_TIMEOUT) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "webhook client could not be built; no webhooks will be sent");
+            return;
+        }
+    };
+    while !stop.load(Ordering::Relaxed) {
+        match catalog.due_webhooks(20).await {
+            Ok(due) => {
+                for d in due {
+                    let outcome = send(&catalog, &vault, &poster, &d).await;
+                    let retry = (5_000i64 << d.attempts.min(10)).min(3_600_000);
+                    let _ = catalog
+                        .webhook_attempted(&d.id, outcome.err().as_deref(), retry)
+                        .await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "webhook queue unreadable; retrying"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// One attempt at one delivery; the error is what the tenant is shown.
+async fn send(
+    catalog: &Catalog,
+    vault: &Vault,
+    poster: &Poster,
+    d: &Delivery,
+) -> Result<(), String> {
+    let hook = catalog
+        .webhook(&d.tenant_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the webhook was removed")?;
+    let now = bv_catalog::now_ms();
+    let sig = signature(
+        vault,
+        &d.tenant_id,
+        &hook,
+        (now / 1000) as u64,
+        now,
+        &d.body,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let url = crate::fields::open(vault, &d.tenant_id, crate::fields::WEBHOOK_URL, &hook.url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let headers = [
+        ("bv-signature", sig.as_str()),
+        ("bv-event", d.event.as_str()),
+    ];
+    // The error never names the URL: it is sealed in the catalog and must
+    // not reappear there in plain text as part of the delivery's error.
+    let status = poster
+        .post(&url, &headers, d.body.as_bytes())
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(format!("the endpoint answered {status}"))
+    }
+}
