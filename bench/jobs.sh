@@ -13,7 +13,7 @@ work=$(mktemp -d)
 trap 'kill $spid 2>/dev/null || true; rm -rf "$work"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export BV_DATA_DIR=$work/data BV_WORKER_IN_PROCESS=0 BV_MODEL_DIR=$DATA_SHARED/models BV_ENGINE_THREADS=$THREADS \
-  BV_SERVE_KEEP_ORIGINALS=true  # every run enhances the same upload
+  BV_RETENTION_KEEP_ORIGINALS=true  # every run enhances the same upload
 "$BV" serve --listen "127.0.0.1:$port" >"$work/out" 2>"$work/log" &
 spid=$!
 for _ in $(seq 100); do grep -q "bv_" "$work/out" 2>/dev/null && break; sleep 0.1; done

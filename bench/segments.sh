@@ -16,7 +16,7 @@ pids=()
 trap 'kill $spid "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export BV_DATA_DIR=$work/data BV_WORKER_IN_PROCESS=0 BV_MODEL_DIR=$DATA_SHARED/models \
-  BV_ENGINE_THREADS=$THREADS BV_WORKER_POLL_MS=100 BV_SERVE_KEEP_ORIGINALS=true
+  BV_ENGINE_THREADS=$THREADS BV_WORKER_POLL_MS=100 BV_RETENTION_KEEP_ORIGINALS=true
 ffmpeg -v error -i "$DATA_SHARED/samples/bikes.mp4" -vf scale=320:136 -c:v libx264 -g 25 \
   -keyint_min 25 -sc_threshold 0 -c:a copy "$work/bikes.mp4"
 "$BV" serve --listen "127.0.0.1:$port" >"$work/out" 2>"$work/log" &

@@ -128,6 +128,44 @@ fn instance_id(data_dir: &Path) -> Result<String, std::io::Error> {
     Ok(id)
 }
 
+/// The state every handler shares, for a service reached at `public_url`
+/// (checks that the link signing keys can be read). [`start`] serves it;
+/// the router tests drive [`app`] with it in-process.
+#[allow(clippy::too_many_arguments)]
+pub async fn state(
+    cfg: ServeConfig,
+    domain: bv_service::Settings,
+    catalog: Catalog,
+    vault: Arc<Vault>,
+    data_dir: &Path,
+    offers: bv_service::offers::Offers,
+    host: report::HostFacts,
+    public_url: String,
+    tls: report::TlsFacts,
+) -> Result<state::State, ServeError> {
+    let st = Arc::new(AppState {
+        links: links::Links::new(Arc::clone(&vault)),
+        catalog,
+        vault,
+        public_url,
+        metrics: metrics::Metrics::default(),
+        instance: instance_id(data_dir)?,
+        active_uploads: Default::default(),
+        offers,
+        domain,
+        cfg,
+        tls,
+        host,
+    });
+    // Fail now, not on the first link, if the signing keys cannot be read.
+    st.vault
+        .keys()
+        .service_keys(links::PURPOSE)
+        .await
+        .map_err(|e| ServeError::Config(format!("link signing keys: {e}")))?;
+    Ok(st)
+}
+
 /// Starts the service on `cfg.listen`.
 pub async fn start(
     cfg: ServeConfig,
@@ -182,26 +220,18 @@ pub async fn start(
         suites: tls::suites_for(key_kind),
         redirect: redirect_addr.map(|a| a.to_string()),
     };
-    let st = Arc::new(AppState {
-        links: links::Links::new(Arc::clone(&vault)),
+    let st = state(
+        cfg,
+        domain,
         catalog,
         vault,
-        public_url: url.clone(),
-        metrics: metrics::Metrics::default(),
-        instance: instance_id(data_dir)?,
-        active_uploads: Default::default(),
+        data_dir,
         offers,
-        domain,
-        cfg,
-        tls: tls_facts,
         host,
-    });
-    // Fail now, not on the first link, if the signing keys cannot be read.
-    st.vault
-        .keys()
-        .service_keys(links::PURPOSE)
-        .await
-        .map_err(|e| ServeError::Config(format!("link signing keys: {e}")))?;
+        url.clone(),
+        tls_facts,
+    )
+    .await?;
     if let Some(r) = redirect {
         tokio::spawn(listen::redirect(r, addr.port()));
     }

@@ -86,7 +86,7 @@ pub enum LimitsCmd {
 #[derive(clap::Subcommand, Debug)]
 pub enum RetentionCmd {
     /// Delete what is due now, as the server's sweeper does every
-    /// `serve.sweep_seconds`: abandoned uploads, expired outputs, originals
+    /// `retention.sweep_seconds`: abandoned uploads, expired outputs, originals
     /// of finished jobs, failed jobs' inputs (each a crypto-shred, audited).
     Run,
     /// A tenant's policy: what it sets itself and what applies.

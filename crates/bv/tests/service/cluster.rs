@@ -207,9 +207,9 @@ impl Cluster {
             ("BV_VAULT_GENERATE_ROOT_KEY", "false".into()),
             ("BV_WORKER_IN_PROCESS", "0".into()),
             ("BV_WORKER_LEASE_SECONDS", "6".into()),
-            ("BV_SERVE_PIECE_MIB", "1".into()),
+            ("BV_JOBS_PIECE_MIB", "1".into()),
             // The test reads every upload back after its job succeeded.
-            ("BV_SERVE_KEEP_ORIGINALS", "true".into()),
+            ("BV_RETENTION_KEEP_ORIGINALS", "true".into()),
             (
                 "BV_MODEL_DIR",
                 shared_data().join("models").display().to_string(),

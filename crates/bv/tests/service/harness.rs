@@ -83,12 +83,12 @@ impl Server {
         }
         // Tests run several jobs on one video and read originals back after
         // their jobs: the retention tests turn the default (delete) back on.
-        if !env.iter().any(|(k, _)| k == "BV_SERVE_KEEP_ORIGINALS") {
-            env.push(("BV_SERVE_KEEP_ORIGINALS".into(), "true".into()));
+        if !env.iter().any(|(k, _)| k == "BV_RETENTION_KEEP_ORIGINALS") {
+            env.push(("BV_RETENTION_KEEP_ORIGINALS".into(), "true".into()));
         }
         // Small pieces, so every test crosses piece boundaries.
-        if !env.iter().any(|(k, _)| k == "BV_SERVE_PIECE_MIB") {
-            env.push(("BV_SERVE_PIECE_MIB".into(), "1".into()));
+        if !env.iter().any(|(k, _)| k == "BV_JOBS_PIECE_MIB") {
+            env.push(("BV_JOBS_PIECE_MIB".into(), "1".into()));
         }
         // free_port() cannot reserve the port: another process (another test's
         // server, a sandbox self-test's probe listener) may take it before this

@@ -175,11 +175,11 @@ async fn retention_deletes_what_is_due_audited_and_nothing_early(b: Backend) {
     let s = Server::start_with(
         b,
         &[
-            ("BV_SERVE_OUTPUT_RETENTION_SECONDS", "20"),
-            ("BV_SERVE_FAILED_INPUT_RETENTION_SECONDS", "20"),
-            ("BV_SERVE_UPLOAD_TTL_SECONDS", "8"),
-            ("BV_SERVE_SWEEP_SECONDS", "3600"),
-            ("BV_SERVE_KEEP_ORIGINALS", "false"),
+            ("BV_RETENTION_OUTPUT_SECONDS", "20"),
+            ("BV_RETENTION_FAILED_INPUT_SECONDS", "20"),
+            ("BV_RETENTION_UPLOAD_TTL_SECONDS", "8"),
+            ("BV_RETENTION_SWEEP_SECONDS", "3600"),
+            ("BV_RETENTION_KEEP_ORIGINALS", "false"),
         ],
     )
     .await;
@@ -313,8 +313,8 @@ async fn the_server_sweeps_on_its_own(b: Backend) {
     let s = Server::start_with(
         b,
         &[
-            ("BV_SERVE_UPLOAD_TTL_SECONDS", "1"),
-            ("BV_SERVE_SWEEP_SECONDS", "1"),
+            ("BV_RETENTION_UPLOAD_TTL_SECONDS", "1"),
+            ("BV_RETENTION_SWEEP_SECONDS", "1"),
         ],
     )
     .await;
