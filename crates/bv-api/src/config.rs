@@ -45,6 +45,10 @@ pub struct ServeConfig {
     pub simple_upload_max_mib: usize,
     /// Allow plain-http webhook URLs (development and tests only; production needs https).
     pub webhook_allow_http: bool,
+    /// Let webhooks reach loopback, private and link-local addresses and
+    /// names such as `localhost` (development and tests only: in production
+    /// that would let a tenant make the service call into its own network).
+    pub webhook_allow_private: bool,
     /// How often the server signs a checkpoint at the end of the audit log,
     /// seconds (entries cut off the end below a checkpoint are detected).
     pub audit_checkpoint_seconds: u64,
@@ -87,6 +91,7 @@ impl Default for ServeConfig {
             default_quota_mib: 100 * 1024,
             simple_upload_max_mib: 64,
             webhook_allow_http: false,
+            webhook_allow_private: false,
             audit_checkpoint_seconds: 300,
             header_timeout_seconds: 10,
             body_idle_timeout_seconds: 30,

@@ -189,14 +189,8 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 pub async fn build(st: &AppState, tenant: Option<&str>) -> ApiResult<Value> {
     let since = now_ms() - 30 * DAY_MS;
     let cat = &st.catalog;
-    let tenants = cat.tenants().await?;
-    let mut requiring = 0;
-    for t in &tenants {
-        if cat.access_approval(&t.id).await? {
-            requiring += 1;
-        }
-    }
-    let holding = cat.tenants_holding_keys().await?;
+    // One query for every tenant (the report is public: its cost must not grow per tenant).
+    let (tenant_total, requiring, holding) = cat.tenant_counts().await?;
     let public: Vec<Value> = ENDPOINTS
         .iter()
         .filter(|e| e.access == Access::Public)
@@ -237,9 +231,13 @@ pub async fn build(st: &AppState, tenant: Option<&str>) -> ApiResult<Value> {
             "hierarchy": "object key wrapped by the tenant key, tenant keys wrapped by the root key",
             "root_key": st.host.root_key,
             "deletion": "the object's wrapped key is destroyed first (crypto-shredding)",
+            "deleted_keys_on_disk": match st.catalog.backend() {
+                bv_catalog::Backend::Sqlite => "zeroed in the catalog file (SQLite secure_delete) and its write-ahead log emptied after every delete: a copy of the disk taken afterwards holds no deleted key; a backup taken before still does",
+                bv_catalog::Backend::Postgres => "PostgreSQL keeps a deleted key's row until vacuum reuses its space, and in its WAL and backups while they are kept: a copy of the catalog can still hold deleted keys",
+            },
             "tenants": {
-                "total": tenants.len(),
-                "keys_held_by_the_service": tenants.len() as i64 - holding,
+                "total": tenant_total,
+                "keys_held_by_the_service": tenant_total - holding,
                 "keys_held_by_the_tenant": holding,
             },
         },

@@ -64,6 +64,10 @@ pub enum AddressAction {
     Login,
     /// Minting a download link.
     MintLink,
+    /// Reading the public security report.
+    Report,
+    /// Downloading through a signed link.
+    Download,
 }
 
 /// Spends one `action` of the client at `address`.
@@ -78,6 +82,16 @@ pub async fn admit_address(st: &AppState, action: AddressAction, address: &str) 
             "link",
             st.cfg.limits.links_per_minute_per_address,
             "links minted from this address",
+        ),
+        AddressAction::Report => (
+            "report",
+            st.cfg.limits.report_per_minute_per_address,
+            "security reports from this address",
+        ),
+        AddressAction::Download => (
+            "dl",
+            st.cfg.limits.downloads_per_minute_per_address,
+            "signed-link downloads from this address",
         ),
     };
     let rate = Rate::with_burst_seconds(per_minute, st.cfg.limits.burst_seconds);

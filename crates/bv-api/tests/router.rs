@@ -34,12 +34,14 @@ on_both!(
     a_key_over_its_rate_is_429_with_retry_after,
     keys_are_shown_once_and_revocation_is_immediate,
     webhook_urls_are_checked_and_secrets_shown_once,
+    webhook_urls_into_the_services_own_network_are_refused,
     erasure_needs_the_tenants_name,
     the_export_holds_the_tenants_videos,
     models_and_codecs_are_listed,
     the_api_document_names_every_operation,
     sign_in_sets_a_session_that_needs_its_csrf_token,
     signed_links_open_and_tampered_ones_do_not,
+    a_password_guesser_locks_its_own_address_not_the_user,
 );
 
 /// A service state on a fresh catalog, with two tenants and a key each.
@@ -94,6 +96,11 @@ async fn tenant_with_key(c: &Catalog, name: &str, scopes: &[Scope]) -> (String, 
 
 impl Kit {
     async fn new(db: &TestDb) -> Self {
+        Self::with(db, bv_api::ServeConfig::default()).await
+    }
+
+    /// A kit whose service runs with `cfg`.
+    async fn with(db: &TestDb, cfg: bv_api::ServeConfig) -> Self {
         let catalog = db.open().await;
         let dir = tempfile::tempdir().unwrap();
         let (vault, _) = bv_vault::Vault::open(
@@ -105,7 +112,7 @@ impl Kit {
         let (tenant, key) = tenant_with_key(&catalog, "default", &Scope::ALL).await;
         let (_, other_key) = tenant_with_key(&catalog, "other", &Scope::ALL).await;
         let st = bv_api::state(
-            bv_api::ServeConfig::default(),
+            cfg,
             bv_service::Settings::default(),
             catalog,
             Arc::new(vault),
@@ -141,9 +148,18 @@ impl Kit {
     }
 
     /// Sends `req` (from 127.0.0.1) through the whole app, middleware included.
-    async fn send(&self, mut req: Request<Body>) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+    async fn send(&self, req: Request<Body>) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+        self.send_from(req, [127, 0, 0, 1]).await
+    }
+
+    /// Sends `req` from the client address `ip`.
+    async fn send_from(
+        &self,
+        mut req: Request<Body>,
+        ip: [u8; 4],
+    ) -> (StatusCode, http::HeaderMap, Vec<u8>) {
         req.extensions_mut()
-            .insert(ConnectInfo::<SocketAddr>(([127, 0, 0, 1], 40000).into()));
+            .insert(ConnectInfo::<SocketAddr>((ip, 40000).into()));
         let r = bv_api::app(self.st.clone()).oneshot(req).await.unwrap();
         let (parts, body) = r.into_parts();
         let bytes = axum::body::to_bytes(body, 64 << 20).await.unwrap();
@@ -1007,4 +1023,96 @@ async fn signed_links_open_and_tampered_ones_do_not(db: &TestDb) {
         .send(Request::get(&path).body(Body::empty()).unwrap())
         .await;
     assert!(status.is_client_error());
+}
+
+async fn webhook_urls_into_the_services_own_network_are_refused(db: &TestDb) {
+    let k = Kit::new(db).await;
+    for url in [
+        "https://169.254.169.254/latest/meta-data/",
+        "https://127.0.0.1:6379/",
+        "https://[::1]/hook",
+        "https://10.0.0.1/hook",
+        "https://0x7f000001/hook",
+        "https://2130706433/hook",
+        "https://[::ffff:10.0.0.1]/hook",
+        "https://100.64.0.1/hook",
+        "https://metadata.google.internal/computeMetadata/v1/",
+        "https://localhost:8443/v1/keys",
+        "https://user:pw@hooks.example.com/hook",
+    ] {
+        let (status, v) = k
+            .call(
+                Method::PUT,
+                "/v1/webhook",
+                Some(&k.key),
+                Some(json!({"url": url})),
+            )
+            .await;
+        assert_eq!(
+            (status, code(&v)),
+            (StatusCode::BAD_REQUEST, "webhook_url_refused"),
+            "{url}: {v}"
+        );
+    }
+    let (status, _) = k.call(Method::GET, "/v1/webhook", Some(&k.key), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "none was set");
+}
+
+/// Finding 9 of the outside review: five wrong passwords from anywhere used
+/// to lock the real user out. Now the guesser's address is locked, the
+/// user's is not (sign-ins for that login are only slowed), and a login of
+/// a megabyte is neither stored nor echoed.
+async fn a_password_guesser_locks_its_own_address_not_the_user(db: &TestDb) {
+    // Three failures lock an address (below the per-address sign-in rate's burst).
+    let cfg = bv_api::ServeConfig {
+        login_max_failures: 3,
+        ..Default::default()
+    };
+    let k = Kit::with(db, cfg).await;
+    k.st.catalog
+        .create_user(&k.tenant, "ada", "correct horse battery")
+        .await
+        .unwrap();
+    let login = |user: &str, pw: &str| {
+        Request::post("/v1/session")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({"login": user, "password": pw}).to_string(),
+            ))
+            .unwrap()
+    };
+    let guesser = [203, 0, 113, 7];
+    for _ in 0..3 {
+        let (status, _, _) = k
+            .send_from(login("ada", "guess guess guess"), guesser)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, headers, body) = k
+        .send_from(login("ada", "correct horse battery"), guesser)
+        .await;
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (status, code(&v)),
+        (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
+    );
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    // The user, elsewhere, still gets in.
+    let (status, _, _) = k
+        .send_from(login("ada", "correct horse battery"), [198, 51, 100, 9])
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the user was locked out by someone else's guesses"
+    );
+    // A huge login is refused like any wrong one, and the log keeps 100 characters of it.
+    let huge = "x".repeat(1 << 20);
+    let (status, _, _) = k.send_from(login(&huge, "whatever"), [192, 0, 2, 1]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let tail = k.st.catalog.audit_tail(5).await.unwrap();
+    assert!(
+        tail.iter().all(|e| e.target.len() < 400),
+        "the login was stored whole"
+    );
 }

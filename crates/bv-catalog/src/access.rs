@@ -504,12 +504,17 @@ impl Catalog {
         Ok(())
     }
 
-    /// How many tenants hold their own keys.
-    pub async fn tenants_holding_keys(&self) -> Result<i64> {
-        let r = sqlx::query("SELECT COUNT(*) FROM tenants WHERE customer_key_fp IS NOT NULL")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(r.try_get(0)?)
+    /// Tenants in all, those requiring approval of operator access, and
+    /// those holding their own key: one query, whatever the number of tenants
+    /// (the public security report reads it).
+    pub async fn tenant_counts(&self) -> Result<(i64, i64, i64)> {
+        let r = sqlx::query(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE access_approval <> 0),
+                    COUNT(*) FILTER (WHERE customer_key_fp IS NOT NULL) FROM tenants",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
     }
 
     /// Which tenant's video holds vault object `object_id`, if any.

@@ -73,6 +73,10 @@ impl Catalog {
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        // Deleted rows are overwritten with zeros, not left in
+                        // free pages: a shredded key must not survive in the file
+                        // ([`Catalog::scrub`] empties the write-ahead log too).
+                        conn.execute("PRAGMA secure_delete = ON").await?;
                     }
                     Ok(())
                 })
@@ -87,6 +91,26 @@ impl Catalog {
         };
         crate::migrate::run(&cat).await?;
         Ok(cat)
+    }
+
+    /// After a crypto-shred: on SQLite, moves every committed page from the
+    /// write-ahead log into the database file (where `secure_delete` has
+    /// zeroed what was deleted) and truncates the log to nothing, so no copy
+    /// of a deleted wrapped key stays in either file. Returns whether the
+    /// log was emptied (a reader holding an old snapshot for longer than the
+    /// busy timeout can keep it; the next scrub empties it). PostgreSQL keeps
+    /// deleted rows until vacuum and its history in its own WAL and backups:
+    /// nothing here changes that (docs/erasure.md).
+    pub async fn scrub(&self) -> Result<bool> {
+        if self.backend != Backend::Sqlite {
+            return Ok(true);
+        }
+        let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&self.pool)
+            .await?;
+        // (busy, frames in the log, frames checkpointed); busy = 0: done.
+        let busy: i64 = sqlx::Row::try_get(&row, 0)?;
+        Ok(busy == 0)
     }
 
     /// A transaction that writes. On SQLite it takes the write lock at

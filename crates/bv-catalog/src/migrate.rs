@@ -52,6 +52,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0011_retention.sql"),
     ),
     (12, "limits", include_str!("../migrations/0012_limits.sql")),
+    (
+        13,
+        "webhook_versions",
+        include_str!("../migrations/0013_webhook_versions.sql"),
+    ),
 ];
 
 /// Splits a migration into statements: comment lines go first (they may hold

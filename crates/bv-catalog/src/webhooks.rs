@@ -32,11 +32,32 @@ pub struct Delivery {
     pub attempts: i64,
 }
 
+/// One delivery as its tenant sees it: what happened, and what happens next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryStatus {
+    /// Its id (the event's `id`).
+    pub id: String,
+    /// `job.succeeded`, …
+    pub event: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// Why the last attempt failed, if it did.
+    pub last_error: Option<String>,
+    /// When it was delivered (ms), if it was.
+    pub delivered_ms: Option<i64>,
+    /// When the next attempt is due (ms), while one is left.
+    pub next_ms: Option<i64>,
+    /// When it was queued (ms).
+    pub created_ms: i64,
+}
+
 /// Deliveries give up after this many attempts.
 pub const MAX_ATTEMPTS: i64 = 10;
 
 impl Catalog {
-    /// Sets (or replaces) the tenant's webhook URL; a new webhook starts at secret version 1.
+    /// Sets (or replaces) the tenant's webhook URL. A new webhook gets the
+    /// next secret version the tenant never had (versions never repeat, so a
+    /// deleted webhook's leaked secret never signs again).
     pub async fn set_webhook(&self, tenant_id: &str, url: &str) -> Result<Webhook> {
         let mut tx = self.write_tx().await?;
         let n = sqlx::query("UPDATE webhooks SET url = $1 WHERE tenant_id = $2")
@@ -46,11 +67,13 @@ impl Catalog {
             .await?
             .rows_affected();
         if n == 0 {
+            let version = next_secret_version(&mut tx, tenant_id).await?;
             sqlx::query(
-                "INSERT INTO webhooks (tenant_id, url, secret_version, created_ms) VALUES ($1, $2, 1, $3)",
+                "INSERT INTO webhooks (tenant_id, url, secret_version, created_ms) VALUES ($1, $2, $3, $4)",
             )
             .bind(tenant_id)
             .bind(url)
+            .bind(version)
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
@@ -79,17 +102,25 @@ impl Catalog {
 
     /// A new secret version; the previous one keeps signing for `overlap_ms`.
     pub async fn rotate_webhook(&self, tenant_id: &str, overlap_ms: i64) -> Result<Webhook> {
-        let n = sqlx::query(
-            "UPDATE webhooks SET secret_version = secret_version + 1, previous_until_ms = $1 WHERE tenant_id = $2",
-        )
-        .bind(now_ms() + overlap_ms)
-        .bind(tenant_id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if n == 0 {
+        let mut tx = self.write_tx().await?;
+        let exists = sqlx::query("SELECT 1 FROM webhooks WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists {
             return Err(CatalogError::NotFound);
         }
+        let version = next_secret_version(&mut tx, tenant_id).await?;
+        sqlx::query(
+            "UPDATE webhooks SET secret_version = $1, previous_until_ms = $2 WHERE tenant_id = $3",
+        )
+        .bind(version)
+        .bind(now_ms() + overlap_ms)
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         self.webhook(tenant_id).await?.ok_or(CatalogError::NotFound)
     }
 
@@ -134,6 +165,38 @@ impl Catalog {
         .await?
         .rows_affected();
         Ok(n == 1)
+    }
+
+    /// The tenant's latest deliveries, newest first.
+    pub async fn webhook_deliveries(
+        &self,
+        tenant_id: &str,
+        limit: i64,
+    ) -> Result<Vec<DeliveryStatus>> {
+        sqlx::query(
+            "SELECT id, event, attempts, last_error, delivered_ms, next_ms, created_ms
+             FROM webhook_deliveries WHERE tenant_id = $1 ORDER BY created_ms DESC, id LIMIT $2",
+        )
+        .bind(tenant_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            let attempts: i64 = r.try_get(2)?;
+            let delivered_ms: Option<i64> = r.try_get(4)?;
+            let next_ms: i64 = r.try_get(5)?;
+            Ok(DeliveryStatus {
+                id: r.try_get(0)?,
+                event: r.try_get(1)?,
+                attempts,
+                last_error: r.try_get(3)?,
+                delivered_ms,
+                next_ms: (delivered_ms.is_none() && attempts < MAX_ATTEMPTS).then_some(next_ms),
+                created_ms: r.try_get(6)?,
+            })
+        })
+        .collect()
     }
 
     /// Deliveries due now, oldest first.
@@ -182,4 +245,21 @@ impl Catalog {
         .await?;
         Ok(())
     }
+}
+
+/// The tenant's next webhook secret version (one past the highest it ever had).
+async fn next_secret_version(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tenant_id: &str,
+) -> Result<i64> {
+    sqlx::query(
+        "UPDATE tenants SET webhook_secret_version = webhook_secret_version + 1 WHERE id = $1
+         RETURNING webhook_secret_version",
+    )
+    .bind(tenant_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(CatalogError::NotFound)?
+    .try_get(0)
+    .map_err(Into::into)
 }

@@ -20,6 +20,7 @@ bv_testkit::on_both!(
     videos_are_scoped_limited_and_deleted_in_two_phases,
     uploads_advance_only_under_their_lease,
     operator_grants_cover_one_video_for_a_time_and_wait_for_approval,
+    webhook_secret_versions_never_repeat,
 );
 
 async fn two_tenants(c: &Catalog) -> (String, String, String, String) {
@@ -726,4 +727,50 @@ async fn operator_grants_cover_one_video_for_a_time_and_wait_for_approval(db: &T
     );
     assert_eq!(c.tenant_grants(&a, 100).await.unwrap().len(), 5);
     assert!(c.tenant_grants(&b, 100).await.unwrap().is_empty());
+}
+
+/// A webhook's secret is derived from its version: deleting the webhook and
+/// setting it again must not bring version 1 (and its leaked secret) back.
+async fn webhook_secret_versions_never_repeat(db: &TestDb) {
+    let c = db.open().await;
+    let (a, _, b, _) = two_tenants(&c).await;
+    let w = c.set_webhook(&a, "https://one.example.com/").await.unwrap();
+    assert_eq!(w.secret_version, 1);
+    assert_eq!(
+        c.set_webhook(&a, "https://two.example.com/")
+            .await
+            .unwrap()
+            .secret_version,
+        1,
+        "a new URL keeps the secret"
+    );
+    assert_eq!(c.rotate_webhook(&a, 1000).await.unwrap().secret_version, 2);
+    c.delete_webhook(&a).await.unwrap();
+    let again = c.set_webhook(&a, "https://one.example.com/").await.unwrap();
+    assert_eq!(again.secret_version, 3, "not 1 again");
+    assert_eq!(
+        again.previous_until_ms, None,
+        "no earlier secret signs beside it"
+    );
+    assert_eq!(c.rotate_webhook(&a, 1000).await.unwrap().secret_version, 4);
+    c.delete_webhook(&a).await.unwrap();
+    assert!(matches!(
+        c.rotate_webhook(&a, 1000).await,
+        Err(CatalogError::NotFound)
+    ));
+    assert_eq!(
+        c.set_webhook(&a, "https://x.example.com/")
+            .await
+            .unwrap()
+            .secret_version,
+        5
+    );
+    // Each tenant counts its own.
+    assert_eq!(
+        c.set_webhook(&b, "https://b.example.com/")
+            .await
+            .unwrap()
+            .secret_version,
+        1
+    );
 }

@@ -99,20 +99,27 @@ enum ProbeTag {
 }
 
 impl JobKind {
-    /// The text a queue row stores (and its MAC covers).
-    pub fn to_stored(&self) -> String {
+    /// The text a queue row stores (and its MAC covers): the JSON object
+    /// with its keys sorted, byte for byte what earlier versions wrote. A
+    /// join, or an enhancement of one segment, is never a job of its own.
+    pub fn to_stored(&self) -> Result<String, KindError> {
         let stored = match self {
             Self::Probe => Stored::Probe(ProbeStored {
                 kind: ProbeTag::Probe,
             }),
-            Self::Enhance(e) => Stored::Enhance(Enhance {
-                segment: None,
-                encoder_preset: None,
-                ..e.clone()
-            }),
-            Self::Join(_) => unreachable!("a join is never stored as a job"),
+            Self::Enhance(e) if e.segment.is_none() && e.encoder_preset.is_none() => {
+                Stored::Enhance(e.clone())
+            }
+            other => {
+                return Err(KindError(format!(
+                    "a {} with runner-only settings is not stored as a job",
+                    other.name()
+                )));
+            }
         };
-        serde_json::to_string(&stored).expect("job settings serialise")
+        // Through a Value: its map keeps keys sorted, as `json!` did.
+        let v = serde_json::to_value(&stored).map_err(|e| KindError(e.to_string()))?;
+        Ok(v.to_string())
     }
 
     /// Reads a queue row's settings (after its MAC was checked).
@@ -160,7 +167,7 @@ mod tests {
 
     #[test]
     fn stored_forms_are_the_ones_older_rows_hold() {
-        assert_eq!(JobKind::Probe.to_stored(), r#"{"kind":"probe"}"#);
+        assert_eq!(JobKind::Probe.to_stored().unwrap(), r#"{"kind":"probe"}"#);
         assert_eq!(
             JobKind::from_stored(r#"{"kind":"probe"}"#).unwrap(),
             JobKind::Probe
@@ -175,8 +182,21 @@ mod tests {
             ("realesr-animevideov3", 2, Codec::Hevc)
         );
         assert_eq!(e.preset_name.as_deref(), Some("anime"));
-        let again = JobKind::from_stored(&JobKind::Enhance(e.clone()).to_stored()).unwrap();
-        assert_eq!(again, JobKind::Enhance(e));
+        let stored = JobKind::Enhance(e.clone()).to_stored().unwrap();
+        assert_eq!(stored, old, "the same bytes as before this type");
+        assert_eq!(
+            JobKind::from_stored(&stored).unwrap(),
+            JobKind::Enhance(e.clone())
+        );
+        let segment = Enhance {
+            segment: Some(Segment {
+                index: 0,
+                start_us: None,
+                end_us: None,
+            }),
+            ..e
+        };
+        assert!(JobKind::Enhance(segment).to_stored().is_err());
         // Without codec: h264, as before.
         let e = JobKind::from_stored(r#"{"model":"m","scale":4}"#).unwrap();
         assert_eq!(e.enhance().unwrap().codec, Codec::H264);

@@ -20,6 +20,8 @@ pub struct Schedule {
     pub audit_checkpoint_seconds: u64,
     /// Deliver webhooks from this process.
     pub webhooks: bool,
+    /// Let webhooks reach private addresses (development only).
+    pub webhook_allow_private: bool,
 }
 
 /// Starts the loops; they end when `stop` is set (within one period).
@@ -37,7 +39,12 @@ pub fn spawn(catalog: Catalog, vault: Arc<Vault>, s: Schedule, stop: Arc<AtomicB
         Arc::clone(&stop),
     ));
     if s.webhooks {
-        tokio::spawn(crate::webhooks::deliver(catalog, vault, stop));
+        tokio::spawn(crate::webhooks::deliver(
+            catalog,
+            vault,
+            s.webhook_allow_private,
+            stop,
+        ));
     }
 }
 

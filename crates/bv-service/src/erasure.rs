@@ -83,6 +83,7 @@ pub async fn erase(
     // A request or job that was already past its checks may have sealed
     // something after the keys went (under a fresh key): that goes too.
     let late = vault.erase_tenant(&t).await?;
+    crate::media::scrub(catalog).await;
     let (signing_key_version, signer) = vault.erasure_signer().await?;
     let mut key_versions = first.key_versions;
     key_versions.extend(late.key_versions);

@@ -39,6 +39,9 @@ pub enum ServiceError {
         /// The scale asked for.
         scale: u32,
     },
+    /// A webhook URL that points inside a network (server-side request forgery).
+    #[error("{0}")]
+    WebhookRefused(String),
     /// Something stored is not what this version writes (a malformed id).
     #[error("internal: {0}")]
     Internal(String),
@@ -60,6 +63,7 @@ impl ServiceError {
             Self::UnknownPreset => "unknown_preset",
             Self::UnknownModel => "unknown_model",
             Self::UnsupportedScale { .. } => "unsupported_scale",
+            Self::WebhookRefused(_) => "webhook_url_refused",
             Self::Internal(_) => "internal_error",
         }
     }

@@ -52,7 +52,7 @@ pub async fn enqueue(
         Some(k) => Some(vault.seal_custody(&id, k).await?),
         None => None,
     };
-    let settings = s.kind.to_stored();
+    let settings = s.kind.to_stored().map_err(ServiceError::internal)?;
     let payload = bv_catalog::jobs::payload_bytes(&id, s.tenant, s.video, &settings, s.price);
     let (v, tag) = vault.mac(QUEUE_PURPOSE, &payload).await?;
     Ok(catalog

@@ -27,6 +27,13 @@ pub struct LimitsConfig {
     pub login_per_minute_per_address: u32,
     /// Download links minted per minute from one client address.
     pub links_per_minute_per_address: u32,
+    /// Requests for the public security report (JSON, Markdown or the
+    /// `/security` page) per minute from one client address: it is
+    /// unauthenticated and reads the catalog.
+    pub report_per_minute_per_address: u32,
+    /// Signed-link downloads per minute from one client address (a link
+    /// needs no key, so nothing else limits it).
+    pub downloads_per_minute_per_address: u32,
 }
 
 impl Default for LimitsConfig {
@@ -39,6 +46,8 @@ impl Default for LimitsConfig {
             active_jobs: 500,
             login_per_minute_per_address: 30,
             links_per_minute_per_address: 300,
+            report_per_minute_per_address: 60,
+            downloads_per_minute_per_address: 600,
         }
     }
 }

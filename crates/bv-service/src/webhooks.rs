@@ -14,6 +14,7 @@
 //! Bodies describe a job (ids, state, error code); they never carry content
 //! or a link.
 
+pub mod guard;
 mod post;
 
 use std::sync::Arc;
@@ -25,7 +26,9 @@ use bv_catalog::{Catalog, Job, JobState};
 use bv_job::JobKind;
 use bv_vault::{Vault, VaultError};
 
-pub use post::{PostError, Poster};
+use crate::error::{ServiceError, ServiceResult};
+
+pub use post::{PostError, Poster, Target};
 
 /// The service-key purpose secrets are derived from (never rotated: that would change every secret).
 pub const PURPOSE: &str = "webhooks";
@@ -101,9 +104,50 @@ pub async fn job_ended(catalog: &Catalog, job: &Job) {
     }
 }
 
-/// Delivers due events until `stop` is set.
-pub async fn deliver(catalog: Catalog, vault: Arc<Vault>, stop: Arc<AtomicBool>) {
-    let poster = match Poster::new(DELIVERY_TIMEOUT) {
+/// Checks a webhook URL a tenant wants to set: `https://` (or `http://`
+/// when `allow_http`), at most 2048 bytes, no credentials, and — unless
+/// `allow_private` — a host that neither names nor resolves (now) to a place
+/// inside a network ([`guard`]). A name that does not resolve yet is
+/// accepted: delivery checks again at every connection.
+pub async fn check_url(url: &str, allow_http: bool, allow_private: bool) -> ServiceResult<()> {
+    let bad =
+        || ServiceError::Invalid("url must be an https:// URL of at most 2048 characters".into());
+    if url.len() > 2048 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad());
+    }
+    let t = match Target::parse(url) {
+        Ok(t) => t,
+        Err(PostError::Url(m)) if m.contains("credentials") => {
+            return Err(ServiceError::WebhookRefused(
+                "a webhook URL may not carry credentials".into(),
+            ));
+        }
+        Err(_) => return Err(bad()),
+    };
+    if !(t.tls || allow_http) {
+        return Err(bad());
+    }
+    if allow_private {
+        return Ok(());
+    }
+    let addrs = match tokio::time::timeout(Duration::from_secs(3), t.resolve()).await {
+        Ok(Ok(a)) => a,
+        // Not resolvable now: only its name can be judged.
+        _ => Vec::new(),
+    };
+    t.check_public(&addrs)
+        .map_err(|e| ServiceError::WebhookRefused(e.to_string()))
+}
+
+/// Delivers due events until `stop` is set, to public addresses only unless
+/// `allow_private`.
+pub async fn deliver(
+    catalog: Catalog,
+    vault: Arc<Vault>,
+    allow_private: bool,
+    stop: Arc<AtomicBool>,
+) {
+    let poster = match Poster::new(DELIVERY_TIMEOUT, allow_private) {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, "webhook client could not be built; no webhooks will be sent");
@@ -111,20 +155,29 @@ pub async fn deliver(catalog: Catalog, vault: Arc<Vault>, stop: Arc<AtomicBool>)
         }
     };
     while !stop.load(Ordering::Relaxed) {
-        match catalog.due_webhooks(20).await {
-            Ok(due) => {
-                for d in due {
-                    let outcome = send(&catalog, &vault, &poster, &d).await;
-                    let retry = (5_000i64 << d.attempts.min(10)).min(3_600_000);
-                    let _ = catalog
-                        .webhook_attempted(&d.id, outcome.err().as_deref(), retry)
-                        .await;
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "webhook queue unreadable; retrying"),
+        if let Err(e) = deliver_due(&catalog, &vault, &poster).await {
+            tracing::warn!(error = %e, "webhook queue unreadable; retrying");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// One round: every delivery due now is attempted once (and its outcome
+/// recorded: delivered, or the error and the next try); how many.
+pub async fn deliver_due(
+    catalog: &Catalog,
+    vault: &Vault,
+    poster: &Poster,
+) -> Result<usize, bv_catalog::CatalogError> {
+    let due = catalog.due_webhooks(20).await?;
+    for d in &due {
+        let outcome = send(catalog, vault, poster, d).await;
+        let retry = (5_000i64 << d.attempts.min(10)).min(3_600_000);
+        catalog
+            .webhook_attempted(&d.id, outcome.err().as_deref(), retry)
+            .await?;
+    }
+    Ok(due.len())
 }
 
 /// One attempt at one delivery; the error is what the tenant is shown.

@@ -174,7 +174,10 @@ impl Config {
             warnings.extend(move_from_serve(&mut overlay));
             merge(&mut value, toml::Value::Table(overlay));
         }
-        for (k, v) in env {
+        // Old names first, so a new name set beside one wins whatever the order.
+        let mut ordered: Vec<&(String, String)> = env.iter().collect();
+        ordered.sort_by_key(|(k, _)| !is_old_name(k));
+        for (k, v) in ordered {
             if k == "BV_CONFIG" || !k.starts_with("BV_") {
                 continue;
             }
@@ -308,16 +311,29 @@ fn move_from_serve(file: &mut toml::Table) -> Vec<String> {
         else {
             continue;
         };
-        if let Some(t) = file
+        let Some(t) = file
             .entry(section.to_string())
             .or_insert_with(|| toml::Value::Table(Default::default()))
             .as_table_mut()
-        {
-            t.entry(new.to_string()).or_insert(v);
+        else {
+            continue;
+        };
+        if t.contains_key(*new) {
+            warnings.push(format!(
+                "serve.{old} is ignored: {section}.{new} is set too (and is the name to keep)"
+            ));
+        } else {
+            t.insert(new.to_string(), v);
+            warnings.push(moved_warning(old, section, new));
         }
-        warnings.push(moved_warning(old, section, new));
     }
     warnings
+}
+
+/// Whether `var` is a `BV_SERVE_*` variable of a key that left `[serve]`.
+fn is_old_name(var: &str) -> bool {
+    var.strip_prefix("BV_")
+        .is_some_and(|k| moved_env(&k.to_ascii_lowercase()).is_some())
 }
 
 /// `serve_piece_mib` → (`jobs_piece_mib`, a warning), for variables named
@@ -450,6 +466,22 @@ mod tests {
         .unwrap();
         let c = Config::load_from(None, env(&[("BV_DATA_DIR", d)])).unwrap();
         assert_eq!(c.jobs.piece_mib, 4);
+        // Both in the environment, in either order: the new name wins.
+        for pairs in [
+            [
+                ("BV_JOBS_MAX_ATTEMPTS", "5"),
+                ("BV_SERVE_JOB_MAX_ATTEMPTS", "9"),
+            ],
+            [
+                ("BV_SERVE_JOB_MAX_ATTEMPTS", "9"),
+                ("BV_JOBS_MAX_ATTEMPTS", "5"),
+            ],
+        ] {
+            let mut all = vec![("BV_DATA_DIR", d)];
+            all.extend(pairs);
+            let c = Config::load_from(None, env(&all)).unwrap();
+            assert_eq!(c.jobs.max_attempts, 5);
+        }
     }
 
     #[test]

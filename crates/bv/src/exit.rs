@@ -70,3 +70,41 @@ pub fn report(e: &anyhow::Error, json: bool) -> i32 {
     }
     status_for(&code)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exit-status table names other crates' codes as text: each is
+    /// checked against the error that really carries it, so a renamed code
+    /// fails here instead of silently exiting 1.
+    #[test]
+    fn the_parts_codes_exit_as_documented() {
+        use bv_catalog::CatalogError;
+        use bv_crypto::CryptoError;
+        use bv_vault::VaultError;
+        let cases: Vec<(&str, i32)> = vec![
+            (CatalogError::NotFound.code(), 3),
+            (CatalogError::Exists("tenant").code(), 3),
+            (CatalogError::Invalid("x".into()).code(), 3),
+            (VaultError::NotFound.code(), 3),
+            (VaultError::Invalid("x".into()).code(), 3),
+            (VaultError::Range(CryptoError::TrailingData).code(), 3),
+            (VaultError::Config("x".into()).code(), 8),
+            (VaultError::Key("x".into()).code(), 8),
+            (VaultError::Integrity(CryptoError::TrailingData).code(), 7),
+            (VaultError::Integrity(CryptoError::Format("x")).code(), 7),
+            (
+                VaultError::Integrity(CryptoError::Auth { segment: 0 }).code(),
+                7,
+            ),
+            (bv_service::ServiceError::ConfirmationRequired.code(), 3),
+            (EngineError::InputEmpty("x".into()).code(), 3),
+            (EngineError::OutputExists("x".into()).code(), 4),
+            (EngineError::Cancelled.code(), 130),
+        ];
+        for (code, status) in cases {
+            assert_eq!(status_for(code), status, "{code}");
+        }
+    }
+}

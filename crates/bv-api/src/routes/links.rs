@@ -35,6 +35,8 @@ pub async fn download(
     headers: HeaderMap,
     crate::audit::Source(origin): crate::audit::Source,
 ) -> ApiResult<Response> {
+    let dl = crate::throttle::AddressAction::Download;
+    crate::throttle::admit_address(&st, dl, &origin.source).await?;
     // A missing (or deleted) video answers exactly like a bad signature.
     let v = match st.catalog.video_for_link(&id).await {
         Ok(v) => v,

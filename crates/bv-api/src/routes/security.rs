@@ -27,7 +27,13 @@ async fn tenant_of(req: Request, st: &State) -> Option<String> {
 }
 
 /// `GET /v1/security-report`: public; a key or session adds the caller's own tenant.
-pub async fn report(AxState(st): AxState<State>, req: Request) -> ApiResult<Response> {
+pub async fn report(
+    AxState(st): AxState<State>,
+    crate::audit::Source(origin): crate::audit::Source,
+    req: Request,
+) -> ApiResult<Response> {
+    let report = crate::throttle::AddressAction::Report;
+    crate::throttle::admit_address(&st, report, &origin.source).await?;
     let Q(q) = Q::<ReportQuery>::from_uri(req.uri())?;
     let tenant = tenant_of(req, &st).await;
     let r = report::build(&st, tenant.as_deref()).await?;
@@ -106,7 +112,12 @@ fn html(md: &str) -> String {
 }
 
 /// `GET /security`: the live report as a page (no script).
-pub async fn page(AxState(st): AxState<State>) -> ApiResult<Response> {
+pub async fn page(
+    AxState(st): AxState<State>,
+    crate::audit::Source(origin): crate::audit::Source,
+) -> ApiResult<Response> {
+    let report = crate::throttle::AddressAction::Report;
+    crate::throttle::admit_address(&st, report, &origin.source).await?;
     let r = report::build(&st, None).await?;
     let body = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\

@@ -31,22 +31,45 @@ pub async fn login(
     let address = peer.ip().to_string();
     crate::throttle::admit_address(&st, crate::throttle::AddressAction::Login, &address).await?;
     let req: Login = crate::error::parse_json(&body)?;
-    let subjects = vec![format!("login:{}", req.login), format!("ip:{}", peer.ip())];
+    // Failures are counted per (login, address), per address, and per login
+    // (subjects hold a hash of the login: bounded, whatever was sent). A
+    // guesser locks out its own address, never the user: failures of a login
+    // from every address together only slow its sign-ins down.
+    let login_hash = bv_crypto::secret::token_hash(req.login.as_bytes());
+    let pair = format!("pair:{login_hash}:{address}");
     let window = (st.cfg.login_window_seconds * 1000) as i64;
-    if st.catalog.login_failures(&subjects, window).await? >= st.cfg.login_max_failures {
+    let locked = [pair.clone(), format!("ip:{address}")];
+    if st.catalog.login_failures(&locked, window).await? >= st.cfg.login_max_failures {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_attempts",
-            "too many failed sign-ins; wait a while before trying again",
-        ));
+            "too many failed sign-ins from this address; wait a while before trying again",
+        )
+        .retry_after(st.cfg.login_window_seconds));
     }
-    let Some(p) = st.catalog.check_password(&req.login, &req.password).await? else {
+    let everywhere = [format!("login:{login_hash}")];
+    let failed = st.catalog.login_failures(&everywhere, window).await?;
+    if failed >= st.cfg.login_max_failures {
+        // A second more per failure beyond the limit, at most five: slows a
+        // guesser spread over many addresses, and lets the user in.
+        let over = (failed - st.cfg.login_max_failures + 1).clamp(1, 5) as u64;
+        tokio::time::sleep(std::time::Duration::from_secs(over)).await;
+    }
+    let subjects = [locked[0].clone(), locked[1].clone(), everywhere[0].clone()];
+    // A login longer than any we hand out cannot match: not even looked up.
+    let found = if req.login.len() > 256 {
+        None
+    } else {
+        st.catalog.check_password(&req.login, &req.password).await?
+    };
+    let shown = format!("login:{}", crate::logsafe::text(&req.login, 100));
+    let Some(p) = found else {
         st.catalog.record_login_failure(&subjects).await?;
         let e = Event {
             tenant: None,
             actor: "anonymous",
             action: "session.login",
-            target: &format!("login:{}", req.login),
+            target: &shown,
             outcome: "refused",
         };
         crate::audit::record(&st, &origin, e, serde_json::json!({})).await;
@@ -62,7 +85,7 @@ pub async fn login(
         tenant: Some(&p.tenant_id),
         actor: &format!("principal:{}", p.id),
         action: "session.login",
-        target: &format!("login:{}", req.login),
+        target: &shown,
         outcome: "ok",
     };
     crate::audit::record(&st, &origin, e, serde_json::json!({})).await;

@@ -21,21 +21,11 @@ pub struct SetWebhook {
     url: String,
 }
 
-fn check_url(st: &State, url: &str) -> ApiResult<()> {
-    let ok_scheme =
-        url.starts_with("https://") || (st.cfg.webhook_allow_http && url.starts_with("http://"));
-    let host = url.split("://").nth(1).unwrap_or_default();
-    if !ok_scheme
-        || url.len() > 2048
-        || host.is_empty()
-        || host.starts_with('/')
-        || url.chars().any(char::is_whitespace)
-    {
-        return Err(ApiError::bad_request(
-            "url must be an https:// URL of at most 2048 characters",
-        ));
-    }
-    Ok(())
+/// Refuses a URL the service must not POST to (format, scheme, and places
+/// inside a network: `bv_service::webhooks::check_url`).
+async fn check_url(st: &State, url: &str) -> ApiResult<()> {
+    let (http, private) = (st.cfg.webhook_allow_http, st.cfg.webhook_allow_private);
+    Ok(bv_service::webhooks::check_url(url, http, private).await?)
 }
 
 /// `PUT /v1/webhook`: sets the URL; a new webhook's secret is shown this once.
@@ -44,7 +34,7 @@ pub async fn set(
     auth: Scoped<scope::Admin>,
     AppJson(req): AppJson<SetWebhook>,
 ) -> ApiResult<Response> {
-    check_url(&st, &req.url)?;
+    check_url(&st, &req.url).await?;
     let existed = st.catalog.webhook(&auth.tenant_id).await?.is_some();
     let sealed = crate::sealed::seal(
         &st.vault,
@@ -90,10 +80,29 @@ pub async fn get(
         &h.url,
     )
     .await?;
+    // What became of the latest events: delivered, failing (and why), next try.
+    let deliveries: Vec<serde_json::Value> = st
+        .catalog
+        .webhook_deliveries(&auth.tenant_id, 20)
+        .await?
+        .into_iter()
+        .map(|d| {
+            serde_json::json!({
+                "id": d.id,
+                "event": d.event,
+                "attempts": d.attempts,
+                "last_error": d.last_error,
+                "delivered_at": d.delivered_ms.map(rfc3339_ms),
+                "next_attempt_at": d.next_ms.map(rfc3339_ms),
+                "created_at": rfc3339_ms(d.created_ms),
+            })
+        })
+        .collect();
     Ok(Json(serde_json::json!({
         "url": url,
         "secret_version": h.secret_version,
         "previous_secret_valid_until": h.previous_until_ms.map(rfc3339_ms),
+        "deliveries": deliveries,
     })))
 }
 

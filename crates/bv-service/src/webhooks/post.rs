@@ -32,8 +32,12 @@ pub enum PostError {
     /// No connection (refused, unreachable).
     #[error("could not connect: {0}")]
     Connect(std::io::Error),
-    /// The TLS handshake failed (an untrusted certificate, say).
-    #[error("TLS: {0}")]
+    /// The TLS handshake failed (an untrusted certificate, say). The detail
+    /// (which can name the host) is logged, not shown: the error text is
+    /// stored beside a sealed URL.
+    #[error(
+        "the TLS handshake failed (certificate not trusted, expired or not for this host, or no protocol in common)"
+    )]
     Tls(std::io::Error),
     /// The connection broke.
     #[error("connection: {0}")]
@@ -47,6 +51,10 @@ pub enum PostError {
     /// TLS could not be set up on this host.
     #[error("TLS setup: {0}")]
     Setup(String),
+    /// The URL names, or its host resolves to, a place webhooks may not
+    /// reach (`super::guard`).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Sends webhook POSTs.
@@ -54,6 +62,7 @@ pub enum PostError {
 pub struct Poster {
     tls: tokio_rustls::TlsConnector,
     timeout: Duration,
+    allow_private: bool,
 }
 
 impl std::fmt::Debug for Poster {
@@ -129,6 +138,27 @@ impl Target {
         })
     }
 
+    /// Refuses a host that names, or resolved to, a place webhooks may not
+    /// reach: its name, and every one of `addrs`.
+    pub fn check_public(&self, addrs: &[SocketAddr]) -> Result<(), PostError> {
+        if let url::Host::Domain(d) = &self.host
+            && let Some(why) = super::guard::forbidden_name(d)
+        {
+            return Err(PostError::Refused(format!(
+                "the webhook's host is {why}; webhooks go to public addresses only"
+            )));
+        }
+        for a in addrs {
+            if let Some(why) = super::guard::forbidden(a.ip()) {
+                return Err(PostError::Refused(format!(
+                    "the webhook's host resolves to {why} ({}); webhooks go to public addresses only",
+                    a.ip()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn server_name(&self) -> Result<ServerName<'static>, PostError> {
         match &self.host {
             url::Host::Ipv4(a) => Ok(ServerName::IpAddress(IpAddr::V4(*a).into())),
@@ -141,8 +171,10 @@ impl Target {
 }
 
 impl Poster {
-    /// A client whose every POST ends within `timeout`, trusting the system's CAs.
-    pub fn new(timeout: Duration) -> Result<Self, PostError> {
+    /// A client whose every POST ends within `timeout`, trusting the system's
+    /// CAs, that reaches only public addresses unless `allow_private`
+    /// (development: `serve.webhook_allow_private`).
+    pub fn new(timeout: Duration, allow_private: bool) -> Result<Self, PostError> {
         use rustls_platform_verifier::BuilderVerifierExt;
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let cfg = rustls::ClientConfig::builder_with_provider(provider)
@@ -154,6 +186,7 @@ impl Poster {
         Ok(Self {
             tls: tokio_rustls::TlsConnector::from(Arc::new(cfg)),
             timeout,
+            allow_private,
         })
     }
 
@@ -176,19 +209,36 @@ impl Poster {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<u16, PostError> {
-        let addr = *t
-            .resolve()
-            .await?
-            .first()
-            .ok_or_else(|| PostError::Resolve("no address".into()))?;
-        let tcp = TcpStream::connect(addr).await.map_err(PostError::Connect)?;
+        let addrs = t.resolve().await?;
+        if addrs.is_empty() {
+            return Err(PostError::Resolve("no address".into()));
+        }
+        if !self.allow_private {
+            t.check_public(&addrs)?;
+        }
+        // The addresses checked are the addresses connected to (no second
+        // lookup), each in turn until one answers, as browsers do.
+        let mut last = None;
+        let mut tcp = None;
+        for a in &addrs {
+            match TcpStream::connect(a).await {
+                Ok(c) => {
+                    tcp = Some(c);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let tcp = match tcp {
+            Some(c) => c,
+            None => return Err(PostError::Connect(last.expect("one address was tried"))),
+        };
         let _ = tcp.set_nodelay(true);
         if t.tls {
-            let tls = self
-                .tls
-                .connect(t.server_name()?, tcp)
-                .await
-                .map_err(PostError::Tls)?;
+            let tls = self.tls.connect(t.server_name()?, tcp).await.map_err(|e| {
+                tracing::debug!(error = %e, "webhook TLS handshake failed");
+                PostError::Tls(e)
+            })?;
             exchange(tls, t, headers, body).await
         } else {
             exchange(tcp, t, headers, body).await
@@ -225,27 +275,54 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     s.write_all(head.as_bytes()).await?;
     s.write_all(body).await?;
     s.flush().await?;
-    let mut buf = Vec::with_capacity(1024);
+    read_status(&mut s).await
+}
+
+/// Reads response heads until a final one (1xx heads are interim) and
+/// returns its status; the body is never read.
+async fn read_status<S: AsyncRead + Unpin>(s: &mut S) -> Result<u16, PostError> {
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
+        // Every complete head in the buffer: skip interim ones.
+        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let code = status_of(&buf[..end + 4])?;
+            if !(100..200).contains(&code) {
+                return Ok(code);
+            }
+            buf.drain(..end + 4);
+        }
+        if buf.len() >= MAX_HEAD {
+            // A head too long to finish: its status line is all we need.
+            let line = buf.split(|b| *b == b'\n').next().unwrap_or_default();
+            return status_of(line).or(Err(PostError::BadResponse));
+        }
         let n = s.read(&mut chunk).await?;
         if n == 0 {
             return Err(PostError::BadResponse);
         }
         buf.extend_from_slice(&chunk[..n]);
-        let mut hs = [httparse::EMPTY_HEADER; 64];
-        let mut r = httparse::Response::new(&mut hs);
-        match r.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => {
-                return r.code.ok_or(PostError::BadResponse);
+    }
+}
+
+/// The status code of a response head (or of its status line alone).
+fn status_of(head: &[u8]) -> Result<u16, PostError> {
+    let mut hs = [httparse::EMPTY_HEADER; 128];
+    let mut r = httparse::Response::new(&mut hs);
+    match r.parse(head) {
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => r.code.ok_or(PostError::BadResponse),
+        Err(_) => {
+            // Just a status line (no header terminator): parse it alone.
+            let mut line = head.to_vec();
+            while line.last().is_some_and(|b| *b == b'\r' || *b == b'\n') {
+                line.pop();
             }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
-            // A status line is all we need, even from a head too long to finish.
-            _ => {
-                return match r.code {
-                    Some(c) if buf.len() >= MAX_HEAD => Ok(c),
-                    _ => Err(PostError::BadResponse),
-                };
+            line.extend_from_slice(b"\r\n\r\n");
+            let mut hs = [httparse::EMPTY_HEADER; 1];
+            let mut r = httparse::Response::new(&mut hs);
+            match r.parse(&line) {
+                Ok(_) => r.code.ok_or(PostError::BadResponse),
+                Err(_) => Err(PostError::BadResponse),
             }
         }
     }
@@ -302,7 +379,7 @@ mod tests {
                 .unwrap();
             String::from_utf8(got).unwrap()
         });
-        let p = Poster::new(Duration::from_secs(5)).unwrap();
+        let p = Poster::new(Duration::from_secs(5), true).unwrap();
         let url = format!("http://127.0.0.1:{port}/hook?q=1");
         let status = p
             .post(&url, &[("bv-event", "job.succeeded")], b"{\"a\":1}")
@@ -318,6 +395,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn interim_and_overlong_heads_still_give_the_final_status() {
+        let mut two =
+            &b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\nA: b\r\n\r\nbody"[..];
+        assert_eq!(read_status(&mut two).await.unwrap(), 202);
+        let mut many = b"HTTP/1.1 204 No Content\r\n".to_vec();
+        for i in 0..200 {
+            many.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(read_status(&mut &many[..]).await.unwrap(), 204);
+        let mut huge = b"HTTP/1.1 500 Oops\r\nX: ".to_vec();
+        huge.extend(std::iter::repeat_n(b'a', 40_000));
+        assert_eq!(read_status(&mut &huge[..]).await.unwrap(), 500);
+        assert!(
+            read_status(&mut &b"SSH-2.0-OpenSSH\r\n\r\n"[..])
+                .await
+                .is_err()
+        );
+        assert!(read_status(&mut &b"HTTP/1.1 2"[..]).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn inside_addresses_are_never_connected_to() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let p = Poster::new(Duration::from_secs(2), false).unwrap();
+        for url in [
+            format!("http://127.0.0.1:{port}/hook"),
+            format!("http://0x7f000001:{port}/hook"),
+            format!("http://localhost:{port}/hook"),
+            format!("http://[::ffff:127.0.0.1]:{port}/hook"),
+        ] {
+            let e = p.post(&url, &[], b"{}").await.unwrap_err();
+            assert!(matches!(e, PostError::Refused(_)), "{url}: {e}");
+        }
+        // Nothing reached the listener.
+        let accepted = tokio::time::timeout(Duration::from_millis(200), l.accept()).await;
+        assert!(accepted.is_err(), "a refused webhook connected anyway");
+    }
+
+    #[tokio::test]
     async fn silence_times_out_and_garbage_is_refused() {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
@@ -328,7 +446,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(5)).await;
             drop((silent, rude));
         });
-        let p = Poster::new(Duration::from_millis(300)).unwrap();
+        let p = Poster::new(Duration::from_millis(300), true).unwrap();
         let url = format!("http://127.0.0.1:{port}/");
         assert!(matches!(
             p.post(&url, &[], b"{}").await,

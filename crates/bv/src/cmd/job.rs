@@ -89,7 +89,10 @@ fn probe_summary(spec: &JobSpec) -> anyhow::Result<Done> {
             let step = k.len().div_ceil(MAX_KEYFRAMES);
             let kept: Vec<i64> = k.iter().step_by(step).copied().collect();
             let end_us = info.duration.map_or(0, |d| (d * 1e6) as i64) + info.start_time_us;
-            serde_json::json!({"keyframes_us": kept, "end_us": end_us})
+            bv_job::Segmenting {
+                keyframes_us: kept,
+                end_us,
+            }
         });
     let streams: Vec<serde_json::Value> = info
         .streams

@@ -142,6 +142,7 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
             retention: cfg.retention.clone(),
             audit_checkpoint_seconds: cfg.serve.audit_checkpoint_seconds,
             webhooks: true,
+            webhook_allow_private: cfg.serve.webhook_allow_private,
         };
         bv_service::background::spawn(catalog, vault, schedule, stop);
         // These lines are the interface of `make run` and of the tests: keep their shape.

@@ -237,6 +237,7 @@ async fn webhooks_verify_independently_fail_when_tampered_and_survive_rotation(b
             ("BV_WORKER_IN_PROCESS", "1"),
             ("BV_MODEL_DIR", models.to_str().unwrap()),
             ("BV_SERVE_WEBHOOK_ALLOW_HTTP", "true"),
+            ("BV_SERVE_WEBHOOK_ALLOW_PRIVATE", "true"),
         ],
     )
     .await;

@@ -1,0 +1,88 @@
+//! Webhook delivery attacked where the API's check cannot help: a stored URL
+//! that points inside the network (set while private addresses were
+//! allowed, or a name whose DNS answer changed since it was set) is refused
+//! at connection time, nothing reaches the inside address, and the tenant
+//! sees why. On both catalog backends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bv_catalog::TenantLimits;
+use bv_service::webhooks::{Poster, deliver_due};
+use bv_testkit::{TestDb, on_both};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+on_both!(an_inside_address_is_refused_at_connection_and_the_tenant_sees_why);
+
+async fn an_inside_address_is_refused_at_connection_and_the_tenant_sees_why(db: &TestDb) {
+    let catalog = db.open().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (vault, _) = bv_vault::Vault::open(
+        &bv_vault::VaultConfig::default(),
+        dir.path(),
+        Arc::new(catalog.clone()),
+    )
+    .unwrap();
+    let limits = TenantLimits {
+        max_upload_bytes: 1 << 20,
+        quota_bytes: 1 << 20,
+    };
+    let t = catalog.create_tenant("acme", limits).await.unwrap();
+    // An endpoint on this host's loopback: what an attacker would aim at.
+    let inside = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/hook",
+        inside.local_addr().unwrap().port()
+    );
+    let sealed = bv_service::fields::seal(&vault, &t.id, bv_service::fields::WEBHOOK_URL, &url)
+        .await
+        .unwrap();
+    catalog.set_webhook(&t.id, &sealed).await.unwrap();
+    assert!(
+        catalog
+            .enqueue_webhook(&t.id, &bv_catalog::new_id().unwrap(), "job.succeeded", "{}")
+            .await
+            .unwrap()
+    );
+
+    let strict = Poster::new(Duration::from_secs(2), false).unwrap();
+    assert_eq!(deliver_due(&catalog, &vault, &strict).await.unwrap(), 1);
+    let nothing = tokio::time::timeout(Duration::from_millis(300), inside.accept()).await;
+    assert!(nothing.is_err(), "the refused delivery connected anyway");
+    let seen = catalog.webhook_deliveries(&t.id, 10).await.unwrap();
+    assert_eq!(seen.len(), 1);
+    let why = seen[0].last_error.as_deref().unwrap();
+    assert!(
+        why.contains("loopback") && why.contains("public addresses only"),
+        "{why}"
+    );
+    assert!(
+        !why.contains("/hook"),
+        "the sealed URL is not repeated in the error: {why}"
+    );
+    assert_eq!((seen[0].attempts, seen[0].delivered_ms), (1, None));
+    assert!(seen[0].next_ms.is_some(), "it will be tried again");
+
+    // Allowed (development): the same delivery goes through once it is due.
+    let server = tokio::spawn(async move {
+        let (mut s, _) = inside.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+            .await
+            .unwrap();
+    });
+    let lenient = Poster::new(Duration::from_secs(2), true).unwrap();
+    let t0 = std::time::Instant::now();
+    while deliver_due(&catalog, &vault, &lenient).await.unwrap() == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the retry never came due"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.await.unwrap();
+    let seen = catalog.webhook_deliveries(&t.id, 10).await.unwrap();
+    assert_eq!((seen[0].attempts, seen[0].last_error.as_deref()), (2, None));
+    assert!(seen[0].delivered_ms.is_some() && seen[0].next_ms.is_none());
+}
