@@ -177,6 +177,31 @@ pub const ATTACKS: &[(&str, &str, &str)] = &[
         "https_only_with_strict_headers",
     ),
     (
+        "webhook URLs into the service's own network (metadata, loopback, private, hex and IPv4-mapped forms, credentials) are refused when set",
+        "crates/bv-api/tests/router.rs",
+        "webhook_urls_into_the_services_own_network_are_refused",
+    ),
+    (
+        "a stored webhook URL that resolves inside the network is refused at connection time; nothing reaches it",
+        "crates/bv-service/tests/webhooks.rs",
+        "an_inside_address_is_refused_at_connection_and_the_tenant_sees_why",
+    ),
+    (
+        "a copy of the SQLite catalog's files taken after a delete and an erasure holds none of the deleted wrapped keys",
+        "crates/bv-service/tests/shred.rs",
+        "shredded_keys_are_not_in_a_copy_of_the_sqlite_files",
+    ),
+    (
+        "password guesses lock out the guesser's address, not the user",
+        "crates/bv-api/tests/router.rs",
+        "a_password_guesser_locks_its_own_address_not_the_user",
+    ),
+    (
+        "hostile jobs: ptrace, mount, namespaces (unshare, clone flags, clone3), keyrings, bpf, modules",
+        "crates/bv/tests/sandbox.rs",
+        "host_processes_are_invisible_and_dangerous_calls_refused",
+    ),
+    (
         "the claims of this report, checked against the live service",
         "crates/bv/tests/service/report.rs",
         "the_security_report_is_true_of_the_live_service",

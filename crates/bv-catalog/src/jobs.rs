@@ -471,6 +471,10 @@ impl Catalog {
     /// Gives the next ready job to `owner` for `lease_ms`: a queued job whose
     /// backoff has passed, or a running one whose lease expired (its worker
     /// died). Jobs that used up their attempts are failed (and released) first.
+    /// Fairly across tenants: after priority (an upload's probe first), the
+    /// job of the tenant with the fewest jobs running now goes first, then
+    /// the oldest — one tenant's long queue cannot hold every worker while
+    /// another tenant waits.
     pub async fn lease_job(&self, owner: &str, lease_ms: i64) -> Result<Option<Job>> {
         let now = now_ms();
         let dead = sqlx::query(
@@ -505,11 +509,15 @@ impl Catalog {
         let r = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until_ms = $2,
                 attempts = attempts + 1, started_ms = COALESCE(started_ms, $3)
-             WHERE id = (SELECT id FROM jobs
+             WHERE id = (SELECT id FROM jobs j
                          WHERE ((state = 'queued' AND not_before_ms <= $3)
                                 OR (state = 'running' AND lease_until_ms < $3))
                            AND attempts < max_attempts AND cancel_requested = 0
-                         ORDER BY priority DESC, created_ms, id LIMIT 1 {skip_locked})
+                         ORDER BY priority DESC,
+                           (SELECT COUNT(*) FROM jobs r WHERE r.tenant_id = j.tenant_id
+                              AND r.state = 'running' AND r.lease_until_ms >= $3),
+                           created_ms, id
+                         LIMIT 1 {skip_locked})
              RETURNING {JOB_COLS}"
         )))
         .bind(owner)

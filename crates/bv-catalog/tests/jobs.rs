@@ -19,6 +19,7 @@ bv_testkit::on_both!(
     cancellation_queued_and_running,
     segments_lease_retry_and_stop_with_their_job,
     retention_deadlines_come_forward_and_wait_for_jobs,
+    workers_are_shared_fairly_between_tenants,
 );
 
 struct Fixture {
@@ -610,4 +611,52 @@ async fn retention_deadlines_come_forward_and_wait_for_jobs(db: &TestDb) {
         f.c.tenant_retention(&f.t).await.unwrap(),
         TenantRetention::default()
     );
+}
+
+/// Finding 11 of the outside review: one queue in submission order let one
+/// tenant's backlog hold every worker. Now a tenant with fewer jobs running
+/// goes first, whatever the age of the other's queue.
+async fn workers_are_shared_fairly_between_tenants(db: &TestDb) {
+    let f = fixture(db).await;
+    f.c.grant_credits(&f.t, 1_000, "t").await.unwrap();
+    let a: Vec<String> = {
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(submit(&f, 1, None).await.unwrap().id);
+        }
+        ids
+    };
+    // Tenant B submits later.
+    let b_t = f.c.create_tenant("globex", LIMITS).await.unwrap().id;
+    let b_p = f.c.create_service_account(&b_t, "ci").await.unwrap().id;
+    let b_v =
+        f.c.create_video(&b_t, "in.mp4", "video/mp4", 10, VideoState::Uploaded)
+            .await
+            .unwrap()
+            .id;
+    f.c.grant_credits(&b_t, 1_000, "t").await.unwrap();
+    let b_id = bv_catalog::new_id().unwrap();
+    f.c.submit_job(&NewJob {
+        id: &b_id,
+        tenant_id: &b_t,
+        principal_id: &b_p,
+        input_video_id: &b_v,
+        preset: r#"{"model":"realesr-animevideov3","scale":2}"#,
+        price: 1,
+        payload_mac: "00",
+        mac_key_version: 1,
+        priority: 0,
+        max_attempts: 3,
+        idempotency_key: None,
+        custody: None,
+        max_active: None,
+    })
+    .await
+    .unwrap();
+    let first = f.c.lease_job("w1", 60_000).await.unwrap().unwrap();
+    assert_eq!(first.id, a[0], "the oldest job first");
+    let second = f.c.lease_job("w2", 60_000).await.unwrap().unwrap();
+    assert_eq!(second.id, b_id, "the other tenant's job before A's second");
+    let third = f.c.lease_job("w3", 60_000).await.unwrap().unwrap();
+    assert_eq!(third.id, a[1], "then A again, oldest first");
 }

@@ -180,6 +180,58 @@ const ALLOWED: &[i64] = &[
 #[cfg(target_arch = "aarch64")]
 const ALLOWED: &[i64] = &[];
 
+/// Namespace flags a job's `clone` may not carry: with them a confined job
+/// made itself a user namespace with every capability inside it (the outside
+/// review's finding 10). `unshare` and `setns` are not allowed at all.
+const NAMESPACE_FLAGS: [u64; 8] = [
+    libc::CLONE_NEWNS as u64,
+    libc::CLONE_NEWCGROUP as u64,
+    libc::CLONE_NEWUTS as u64,
+    libc::CLONE_NEWIPC as u64,
+    libc::CLONE_NEWUSER as u64,
+    libc::CLONE_NEWPID as u64,
+    libc::CLONE_NEWNET as u64,
+    // CLONE_NEWTIME: not exported by libc for clone; the kernel's value.
+    0x80,
+];
+
+/// The extra filters stacked on the allowlist (the kernel applies the most
+/// restrictive answer of all filters): `clone` with a namespace flag is
+/// refused (EPERM); `clone3`, whose flags live in memory a filter cannot
+/// read, answers ENOSYS, so libc falls back to `clone`, which is checked.
+fn clone_programs() -> Result<[BpfProgram; 2], SandboxError> {
+    #[cfg(target_arch = "x86_64")]
+    let arch = TargetArch::x86_64;
+    #[cfg(target_arch = "aarch64")]
+    let arch = TargetArch::aarch64;
+    let bad = |e: seccompiler::BackendError| SandboxError::Confine(e.to_string());
+    let mut flag_rules = Vec::new();
+    for flag in NAMESPACE_FLAGS {
+        let c = seccompiler::SeccompCondition::new(
+            0,
+            seccompiler::SeccompCmpArgLen::Qword,
+            seccompiler::SeccompCmpOp::MaskedEq(flag),
+            flag,
+        )
+        .map_err(bad)?;
+        flag_rules.push(seccompiler::SeccompRule::new(vec![c]).map_err(bad)?);
+    }
+    let compile = |rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>>, errno: i32| {
+        let f = SeccompFilter::new(
+            rules,
+            SeccompAction::Allow,
+            SeccompAction::Errno(errno as u32),
+            arch,
+        )
+        .map_err(|e| SandboxError::Confine(e.to_string()))?;
+        f.try_into()
+            .map_err(|e: seccompiler::BackendError| SandboxError::Confine(e.to_string()))
+    };
+    let clone: BpfProgram = compile([(libc::SYS_clone, flag_rules)].into(), libc::EPERM)?;
+    let clone3: BpfProgram = compile([(libc::SYS_clone3, Vec::new())].into(), libc::ENOSYS)?;
+    Ok([clone, clone3])
+}
+
 fn seccomp_program() -> Result<BpfProgram, SandboxError> {
     #[cfg(target_arch = "x86_64")]
     let arch = TargetArch::x86_64;
@@ -227,6 +279,12 @@ pub fn confine(writable: &[&Path]) -> Result<ConfineReport, SandboxError> {
         RulesetStatus::PartiallyEnforced => "partially enforced",
         RulesetStatus::NotEnforced => "not enforced",
     };
+    // The clone filters go first: the allowlist does not allow `seccomp`
+    // itself, so nothing can be stacked after it.
+    for extra in clone_programs()? {
+        seccompiler::apply_filter(&extra)
+            .map_err(|e| SandboxError::Confine(format!("seccomp: {e}")))?;
+    }
     let prog = seccomp_program()?;
     seccompiler::apply_filter(&prog).map_err(|e| SandboxError::Confine(format!("seccomp: {e}")))?;
     Ok(ConfineReport {
@@ -242,6 +300,7 @@ mod tests {
     #[test]
     fn the_filter_compiles_and_denies_the_dangerous_calls() {
         assert!(seccomp_program().is_ok());
+        assert!(clone_programs().is_ok());
         for nr in [
             libc::SYS_socket,
             libc::SYS_connect,

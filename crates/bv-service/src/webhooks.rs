@@ -139,8 +139,15 @@ pub async fn check_url(url: &str, allow_http: bool, allow_private: bool) -> Serv
         .map_err(|e| ServiceError::WebhookRefused(e.to_string()))
 }
 
+/// Deliveries one tenant may have under way at once: a tenant whose
+/// endpoint is silent holds at most this many of the sender's slots.
+pub const PER_TENANT: usize = 2;
+/// Deliveries under way at once, all tenants together.
+pub const MAX_IN_FLIGHT: usize = 32;
+
 /// Delivers due events until `stop` is set, to public addresses only unless
-/// `allow_private`.
+/// `allow_private`: each delivery runs on its own, so one tenant's slow or
+/// silent endpoint delays no other tenant's events.
 pub async fn deliver(
     catalog: Catalog,
     vault: Arc<Vault>,
@@ -154,30 +161,87 @@ pub async fn deliver(
             return;
         }
     };
+    let sender = Sender::new(catalog, vault, poster);
+    let mut running = tokio::task::JoinSet::new();
     while !stop.load(Ordering::Relaxed) {
-        if let Err(e) = deliver_due(&catalog, &vault, &poster).await {
+        while running.try_join_next().is_some() {}
+        if let Err(e) = sender.start_due(&mut running).await {
             tracing::warn!(error = %e, "webhook queue unreadable; retrying");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
-/// One round: every delivery due now is attempted once (and its outcome
-/// recorded: delivered, or the error and the next try); how many.
+/// Starts deliveries, keeping count of those under way.
+#[derive(Clone)]
+pub struct Sender {
+    catalog: Catalog,
+    vault: Arc<Vault>,
+    poster: Poster,
+    /// Delivery id → tenant, for every delivery under way.
+    in_flight: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+}
+
+impl Sender {
+    /// A sender through `poster`.
+    pub fn new(catalog: Catalog, vault: Arc<Vault>, poster: Poster) -> Self {
+        Self {
+            catalog,
+            vault,
+            poster,
+            in_flight: Default::default(),
+        }
+    }
+
+    /// Starts every due delivery not already under way, within
+    /// [`PER_TENANT`] and [`MAX_IN_FLIGHT`]; how many it started. Each
+    /// records its own outcome (delivered, or the error and the next try).
+    pub async fn start_due(
+        &self,
+        tasks: &mut tokio::task::JoinSet<()>,
+    ) -> Result<usize, bv_catalog::CatalogError> {
+        let due = self.catalog.due_webhooks(MAX_IN_FLIGHT as i64 * 4).await?;
+        let mut started = 0;
+        for d in due {
+            {
+                let mut f = self.in_flight.lock().expect("not poisoned");
+                let mine = f.values().filter(|t| **t == d.tenant_id).count();
+                if f.contains_key(&d.id) || mine >= PER_TENANT || f.len() >= MAX_IN_FLIGHT {
+                    continue;
+                }
+                f.insert(d.id.clone(), d.tenant_id.clone());
+            }
+            let me = self.clone();
+            tasks.spawn(async move {
+                let outcome = send(&me.catalog, &me.vault, &me.poster, &d).await;
+                let retry = (5_000i64 << d.attempts.min(10)).min(3_600_000);
+                if let Err(e) = me
+                    .catalog
+                    .webhook_attempted(&d.id, outcome.err().as_deref(), retry)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not record a webhook attempt");
+                }
+                me.in_flight.lock().expect("not poisoned").remove(&d.id);
+            });
+            started += 1;
+        }
+        Ok(started)
+    }
+}
+
+/// One round, to its end: every delivery due now is attempted once (within
+/// the same limits as [`deliver`]) and its outcome recorded; how many.
 pub async fn deliver_due(
     catalog: &Catalog,
-    vault: &Vault,
+    vault: &Arc<Vault>,
     poster: &Poster,
 ) -> Result<usize, bv_catalog::CatalogError> {
-    let due = catalog.due_webhooks(20).await?;
-    for d in &due {
-        let outcome = send(catalog, vault, poster, d).await;
-        let retry = (5_000i64 << d.attempts.min(10)).min(3_600_000);
-        catalog
-            .webhook_attempted(&d.id, outcome.err().as_deref(), retry)
-            .await?;
-    }
-    Ok(due.len())
+    let sender = Sender::new(catalog.clone(), Arc::clone(vault), poster.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    let n = sender.start_due(&mut tasks).await?;
+    while tasks.join_next().await.is_some() {}
+    Ok(n)
 }
 
 /// One attempt at one delivery; the error is what the tenant is shown.

@@ -12,7 +12,93 @@ use bv_service::webhooks::{Poster, deliver_due};
 use bv_testkit::{TestDb, on_both};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-on_both!(an_inside_address_is_refused_at_connection_and_the_tenant_sees_why);
+on_both!(
+    an_inside_address_is_refused_at_connection_and_the_tenant_sees_why,
+    a_silent_endpoint_delays_no_other_tenants_events,
+);
+
+/// A tenant with a webhook at `url` and one event queued for it.
+async fn tenant_with_event(
+    catalog: &bv_catalog::Catalog,
+    vault: &bv_vault::Vault,
+    name: &str,
+    url: &str,
+) -> String {
+    let limits = TenantLimits {
+        max_upload_bytes: 1 << 20,
+        quota_bytes: 1 << 20,
+    };
+    let t = catalog.create_tenant(name, limits).await.unwrap();
+    let sealed = bv_service::fields::seal(vault, &t.id, bv_service::fields::WEBHOOK_URL, url)
+        .await
+        .unwrap();
+    catalog.set_webhook(&t.id, &sealed).await.unwrap();
+    assert!(
+        catalog
+            .enqueue_webhook(&t.id, &bv_catalog::new_id().unwrap(), "job.succeeded", "{}")
+            .await
+            .unwrap()
+    );
+    t.id
+}
+
+/// Finding 7 of the outside review: deliveries went one after the other,
+/// so one tenant's silent endpoint held everybody's events for its timeout.
+async fn a_silent_endpoint_delays_no_other_tenants_events(db: &TestDb) {
+    let catalog = db.open().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (vault, _) = bv_vault::Vault::open(
+        &bv_vault::VaultConfig::default(),
+        dir.path(),
+        Arc::new(catalog.clone()),
+    )
+    .unwrap();
+    let vault = Arc::new(vault);
+    // Tenant A's endpoint takes connections and never answers; its event is older.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a_url = format!("http://127.0.0.1:{}/a", silent.local_addr().unwrap().port());
+    let a = tenant_with_event(&catalog, &vault, "silent", &a_url).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let prompt = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let b_url = format!("http://127.0.0.1:{}/b", prompt.local_addr().unwrap().port());
+    let b = tenant_with_event(&catalog, &vault, "prompt", &b_url).await;
+    let held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (s, _) = silent.accept().await.unwrap();
+            held.push(s);
+        }
+    });
+    let poster = Poster::new(Duration::from_secs(6), true).unwrap();
+    let (c, v) = (catalog.clone(), Arc::clone(&vault));
+    let round = tokio::spawn(async move { deliver_due(&c, &v, &poster).await.unwrap() });
+    // B's event arrives while A's is still waiting for its answer.
+    let got = tokio::time::timeout(Duration::from_secs(3), async {
+        let (mut s, _) = prompt.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).await.unwrap();
+        s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    })
+    .await
+    .expect("tenant B's event waited behind tenant A's silent endpoint");
+    assert!(got.starts_with("POST /b "), "{got}");
+    assert_eq!(round.await.unwrap(), 2);
+    held.abort();
+    let a_seen = catalog.webhook_deliveries(&a, 1).await.unwrap();
+    assert!(
+        a_seen[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("no answer"),
+        "{a_seen:?}"
+    );
+    let b_seen = catalog.webhook_deliveries(&b, 1).await.unwrap();
+    assert!(b_seen[0].delivered_ms.is_some());
+}
 
 async fn an_inside_address_is_refused_at_connection_and_the_tenant_sees_why(db: &TestDb) {
     let catalog = db.open().await;
@@ -23,6 +109,7 @@ async fn an_inside_address_is_refused_at_connection_and_the_tenant_sees_why(db: 
         Arc::new(catalog.clone()),
     )
     .unwrap();
+    let vault = Arc::new(vault);
     let limits = TenantLimits {
         max_upload_bytes: 1 << 20,
         quota_bytes: 1 << 20,

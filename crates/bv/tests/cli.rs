@@ -140,6 +140,65 @@ fn json_progress_then_done() {
     assert_eq!(listing(d.path()), ["in.mp4", "out.mkv"]);
 }
 
+/// The README's first example, as a user types it: relative paths from the
+/// folder the files are in (every other test used absolute ones, and
+/// `-o output.mp4` failed to build the jail).
+#[test]
+fn relative_paths_work_from_the_current_folder() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("sub")).unwrap();
+    h264_clip(&d.path().join("input.mp4"), "testsrc2=s=48x32:r=25:d=0.2");
+    for (cwd, input, output) in [
+        (".", "input.mp4", "output.mp4"),
+        (".", "./input.mp4", "./dot.mkv"),
+        ("sub", "../input.mp4", "../up.mp4"),
+    ] {
+        let run = bv()
+            .current_dir(d.path().join(cwd))
+            .args(["enhance", "--scale", "2", input, "-o", output])
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "bv enhance {input} -o {output} in {cwd}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert!(d.path().join(cwd).join(output).is_file(), "{output}");
+    }
+    assert_eq!(
+        listing(d.path()),
+        ["dot.mkv", "input.mp4", "output.mp4", "sub", "up.mp4"],
+        "no partial file left behind"
+    );
+}
+
+/// An empty or missing file is refused before any service is contacted
+/// (no profile is even needed), with its code and exit status.
+#[test]
+fn empty_and_missing_files_are_refused_before_contacting_the_service() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("empty.mp4"), b"").unwrap();
+    for (args, code, status) in [
+        (vec!["upload", "empty.mp4"], "input_empty", 3),
+        (
+            vec!["submit", "empty.mp4", "-o", "out.mp4"],
+            "input_empty",
+            3,
+        ),
+        (vec!["upload", "nope.mp4"], "input_not_found", 3),
+    ] {
+        let run = bv()
+            .current_dir(d.path())
+            .env("BV_DATA_DIR", d.path().join("data"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(status), "{args:?}: {err}");
+        assert!(err.contains(&format!("error[{code}]")), "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn ctrl_c_stops_promptly_and_leaves_nothing() {
     let d = tempfile::tempdir().unwrap();

@@ -251,11 +251,20 @@ sys_('bpf', 321, 0, 0, 0)
 sys_('init_module', 175, 0, 0, b'')
 sys_('finit_module', 313, os.open('/usr/bin/true', os.O_RDONLY), b'', 0)
 sys_('signal a host process', 62, {host}, 0)
+# clone into new user and mount namespaces (SIGCHLD as the exit signal)
+sys_('clone with namespace flags', 56, 0x10000000 | 0x20000 | 17, 0, 0, 0, 0)
+def clone3():
+    r = libc.syscall(435, 0, 0)
+    e = ctypes.get_errno()
+    if r == -1 and e == errno.ENOSYS:
+        raise OSError(e, 'clone3 answers ENOSYS')
+    return (r, e)
+probe('clone3', clone3)
 ",
         host = std::process::id()
     );
     let (_, lines) = attack(&code, small());
-    contained(&lines, 10);
+    contained(&lines, 12);
 }
 
 #[test]

@@ -205,6 +205,11 @@ pub fn prepare_output(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    // Absolute: the sandbox binds this file into the jail by its host path,
+    // and a relative one means nothing there (`-o out.mp4` once failed so).
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| unwritable(format!("its folder {}: {e}", dir.display())))?;
     let name = output
         .file_name()
         .and_then(|n| n.to_str())

@@ -224,10 +224,16 @@ pub fn upload(cfg: &Config, a: UploadArgs) -> anyhow::Result<()> {
 
 /// Uploads (or resumes uploading) a file; returns the video id.
 fn upload_file(cfg: &Config, a: UploadArgs) -> anyhow::Result<String> {
-    let p = load_profile(cfg)?;
-    let path = std::fs::canonicalize(&a.file).with_context(|| format!("{}", a.file.display()))?;
+    let path = std::fs::canonicalize(&a.file)
+        .map_err(|_| bv_engine::EngineError::InputNotFound(a.file.clone()))?;
     let meta = std::fs::metadata(&path)?;
     let len = meta.len();
+    // Nothing to upload: said before the service is asked anything (an
+    // empty upload once made `bv submit` loop, a new video each round).
+    if len == 0 {
+        return Err(bv_engine::EngineError::InputEmpty(a.file.clone()).into());
+    }
+    let p = load_profile(cfg)?;
     let mtime = meta
         .modified()
         .ok()
