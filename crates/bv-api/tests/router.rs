@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use bv_catalog::{Catalog, Scope, TenantLimits};
+use bv_catalog::{Catalog, Scope};
 use bv_service::offers::{ModelOffer, Offers, PresetOffer};
 use bv_testkit::{TestDb, on_both};
 use http::{Method, Request, StatusCode, header};
@@ -81,11 +81,7 @@ fn offers() -> Offers {
 }
 
 async fn tenant_with_key(c: &Catalog, name: &str, scopes: &[Scope]) -> (String, String) {
-    let limits = TenantLimits {
-        max_upload_bytes: 1 << 30,
-        quota_bytes: 1 << 32,
-    };
-    let t = c.create_tenant(name, limits).await.unwrap();
+    let t = bv_testkit::tenant(c, name).await;
     let p = c.create_service_account(&t.id, "admin").await.unwrap();
     let (_, key) = c
         .create_api_key(&t.id, &p.id, "k", scopes, None)
@@ -102,13 +98,7 @@ impl Kit {
     /// A kit whose service runs with `cfg`.
     async fn with(db: &TestDb, cfg: bv_api::ServeConfig) -> Self {
         let catalog = db.open().await;
-        let dir = tempfile::tempdir().unwrap();
-        let (vault, _) = bv_vault::Vault::open(
-            &bv_vault::VaultConfig::default(),
-            dir.path(),
-            Arc::new(catalog.clone()),
-        )
-        .unwrap();
+        let (vault, dir) = bv_testkit::vault(&catalog);
         let (tenant, key) = tenant_with_key(&catalog, "default", &Scope::ALL).await;
         let (_, other_key) = tenant_with_key(&catalog, "other", &Scope::ALL).await;
         let st = bv_api::state(

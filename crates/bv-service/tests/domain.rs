@@ -2,9 +2,7 @@
 //! retention sweeper, a tenant's erasure and its receipt, and its export —
 //! each against a real catalog and a real sealed vault, no HTTP.
 
-use std::sync::Arc;
-
-use bv_catalog::{Catalog, Piece, Rule, Tenant, TenantLimits, VideoState};
+use bv_catalog::{Catalog, Piece, Rule, Tenant, VideoState};
 use bv_testkit::{TestDb, on_both};
 use bv_vault::Vault;
 
@@ -23,13 +21,7 @@ struct Domain {
 impl Domain {
     async fn new(db: &TestDb) -> Self {
         let catalog = db.open().await;
-        let dir = tempfile::tempdir().unwrap();
-        let (vault, _) = Vault::open(
-            &bv_vault::VaultConfig::default(),
-            dir.path(),
-            Arc::new(catalog.clone()),
-        )
-        .unwrap();
+        let (vault, dir) = bv_testkit::vault(&catalog);
         Self {
             catalog,
             vault,
@@ -38,11 +30,7 @@ impl Domain {
     }
 
     async fn tenant(&self, name: &str) -> Tenant {
-        let limits = TenantLimits {
-            max_upload_bytes: 1 << 30,
-            quota_bytes: 1 << 30,
-        };
-        self.catalog.create_tenant(name, limits).await.unwrap()
+        bv_testkit::tenant(&self.catalog, name).await
     }
 
     /// A finished video of `pieces` sealed pieces named `name` (sealed too).

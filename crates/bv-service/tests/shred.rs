@@ -7,9 +7,8 @@
 //! PostgreSQL's own files are not covered yet (docs/erasure.md says so).
 
 use std::path::Path;
-use std::sync::Arc;
 
-use bv_catalog::{Piece, TenantLimits, VideoState};
+use bv_catalog::{Piece, VideoState};
 use bv_testkit::{Backend, TestDb};
 use bv_vault::{KeyStore, ObjectId};
 
@@ -33,22 +32,12 @@ fn on_disk(dir: &Path, needle: &str) -> Vec<String> {
 async fn shredded_keys_are_not_in_a_copy_of_the_sqlite_files() {
     let db = TestDb::new(Backend::Sqlite).await;
     let catalog = db.open().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (vault, _) = bv_vault::Vault::open(
-        &bv_vault::VaultConfig::default(),
-        dir.path(),
-        Arc::new(catalog.clone()),
-    )
-    .unwrap();
+    let (vault, _dir) = bv_testkit::vault(&catalog);
     let db_dir = Path::new(db.url.strip_prefix("sqlite://").unwrap())
         .parent()
         .unwrap()
         .to_path_buf();
-    let limits = TenantLimits {
-        max_upload_bytes: 1 << 30,
-        quota_bytes: 1 << 30,
-    };
-    let t = catalog.create_tenant("acme", limits).await.unwrap();
+    let t = bv_testkit::tenant(&catalog, "acme").await;
     let tid = bv_service::media::tenant_id(&t.id).unwrap();
     // A video of three sealed pieces, and a second video that stays.
     let v = catalog

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bv_catalog::TenantLimits;
 use bv_service::webhooks::{Poster, deliver_due};
 use bv_testkit::{TestDb, on_both};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,11 +23,7 @@ async fn tenant_with_event(
     name: &str,
     url: &str,
 ) -> String {
-    let limits = TenantLimits {
-        max_upload_bytes: 1 << 20,
-        quota_bytes: 1 << 20,
-    };
-    let t = catalog.create_tenant(name, limits).await.unwrap();
+    let t = bv_testkit::tenant(catalog, name).await;
     let sealed = bv_service::fields::seal(vault, &t.id, bv_service::fields::WEBHOOK_URL, url)
         .await
         .unwrap();
@@ -46,13 +41,7 @@ async fn tenant_with_event(
 /// so one tenant's silent endpoint held everybody's events for its timeout.
 async fn a_silent_endpoint_delays_no_other_tenants_events(db: &TestDb) {
     let catalog = db.open().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (vault, _) = bv_vault::Vault::open(
-        &bv_vault::VaultConfig::default(),
-        dir.path(),
-        Arc::new(catalog.clone()),
-    )
-    .unwrap();
+    let (vault, _dir) = bv_testkit::vault(&catalog);
     let vault = Arc::new(vault);
     // Tenant A's endpoint takes connections and never answers; its event is older.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -102,19 +91,9 @@ async fn a_silent_endpoint_delays_no_other_tenants_events(db: &TestDb) {
 
 async fn an_inside_address_is_refused_at_connection_and_the_tenant_sees_why(db: &TestDb) {
     let catalog = db.open().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (vault, _) = bv_vault::Vault::open(
-        &bv_vault::VaultConfig::default(),
-        dir.path(),
-        Arc::new(catalog.clone()),
-    )
-    .unwrap();
+    let (vault, _dir) = bv_testkit::vault(&catalog);
     let vault = Arc::new(vault);
-    let limits = TenantLimits {
-        max_upload_bytes: 1 << 20,
-        quota_bytes: 1 << 20,
-    };
-    let t = catalog.create_tenant("acme", limits).await.unwrap();
+    let t = bv_testkit::tenant(&catalog, "acme").await;
     // An endpoint on this host's loopback: what an attacker would aim at.
     let inside = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(

@@ -16,6 +16,31 @@ pub use bv_catalog::Backend;
 pub use db::TestDb;
 pub use s3::S3Server;
 
+/// A sealed vault whose key store is `catalog` and whose blobs live in a
+/// fresh directory (alive as long as the returned handle).
+pub fn vault(catalog: &bv_catalog::Catalog) -> (bv_vault::Vault, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (vault, _) = bv_vault::Vault::open(
+        &bv_vault::VaultConfig::default(),
+        dir.path(),
+        std::sync::Arc::new(catalog.clone()),
+    )
+    .expect("a vault on a fresh directory");
+    (vault, dir)
+}
+
+/// A tenant with room for anything a test stores.
+pub async fn tenant(catalog: &bv_catalog::Catalog, name: &str) -> bv_catalog::Tenant {
+    let limits = bv_catalog::TenantLimits {
+        max_upload_bytes: 1 << 30,
+        quota_bytes: 1 << 32,
+    };
+    catalog
+        .create_tenant(name, limits)
+        .await
+        .expect("a new tenant")
+}
+
 /// The data directory `make setup` filled: `$BV_DATA_DIR`, else
 /// `~/.local/share/bettervideo`.
 pub fn data_dir() -> PathBuf {
