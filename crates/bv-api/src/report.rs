@@ -257,7 +257,7 @@ pub async fn build(st: &AppState, tenant: Option<&str>) -> ApiResult<Value> {
             "root_key": st.host.root_key,
             "deletion": "the object's wrapped key is destroyed first (crypto-shredding)",
             "deleted_keys_on_disk": match st.catalog.backend() {
-                bv_catalog::Backend::Sqlite => "zeroed in the catalog file (SQLite secure_delete) and its write-ahead log emptied after every delete: a copy of the disk taken afterwards holds no deleted key; a backup taken before still does",
+                bv_catalog::Backend::Sqlite => "zeroed in the catalog file (SQLite secure_delete) and its write-ahead log emptied after every video delete and erasure: a copy of the catalog files taken afterwards holds no deleted key; a backup taken before still does (docs/erasure.md states the limits)",
                 bv_catalog::Backend::Postgres => "PostgreSQL keeps a deleted key's row until vacuum reuses its space, and in its WAL and backups while they are kept: a copy of the catalog can still hold deleted keys",
             },
             "tenants": {

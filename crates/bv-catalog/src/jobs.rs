@@ -502,21 +502,21 @@ impl Catalog {
             tx.commit().await?;
         }
         let skip_locked = if self.backend() == Backend::Postgres {
-            "FOR UPDATE SKIP LOCKED"
+            "FOR UPDATE OF j SKIP LOCKED"
         } else {
             ""
         };
+        // Each tenant's running jobs are counted once (not once per queued row).
         let r = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until_ms = $2,
+            "WITH busy AS (SELECT tenant_id, COUNT(*) AS n FROM jobs
+                           WHERE state = 'running' AND lease_until_ms >= $3 GROUP BY tenant_id)
+             UPDATE jobs SET state = 'running', lease_owner = $1, lease_until_ms = $2,
                 attempts = attempts + 1, started_ms = COALESCE(started_ms, $3)
-             WHERE id = (SELECT id FROM jobs j
-                         WHERE ((state = 'queued' AND not_before_ms <= $3)
-                                OR (state = 'running' AND lease_until_ms < $3))
-                           AND attempts < max_attempts AND cancel_requested = 0
-                         ORDER BY priority DESC,
-                           (SELECT COUNT(*) FROM jobs r WHERE r.tenant_id = j.tenant_id
-                              AND r.state = 'running' AND r.lease_until_ms >= $3),
-                           created_ms, id
+             WHERE id = (SELECT j.id FROM jobs j LEFT JOIN busy b ON b.tenant_id = j.tenant_id
+                         WHERE ((j.state = 'queued' AND j.not_before_ms <= $3)
+                                OR (j.state = 'running' AND j.lease_until_ms < $3))
+                           AND j.attempts < j.max_attempts AND j.cancel_requested = 0
+                         ORDER BY j.priority DESC, COALESCE(b.n, 0), j.created_ms, j.id
                          LIMIT 1 {skip_locked})
              RETURNING {JOB_COLS}"
         )))

@@ -30,6 +30,8 @@ pub struct Delivery {
     pub body: String,
     /// Attempts so far.
     pub attempts: i64,
+    /// When it came due (the value a claim must still find).
+    pub next_ms: i64,
 }
 
 /// One delivery as its tenant sees it: what happened, and what happens next.
@@ -199,15 +201,20 @@ impl Catalog {
         .collect()
     }
 
-    /// Deliveries due now, oldest first.
-    pub async fn due_webhooks(&self, limit: i64) -> Result<Vec<Delivery>> {
+    /// Deliveries due now, oldest first, at most `per_tenant` of each tenant
+    /// (so one tenant's backlog cannot fill the list and hide the others').
+    pub async fn due_webhooks(&self, limit: i64, per_tenant: i64) -> Result<Vec<Delivery>> {
         sqlx::query(
-            "SELECT id, tenant_id, event, body, attempts FROM webhook_deliveries
-             WHERE delivered_ms IS NULL AND next_ms <= $1 AND attempts < $2
-             ORDER BY next_ms, id LIMIT $3",
+            "SELECT id, tenant_id, event, body, attempts, next_ms FROM (
+                SELECT id, tenant_id, event, body, attempts, next_ms,
+                       ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY next_ms, id) AS nth
+                FROM webhook_deliveries
+                WHERE delivered_ms IS NULL AND next_ms <= $1 AND attempts < $2) due
+             WHERE nth <= $3 ORDER BY next_ms, id LIMIT $4",
         )
         .bind(now_ms())
         .bind(MAX_ATTEMPTS)
+        .bind(per_tenant)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?
@@ -219,9 +226,27 @@ impl Catalog {
                 event: r.try_get(2)?,
                 body: r.try_get(3)?,
                 attempts: r.try_get(4)?,
+                next_ms: r.try_get(5)?,
             })
         })
         .collect()
+    }
+
+    /// Claims a due delivery for one attempt of at most `hold_ms`: only if
+    /// nobody (no other task, no other server) claimed or finished it since it
+    /// was read as due. A claim not settled in time comes due again.
+    pub async fn claim_webhook(&self, d: &Delivery, hold_ms: i64) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE webhook_deliveries SET next_ms = $1
+             WHERE id = $2 AND next_ms = $3 AND delivered_ms IS NULL",
+        )
+        .bind(now_ms() + hold_ms)
+        .bind(&d.id)
+        .bind(d.next_ms)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
     }
 
     /// Records the outcome of one attempt: delivered, or retried after `retry_ms`.

@@ -619,10 +619,13 @@ async fn retention_deadlines_come_forward_and_wait_for_jobs(db: &TestDb) {
 async fn workers_are_shared_fairly_between_tenants(db: &TestDb) {
     let f = fixture(db).await;
     f.c.grant_credits(&f.t, 1_000, "t").await.unwrap();
+    // Apart in time: "oldest" is by creation time (ms), ties go by id.
+    let tick = || tokio::time::sleep(Duration::from_millis(5));
     let a: Vec<String> = {
         let mut ids = Vec::new();
         for _ in 0..3 {
             ids.push(submit(&f, 1, None).await.unwrap().id);
+            tick().await;
         }
         ids
     };

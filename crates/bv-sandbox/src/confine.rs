@@ -199,6 +199,9 @@ const NAMESPACE_FLAGS: [u64; 8] = [
 /// restrictive answer of all filters): `clone` with a namespace flag is
 /// refused (EPERM); `clone3`, whose flags live in memory a filter cannot
 /// read, answers ENOSYS, so libc falls back to `clone`, which is checked.
+/// `clone3` must stay in the allowlist: were the allowlist to refuse it too,
+/// its EPERM could win over ENOSYS, and libc would not fall back (threads,
+/// FFmpeg's among them, would fail to start). A test holds this.
 fn clone_programs() -> Result<[BpfProgram; 2], SandboxError> {
     #[cfg(target_arch = "x86_64")]
     let arch = TargetArch::x86_64;
@@ -301,6 +304,8 @@ mod tests {
     fn the_filter_compiles_and_denies_the_dangerous_calls() {
         assert!(seccomp_program().is_ok());
         assert!(clone_programs().is_ok());
+        // clone3 is refused with ENOSYS by its own filter, never EPERM by the allowlist.
+        assert!(ALLOWED.contains(&libc::SYS_clone3) && ALLOWED.contains(&libc::SYS_clone));
         for nr in [
             libc::SYS_socket,
             libc::SYS_connect,

@@ -106,9 +106,9 @@ pub async fn job_ended(catalog: &Catalog, job: &Job) {
 
 /// Checks a webhook URL a tenant wants to set: `https://` (or `http://`
 /// when `allow_http`), at most 2048 bytes, no credentials, and — unless
-/// `allow_private` — a host that neither names nor resolves (now) to a place
-/// inside a network ([`guard`]). A name that does not resolve yet is
-/// accepted: delivery checks again at every connection.
+/// `allow_private` — a host that is not a place inside a network, as an
+/// address or by its name ([`guard`]). What a name resolves to is checked at
+/// every delivery, not here.
 pub async fn check_url(url: &str, allow_http: bool, allow_private: bool) -> ServiceResult<()> {
     let bad =
         || ServiceError::Invalid("url must be an https:// URL of at most 2048 characters".into());
@@ -200,17 +200,29 @@ impl Sender {
         &self,
         tasks: &mut tokio::task::JoinSet<()>,
     ) -> Result<usize, bv_catalog::CatalogError> {
-        let due = self.catalog.due_webhooks(MAX_IN_FLIGHT as i64 * 4).await?;
+        let due = self
+            .catalog
+            .due_webhooks(MAX_IN_FLIGHT as i64 * 4, PER_TENANT as i64)
+            .await?;
         let mut started = 0;
         for d in due {
             {
-                let mut f = self.in_flight.lock().expect("not poisoned");
+                let f = self.in_flight.lock().expect("not poisoned");
                 let mine = f.values().filter(|t| **t == d.tenant_id).count();
                 if f.contains_key(&d.id) || mine >= PER_TENANT || f.len() >= MAX_IN_FLIGHT {
                     continue;
                 }
-                f.insert(d.id.clone(), d.tenant_id.clone());
             }
+            // Claimed in the catalog first: another task or another server that
+            // read the same row as due cannot send it too.
+            let hold = 2 * DELIVERY_TIMEOUT.as_millis() as i64;
+            if !self.catalog.claim_webhook(&d, hold).await? {
+                continue;
+            }
+            self.in_flight
+                .lock()
+                .expect("not poisoned")
+                .insert(d.id.clone(), d.tenant_id.clone());
             let me = self.clone();
             tasks.spawn(async move {
                 let outcome = send(&me.catalog, &me.vault, &me.poster, &d).await;

@@ -33,6 +33,8 @@ fn forbidden_v4(a: Ipv4Addr) -> Option<&'static str> {
         [192, 0, 0, _] => "an IETF protocol address",
         [192, 0, 2, _] | [198, 51, 100, _] | [203, 0, 113, _] => "a documentation address",
         [198, b, ..] if b == 18 || b == 19 => "a benchmarking address",
+        // Azure's WireServer (platform metadata and agent channel).
+        [168, 63, 129, 16] => "a cloud platform address",
         [a, ..] if (224..240).contains(&a) => "a multicast address",
         [a, ..] if a >= 240 => "a reserved or broadcast address",
         _ => return None,
@@ -54,6 +56,10 @@ fn forbidden_v6(a: Ipv6Addr) -> Option<&'static str> {
     }
     if s[..6] == [0; 6] {
         return Some("an IPv4-compatible address");
+    }
+    // ::ffff:0:a.b.c.d, the IPv4-translated form (RFC 2765).
+    if s[..4] == [0; 4] && s[4] == 0xffff && s[5] == 0 {
+        return Some("an IPv4-translated address");
     }
     if s[0] == 0x64 && s[1] == 0xff9b {
         return Some("a NAT64 address");
@@ -138,6 +144,8 @@ mod tests {
             "fe80::1",
             "ff02::1",
             "2001:db8::1",
+            "::ffff:0:a00:1",
+            "168.63.129.16",
         ] {
             assert!(forbidden(ip(bad)).is_some(), "{bad} must be refused");
         }

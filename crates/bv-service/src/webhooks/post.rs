@@ -151,8 +151,7 @@ impl Target {
         for a in addrs {
             if let Some(why) = super::guard::forbidden(a.ip()) {
                 return Err(PostError::Refused(format!(
-                    "the webhook's host resolves to {why} ({}); webhooks go to public addresses only",
-                    a.ip()
+                    "the webhook's host resolves to {why}; webhooks go to public addresses only"
                 )));
             }
         }

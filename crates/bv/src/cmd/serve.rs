@@ -106,6 +106,12 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
         scfg.redirect_listen = r;
     }
     init_logs();
+    if cfg.serve.webhook_allow_private {
+        tracing::warn!(
+            "serve.webhook_allow_private is on: webhooks may reach this host and its network \
+             (development only; turn it off in production)"
+        );
+    }
     runtime()?.block_on(async move {
         let catalog = open_catalog(cfg).await?;
         let vault = Arc::new(open_vault(cfg, &catalog).await?);
