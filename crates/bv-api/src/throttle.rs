@@ -70,31 +70,57 @@ pub enum AddressAction {
     Download,
 }
 
+impl AddressAction {
+    /// The bucket's name, its rate per minute under `limits`, who is
+    /// refused (for the message), and whether a whole minute's worth may be
+    /// spent at once. Reading the report and downloading through links are
+    /// bursty by nature (a page and its Markdown, a client's parallel range
+    /// requests), so they get a minute's burst; sign-ins and minting keep the
+    /// short burst that slows a guesser.
+    fn spec(
+        self,
+        limits: &bv_service::limits::LimitsConfig,
+    ) -> (&'static str, u32, &'static str, bool) {
+        match self {
+            Self::Login => (
+                "login",
+                limits.login_per_minute_per_address,
+                "sign-ins from this address",
+                false,
+            ),
+            Self::MintLink => (
+                "link",
+                limits.links_per_minute_per_address,
+                "links minted from this address",
+                false,
+            ),
+            Self::Report => (
+                "report",
+                limits.report_per_minute_per_address,
+                "security reports from this address",
+                true,
+            ),
+            Self::Download => (
+                "dl",
+                limits.downloads_per_minute_per_address,
+                "signed-link downloads from this address",
+                true,
+            ),
+        }
+    }
+}
+
 /// Spends one `action` of the client at `address`.
 pub async fn admit_address(st: &AppState, action: AddressAction, address: &str) -> ApiResult<()> {
-    let (name, per_minute, who) = match action {
-        AddressAction::Login => (
-            "login",
-            st.cfg.limits.login_per_minute_per_address,
-            "sign-ins from this address",
-        ),
-        AddressAction::MintLink => (
-            "link",
-            st.cfg.limits.links_per_minute_per_address,
-            "links minted from this address",
-        ),
-        AddressAction::Report => (
-            "report",
-            st.cfg.limits.report_per_minute_per_address,
-            "security reports from this address",
-        ),
-        AddressAction::Download => (
-            "dl",
-            st.cfg.limits.downloads_per_minute_per_address,
-            "signed-link downloads from this address",
-        ),
+    let (name, per_minute, who, minute_burst) = action.spec(&st.cfg.limits);
+    let rate = if minute_burst {
+        Rate {
+            per_minute,
+            burst: per_minute.max(1),
+        }
+    } else {
+        Rate::with_burst_seconds(per_minute, st.cfg.limits.burst_seconds)
     };
-    let rate = Rate::with_burst_seconds(per_minute, st.cfg.limits.burst_seconds);
     let bucket = format!("addr-{name}:{address}");
     if let Some(wait) = st.catalog.take_rate(&bucket, rate).await? {
         st.metrics.rate_limited();

@@ -32,6 +32,7 @@ on_both!(
     a_job_needs_credits_and_then_reserves_them,
     a_preset_job_records_its_settings,
     a_key_over_its_rate_is_429_with_retry_after,
+    the_report_allows_a_minutes_burst_per_address_then_429,
     keys_are_shown_once_and_revocation_is_immediate,
     webhook_urls_are_checked_and_secrets_shown_once,
     webhook_urls_into_the_services_own_network_are_refused,
@@ -721,6 +722,36 @@ async fn a_key_over_its_rate_is_429_with_retry_after(db: &TestDb) {
     let (status, _) = k
         .call(Method::GET, "/v1/me", Some(&k.other_key), None)
         .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+async fn the_report_allows_a_minutes_burst_per_address_then_429(db: &TestDb) {
+    let mut cfg = bv_api::ServeConfig::default();
+    cfg.limits.report_per_minute_per_address = 12;
+    let k = Kit::with(db, cfg).await;
+    let get = || {
+        Request::get("/v1/security-report")
+            .body(Body::empty())
+            .unwrap()
+    };
+    // A whole minute's worth back to back (the 10 s burst would stop at 2):
+    // a reader opening the page, its Markdown and the CLI is not refused.
+    for i in 0..12 {
+        let (status, _, body) = k.send(get()).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "request {i}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let (status, headers, body) = k.send(get()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(code(&v), "rate_limited");
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    // Another address reads it.
+    let (status, _, _) = k.send_from(get(), [127, 0, 0, 2]).await;
     assert_eq!(status, StatusCode::OK);
 }
 
