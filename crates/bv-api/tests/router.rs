@@ -913,9 +913,25 @@ async fn the_api_document_names_every_operation(db: &TestDb) {
         let op = &doc["paths"][e.path][e.method.to_ascii_lowercase()];
         assert_eq!(op["operationId"], e.operation, "{} {}", e.method, e.path);
     }
-    let codecs = &doc["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-        ["oneOf"][0]["properties"]["codec"]["enum"];
-    assert_eq!(codecs, &json!(["h264", "hevc", "av1", "ffv1"]));
+    // The one codec list, through the type the job's body names.
+    assert_eq!(
+        doc["components"]["schemas"]["Codec"]["enum"],
+        json!(["h264", "hevc", "av1", "ffv1"])
+    );
+    let variants = doc["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"]["oneOf"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        variants.len(),
+        4,
+        "two models, the default model, one preset"
+    );
+    assert!(
+        variants[0]["properties"]["codec"]
+            .to_string()
+            .contains("#/components/schemas/Codec")
+    );
 }
 
 async fn sign_in_sets_a_session_that_needs_its_csrf_token(db: &TestDb) {

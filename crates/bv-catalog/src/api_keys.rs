@@ -16,14 +16,19 @@ use crate::error::{CatalogError, Result};
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Scope {
     /// List, describe, download videos and mint links.
+    #[cfg_attr(feature = "openapi", schema(rename = "videos:read"))]
     VideosRead,
     /// Upload and delete videos.
+    #[cfg_attr(feature = "openapi", schema(rename = "videos:write"))]
     VideosWrite,
     /// Submit and cancel jobs.
+    #[cfg_attr(feature = "openapi", schema(rename = "jobs:write"))]
     JobsWrite,
     /// Manage the tenant's API keys.
+    #[cfg_attr(feature = "openapi", schema(rename = "admin"))]
     Admin,
 }
 

@@ -15,6 +15,7 @@ use crate::error::{CatalogError, Result};
 
 /// Why a video will be deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
     /// A job's output, after the tenant's output retention.

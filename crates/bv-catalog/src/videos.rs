@@ -18,6 +18,7 @@ use crate::error::{CatalogError, Result};
 
 /// Where a video is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum VideoState {
     /// Bytes are still arriving (a resumable upload).

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// Video codecs the output can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Codec {
     /// H.264 through libx264 (the default: plays everywhere).

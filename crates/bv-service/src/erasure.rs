@@ -22,6 +22,7 @@ pub const RECEIPT_FORMAT: &str = "bettervideo-erasure-receipt/1";
 
 /// What was erased, as signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
     /// [`RECEIPT_FORMAT`].
@@ -52,6 +53,7 @@ pub struct Receipt {
 
 /// A receipt and its signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignedReceipt {
     /// What was erased.

@@ -14,6 +14,7 @@ pub const DEFAULT_MODEL: &str = "realesr-animevideov3";
 
 /// One model as offered to clients.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelOffer {
     /// Name to submit (`model` in `POST /v1/jobs`).
     pub name: String,
@@ -27,6 +28,7 @@ pub struct ModelOffer {
 
 /// A named choice for people: model, scale and encoder settings.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PresetOffer {
     /// Name to submit (`preset` in `POST /v1/jobs`).
     pub name: String,

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 /// A video as clients see it (the API, the web app, a tenant's export).
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Video))]
 pub struct VideoView {
     /// Id.
     pub id: String,
@@ -19,18 +20,35 @@ pub struct VideoView {
     pub state: VideoState,
     /// Creation time, RFC 3339.
     pub created_at: String,
-    /// `probing` (just uploaded), `ready` (can be enhanced) or `rejected`.
-    pub status: &'static str,
+    /// Whether it can be enhanced.
+    pub status: VideoStatus,
     /// Why it was rejected (its bytes are gone).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub rejected: Option<String>,
     /// What the probe found: streams, size, duration, frames.
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = Option<Object>))]
     pub media: Option<serde_json::Value>,
     /// When the retention sweeper deletes it, RFC 3339 (null: kept until
     /// its owner deletes it).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub delete_at: Option<String>,
     /// The retention rule behind `delete_at`: `output`, `original`,
     /// `failed_input`.
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = Option<bv_catalog::Rule>))]
     pub retention: Option<String>,
+}
+
+/// Whether a video can be enhanced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum VideoStatus {
+    /// Just uploaded; the probe has not answered yet.
+    Probing,
+    /// Probed: it can be enhanced.
+    Ready,
+    /// The probe refused it (its bytes are gone).
+    Rejected,
 }
 
 impl From<Video> for VideoView {
@@ -43,11 +61,11 @@ impl From<Video> for VideoView {
             state: v.state,
             created_at: crate::time::rfc3339_ms(v.created_ms),
             status: if v.rejected.is_some() {
-                "rejected"
+                VideoStatus::Rejected
             } else if v.media.is_some() {
-                "ready"
+                VideoStatus::Ready
             } else {
-                "probing"
+                VideoStatus::Probing
             },
             media: v
                 .media

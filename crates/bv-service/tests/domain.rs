@@ -207,6 +207,7 @@ async fn the_export_holds_everything_of_one_tenant_and_nothing_of_another(db: &T
     let doc = bv_service::export::export(&d.catalog, &d.vault, &t.id)
         .await
         .unwrap();
+    let doc = serde_json::to_value(doc).unwrap();
     assert_eq!(doc["format"], bv_service::export::EXPORT_FORMAT);
     assert_eq!(doc["tenant"]["name"], "acme");
     let videos = doc["videos"].as_array().unwrap();

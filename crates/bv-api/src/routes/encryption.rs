@@ -8,45 +8,76 @@
 use axum::Json;
 use axum::extract::State as AxState;
 use http::HeaderMap;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, Scoped, scope};
 use crate::state::State;
 
 /// `PUT /v1/encryption` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Custody {
+    #[schema(value_type = KeyHolder)]
     key_holder: String,
 }
 
-fn out(holder_is_tenant: bool) -> Json<serde_json::Value> {
-    Json(json!({
-        "algorithm": "AES-256-GCM",
-        "key_holder": if holder_is_tenant { "tenant" } else { "service" },
-        "header": if holder_is_tenant { Some(crate::custody::HEADER) } else { None },
-    }))
+/// Who holds the tenant's keys.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyHolder {
+    /// The service (wrapped by its root key).
+    Service,
+    /// The tenant, who sends its key with every request.
+    Tenant,
+}
+
+/// How the tenant's content is encrypted, and who holds the key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustodyOut {
+    /// `AES-256-GCM`.
+    algorithm: &'static str,
+    key_holder: KeyHolder,
+    /// The header that carries the tenant's key (when the tenant holds it).
+    #[schema(required = true)]
+    header: Option<&'static str>,
+}
+
+fn out(holder_is_tenant: bool) -> Json<CustodyOut> {
+    Json(CustodyOut {
+        algorithm: "AES-256-GCM",
+        key_holder: if holder_is_tenant {
+            KeyHolder::Tenant
+        } else {
+            KeyHolder::Service
+        },
+        header: holder_is_tenant.then_some(crate::custody::HEADER),
+    })
 }
 
 /// `GET /v1/encryption`
+#[utoipa::path(get, path = "/v1/encryption", responses((status = 200, description = "Success", body = CustodyOut)))]
 pub async fn get(
     AxState(st): AxState<State>,
     auth: Scoped<scope::Admin>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<CustodyOut>> {
     let fp = st.catalog.customer_key_fp(&auth.tenant_id).await?;
     Ok(out(fp.is_some()))
 }
 
 /// `PUT /v1/encryption`: `{"key_holder": "tenant"}` with the key in the
 /// header, or `{"key_holder": "service"}`.
+#[utoipa::path(put, path = "/v1/encryption", request_body = Custody,
+    params(("X-BV-Customer-Key" = Option<String>, Header, pattern = "^[A-Za-z0-9+/]{43}=$")),
+    responses((status = 200, description = "Success", body = CustodyOut)))]
 pub async fn set(
     AxState(st): AxState<State>,
     auth: Scoped<scope::Admin>,
     headers: HeaderMap,
     AppJson(req): AppJson<Custody>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<CustodyOut>> {
     let fp = match req.key_holder.as_str() {
         "tenant" => Some(crate::custody::fingerprint_of(&st, &auth.tenant_id, &headers).await?),
         "service" => None,

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use bv_catalog::{Job, JobState};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult, Q};
 use crate::extract::{AppJson, Scoped, scope};
@@ -14,26 +15,43 @@ use crate::time::rfc3339_ms;
 use bv_service::offers::Choice;
 
 /// A job as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Job)]
 pub struct JobOut {
     id: String,
+    /// `probe` or `enhance`.
     kind: String,
     video_id: String,
+    /// What it runs: model, scale, codec (as stored with the job).
+    #[schema(value_type = Object)]
     preset: serde_json::Value,
     state: JobState,
     price: i64,
     attempts: i64,
     frames_done: i64,
+    #[schema(required = true)]
     frames_total: Option<i64>,
+    #[schema(required = true)]
     output_video_id: Option<String>,
+    #[schema(required = true)]
     error: Option<String>,
     cancel_requested: bool,
     /// How a job run in segments is cut and how far it got (`GET` of one job only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    segments: Option<serde_json::Value>,
+    #[schema(value_type = Segments)]
+    segments: Option<Segments>,
     created_at: String,
+    #[schema(required = true)]
     started_at: Option<String>,
+    #[schema(required = true)]
     finished_at: Option<String>,
+}
+
+/// How many segments a job is cut into, and how many are done.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Segments {
+    total: i64,
+    done: i64,
 }
 
 impl From<Job> for JobOut {
@@ -65,7 +83,7 @@ impl From<Job> for JobOut {
 }
 
 /// `POST /v1/jobs` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Submit {
     video_id: String,
@@ -74,8 +92,12 @@ pub struct Submit {
     preset: Option<String>,
     model: Option<String>,
     scale: Option<u32>,
+    #[schema(value_type = Option<bv_job::Codec>)]
     codec: Option<String>,
+    #[schema(minimum = 0, maximum = 63)]
     crf: Option<u32>,
+    /// The same key within a day answers the job it made (200) instead
+    /// of making another.
     idempotency_key: Option<String>,
 }
 
@@ -99,6 +121,10 @@ fn default_model() -> String {
 }
 
 /// `POST /v1/jobs`: reserves the price and queues an enhancement.
+#[utoipa::path(post, path = "/v1/jobs", request_body = Submit,
+    responses(
+        (status = 201, description = "Success", body = JobOut),
+        (status = 200, description = "Success", body = JobOut)))]
 pub async fn submit(
     AxState(st): AxState<State>,
     auth: Scoped<scope::JobsWrite>,
@@ -149,8 +175,10 @@ pub async fn submit(
 }
 
 /// `?video_id=&model=&scale=`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct QuoteQuery {
+    #[param(pattern = "^[0-9a-f]{32}$")]
     video_id: String,
     #[serde(default = "default_model")]
     model: String,
@@ -158,40 +186,68 @@ pub struct QuoteQuery {
     scale: Option<u32>,
 }
 
+/// What a job would cost.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Quote {
+    /// Credits the job reserves.
+    price: i64,
+    /// Credits available now.
+    available: i64,
+    /// Whether they cover the price.
+    enough: bool,
+    /// The output's size, when the probe knows the input's.
+    #[schema(required = true)]
+    output_width: Option<i64>,
+    #[schema(required = true)]
+    output_height: Option<i64>,
+}
+
 /// `GET /v1/jobs/quote`: what a job would cost, and whether the balance covers it.
+#[utoipa::path(get, path = "/v1/jobs/quote", params(QuoteQuery),
+    responses((status = 200, description = "Success", body = Quote)))]
 pub async fn quote(
     AxState(st): AxState<State>,
     auth: Scoped<scope::VideosRead>,
     uri: http::Uri,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Quote>> {
     let Q(q) = Q::<QuoteQuery>::from_uri(&uri)?;
     let scale = q.scale.unwrap_or_else(|| st.offers.default_scale(&q.model));
     st.offers.check(&q.model, scale)?;
     let v = st.catalog.video(&auth.tenant_id, &q.video_id).await?;
     let price = bv_service::jobs::price(&st.domain.billing, &v, scale)?;
     let b = st.catalog.credit_balance(&auth.tenant_id).await?;
-    Ok(Json(serde_json::json!({
-        "price": price,
-        "available": b.available,
-        "enough": b.available >= price,
-        "output_width": v.width.map(|w| w * i64::from(scale)),
-        "output_height": v.height.map(|h| h * i64::from(scale)),
-    })))
+    Ok(Json(Quote {
+        price,
+        available: b.available,
+        enough: b.available >= price,
+        output_width: v.width.map(|w| w * i64::from(scale)),
+        output_height: v.height.map(|h| h * i64::from(scale)),
+    }))
 }
 
 /// `?state=&limit=`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    #[param(inline, value_type = Option<JobState>)]
     state: Option<String>,
     limit: Option<i64>,
 }
 
+/// The tenant's jobs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobList {
+    jobs: Vec<JobOut>,
+}
+
 /// `GET /v1/jobs`
+#[utoipa::path(get, path = "/v1/jobs", params(ListQuery),
+    responses((status = 200, description = "Success", body = JobList)))]
 pub async fn list(
     AxState(st): AxState<State>,
     auth: Scoped<scope::VideosRead>,
     Q(q): Q<ListQuery>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<JobList>> {
     let state = q
         .state
         .as_deref()
@@ -207,10 +263,11 @@ pub async fn list(
         .into_iter()
         .map(Into::into)
         .collect();
-    Ok(Json(serde_json::json!({ "jobs": jobs })))
+    Ok(Json(JobList { jobs }))
 }
 
 /// `GET /v1/jobs/{id}`
+#[utoipa::path(get, path = "/v1/jobs/{id}", responses((status = 200, description = "Success", body = JobOut)))]
 pub async fn get(
     AxState(st): AxState<State>,
     auth: Scoped<scope::VideosRead>,
@@ -220,12 +277,13 @@ pub async fn get(
     let (total, done) = st.catalog.segment_counts(&job.id).await?;
     let mut out = JobOut::from(job);
     if total > 0 {
-        out.segments = Some(serde_json::json!({ "total": total, "done": done }));
+        out.segments = Some(Segments { total, done });
     }
     Ok(Json(out))
 }
 
 /// `POST /v1/jobs/{id}/cancel`
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", responses((status = 200, description = "Success", body = JobOut)))]
 pub async fn cancel(
     AxState(st): AxState<State>,
     auth: Scoped<scope::JobsWrite>,
@@ -243,25 +301,62 @@ pub async fn cancel(
     Ok(Json(j.into()))
 }
 
+/// A tenant's credits.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Credits {
+    /// Spendable now.
+    available: i64,
+    /// Held by jobs that have not settled.
+    reserved: i64,
+    /// Always null: credits never expire.
+    #[schema(required = true)]
+    expires: Option<String>,
+    /// The latest 200 movements, newest first.
+    ledger: Vec<LedgerEntry>,
+}
+
+/// One movement of credits.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LedgerEntry {
+    /// `grant`, `reserve`, `capture`, `release` or `refund`.
+    kind: String,
+    /// Credits (always positive; the kind says which way).
+    amount: i64,
+    /// The job it settles, if any.
+    #[schema(required = true)]
+    job_id: Option<String>,
+    /// Why.
+    note: String,
+    /// When, RFC 3339.
+    at: String,
+}
+
 /// `GET /v1/credits`: balance and ledger (credits never expire).
+#[utoipa::path(get, path = "/v1/credits", responses((status = 200, description = "Success", body = Credits)))]
 pub async fn credits(
     AxState(st): AxState<State>,
     auth: Scoped<scope::VideosRead>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Credits>> {
     let b = st.catalog.credit_balance(&auth.tenant_id).await?;
-    let ledger: Vec<serde_json::Value> = st
+    let ledger = st
         .catalog
         .credit_history(&auth.tenant_id, 200, None)
         .await?
         .into_iter()
-        .map(|e| serde_json::json!({"kind": e.kind, "amount": e.amount, "job_id": e.job_id, "note": e.note, "at": rfc3339_ms(e.created_ms)}))
+        .map(|e| LedgerEntry {
+            kind: e.kind,
+            amount: e.amount,
+            job_id: e.job_id,
+            note: e.note,
+            at: rfc3339_ms(e.created_ms),
+        })
         .collect();
-    Ok(Json(serde_json::json!({
-        "available": b.available,
-        "reserved": b.reserved,
-        "expires": null,
-        "ledger": ledger,
-    })))
+    Ok(Json(Credits {
+        available: b.available,
+        reserved: b.reserved,
+        expires: None,
+        ledger,
+    }))
 }
 
 /// Progress as the events stream reports it.
@@ -284,8 +379,21 @@ fn progress_event(j: &Job) -> serde_json::Value {
     })
 }
 
+/// A server-sent event as the document describes it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct SseEvent {
+    /// `progress` or `end`.
+    event: String,
+    /// JSON: progress (frames, fps, ETA), or the finished job.
+    data: String,
+}
+
 /// `GET /v1/jobs/{id}/events`: Server-Sent Events — `progress` whenever the
 /// job moves, then one `end` with the finished job, then the stream closes.
+#[utoipa::path(get, path = "/v1/jobs/{id}/events",
+    responses((status = 200, description = "Server-sent events: progress, then end",
+        body = SseEvent, content_type = "text/event-stream")))]
 pub async fn events(
     AxState(st): AxState<State>,
     auth: Scoped<scope::VideosRead>,

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use bv_catalog::ApiKey;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::ApiResult;
 use crate::extract::{AppJson, Scoped, scope};
@@ -13,15 +14,19 @@ use crate::state::State;
 use crate::time::rfc3339_ms;
 
 /// A key as listed: never its secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ApiKey)]
 pub struct KeyOut {
     id: String,
     name: String,
     principal_id: String,
     scopes: Vec<String>,
     created_at: String,
+    #[schema(required = true)]
     expires_at: Option<String>,
+    #[schema(required = true)]
     last_used_at: Option<String>,
+    #[schema(required = true)]
     revoked_at: Option<String>,
 }
 
@@ -40,11 +45,26 @@ impl From<ApiKey> for KeyOut {
     }
 }
 
+/// The tenant's keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyList {
+    keys: Vec<KeyOut>,
+}
+
+/// A new key and its secret (shown this once).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewKeyOut {
+    key: KeyOut,
+    /// The whole key to send as `Authorization: Bearer …`.
+    secret: String,
+}
+
 /// `GET /v1/keys`
+#[utoipa::path(get, path = "/v1/keys", responses((status = 200, description = "Success", body = KeyList)))]
 pub async fn list(
     AxState(st): AxState<State>,
     auth: Scoped<scope::Admin>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<KeyList>> {
     let keys: Vec<KeyOut> = st
         .catalog
         .api_keys(&auth.tenant_id)
@@ -52,19 +72,25 @@ pub async fn list(
         .into_iter()
         .map(Into::into)
         .collect();
-    Ok(Json(serde_json::json!({ "keys": keys })))
+    Ok(Json(KeyList { keys }))
 }
 
 /// `POST /v1/keys` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
+    #[schema(pattern = "^[A-Za-z0-9._@-]{1,64}$")]
     name: String,
+    #[schema(min_items = 1, value_type = Vec<bv_catalog::Scope>)]
     scopes: Vec<String>,
+    /// Lifetime; more than 10 years counts as 10 years.
+    #[schema(minimum = 1, maximum = 18446744073709551615u64)]
     expires_in_seconds: Option<u64>,
 }
 
 /// `POST /v1/keys`: a new key for the caller's principal, shown once.
+#[utoipa::path(post, path = "/v1/keys", request_body = NewKey,
+    responses((status = 201, description = "Success", body = NewKeyOut)))]
 pub async fn create(
     AxState(st): AxState<State>,
     auth: Scoped<scope::Admin>,
@@ -90,12 +116,16 @@ pub async fn create(
         .await;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({ "key": KeyOut::from(k), "secret": secret })),
+        Json(NewKeyOut {
+            key: KeyOut::from(k),
+            secret,
+        }),
     )
         .into_response())
 }
 
 /// `DELETE /v1/keys/{id}`: revoked at once.
+#[utoipa::path(delete, path = "/v1/keys/{id}", responses((status = 200, description = "Success", body = KeyOut)))]
 pub async fn revoke(
     AxState(st): AxState<State>,
     auth: Scoped<scope::Admin>,

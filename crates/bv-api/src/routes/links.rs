@@ -27,6 +27,12 @@ fn refused(st: &State, why: LinkRefusal) -> ApiError {
 }
 
 /// Serves the object a valid link names.
+#[utoipa::path(get, path = "/v1/dl/{id}",
+    params(("Range" = Option<String>, Header)),
+    // Served with the type it was uploaded with.
+    responses(
+        (status = 200, description = "Success", body = String, content_type = "*/*"),
+        (status = 206, description = "Success", body = String, content_type = "*/*")))]
 pub async fn download(
     AxState(st): AxState<State>,
     method: Method,
@@ -65,3 +71,8 @@ pub async fn download(
     }
     super::download::send(&st, &v, &headers, method == Method::HEAD, &[]).await
 }
+
+/// `HEAD /v1/dl/{id}` (answered by [`download`], for a link minted for HEAD).
+#[utoipa::path(head, path = "/v1/dl/{id}", responses((status = 200, description = "Success, no body")))]
+#[allow(dead_code)]
+pub(crate) fn head() {}

@@ -1,6 +1,7 @@
-//! The routes, and the table that describes them (the OpenAPI document and
-//! the scope tests are generated from [`ENDPOINTS`]; a test checks that the
-//! table and the router agree). The web app's static files (`/`, `/assets/…`,
+//! The routes, and the table that says who may call each (the OpenAPI
+//! document takes its security from [`ENDPOINTS`], the scope tests are
+//! generated from it; tests check that the table, the router and the
+//! handlers' `#[utoipa::path]`s agree). The web app's static files (`/`, `/assets/…`,
 //! see [`web`]), the `/security` page and `/.well-known/security.txt` are not
 //! API and are not in the table.
 
@@ -13,7 +14,6 @@ pub mod keys;
 pub mod links;
 pub mod models;
 pub mod openapi;
-mod openapi_ops;
 pub mod security;
 pub mod session;
 pub mod system;

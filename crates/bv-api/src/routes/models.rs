@@ -9,11 +9,24 @@ use crate::state::State;
 
 pub use bv_service::offers::{ModelOffer, Offers, PresetOffer};
 
+/// What jobs may ask for.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ModelsOut {
+    /// Named choices for people.
+    presets: Vec<PresetOffer>,
+    /// The models, with the scales each does.
+    models: Vec<ModelOffer>,
+    /// The output codecs.
+    #[schema(value_type = Vec<bv_job::Codec>)]
+    codecs: Vec<&'static str>,
+}
+
 /// `GET /v1/models`
-pub async fn list(AxState(st): AxState<State>, _auth: Auth) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "presets": st.offers.presets,
-        "models": st.offers.models,
-        "codecs": bv_job::Codec::names(),
-    }))
+#[utoipa::path(get, path = "/v1/models", responses((status = 200, description = "Success", body = ModelsOut)))]
+pub async fn list(AxState(st): AxState<State>, _auth: Auth) -> Json<ModelsOut> {
+    Json(ModelsOut {
+        presets: st.offers.presets.clone(),
+        models: st.offers.models.clone(),
+        codecs: bv_job::Codec::names().to_vec(),
+    })
 }

@@ -12,9 +12,22 @@ use crate::report;
 use crate::state::State;
 
 /// `?format=json|markdown`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReportQuery {
+    #[param(inline, value_type = Option<ReportFormat>)]
     format: Option<String>,
+}
+
+/// How the report is written.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum ReportFormat {
+    /// JSON (the default).
+    Json,
+    /// Markdown.
+    Markdown,
 }
 
 /// The caller's tenant, when the request carries a valid key or session.
@@ -27,6 +40,9 @@ async fn tenant_of(req: Request, st: &State) -> Option<String> {
 }
 
 /// `GET /v1/security-report`: public; a key or session adds the caller's own tenant.
+#[utoipa::path(get, path = "/v1/security-report", params(ReportQuery),
+    responses((status = 200, description = "The report",
+        content((super::openapi::AnyObject = "application/json"), (String = "text/markdown")))))]
 pub async fn report(
     AxState(st): AxState<State>,
     crate::audit::Source(origin): crate::audit::Source,

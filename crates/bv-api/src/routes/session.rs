@@ -6,7 +6,8 @@ use axum::Json;
 use axum::extract::{ConnectInfo, State as AxState};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::audit::Event;
 use crate::auth::{Auth, SESSION_COOKIE};
@@ -14,14 +15,41 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::State;
 
 /// `POST /v1/session` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     login: String,
     password: String,
 }
 
+/// A signed-in session, as `POST /v1/session` answers it (the token itself
+/// is in the cookie only).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginOut {
+    /// Send it as `X-CSRF-Token` with every state-changing request.
+    csrf_token: String,
+    /// When the session ends whatever happens, RFC 3339.
+    expires_at: String,
+    /// Seconds without a request after which it ends.
+    idle_timeout_seconds: u64,
+}
+
+/// Who is calling, as `GET /v1/me` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    /// The caller's tenant.
+    tenant_id: String,
+    /// The caller's principal (person or service account).
+    principal_id: String,
+    /// What the caller may do.
+    scopes: Vec<String>,
+    /// `api_key` or `session`.
+    via: &'static str,
+}
+
 /// `POST /v1/session`: signs in; sets the session cookie, returns the CSRF token.
+#[utoipa::path(post, path = "/v1/session", request_body = Login,
+    responses((status = 200, description = "Success", body = LoginOut)))]
 pub async fn login(
     AxState(st): AxState<State>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -106,11 +134,11 @@ pub async fn login(
         "{SESSION_COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
         s.token, st.cfg.session_absolute_seconds
     );
-    let mut r = Json(serde_json::json!({
-        "csrf_token": s.csrf,
-        "expires_at": crate::time::rfc3339_ms(s.expires_ms),
-        "idle_timeout_seconds": st.cfg.session_idle_seconds,
-    }))
+    let mut r = Json(LoginOut {
+        csrf_token: s.csrf,
+        expires_at: crate::time::rfc3339_ms(s.expires_ms),
+        idle_timeout_seconds: st.cfg.session_idle_seconds,
+    })
     .into_response();
     r.headers_mut().insert(
         header::SET_COOKIE,
@@ -120,6 +148,8 @@ pub async fn login(
 }
 
 /// `DELETE /v1/session`: signs out.
+#[utoipa::path(delete, path = "/v1/session",
+    responses((status = 204, description = "Success, no body")))]
 pub async fn logout(AxState(st): AxState<State>, auth: Auth) -> ApiResult<Response> {
     if let Some(h) = &auth.session {
         st.catalog.end_session(h).await?;
@@ -144,11 +174,16 @@ pub async fn logout(AxState(st): AxState<State>, auth: Auth) -> ApiResult<Respon
 }
 
 /// `GET /v1/me`
-pub async fn me(auth: Auth) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "tenant_id": auth.tenant_id,
-        "principal_id": auth.principal_id,
-        "scopes": auth.scopes.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-        "via": if auth.session.is_some() { "session" } else { "api_key" },
-    }))
+#[utoipa::path(get, path = "/v1/me", responses((status = 200, description = "Success", body = Me)))]
+pub async fn me(auth: Auth) -> Json<Me> {
+    Json(Me {
+        via: if auth.session.is_some() {
+            "session"
+        } else {
+            "api_key"
+        },
+        scopes: auth.scopes.iter().map(|s| s.to_string()).collect(),
+        tenant_id: auth.tenant_id,
+        principal_id: auth.principal_id,
+    })
 }

@@ -10,10 +10,12 @@ use crate::extract::{AppJson, Scoped, scope};
 use crate::state::State;
 
 /// `GET /v1/tenant/export`: the tenant's metadata and ledger as JSON.
+#[utoipa::path(get, path = "/v1/tenant/export",
+    responses((status = 200, description = "Success", body = bv_service::export::Export)))]
 pub async fn export(
     AxState(st): AxState<State>,
     auth: Scoped<scope::Admin>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<bv_service::export::Export>> {
     let doc = bv_service::export::export(&st.catalog, &st.vault, &auth.tenant_id).await?;
     auth.audit(
         &st,
@@ -27,15 +29,18 @@ pub async fn export(
 }
 
 /// `DELETE /v1/tenant` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Erase {
     /// The tenant's exact name.
+    #[schema(max_length = 255)]
     confirm: String,
 }
 
 /// `DELETE /v1/tenant`: erases the caller's whole tenant; answers the
 /// signed receipt (the key that asked is gone with it).
+#[utoipa::path(delete, path = "/v1/tenant", request_body = Erase,
+    responses((status = 200, description = "Success", body = bv_service::erasure::SignedReceipt)))]
 pub async fn erase(
     AxState(st): AxState<State>,
     auth: Scoped<scope::Admin>,

@@ -74,7 +74,17 @@ fn metadata(raw: &str) -> ApiResult<(String, String)> {
     crate::tus_wire::metadata(raw).map_err(ApiError::bad_request)
 }
 
+/// The tus protocol version every tus request but OPTIONS carries.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) enum TusVersion {
+    /// tus 1.0.0.
+    #[schema(rename = "1.0.0")]
+    V1,
+}
+
 /// `OPTIONS /v1/uploads`: what this server supports.
+#[utoipa::path(options, path = "/v1/uploads", responses((status = 204, description = "Success, no body")))]
 pub async fn options(AxState(st): AxState<State>) -> Response {
     reply(
         StatusCode::NO_CONTENT,
@@ -87,6 +97,15 @@ pub async fn options(AxState(st): AxState<State>) -> Response {
 }
 
 /// `POST /v1/uploads`: creates an upload (and takes a first chunk if sent).
+#[utoipa::path(post, path = "/v1/uploads",
+    params(
+        ("Tus-Resumable" = inline(TusVersion), Header),
+        ("Upload-Length" = u64, Header),
+        // tus: comma-separated `key base64(value)` pairs; the decoded file
+        // name is checked afterwards (1-255 characters, no control characters).
+        ("Upload-Metadata" = Option<String>, Header,
+            pattern = "^([^ ,]+( [A-Za-z0-9+/]*={0,2})?(,[^ ,]+( [A-Za-z0-9+/]*={0,2})?)*)?$")),
+    responses((status = 201, description = "Success, no body")))]
 pub async fn create(
     AxState(st): AxState<State>,
     auth: Scoped<scope::VideosWrite>,
@@ -170,6 +189,9 @@ pub async fn create(
 }
 
 /// `HEAD /v1/uploads/{id}`: how much is stored.
+#[utoipa::path(head, path = "/v1/uploads/{id}",
+    params(("Tus-Resumable" = inline(TusVersion), Header)),
+    responses((status = 200, description = "Success, no body")))]
 pub async fn head(
     AxState(st): AxState<State>,
     auth: Scoped<scope::VideosWrite>,
@@ -205,6 +227,10 @@ pub async fn head(
 }
 
 /// `PATCH /v1/uploads/{id}`: appends bytes at `Upload-Offset`.
+#[utoipa::path(patch, path = "/v1/uploads/{id}",
+    params(("Tus-Resumable" = inline(TusVersion), Header), ("Upload-Offset" = u64, Header)),
+    request_body(content = super::openapi::Binary, content_type = "application/offset+octet-stream"),
+    responses((status = 204, description = "Success, no body")))]
 pub async fn patch(
     AxState(st): AxState<State>,
     auth: Scoped<scope::VideosWrite>,
@@ -245,6 +271,9 @@ pub async fn patch(
 }
 
 /// `DELETE /v1/uploads/{id}`: abandons an upload; what it stored is shredded.
+#[utoipa::path(delete, path = "/v1/uploads/{id}",
+    params(("Tus-Resumable" = inline(TusVersion), Header)),
+    responses((status = 204, description = "Success, no body")))]
 pub async fn terminate(
     AxState(st): AxState<State>,
     auth: Scoped<scope::VideosWrite>,

@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use bv_catalog::{Piece, VideoState};
 use futures::TryStreamExt;
 use http::{HeaderMap, Method, StatusCode, header};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Scoped, scope};
@@ -21,13 +22,27 @@ use crate::state::State;
 pub use bv_service::views::VideoView as VideoOut;
 
 /// `?limit=&cursor=`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     limit: Option<i64>,
+    /// The `next_cursor` of the page before.
+    #[param(pattern = "^[0-9]{1,18}\\.[0-9a-f]{32}$")]
     cursor: Option<String>,
 }
 
+/// A page of videos.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VideoList {
+    videos: Vec<VideoOut>,
+    /// Where the next page starts (null: this is the last).
+    #[schema(required = true)]
+    next_cursor: Option<String>,
+}
+
 /// `GET /v1/videos`
+#[utoipa::path(get, path = "/v1/videos", params(ListQuery),
+    responses((status = 200, description = "Success", body = VideoList)))]
 pub async fn list(
     AxState(st): AxState<State>,
     auth: Scoped<scope::VideosRead>,
@@ -57,10 +72,15 @@ pub async fn list(
         .then(|| vids.last().map(|v| format!("{}.{}", v.created_ms, v.id)))
         .flatten();
     let out: Vec<VideoOut> = crate::sealed::videos_out(&st.vault, vids).await?;
-    Ok(Json(serde_json::json!({"videos": out, "next_cursor": next})).into_response())
+    Ok(Json(VideoList {
+        videos: out,
+        next_cursor: next,
+    })
+    .into_response())
 }
 
 /// `GET /v1/videos/{id}`
+#[utoipa::path(get, path = "/v1/videos/{id}", responses((status = 200, description = "Success", body = VideoOut)))]
 pub async fn get(
     AxState(st): AxState<State>,
     auth: Scoped<scope::VideosRead>,
@@ -71,6 +91,7 @@ pub async fn get(
 }
 
 /// `DELETE /v1/videos/{id}`: crypto-shred; every outstanding link dies.
+#[utoipa::path(delete, path = "/v1/videos/{id}", responses((status = 204, description = "Success, no body")))]
 pub async fn delete(
     AxState(st): AxState<State>,
     auth: Scoped<scope::VideosWrite>,
@@ -91,13 +112,24 @@ pub async fn delete(
 }
 
 /// `?name=`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
+    /// The file name (default `upload`).
+    #[param(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     name: Option<String>,
 }
 
 /// `POST /v1/videos?name=clip.mp4`: the whole file in one request body
 /// (`Content-Length` required, up to `serve.simple_upload_max_mib`).
+// An empty body makes an empty video (which its probe then rejects).
+#[utoipa::path(post, path = "/v1/videos", params(UploadQuery),
+    request_body(content = Option<super::openapi::Binary>, content_type = "application/octet-stream"),
+    responses((status = 201, description = "Success", body = VideoOut)))]
 pub async fn upload(
     AxState(st): AxState<State>,
     auth: Scoped<scope::VideosWrite>,
@@ -215,6 +247,12 @@ pub async fn upload(
 }
 
 /// `GET|HEAD /v1/videos/{id}/content`: direct download with an API key.
+#[utoipa::path(get, path = "/v1/videos/{id}/content",
+    params(("Range" = Option<String>, Header)),
+    // Served with the type it was uploaded with.
+    responses(
+        (status = 200, description = "Success", body = String, content_type = "*/*"),
+        (status = 206, description = "Success", body = String, content_type = "*/*")))]
 pub async fn content(
     AxState(st): AxState<State>,
     auth: Scoped<scope::VideosRead>,
@@ -236,17 +274,48 @@ pub async fn content(
     super::download::send(&st, &v, &headers, method == Method::HEAD, &[]).await
 }
 
+/// `HEAD /v1/videos/{id}/content` (answered by [`content`]).
+#[utoipa::path(head, path = "/v1/videos/{id}/content",
+    responses((status = 200, description = "Success, no body")))]
+#[allow(dead_code)]
+pub(crate) fn head_content() {}
+
 /// `POST /v1/videos/{id}/links` body.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkRequest {
     /// Lifetime in seconds (default `serve.link_ttl_seconds`, at most `serve.link_max_ttl_seconds`).
+    #[schema(minimum = 1)]
     ttl_seconds: Option<u64>,
     /// `GET` (default) or `HEAD`.
+    #[schema(schema_with = link_method)]
     method: Option<String>,
 }
 
+/// `method` of a link: `GET`, `HEAD` or not given.
+fn link_method() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some([Some("GET"), Some("HEAD"), None]))
+        .build()
+}
+
+/// A signed link, as minted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkOut {
+    /// The URL to give away: no key needed until it expires.
+    url: String,
+    /// The method it opens: `GET` or `HEAD`.
+    method: String,
+    /// When it stops working, RFC 3339.
+    expires_at: String,
+}
+
 /// `POST /v1/videos/{id}/links`: a signed URL for the video.
+#[utoipa::path(post, path = "/v1/videos/{id}/links",
+    request_body = Option<LinkRequest>,
+    responses((status = 201, description = "Success", body = LinkOut)))]
 pub async fn mint_link(
     AxState(st): AxState<State>,
     auth: Scoped<scope::VideosRead>,
@@ -283,11 +352,11 @@ pub async fn mint_link(
     let url = format!("{}/v1/dl/{}?{q}", st.public_url, v.id);
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({
-            "url": url,
-            "method": method,
-            "expires_at": crate::time::rfc3339_ms(expires as i64 * 1000),
-        })),
+        Json(LinkOut {
+            url,
+            method,
+            expires_at: crate::time::rfc3339_ms(expires as i64 * 1000),
+        }),
     )
         .into_response())
 }

@@ -4,7 +4,8 @@ use axum::Json;
 use axum::extract::State as AxState;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, Scoped, scope};
@@ -15,10 +16,63 @@ use crate::time::rfc3339_ms;
 const OVERLAP_MS: i64 = 24 * 3600 * 1000;
 
 /// `PUT /v1/webhook` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetWebhook {
+    /// Where events are POSTed: a public `https://` address.
+    #[schema(max_length = 2048, pattern = "^https://[^/\\s][^\\s]*$")]
     url: String,
+}
+
+/// The webhook as set; a new one's secret is shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookSet {
+    url: String,
+    secret_version: i64,
+    /// The signing secret (a new webhook only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
+    secret: Option<String>,
+}
+
+/// The tenant's webhook and what became of its latest events.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookOut {
+    url: String,
+    secret_version: i64,
+    /// Until when the previous secret also signs (after a rotation), RFC 3339.
+    #[schema(required = true)]
+    previous_secret_valid_until: Option<String>,
+    /// The latest 20 events: delivered, failing (and why), next try.
+    deliveries: Vec<DeliveryOut>,
+}
+
+/// One event's delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryOut {
+    /// The event's id.
+    id: String,
+    /// `job.succeeded`, …
+    event: String,
+    attempts: i64,
+    /// Why the last attempt failed, if it did.
+    #[schema(required = true)]
+    last_error: Option<String>,
+    #[schema(required = true)]
+    delivered_at: Option<String>,
+    #[schema(required = true)]
+    next_attempt_at: Option<String>,
+    created_at: String,
+}
+
+/// A rotated secret (shown this once).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rotated {
+    secret: String,
+    secret_version: i64,
+    /// The previous secret signs too until then, RFC 3339.
+    #[schema(required = true)]
+    previous_secret_valid_until: Option<String>,
 }
 
 /// Refuses a URL the service must not POST to (format, scheme, and places
@@ -29,6 +83,10 @@ async fn check_url(st: &State, url: &str) -> ApiResult<()> {
 }
 
 /// `PUT /v1/webhook`: sets the URL; a new webhook's secret is shown this once.
+#[utoipa::path(put, path = "/v1/webhook", request_body = SetWebhook,
+    responses(
+        (status = 200, description = "Success", body = WebhookSet),
+        (status = 201, description = "Success", body = WebhookSet)))]
 pub async fn set(
     AxState(st): AxState<State>,
     auth: Scoped<scope::Admin>,
@@ -44,12 +102,16 @@ pub async fn set(
     )
     .await?;
     let h = st.catalog.set_webhook(&auth.tenant_id, &sealed).await?;
-    let mut out = serde_json::json!({"url": req.url, "secret_version": h.secret_version});
-    if !existed {
-        out["secret"] = bv_service::webhooks::secret(&st.vault, &auth.tenant_id, h.secret_version)
-            .await?
-            .into();
-    }
+    let secret = if existed {
+        None
+    } else {
+        Some(bv_service::webhooks::secret(&st.vault, &auth.tenant_id, h.secret_version).await?)
+    };
+    let out = WebhookSet {
+        url: req.url,
+        secret_version: h.secret_version,
+        secret,
+    };
     auth.audit(&st, "webhook.set", "webhook", "ok", serde_json::json!({}))
         .await;
     Ok((
@@ -64,10 +126,11 @@ pub async fn set(
 }
 
 /// `GET /v1/webhook`
+#[utoipa::path(get, path = "/v1/webhook", responses((status = 200, description = "Success", body = WebhookOut)))]
 pub async fn get(
     AxState(st): AxState<State>,
     auth: Scoped<scope::Admin>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<WebhookOut>> {
     let h = st
         .catalog
         .webhook(&auth.tenant_id)
@@ -81,37 +144,36 @@ pub async fn get(
     )
     .await?;
     // What became of the latest events: delivered, failing (and why), next try.
-    let deliveries: Vec<serde_json::Value> = st
+    let deliveries = st
         .catalog
         .webhook_deliveries(&auth.tenant_id, 20)
         .await?
         .into_iter()
-        .map(|d| {
-            serde_json::json!({
-                "id": d.id,
-                "event": d.event,
-                "attempts": d.attempts,
-                "last_error": d.last_error,
-                "delivered_at": d.delivered_ms.map(rfc3339_ms),
-                "next_attempt_at": d.next_ms.map(rfc3339_ms),
-                "created_at": rfc3339_ms(d.created_ms),
-            })
+        .map(|d| DeliveryOut {
+            id: d.id,
+            event: d.event,
+            attempts: d.attempts,
+            last_error: d.last_error,
+            delivered_at: d.delivered_ms.map(rfc3339_ms),
+            next_attempt_at: d.next_ms.map(rfc3339_ms),
+            created_at: rfc3339_ms(d.created_ms),
         })
         .collect();
-    Ok(Json(serde_json::json!({
-        "url": url,
-        "secret_version": h.secret_version,
-        "previous_secret_valid_until": h.previous_until_ms.map(rfc3339_ms),
-        "deliveries": deliveries,
-    })))
+    Ok(Json(WebhookOut {
+        url,
+        secret_version: h.secret_version,
+        previous_secret_valid_until: h.previous_until_ms.map(rfc3339_ms),
+        deliveries,
+    }))
 }
 
 /// `POST /v1/webhook/rotate`: a new secret (shown once); the previous one
 /// signs too for 24 hours, so receivers can switch without missing events.
+#[utoipa::path(post, path = "/v1/webhook/rotate", responses((status = 200, description = "Success", body = Rotated)))]
 pub async fn rotate(
     AxState(st): AxState<State>,
     auth: Scoped<scope::Admin>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Rotated>> {
     let h = st
         .catalog
         .rotate_webhook(&auth.tenant_id, OVERLAP_MS)
@@ -124,14 +186,15 @@ pub async fn rotate(
         serde_json::json!({}),
     )
     .await;
-    Ok(Json(serde_json::json!({
-        "secret": bv_service::webhooks::secret(&st.vault, &auth.tenant_id, h.secret_version).await?,
-        "secret_version": h.secret_version,
-        "previous_secret_valid_until": h.previous_until_ms.map(rfc3339_ms),
-    })))
+    Ok(Json(Rotated {
+        secret: bv_service::webhooks::secret(&st.vault, &auth.tenant_id, h.secret_version).await?,
+        secret_version: h.secret_version,
+        previous_secret_valid_until: h.previous_until_ms.map(rfc3339_ms),
+    }))
 }
 
 /// `DELETE /v1/webhook`
+#[utoipa::path(delete, path = "/v1/webhook", responses((status = 204, description = "Success, no body")))]
 pub async fn delete(
     AxState(st): AxState<State>,
     auth: Scoped<scope::Admin>,
