@@ -92,7 +92,7 @@ impl Default for ServeConfig {
             simple_upload_max_mib: 64,
             webhook_allow_http: false,
             webhook_allow_private: false,
-            audit_checkpoint_seconds: 300,
+            audit_checkpoint_seconds: 60,
             header_timeout_seconds: 10,
             body_idle_timeout_seconds: 30,
             security_contact: String::new(),

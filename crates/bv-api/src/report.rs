@@ -162,7 +162,7 @@ pub const ATTACKS: &[(&str, &str, &str)] = &[
         "hostile_names_and_user_agents_cannot_forge_log_lines",
     ),
     (
-        "audit log rows edited, deleted, reordered, inserted and cut",
+        "audit log rows edited, deleted, reordered, inserted and cut, with the checkpoint rows deleted too (an anchor outside the catalog vouches)",
         "crates/bv/tests/service/audit.rs",
         "tampering_with_the_audit_log_is_detected_at_its_position",
     ),
@@ -200,6 +200,21 @@ pub const ATTACKS: &[(&str, &str, &str)] = &[
         "hostile jobs: ptrace, mount, namespaces (unshare, clone flags, clone3), keyrings, bpf, modules",
         "crates/bv/tests/sandbox.rs",
         "host_processes_are_invisible_and_dangerous_calls_refused",
+    ),
+    (
+        "a server stopped with SIGTERM vouches for its last audit entries (checkpoint anchored outside the catalog)",
+        "crates/bv/tests/service/audit.rs",
+        "a_stopped_server_leaves_its_last_entries_vouched_for",
+    ),
+    (
+        "an HTTP/2 upload client that vanishes mid-body leaves no lease holding the upload",
+        "crates/bv-api/tests/router.rs",
+        "an_upload_whose_client_vanishes_mid_patch_is_free_for_another_server",
+    ),
+    (
+        "a raw H.264 stream (no container count) is priced, processed and charged for every frame",
+        "crates/bv/tests/service/worker.rs",
+        "a_raw_h264_stream_is_priced_and_charged_for_every_frame",
     ),
     (
         "the claims of this report, checked against the live service",

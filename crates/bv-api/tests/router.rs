@@ -13,6 +13,7 @@ use axum::extract::ConnectInfo;
 use bv_catalog::{Catalog, Scope};
 use bv_service::offers::{ModelOffer, Offers, PresetOffer};
 use bv_testkit::{TestDb, on_both};
+use futures::StreamExt;
 use http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -43,6 +44,7 @@ on_both!(
     sign_in_sets_a_session_that_needs_its_csrf_token,
     signed_links_open_and_tampered_ones_do_not,
     a_password_guesser_locks_its_own_address_not_the_user,
+    an_upload_whose_client_vanishes_mid_patch_is_free_for_another_server,
 );
 
 /// A service state on a fresh catalog, with two tenants and a key each.
@@ -1151,5 +1153,80 @@ async fn a_password_guesser_locks_its_own_address_not_the_user(db: &TestDb) {
     assert!(
         tail.iter().all(|e| e.target.len() < 400),
         "the login was stored whole"
+    );
+}
+
+async fn an_upload_whose_client_vanishes_mid_patch_is_free_for_another_server(db: &TestDb) {
+    let k = Kit::new(db).await;
+    let create = Request::post("/v1/uploads")
+        .header(header::AUTHORIZATION, format!("Bearer {}", k.key))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", (1u64 << 20).to_string())
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, _) = k.send(create).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let location = headers[header::LOCATION].to_str().unwrap();
+    let id = location.rsplit('/').next().unwrap().to_string();
+    // An HTTP/2 client sends 64 KiB of its PATCH and vanishes: the stream
+    // never ends, and the request's future is dropped (as hyper drops it
+    // when the client resets the stream or the connection goes).
+    let chunk = bytes::Bytes::from(vec![7u8; 64 << 10]);
+    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(chunk) })
+        .chain(futures::stream::pending());
+    let patch = Request::patch(format!("/v1/uploads/{id}"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", k.key))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", "0")
+        .header(header::CONTENT_TYPE, "application/offset+octet-stream")
+        .body(Body::from_stream(body))
+        .unwrap();
+    let held = tokio::time::timeout(std::time::Duration::from_secs(2), k.send(patch)).await;
+    assert!(
+        held.is_err(),
+        "the PATCH was still reading when its client vanished"
+    );
+    // Another server takes the upload over at once (a lease renewed by an
+    // orphaned task would keep it locked for as long as this server runs).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match k
+            .st
+            .catalog
+            .lock_upload(&k.tenant, &id, "another-server", 30_000)
+            .await
+        {
+            Ok(u) => {
+                assert_eq!(u.received, 0, "nothing of the vanished request was kept");
+                break;
+            }
+            Err(bv_catalog::CatalogError::Conflict(_)) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the upload stayed locked after its writer was dropped"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // And this server lets its own next request in: it left the active set.
+    k.st.catalog
+        .unlock_upload(&id, "another-server")
+        .await
+        .unwrap();
+    let resume = Request::patch(format!("/v1/uploads/{id}"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", k.key))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", "0")
+        .header(header::CONTENT_TYPE, "application/offset+octet-stream")
+        .body(Body::from(vec![1u8; 1 << 20]))
+        .unwrap();
+    let (status, _, body) = k.send(resume).await;
+    assert_eq!(
+        status,
+        StatusCode::NO_CONTENT,
+        "{}",
+        String::from_utf8_lossy(&body)
     );
 }

@@ -86,6 +86,23 @@ pub struct AuditProblem {
     pub problem: String,
 }
 
+/// A signed checkpoint: the log had reached entry `seq`, whose seal was
+/// `seal`, at `at_ms`. Kept in the catalog and, as an anchor, outside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditCheckpoint {
+    /// The last entry it vouches for.
+    pub seq: i64,
+    /// That entry's seal.
+    pub seal: String,
+    /// When it was signed, ms.
+    pub at_ms: i64,
+    /// The chain key version that signed it.
+    pub key_version: i64,
+    /// The signature (hex).
+    pub signature: String,
+}
+
 /// What [`Catalog::verify_audit`] found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditReport {
@@ -95,6 +112,8 @@ pub struct AuditReport {
     pub last_seq: i64,
     /// Checkpoints read.
     pub checkpoints: i64,
+    /// Checkpoints anchored outside the catalog that were checked.
+    pub anchors: i64,
     /// Breaks found, first first (empty: the log verifies).
     pub problems: Vec<AuditProblem>,
 }
@@ -132,7 +151,8 @@ pub fn link_bytes(e: &AuditEntry, prev_seal: &str) -> Vec<u8> {
     out
 }
 
-fn checkpoint_bytes(seq: i64, seal: &str, at_ms: i64) -> Vec<u8> {
+/// The bytes a checkpoint's signature covers.
+pub fn checkpoint_bytes(seq: i64, seal: &str, at_ms: i64) -> Vec<u8> {
     let mut out = Vec::new();
     put(&mut out, b"bv-audit-checkpoint-v1");
     put(&mut out, seq.to_string().as_bytes());
@@ -369,8 +389,8 @@ impl Catalog {
     }
 
     /// Records a signed checkpoint at the current end of the log (none when
-    /// the log is empty or the end is already checkpointed). Returns its seq.
-    pub async fn audit_checkpoint(&self, key: &dyn ChainKey) -> Result<Option<i64>> {
+    /// the log is empty); when the end is already checkpointed, that one.
+    pub async fn audit_checkpoint(&self, key: &dyn ChainKey) -> Result<Option<AuditCheckpoint>> {
         let mut tx = self.write_tx().await?;
         self.audit_lock(&mut tx).await?;
         let Some(last) = sqlx::query("SELECT seq, seal FROM audit_log ORDER BY seq DESC LIMIT 1")
@@ -381,12 +401,20 @@ impl Catalog {
         };
         let seq: i64 = last.try_get("seq")?;
         let seal: String = last.try_get("seal")?;
-        let done = sqlx::query("SELECT seq FROM audit_checkpoints WHERE seq = $1")
-            .bind(seq)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if done.is_some() {
-            return Ok(Some(seq));
+        let done = sqlx::query(
+            "SELECT seq, seal, at_ms, key_version, signature FROM audit_checkpoints WHERE seq = $1",
+        )
+        .bind(seq)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(r) = done {
+            return Ok(Some(AuditCheckpoint {
+                seq,
+                seal: r.try_get("seal")?,
+                at_ms: r.try_get("at_ms")?,
+                key_version: r.try_get("key_version")?,
+                signature: r.try_get("signature")?,
+            }));
         }
         let at = now_ms();
         let (v, sig) = key
@@ -404,17 +432,30 @@ impl Catalog {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Some(seq))
+        Ok(Some(AuditCheckpoint {
+            seq,
+            seal,
+            at_ms: at,
+            key_version: i64::from(v),
+            signature: bv_crypto::secret::hex(&sig),
+        }))
     }
 
-    /// Walks the whole log and its checkpoints; reports every break. Memory
-    /// stays bounded: entries are read a page at a time and only the
-    /// checkpoints are held.
-    pub async fn verify_audit(&self, key: &dyn ChainKey) -> Result<AuditReport> {
+    /// Walks the whole log and its checkpoints, and the checkpoints
+    /// `anchored` outside the catalog (which someone able to rewrite the
+    /// catalog cannot delete with it); reports every break. Memory stays
+    /// bounded: entries are read a page at a time and only the checkpoints
+    /// are held.
+    pub async fn verify_audit(
+        &self,
+        key: &dyn ChainKey,
+        anchored: &[AuditCheckpoint],
+    ) -> Result<AuditReport> {
         let mut report = AuditReport {
             entries: 0,
             last_seq: 0,
             checkpoints: 0,
+            anchors: 0,
             problems: Vec::new(),
         };
         // Checkpoints first: seq -> the seal they vouch for.
@@ -439,6 +480,28 @@ impl Catalog {
                 report.problems.push(AuditProblem {
                     seq,
                     problem: "a checkpoint here is not validly signed".into(),
+                });
+            }
+        }
+        for c in anchored {
+            report.anchors += 1;
+            let sig = bv_crypto::secret::from_hex(&c.signature).unwrap_or_default();
+            let bytes = checkpoint_bytes(c.seq, &c.seal, c.at_ms);
+            if u32::try_from(c.key_version).is_ok_and(|v| key.check(v, &bytes, &sig)) {
+                // Where both vouch for a position they must agree; an anchor
+                // beyond every catalog checkpoint is what catches a cut tail
+                // whose checkpoint rows were deleted too.
+                if vouched.get(&c.seq).is_some_and(|s| *s != c.seal) {
+                    report.problems.push(AuditProblem {
+                        seq: c.seq,
+                        problem: "the catalog's checkpoint here differs from its anchor".into(),
+                    });
+                }
+                vouched.insert(c.seq, c.seal.clone());
+            } else {
+                report.problems.push(AuditProblem {
+                    seq: c.seq,
+                    problem: "an anchored checkpoint here is not validly signed".into(),
                 });
             }
         }

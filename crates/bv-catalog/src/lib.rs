@@ -34,7 +34,7 @@ pub mod webhooks;
 pub use access::{Grant, GrantStatus, NewGrant, Operator};
 pub use accounts::{Principal, Tenant, TenantLimits};
 pub use api_keys::{ApiKey, KeyAuth, Scope};
-pub use audit::{AuditEntry, ChainKey, NewAuditEvent};
+pub use audit::{AuditCheckpoint, AuditEntry, AuditReport, ChainKey, NewAuditEvent};
 pub use config::CatalogConfig;
 pub use credits::{Balance, CreditEntry};
 pub use db::{Backend, Catalog, now_ms};

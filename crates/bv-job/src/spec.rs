@@ -40,6 +40,11 @@ pub struct JobSpec {
     /// jail's private `/scratch`, which dies with the jail.
     #[serde(default)]
     pub piped: bool,
+    /// Process at most this many frames: what the job was priced for (the
+    /// probe's count), so an input whose container understates its length
+    /// is not enhanced beyond what was paid.
+    #[serde(default)]
+    pub max_frames: Option<u64>,
 }
 
 /// What a join gets on its piped input: the original, then each segment's

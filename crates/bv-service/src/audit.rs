@@ -102,9 +102,49 @@ pub async fn record(
     }
 }
 
-/// Signs a checkpoint at the end of the audit log (a no-op when nothing was
-/// added since the last one); returns its sequence number.
+/// Where checkpoints are anchored in the vault's blob store, one record per
+/// checkpoint named by its zero-padded position (so names sort in order).
+pub const ANCHORS: &str = "audit-anchors";
+
+/// Signs a checkpoint at the end of the audit log (the last one again when
+/// nothing was added) and anchors it outside the catalog, in the vault's
+/// blob store: someone able to rewrite the catalog can cut entries off the
+/// end and delete the checkpoint rows that vouch for them, but not the
+/// anchor. Returns its position.
 pub async fn checkpoint(catalog: &Catalog, vault: &Vault) -> crate::ServiceResult<Option<i64>> {
     let key = VaultChainKey::load(vault).await?;
-    Ok(catalog.audit_checkpoint(&key).await?)
+    let Some(c) = catalog.audit_checkpoint(&key).await? else {
+        return Ok(None);
+    };
+    let name = format!("{ANCHORS}/{:020}", c.seq);
+    let bytes = serde_json::to_vec(&c).expect("a checkpoint serialises");
+    vault.blobs().put_named(&name, bytes).await?;
+    Ok(Some(c.seq))
+}
+
+/// Verifies the audit chain, its checkpoints and the newest anchor in the
+/// blob store (which vouches for the furthest the log has reached).
+pub async fn verify(
+    catalog: &Catalog,
+    vault: &Vault,
+) -> crate::ServiceResult<bv_catalog::AuditReport> {
+    let key = VaultChainKey::load(vault).await?;
+    let names = vault.blobs().list_named(ANCHORS).await?;
+    let mut anchored = Vec::new();
+    if let Some(newest) = names.last()
+        && let Some(bytes) = vault.blobs().get_named(newest).await?
+    {
+        match serde_json::from_slice::<bv_catalog::AuditCheckpoint>(&bytes) {
+            Ok(c) => anchored.push(c),
+            // Unreadable: reported like a forged one (a signature that fails).
+            Err(_) => anchored.push(bv_catalog::AuditCheckpoint {
+                seq: 0,
+                seal: String::new(),
+                at_ms: 0,
+                key_version: -1,
+                signature: String::new(),
+            }),
+        }
+    }
+    Ok(catalog.verify_audit(&key, &anchored).await?)
 }

@@ -110,6 +110,16 @@ pub fn price(billing: &BillingConfig, v: &Video, scale: u32) -> ServiceResult<i6
     Ok((mp * f.max(1) as f64 * billing.price_per_megapixel_frame).ceil() as i64)
 }
 
+/// What a job that reserved `price` for `priced_frames` frames is charged
+/// when it processed `frames_done`: the share it did, rounded up, never more
+/// than the price (the runner is told to stop at the priced count).
+pub fn settle(price: i64, priced_frames: Option<i64>, frames_done: u64) -> i64 {
+    let priced = priced_frames.unwrap_or(0).max(1) as u128;
+    let done = (frames_done as u128).min(priced);
+    let price = price.max(0) as u128;
+    (price * done).div_ceil(priced) as i64
+}
+
 /// A video a job may run on: not refused by its probe.
 pub fn check_input(v: &Video) -> ServiceResult<()> {
     match &v.rejected {
@@ -155,5 +165,24 @@ async fn verify(vault: &Vault, version: i64, mac_hex: &str, payload: &[u8]) -> b
             .await
             .unwrap_or(false),
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::settle;
+
+    #[test]
+    fn a_job_pays_for_the_frames_it_did_never_more_than_reserved() {
+        assert_eq!(settle(300, Some(30), 30), 300);
+        assert_eq!(settle(300, Some(30), 15), 150);
+        // Rounded up: one frame of three of a 100-credit job is 34.
+        assert_eq!(settle(100, Some(3), 1), 34);
+        // More frames than priced (a container that understated its length)
+        // costs no more than the reservation.
+        assert_eq!(settle(300, Some(30), 500), 300);
+        // Videos probed before counts were exact recorded 0 frames.
+        assert_eq!(settle(7, Some(0), 500), 7);
+        assert_eq!(settle(7, None, 0), 0);
     }
 }

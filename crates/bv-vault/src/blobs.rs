@@ -202,6 +202,41 @@ impl Blobs {
         }
     }
 
+    /// Stores a small named record under `n/<name>`, outside the sealed
+    /// objects' namespace (so no sweep of orphan objects sees it): things the
+    /// service keeps beside the catalog, such as audit anchors. Names are
+    /// the caller's (`[a-z0-9/-]`); the content is not sealed.
+    pub async fn put_named(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        self.store()
+            .put(&named_path(name)?, PutPayload::from(bytes))
+            .await?;
+        Ok(())
+    }
+
+    /// The named record, if it exists.
+    pub async fn get_named(&self, name: &str) -> Result<Option<Bytes>> {
+        match self.store().get(&named_path(name)?).await {
+            Ok(r) => Ok(Some(r.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The names of the named records under `prefix`.
+    pub async fn list_named(&self, prefix: &str) -> Result<Vec<String>> {
+        let root = named_path(prefix)?;
+        let mut out = Vec::new();
+        let mut s = self.store().list(Some(&root));
+        while let Some(m) = s.next().await {
+            let path = m?.location;
+            if let Some(name) = path.as_ref().strip_prefix("n/") {
+                out.push(name.to_string());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Every stored blob with its age in seconds.
     pub async fn list(&self) -> Result<Vec<(ObjectId, u64)>> {
         let now = chrono_now();
@@ -269,6 +304,19 @@ fn chrono_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// The store path of a named record.
+fn named_path(name: &str) -> Result<Path> {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'/')
+        && !name.split('/').any(str::is_empty);
+    if !ok {
+        return Err(VaultError::Config(format!("bad record name {name:?}")));
+    }
+    Ok(Path::from(format!("n/{name}")))
 }
 
 fn not_found(e: object_store::Error) -> VaultError {

@@ -310,16 +310,18 @@ impl Worker {
         let Some((out, ext)) = self.new_output(job, &preset, &input).await? else {
             return Ok(Ended::LostLease);
         };
-        let result = self.enhance(job, &preset, &input.id, &out.id, ext).await;
+        let result = self.enhance(job, &preset, &input, &out.id, ext).await;
         match result {
             Ok((done, size)) => {
+                // Charged for the frames it did, at most what was reserved.
+                let cost = bv_service::jobs::settle(job.price, input.frames, done.frames);
                 match self
                     .catalog
                     .complete_job(
                         &job.id,
                         &self.owner,
                         Some((&out.id, size as i64)),
-                        job.price,
+                        cost,
                         Some(done.frames as i64),
                         self.retain(&job.tenant_id).await?,
                     )
@@ -565,12 +567,14 @@ impl Worker {
         &self,
         job: &Job,
         p: &Enhance,
-        input: &str,
+        input: &bv_catalog::Video,
         output: &str,
         ext: &str,
     ) -> WorkerResult<(Done, u64)> {
-        let spec = self.cfg.runner.piped_spec(JobKind::Enhance(p.clone()), ext);
-        let inputs = [input.to_string()];
+        let mut spec = self.cfg.runner.piped_spec(JobKind::Enhance(p.clone()), ext);
+        // No more frames than the job was priced for (the probe's count).
+        spec.max_frames = input.frames.filter(|f| *f > 0).map(|f| f as u64);
+        let inputs = [input.id.clone()];
         self.stream(job, spec, &inputs, Some(output), Beat::Job, (0, None))
             .await
     }

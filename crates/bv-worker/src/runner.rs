@@ -91,6 +91,7 @@ impl Runner {
             max_width: e.max_width,
             max_height: e.max_height,
             piped: true,
+            max_frames: None,
         }
     }
 

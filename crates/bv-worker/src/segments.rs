@@ -224,13 +224,15 @@ impl Worker {
             }
         };
         done.frames = frames as u64;
+        // Charged for the frames the segments did, at most what was reserved.
+        let cost = bv_service::jobs::settle(job.price, input.frames, done.frames);
         match self
             .catalog
             .complete_job(
                 &job.id,
                 &self.owner,
                 Some((&out.id, size as i64)),
-                job.price,
+                cost,
                 Some(frames),
                 self.retain(&job.tenant_id).await?,
             )

@@ -31,6 +31,7 @@ fn opts() -> EnhanceOptions {
         max_height: 8192,
         overwrite: true,
         segment: None,
+        max_frames: None,
     }
 }
 

@@ -306,16 +306,74 @@ async fn live_upload(st: &State, auth: &Auth, id: &str) -> ApiResult<bv_catalog:
 /// same server, restarted, takes it over at once: its instance id persists).
 const LEASE_MS: i64 = 30_000;
 
-/// Removes an upload from this process's active set when the request ends.
-struct Active<'a>(&'a State, String);
+/// This process's hold on an upload while a request writes to it: its place
+/// in the active set and, once taken, the catalog lease with the task that
+/// renews it. Dropping it — the request ended, or its future was dropped
+/// because an HTTP/2 client vanished mid-body — leaves the set, stops the
+/// renewals and releases the lease, so another server can take the upload
+/// over at once instead of seeing it locked for as long as this one runs.
+struct Writer {
+    st: State,
+    id: String,
+    /// The lease owner and its renewal task, once the lease is held.
+    lease: Option<(String, tokio::task::AbortHandle)>,
+}
 
-impl Drop for Active<'_> {
+impl Writer {
+    /// Renews the lease every third of its length until the upload is gone
+    /// or another owner holds it (then there is nothing left to renew).
+    fn hold(&mut self, tenant: &str, owner: &str) {
+        let (cat, t, i, o) = (
+            self.st.catalog.clone(),
+            tenant.to_string(),
+            self.id.clone(),
+            owner.to_string(),
+        );
+        let renew = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(LEASE_MS as u64 / 3)).await;
+                match cat.lock_upload(&t, &i, &o, LEASE_MS).await {
+                    Ok(_) => {}
+                    Err(
+                        bv_catalog::CatalogError::NotFound | bv_catalog::CatalogError::Conflict(_),
+                    ) => {
+                        break;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "renewing an upload lease"),
+                }
+            }
+        });
+        self.lease = Some((owner.to_string(), renew.abort_handle()));
+    }
+
+    /// Releases the lease now (the request's normal end).
+    async fn release(mut self) {
+        if let Some((owner, renew)) = self.lease.take() {
+            renew.abort();
+            let _ = self.st.catalog.unlock_upload(&self.id, &owner).await;
+        }
+    }
+}
+
+impl Drop for Writer {
     fn drop(&mut self) {
-        self.0
+        self.st
             .active_uploads
             .lock()
             .expect("not poisoned")
-            .remove(&self.1);
+            .remove(&self.id);
+        if let Some((owner, renew)) = self.lease.take() {
+            renew.abort();
+            // Dropped without `release`: unlock from a task of its own (a
+            // destructor cannot wait). No runtime means the process is
+            // ending, and the lease then lapses by itself.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let (cat, id) = (self.st.catalog.clone(), self.id.clone());
+                rt.spawn(async move {
+                    let _ = cat.unlock_upload(&id, &owner).await;
+                });
+            }
+        }
     }
 }
 
@@ -344,7 +402,11 @@ async fn append(
     {
         return Err(locked());
     }
-    let _active = Active(st, id.to_string());
+    let mut writer = Writer {
+        st: State::clone(st),
+        id: id.to_string(),
+        lease: None,
+    };
     let owner = st.instance.clone();
     let u = st
         .catalog
@@ -354,20 +416,7 @@ async fn append(
             bv_catalog::CatalogError::Conflict(_) => locked(),
             e => e.into(),
         })?;
-    let heartbeat = {
-        let (cat, t, i, o) = (
-            st.catalog.clone(),
-            auth.tenant_id.clone(),
-            id.to_string(),
-            owner.clone(),
-        );
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(std::time::Duration::from_millis(LEASE_MS as u64 / 3)).await;
-                let _ = cat.lock_upload(&t, &i, &o, LEASE_MS).await;
-            }
-        })
-    };
+    writer.hold(&auth.tenant_id, &owner);
     let result = async {
         if offset != u.received as u64 {
             return Err(tus_error(
@@ -426,8 +475,7 @@ async fn append(
         Ok(new)
     }
     .await;
-    heartbeat.abort();
-    let _ = st.catalog.unlock_upload(id, &owner).await;
+    writer.release().await;
     result
 }
 

@@ -38,6 +38,9 @@ pub struct EnhanceOptions {
     /// Only this part of the input, written video-only with the input's
     /// timestamps and frames as stored (unrotated), for [`super::segments::join`].
     pub segment: Option<super::segments::Segment>,
+    /// Decode at most this many frames (a service job: what was paid for,
+    /// whatever the container claimed).
+    pub max_frames: Option<u64>,
 }
 
 /// Progress after each frame (the job contract's type: the runner reports it as it is).
@@ -308,6 +311,9 @@ pub fn enhance_into(
         "-vf",
         &decode_filter(&plan, depth),
     ]);
+    if let Some(n) = opts.max_frames {
+        dec.args(["-frames:v", &n.to_string()]);
+    }
     dec.args([
         "-fps_mode",
         "passthrough",

@@ -249,6 +249,33 @@ pub fn probe(path: &Path) -> Result<MediaInfo> {
     Ok(info)
 }
 
+/// The frames of stream `index`, counted by reading the whole file (one
+/// packet per video frame): for inputs whose container states no count — a
+/// raw H.264 or HEVC stream, Matroska — where an estimate from duration and
+/// frame rate is missing or approximate and a price must not rest on it.
+pub fn count_frames(path: &Path, index: usize) -> Result<u64> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams"])
+        .arg(index.to_string())
+        .args([
+            "-count_packets",
+            "-show_entries",
+            "stream=nb_read_packets",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .stdin(Stdio::null())
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.trim().trim_end_matches(',').parse::<u64>() {
+        Ok(n) if out.status.success() => Ok(n),
+        _ => Err(EngineError::InputTruncated(format!(
+            "could not count the frames of video stream {index}"
+        ))),
+    }
+}
+
 fn invalid_picture_size(stderr: &str) -> Option<(u64, u64)> {
     let rest = &stderr[stderr.find("Picture size ")? + "Picture size ".len()..];
     let dims = rest.split_whitespace().next()?;

@@ -355,7 +355,6 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
             );
             return Ok(());
         }
-        let key = bv_service::audit::VaultChainKey::load(&vault).await?;
         // Every change an operator makes here is in the audit log, as the CLI's.
         let audit = |tenant: Option<String>, action: &'static str, target: String, detail: serde_json::Value| {
             let (cat, vault) = (&cat, &vault);
@@ -372,7 +371,7 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
         };
         match c {
             AdminCmd::Audit(AuditCmd::Verify) => {
-                let r = cat.verify_audit(&key).await?;
+                let r = bv_service::audit::verify(&cat, &vault).await?;
                 println!("{}", serde_json::to_string_pretty(&r)?);
                 if let Some(p) = r.problems.first() {
                     return Err(crate::exit::JobFailed {
@@ -392,7 +391,7 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
                 );
             }
             AdminCmd::Audit(AuditCmd::Checkpoint) => {
-                let seq = cat.audit_checkpoint(&key).await?;
+                let seq = bv_service::audit::checkpoint(&cat, &vault).await?;
                 println!("{}", serde_json::json!({ "checkpoint": seq }));
             }
             AdminCmd::Audit(AuditCmd::Tail { limit }) => {

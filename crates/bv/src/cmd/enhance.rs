@@ -101,6 +101,7 @@ pub fn run(cfg: &Config, mut a: Args) -> anyhow::Result<()> {
         max_width: cfg.engine.max_output_width,
         max_height: cfg.engine.max_output_height,
         piped: false,
+        max_frames: None,
     };
 
     let cancel = Arc::new(AtomicBool::new(false));

@@ -45,6 +45,7 @@ pub fn execute(
         max_height: spec.max_height,
         overwrite: true,
         segment: e.segment,
+        max_frames: spec.max_frames,
     };
     Ok(enhance_into(
         &spec.input,
@@ -79,7 +80,19 @@ fn probe_summary(spec: &JobSpec) -> anyhow::Result<Done> {
         }
         .into());
     }
-    let frames = info.frame_estimate().unwrap_or(0);
+    // What a job on it is priced by and may process: the container's count,
+    // else every packet counted (never an estimate, never 0).
+    let frames = match v.nb_frames {
+        Some(n) => n,
+        None => bv_engine::video::probe::count_frames(&spec.input, v.index)?,
+    };
+    if frames == 0 {
+        return Err(bv_engine::EngineError::InputTruncated(format!(
+            "video stream {} has no frames",
+            v.index
+        ))
+        .into());
+    }
     // Where the video may be cut for several workers (decision 0023): any
     // keyframe will do, so a very long list is thinned, not truncated.
     let segmenting = segments::keyframes_us(&spec.input, v.index)

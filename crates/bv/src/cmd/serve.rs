@@ -150,7 +150,12 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
             webhooks: true,
             webhook_allow_private: cfg.serve.webhook_allow_private,
         };
-        bv_service::background::spawn(catalog, vault, schedule, stop);
+        bv_service::background::spawn(
+            catalog.clone(),
+            Arc::clone(&vault),
+            schedule,
+            Arc::clone(&stop),
+        );
         // These lines are the interface of `make run` and of the tests: keep their shape.
         println!("BetterVideo is running at {}", running.url);
         if let Some(c) = &running.dev_cert {
@@ -178,9 +183,41 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
         use std::io::Write;
         let _ = std::io::stdout().flush();
         tracing::info!(url = %running.url, addr = %running.addr, "serving");
-        running.wait().await;
+        tokio::select! {
+            () = running.wait() => {}
+            () = shutdown_signal() => {
+                tracing::info!("SIGTERM or SIGINT: stopping");
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                // The entries since the last checkpoint are vouched for (and
+                // anchored outside the catalog) before the process ends, so
+                // none of them can be cut off unnoticed; within a deadline,
+                // for a stop must not hang on a catalog that is gone.
+                let last = bv_service::audit::checkpoint(&catalog, &vault);
+                match tokio::time::timeout(std::time::Duration::from_secs(10), last).await {
+                    Ok(Ok(seq)) => tracing::info!(?seq, "audit log checkpoint signed at shutdown"),
+                    Ok(Err(e)) => tracing::error!(error = %e, "audit checkpoint at shutdown failed"),
+                    Err(_) => tracing::error!("audit checkpoint at shutdown timed out after 10 s"),
+                }
+            }
+        }
         Ok(())
     })
+}
+
+/// Resolves on SIGTERM or SIGINT (what `docker stop`, Kubernetes and Ctrl-C send).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // No handlers: the default action (the process ends) stays.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
 }
 
 /// On an empty catalog: a `default` tenant, an `admin` service account and

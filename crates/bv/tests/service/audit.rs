@@ -14,6 +14,7 @@ use bv_testkit::on_both;
 on_both!(backend;
     security_events_land_in_the_tenants_own_audit_log,
     tampering_with_the_audit_log_is_detected_at_its_position,
+    a_stopped_server_leaves_its_last_entries_vouched_for,
 );
 
 async fn audit_page(s: &Server, key: &str) -> Vec<Value> {
@@ -323,4 +324,42 @@ async fn tampering_with_the_audit_log_is_detected_at_its_position(b: Backend) {
     )
     .await;
     assert_eq!(verify(&s), (7, Some(last)), "truncation below a checkpoint");
+
+    // The outside review's attack: cut the end and delete the checkpoint
+    // rows that vouch for it. The anchor in the blob store still does.
+    exec(&mut db, "DELETE FROM audit_checkpoints").await;
+    assert_eq!(
+        verify(&s),
+        (7, Some(last)),
+        "truncation with the catalog's checkpoints deleted too"
+    );
+}
+
+/// A stop (SIGTERM) signs a last checkpoint, anchored outside the catalog:
+/// what was recorded just before it cannot be cut off unnoticed.
+async fn a_stopped_server_leaves_its_last_entries_vouched_for(b: Backend) {
+    let mut s = Server::start(b).await;
+    s.admin(&["credits", "grant", "--tenant", "default", "5"], None);
+    let status = s.stop();
+    assert!(status.success(), "a clean stop: {status:?}");
+    let mut db = s.raw_db().await;
+    let last: i64 = sqlx::query("SELECT MAX(seq) AS m FROM audit_log")
+        .fetch_one(&mut db)
+        .await
+        .unwrap()
+        .try_get("m")
+        .unwrap();
+    let out = s.bv().args(["admin", "audit", "verify"]).output().unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["anchors"], 1, "{r}");
+    assert_eq!(r["problems"], serde_json::json!([]), "{r}");
+    // The grant was the last entry: cutting it (and every checkpoint row)
+    // is caught by the anchor the stop wrote.
+    exec(
+        &mut db,
+        &format!("DELETE FROM audit_log WHERE seq = {last}"),
+    )
+    .await;
+    exec(&mut db, "DELETE FROM audit_checkpoints").await;
+    assert_eq!(verify(&s), (7, Some(last)));
 }

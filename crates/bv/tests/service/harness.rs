@@ -227,6 +227,28 @@ impl Server {
         }
     }
 
+    /// Stops the server as an orchestrator does (SIGTERM) and waits for it
+    /// to exit (10 s at most); its exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let st = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("bv serve did not stop within 10 s of SIGTERM");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// `kill -9`, then start again on the same port, data and catalog.
     pub fn restart(&mut self) {
         self.kill9();

@@ -20,6 +20,7 @@ on_both!(backend;
     webhooks_verify_independently_fail_when_tampered_and_survive_rotation,
     twenty_jobs_on_two_workers_all_complete,
     the_quote_is_the_price_reserved_and_unknown_models_are_refused,
+    a_raw_h264_stream_is_priced_and_charged_for_every_frame,
 );
 
 /// A 64×48 H.264 clip, uploaded and probed (ready to enhance); its video id.
@@ -107,6 +108,63 @@ async fn the_quote_is_the_price_reserved_and_unknown_models_are_refused(b: Backe
     assert_eq!(p["model"], strong["model"]);
     assert_eq!(p["scale"], strong["scale"]);
     assert_eq!(p["codec"], "hevc", "codec overrides the preset's");
+}
+
+/// The outside review's "free compute": a raw H.264 stream has no container,
+/// so no frame count and no duration; it was priced as one frame and then
+/// enhanced in full. The probe now counts its frames, the price is for all
+/// of them, the runner is told to stop there, and the charge is for the
+/// frames done.
+async fn a_raw_h264_stream_is_priced_and_charged_for_every_frame(b: Backend) {
+    let s = Server::start_with(b, &[("BV_BILLING_PRICE_PER_MEGAPIXEL_FRAME", "100")]).await;
+    let raw = s.dir.path().join("clip.h264");
+    let st = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=64x48:r=25:d=1.2",
+        ])
+        .args(["-c:v", "libx264", "-f", "h264", "-y"])
+        .arg(&raw)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let video = upload(
+        &s,
+        "/v1/videos?name=clip.h264",
+        std::fs::read(&raw).unwrap(),
+    )
+    .await;
+    run_worker_once(&s);
+    let v = get_json(&s, &format!("/v1/videos/{video}")).await;
+    assert_eq!(v["status"], "ready", "{v}");
+    assert_eq!(v["media"]["frames"], 30, "every frame counted: {v}");
+    // x2: 128×96 output, 30 frames, 100 credits per megapixel-frame.
+    let want = (128.0 * 96.0 / 1e6 * 30.0 * 100.0_f64).ceil() as i64;
+    let q = get_json(&s, &format!("/v1/jobs/quote?video_id={video}&scale=2")).await;
+    assert_eq!(q["price"], want, "{q}");
+    s.admin(&["credits", "grant", "--tenant", "default", "1000"], None);
+    let r = api_submit(&s, serde_json::json!({"video_id": video, "scale": 2})).await;
+    assert_eq!(r.status(), 201);
+    let job: Value = r.json().await.unwrap();
+    assert_eq!(job["price"], want);
+    run_worker_once(&s);
+    let j = get_json(&s, &format!("/v1/jobs/{}", job["id"].as_str().unwrap())).await;
+    assert_eq!(j["state"], "succeeded", "{j}");
+    assert_eq!(j["frames_done"], 30);
+    let c = get_json(&s, "/v1/credits").await;
+    assert_eq!(c["available"], 1000 - want, "{c}");
+    let captured: Vec<&Value> = c["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "capture")
+        .collect();
+    assert_eq!(captured.len(), 1);
+    assert_eq!(captured[0]["amount"], want);
 }
 
 async fn twenty_jobs_on_two_workers_all_complete(b: Backend) {
