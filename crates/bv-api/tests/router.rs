@@ -45,6 +45,7 @@ on_both!(
     signed_links_open_and_tampered_ones_do_not,
     a_password_guesser_locks_its_own_address_not_the_user,
     an_upload_whose_client_vanishes_mid_patch_is_free_for_another_server,
+    a_range_for_another_videos_partial_file_gets_the_whole_object,
 );
 
 /// A service state on a fresh catalog, with two tenants and a key each.
@@ -1229,4 +1230,36 @@ async fn an_upload_whose_client_vanishes_mid_patch_is_free_for_another_server(db
         "{}",
         String::from_utf8_lossy(&body)
     );
+}
+
+async fn a_range_for_another_videos_partial_file_gets_the_whole_object(db: &TestDb) {
+    let k = Kit::new(db).await;
+    let a = k.upload("a.mp4", &[b'a'; 5000]).await;
+    let b = k.upload("b.mp4", &[b'b'; 7000]).await;
+    let get = |id: &str, if_range: Option<&str>| {
+        let mut r = Request::get(format!("/v1/videos/{id}/content"))
+            .header(header::AUTHORIZATION, format!("Bearer {}", k.key))
+            .header(header::RANGE, "bytes=1000-");
+        if let Some(t) = if_range {
+            r = r.header(header::IF_RANGE, t);
+        }
+        r.body(Body::empty()).unwrap()
+    };
+    let (status, headers, _) = k.send(get(&a, None)).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    let tag_a = headers[header::ETAG].to_str().unwrap().to_string();
+    let (_, headers, _) = k.send(get(&b, None)).await;
+    let tag_b = headers[header::ETAG].to_str().unwrap().to_string();
+    assert_ne!(tag_a, tag_b);
+    // A client holding 1000 bytes of A asks B to continue them: it gets the
+    // whole of B, never B's bytes after A's (a spliced file).
+    let (status, headers, body) = k.send(get(&b, Some(&tag_a))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.get(header::CONTENT_RANGE).is_none());
+    assert_eq!(body, vec![b'b'; 7000]);
+    // The right tag continues.
+    let (status, headers, body) = k.send(get(&b, Some(&tag_b))).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(headers[header::CONTENT_RANGE], "bytes 1000-6999/7000");
+    assert_eq!(body.len(), 6000);
 }

@@ -69,6 +69,24 @@ pub fn starts_a_download(method: &http::Method, headers: &HeaderMap) -> bool {
             .is_none_or(|r| r.trim_start().starts_with("bytes=0-"))
 }
 
+/// A video's strong entity tag. A video's bytes never change once stored
+/// (ids are random and never reused), so its id and size name them.
+pub fn etag(video: &Video) -> String {
+    format!("\"{}-{:x}\"", video.id, video.size_bytes)
+}
+
+/// Whether a Range request applies: always, unless it carries `If-Range`
+/// naming another representation (RFC 9110 §13.1.5: then the whole object
+/// is sent, so a client resuming a partial file of something else starts
+/// over instead of splicing two objects together). Dates are not validators
+/// here: only our entity tag is.
+fn range_applies(headers: &HeaderMap, tag: &str) -> bool {
+    match headers.get(header::IF_RANGE) {
+        None => true,
+        Some(v) => v.to_str().is_ok_and(|v| v.trim() == tag),
+    }
+}
+
 /// Streams a video (or the range asked for) with `extra` headers.
 pub async fn send(
     st: &State,
@@ -78,7 +96,13 @@ pub async fn send(
     extra: &[(header::HeaderName, HeaderValue)],
 ) -> ApiResult<Response> {
     let len = video.size_bytes as u64;
-    let (status, start, end) = match wanted(headers, len) {
+    let tag = etag(video);
+    let asked = if range_applies(headers, &tag) {
+        wanted(headers, len)
+    } else {
+        Wanted::All
+    };
+    let (status, start, end) = match asked {
         Wanted::All => (StatusCode::OK, 0, len),
         Wanted::Part(s, e) => (StatusCode::PARTIAL_CONTENT, s, e),
         Wanted::Unsatisfiable => {
@@ -119,6 +143,10 @@ pub async fn send(
     let h = r.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&tag).expect("hex and quotes"),
+    );
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_str(&video.content_type)

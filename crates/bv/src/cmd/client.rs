@@ -456,22 +456,34 @@ pub fn link(cfg: &Config, a: LinkArgs) -> anyhow::Result<()> {
     })
 }
 
-/// `bv download`: continues `FILE.part` with a Range request.
+/// What a partial download is of: kept beside `FILE.part` as
+/// `FILE.part.json`, so a later run continues it only for the same video and
+/// the same bytes (its entity tag, sent as `If-Range`).
+#[derive(serde::Serialize, serde::Deserialize, PartialEq)]
+struct PartOf {
+    video: String,
+    etag: String,
+}
+
+/// `bv download`: continues `FILE.part` with a Range request when the part
+/// is of this video (`FILE.part.json` says which, the server's `If-Range`
+/// check confirms); otherwise starts over. The file is renamed into place
+/// only once it holds exactly the video's length.
 pub fn download(cfg: &Config, a: DownloadArgs) -> anyhow::Result<()> {
     let p = load_profile(cfg)?;
     let mut part = a.output.clone().into_os_string();
     part.push(".part");
     let part = PathBuf::from(part);
+    let mut meta = part.clone().into_os_string();
+    meta.push(".json");
+    let meta = PathBuf::from(meta);
     // A device or a pipe (/dev/null, a FIFO) is written into, never replaced.
     let special = std::fs::metadata(&a.output).is_ok_and(|m| !m.is_file());
     runtime()?.block_on(async {
         let c = http(&p)?;
+        let url = format!("{}/v1/videos/{}/content", p.url, a.id);
         if special {
-            let r = c
-                .get(format!("{}/v1/videos/{}/content", p.url, a.id))
-                .bearer_auth(&p.key)
-                .send_polite()
-                .await?;
+            let r = c.get(&url).bearer_auth(&p.key).send_polite().await?;
             let mut s = check(r).await?.bytes_stream();
             let mut f = tokio::fs::OpenOptions::new()
                 .write(true)
@@ -482,40 +494,91 @@ pub fn download(cfg: &Config, a: DownloadArgs) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        let have = std::fs::metadata(&part).map_or(0, |m| m.len());
-        let mut rq = c
-            .get(format!("{}/v1/videos/{}/content", p.url, a.id))
-            .bearer_auth(&p.key);
-        if have > 0 {
-            rq = rq.header("range", format!("bytes={have}-"));
+        let of: Option<PartOf> = std::fs::read(&meta)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let mut have = std::fs::metadata(&part).map_or(0, |m| m.len());
+        let mut rq = c.get(&url).bearer_auth(&p.key);
+        match &of {
+            Some(o) if o.video == a.id && have > 0 => {
+                rq = rq
+                    .header("range", format!("bytes={have}-"))
+                    .header("if-range", &o.etag);
+            }
+            _ if have > 0 => {
+                eprintln!(
+                    "{} is not a partial download of {}; starting over",
+                    part.display(),
+                    a.id
+                );
+                have = 0;
+            }
+            _ => {}
         }
         let r = rq.send_polite().await?;
-        let (mut f, start) = if r.status() == 206 {
+        if r.status() == 416 {
+            // The part file is already whole (the server says how long it is).
+            let total = r.headers().get("content-range").and_then(|v| {
+                v.to_str()
+                    .ok()?
+                    .strip_prefix("bytes */")?
+                    .parse::<u64>()
+                    .ok()
+            });
+            if total == Some(have) {
+                finish(&part, &meta, &a.output, have, have).await?;
+                return Ok(());
+            }
+            anyhow::bail!(
+                "{} holds {have} bytes, more than the video; remove it and run again",
+                part.display()
+            );
+        }
+        let r = check(r).await?;
+        let etag = r
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let (f, start) = if r.status() == 206 {
+            let from = r.headers().get("content-range").and_then(|v| {
+                v.to_str()
+                    .ok()?
+                    .strip_prefix("bytes ")?
+                    .split('-')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            });
+            anyhow::ensure!(
+                from == Some(have),
+                "the server answered a range that does not continue {}; remove it and run again",
+                part.display()
+            );
             eprintln!("continuing at byte {have}");
-            let f = tokio::fs::OpenOptions::new()
+            let mut f = tokio::fs::OpenOptions::new()
                 .append(true)
                 .open(&part)
                 .await?;
+            f.seek(std::io::SeekFrom::End(0)).await?;
             (f, have)
-        } else if r.status() == 416 {
-            // The part file is already whole.
-            tokio::fs::rename(&part, &a.output).await?;
-            println!("{}", a.output.display());
-            return Ok(());
         } else {
-            let r = check(r).await?;
-            return save(
-                r,
-                tokio::fs::File::create(&part).await?,
-                0,
-                &part,
-                &a.output,
-            )
-            .await;
+            if have > 0 && of.as_ref().is_some_and(|o| o.video == a.id) {
+                eprintln!("the video changed since the partial download; starting over");
+            }
+            let f = tokio::fs::File::create(&part)
+                .await
+                .with_context(|| format!("creating {}", part.display()))?;
+            (f, 0)
         };
-        let r = check(r).await?;
-        f.seek(std::io::SeekFrom::End(0)).await?;
-        save(r, f, start, &part, &a.output).await
+        let record = PartOf {
+            video: a.id.clone(),
+            etag,
+        };
+        std::fs::write(&meta, serde_json::to_vec(&record)?)
+            .with_context(|| format!("writing {}", meta.display()))?;
+        save(r, f, start, &part, &meta, &a.output).await
     })
 }
 
@@ -524,6 +587,7 @@ async fn save(
     mut f: tokio::fs::File,
     start: u64,
     part: &Path,
+    meta: &Path,
     out: &Path,
 ) -> anyhow::Result<()> {
     let total = start + r.content_length().unwrap_or(0);
@@ -537,7 +601,19 @@ async fn save(
     }
     f.sync_all().await?;
     pb.finish_and_clear();
+    let len = f.metadata().await?.len();
+    finish(part, meta, out, len, total).await
+}
+
+/// Renames the part file into place once it holds exactly `total` bytes.
+async fn finish(part: &Path, meta: &Path, out: &Path, len: u64, total: u64) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        len == total,
+        "{} holds {len} bytes where the video has {total}; run the same command again to continue",
+        part.display()
+    );
     tokio::fs::rename(part, out).await?;
+    let _ = tokio::fs::remove_file(meta).await;
     println!("{}", out.display());
     Ok(())
 }

@@ -103,12 +103,55 @@ async fn client_commands_round_trip_and_resume(b: Backend) {
     let out = home.path().join("out.mp4");
     ok(client(home.path()).args(["download", &id, "-o", out.to_str().unwrap()]));
     assert!(std::fs::read(&out).unwrap() == data);
-    // A download that stopped part-way continues with a Range request.
+    // A download that stopped part-way (the part file and the record of
+    // what it is of, as an interrupted run leaves them) continues with a
+    // Range request tied to the video's entity tag.
+    let etag = s
+        .req(Method::HEAD, &format!("/v1/videos/{id}/content"), &s.key)
+        .send()
+        .await
+        .unwrap()
+        .headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let out2 = home.path().join("out2.mp4");
     std::fs::write(home.path().join("out2.mp4.part"), &data[..1_500_000]).unwrap();
+    let record = serde_json::json!({"video": id, "etag": etag}).to_string();
+    std::fs::write(home.path().join("out2.mp4.part.json"), &record).unwrap();
     let (_, err) = ok(client(home.path()).args(["download", &id, "-o", out2.to_str().unwrap()]));
     assert!(err.contains("continuing at byte 1500000"), "{err}");
     assert!(std::fs::read(&out2).unwrap() == data);
+    assert!(!home.path().join("out2.mp4.part.json").exists());
+    // The outside review's splice: a part file of another video (here a
+    // different upload) is never continued with this one's bytes, whether
+    // its record names the other video or it has no record at all.
+    let other = payload(2_000_000, b"OTHERVID");
+    let other_file = home.path().join("other.mp4");
+    std::fs::write(&other_file, &other).unwrap();
+    let (other_id, _) = ok(client(home.path()).args(["upload", other_file.to_str().unwrap()]));
+    let other_id = other_id.trim().to_string();
+    let out3 = home.path().join("out3.mp4");
+    for record in [Some(record.clone()), None] {
+        std::fs::write(home.path().join("out3.mp4.part"), &data[..1_500_000]).unwrap();
+        let _ = std::fs::remove_file(home.path().join("out3.mp4.part.json"));
+        if let Some(r) = &record {
+            std::fs::write(home.path().join("out3.mp4.part.json"), r).unwrap();
+        }
+        let (_, err) =
+            ok(client(home.path()).args(["download", &other_id, "-o", out3.to_str().unwrap()]));
+        assert!(!err.contains("continuing"), "{err}");
+        assert!(err.contains("starting over"), "{err}");
+        assert!(std::fs::read(&out3).unwrap() == other, "no spliced file");
+    }
+    // A record naming this video with a stale tag: the server sends it whole.
+    std::fs::write(home.path().join("out3.mp4.part"), &other[..1000]).unwrap();
+    let stale = serde_json::json!({"video": other_id, "etag": "\"stale\""}).to_string();
+    std::fs::write(home.path().join("out3.mp4.part.json"), stale).unwrap();
+    let (_, err) =
+        ok(client(home.path()).args(["download", &other_id, "-o", out3.to_str().unwrap()]));
+    assert!(err.contains("starting over"), "{err}");
+    assert!(std::fs::read(&out3).unwrap() == other);
 
     // rm: gone for good.
     ok(client(home.path()).args(["rm", &id]));
