@@ -123,6 +123,7 @@ pub fn class(code: &str) -> Class {
         | "object_not_found"
         | "invalid_argument"
         | "confirmation_required"
+        | "video_rejected"
         | "not_found"
         | "already_exists"
         | "range_not_satisfiable" => Class::BadInput,

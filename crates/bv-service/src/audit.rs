@@ -129,21 +129,36 @@ pub async fn verify(
     vault: &Vault,
 ) -> crate::ServiceResult<bv_catalog::AuditReport> {
     let key = VaultChainKey::load(vault).await?;
+    // Anchors are named by their position; other names are not ours. The
+    // newest one vouches for the furthest point the log reached; its name
+    // must be the position it is signed for (a copy of an older anchor
+    // added under a higher name, or written over the newest, is caught).
     let names = vault.blobs().list_named(ANCHORS).await?;
+    let newest = names
+        .iter()
+        .filter_map(|n| {
+            let tail = n.strip_prefix(ANCHORS)?.strip_prefix('/')?;
+            (tail.len() == 20 && tail.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| (tail.parse::<i64>().ok(), n))
+        })
+        .filter_map(|(seq, n)| Some((seq?, n)))
+        .max_by_key(|(seq, _)| *seq);
     let mut anchored = Vec::new();
-    if let Some(newest) = names.last()
-        && let Some(bytes) = vault.blobs().get_named(newest).await?
+    if let Some((seq, name)) = newest
+        && let Some(bytes) = vault.blobs().get_named(name).await?
     {
+        let forged = bv_catalog::AuditCheckpoint {
+            seq,
+            seal: String::new(),
+            at_ms: 0,
+            key_version: -1,
+            signature: String::new(),
+        };
         match serde_json::from_slice::<bv_catalog::AuditCheckpoint>(&bytes) {
-            Ok(c) => anchored.push(c),
-            // Unreadable: reported like a forged one (a signature that fails).
-            Err(_) => anchored.push(bv_catalog::AuditCheckpoint {
-                seq: 0,
-                seal: String::new(),
-                at_ms: 0,
-                key_version: -1,
-                signature: String::new(),
-            }),
+            Ok(c) if c.seq == seq => anchored.push(c),
+            // Unreadable, or signed for another position than its name:
+            // reported like a forged one (a signature that fails), there.
+            _ => anchored.push(forged),
         }
     }
     Ok(catalog.verify_audit(&key, &anchored).await?)

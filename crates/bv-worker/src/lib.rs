@@ -437,8 +437,20 @@ impl Worker {
             Err(WorkerError::LeaseLost) => Ok(Ended::LostLease),
             Err(e) => {
                 let code = e.code().to_string();
-                if permanent(&code) {
-                    let reason = format!("{code}: {e}");
+                // Retryable failures are retried; once none is left the
+                // video is rejected like a bad input, with the last code,
+                // so nobody waits for a probe that will never come.
+                let ended = self.fail(job, &code, &e.to_string()).await?;
+                let for_good = permanent(&code) || matches!(ended, Ended::Failed(_));
+                if for_good {
+                    let reason = if permanent(&code) {
+                        format!("{code}: {e}")
+                    } else {
+                        format!(
+                            "{code}: {e} (the probe failed {} time(s); upload the video again once the service is fixed)",
+                            job.attempts.max(1)
+                        )
+                    };
                     let pieces = self
                         .catalog
                         .reject_video(&job.tenant_id, &job.input_video_id, &reason)
@@ -458,7 +470,7 @@ impl Worker {
                     )
                     .await;
                 }
-                self.fail(job, &code, &e.to_string()).await
+                Ok(ended)
             }
         }
     }

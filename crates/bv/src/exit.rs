@@ -99,6 +99,10 @@ mod tests {
                 7,
             ),
             (bv_service::ServiceError::ConfirmationRequired.code(), 3),
+            (
+                bv_service::ServiceError::VideoRejected("x".into()).code(),
+                3,
+            ),
             (EngineError::InputEmpty("x".into()).code(), 3),
             (EngineError::OutputExists("x".into()).code(), 4),
             (EngineError::Cancelled.code(), 130),

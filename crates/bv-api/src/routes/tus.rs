@@ -346,33 +346,41 @@ impl Writer {
         self.lease = Some((owner.to_string(), renew.abort_handle()));
     }
 
-    /// Releases the lease now (the request's normal end).
+    /// Releases the lease now (the request's normal end). The lease is
+    /// forgotten only once unlocked: dropped half-way, `Drop` unlocks it.
     async fn release(mut self) {
-        if let Some((owner, renew)) = self.lease.take() {
+        if let Some((owner, renew)) = &self.lease {
             renew.abort();
-            let _ = self.st.catalog.unlock_upload(&self.id, &owner).await;
+            let _ = self.st.catalog.unlock_upload(&self.id, owner).await;
         }
+        self.lease = None;
     }
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        self.st
-            .active_uploads
-            .lock()
-            .expect("not poisoned")
-            .remove(&self.id);
-        if let Some((owner, renew)) = self.lease.take() {
-            renew.abort();
-            // Dropped without `release`: unlock from a task of its own (a
-            // destructor cannot wait). No runtime means the process is
-            // ending, and the lease then lapses by itself.
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                let (cat, id) = (self.st.catalog.clone(), self.id.clone());
+        let leave = |st: &State, id: &str| {
+            st.active_uploads.lock().expect("not poisoned").remove(id);
+        };
+        let Some((owner, renew)) = self.lease.take() else {
+            leave(&self.st, &self.id);
+            return;
+        };
+        renew.abort();
+        // Dropped without `release`: unlock from a task of its own (a
+        // destructor cannot wait), and only then leave the active set, so a
+        // retry reaching this server cannot take the lease just before the
+        // late unlock clears it. No runtime means the process is ending; the
+        // lease then lapses by itself.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                let (st, id) = (State::clone(&self.st), self.id.clone());
                 rt.spawn(async move {
-                    let _ = cat.unlock_upload(&id, &owner).await;
+                    let _ = st.catalog.unlock_upload(&id, &owner).await;
+                    leave(&st, &id);
                 });
             }
+            Err(_) => leave(&self.st, &self.id),
         }
     }
 }

@@ -249,10 +249,10 @@ pub fn probe(path: &Path) -> Result<MediaInfo> {
     Ok(info)
 }
 
-/// The frames of stream `index`, counted by reading the whole file (one
-/// packet per video frame): for inputs whose container states no count — a
-/// raw H.264 or HEVC stream, Matroska — where an estimate from duration and
-/// frame rate is missing or approximate and a price must not rest on it.
+/// The frames of stream `index` as a decoder will see them, counted by
+/// reading the whole file (one packet per video frame, edit lists applied):
+/// what a price rests on. A container's own count may be missing (a raw
+/// H.264 or HEVC stream, Matroska), approximate, or smaller than what plays.
 pub fn count_frames(path: &Path, index: usize) -> Result<u64> {
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-select_streams"])

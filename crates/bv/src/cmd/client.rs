@@ -686,6 +686,7 @@ pub fn submit(cfg: &Config, a: SubmitArgs) -> anyhow::Result<()> {
         };
         // The service examines every upload (in a sandbox) before it can be priced.
         let t0 = std::time::Instant::now();
+        let mut said = false;
         loop {
             let v: serde_json::Value = check(get(format!("/v1/videos/{video}")).await?)
                 .await?
@@ -693,14 +694,29 @@ pub fn submit(cfg: &Config, a: SubmitArgs) -> anyhow::Result<()> {
                 .await?;
             match v["status"].as_str() {
                 Some("ready") => break,
-                Some("rejected") => bail!(
-                    "the upload was rejected: {}",
-                    v["rejected"].as_str().unwrap_or_default()
-                ),
-                _ if t0.elapsed() > Duration::from_secs(600) => {
-                    bail!("the upload was not examined within 10 minutes")
+                Some("rejected") => {
+                    return Err(crate::exit::JobFailed {
+                        code: "video_rejected".into(),
+                        message: format!(
+                            "the service refused video {video}: {}",
+                            v["rejected"].as_str().unwrap_or_default()
+                        ),
+                    }
+                    .into());
                 }
-                _ => tokio::time::sleep(Duration::from_millis(300)).await,
+                _ if t0.elapsed() > Duration::from_secs(600) => bail!(
+                    "video {video} was not examined within 10 minutes: no worker took its probe \
+                     (is one running? bv serve runs one unless BV_WORKER_IN_PROCESS=0; see GET /readyz)"
+                ),
+                _ => {
+                    if !said && t0.elapsed() > Duration::from_secs(5) {
+                        eprintln!(
+                            "waiting for a worker to examine video {video} (a sandboxed probe; at most 10 minutes)"
+                        );
+                        said = true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(300)).await
+                }
             }
         }
         let body = serde_json::json!({

@@ -80,12 +80,11 @@ fn probe_summary(spec: &JobSpec) -> anyhow::Result<Done> {
         }
         .into());
     }
-    // What a job on it is priced by and may process: the container's count,
-    // else every packet counted (never an estimate, never 0).
-    let frames = match v.nb_frames {
-        Some(n) => n,
-        None => bv_engine::video::probe::count_frames(&spec.input, v.index)?,
-    };
+    // What a job on it is priced by and may process: every packet the
+    // demuxer yields, counted. Not the container's own count, which can
+    // understate what plays (an MP4 edit list that loops 4 frames a hundred
+    // times says 4 and plays 400), nor an estimate from duration and rate.
+    let frames = bv_engine::video::probe::count_frames(&spec.input, v.index)?;
     if frames == 0 {
         return Err(bv_engine::EngineError::InputTruncated(format!(
             "video stream {} has no frames",

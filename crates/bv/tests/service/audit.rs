@@ -353,6 +353,22 @@ async fn a_stopped_server_leaves_its_last_entries_vouched_for(b: Backend) {
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["anchors"], 1, "{r}");
     assert_eq!(r["problems"], serde_json::json!([]), "{r}");
+    // An anchor copied under a higher name (appending is all it takes) does
+    // not pass for the newest: its name is not the position it is signed for.
+    let dir = s.dir.path().join("blobs/n/audit-anchors");
+    let first = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let forged = dir.join("00000000009999999999");
+    std::fs::copy(&first, &forged).unwrap();
+    assert_eq!(verify(&s).0, 7, "a misnamed anchor is reported");
+    std::fs::remove_file(&forged).unwrap();
+    // A stray file that is not an anchor is ignored.
+    std::fs::write(dir.join("notes"), b"hello").unwrap();
+    assert_eq!(verify(&s), (0, None));
     // The grant was the last entry: cutting it (and every checkpoint row)
     // is caught by the anchor the stop wrote.
     exec(

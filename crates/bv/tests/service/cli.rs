@@ -10,7 +10,10 @@ use reqwest::Method;
 use crate::harness::{Server, payload};
 use bv_testkit::on_both;
 
-on_both!(backend; client_commands_round_trip_and_resume);
+on_both!(backend;
+    client_commands_round_trip_and_resume,
+    a_probe_that_cannot_run_rejects_the_video_and_bv_submit_stops_at_once,
+);
 
 fn client(dir: &std::path::Path) -> Command {
     let mut c = crate::harness::client(dir);
@@ -26,6 +29,63 @@ fn ok(c: &mut Command) -> (String, String) {
     );
     assert!(out.status.success(), "{c:?}: {e}");
     (o, e)
+}
+
+/// `bv login` for `s` in `home`.
+fn login(s: &Server, home: &std::path::Path) {
+    let cert = s.dir.path().join("tls/cert.pem");
+    let mut login = client(home)
+        .args(["login", &s.url, "--ca", cert.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        writeln!(login.stdin.take().unwrap(), "{}", s.key).unwrap();
+    }
+    let out = login.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The first hour's "probing forever": a worker that cannot run the probe
+/// (here its model directory is missing, so no jail can be built) used to
+/// leave the video `probing` and `bv submit` polling for ten minutes. Once
+/// the probe has failed for good the video is rejected with the probe's
+/// code, and the client stops at once and prints it.
+async fn a_probe_that_cannot_run_rejects_the_video_and_bv_submit_stops_at_once(b: Backend) {
+    let s = Server::start_with(
+        b,
+        &[
+            ("BV_WORKER_IN_PROCESS", "1"),
+            ("BV_MODEL_DIR", "/nonexistent-bv-models"),
+            ("BV_JOBS_MAX_ATTEMPTS", "1"),
+        ],
+    )
+    .await;
+    let home = tempfile::tempdir().unwrap();
+    login(&s, home.path());
+    let clip = home.path().join("clip.mp4");
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc2=s=64x48:r=25:d=0.2"])
+        .args(["-c:v", "libx264", "-y"])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let t0 = std::time::Instant::now();
+    let out = client(home.path())
+        .current_dir(home.path())
+        .args(["submit", "clip.mp4", "-o", "out.mp4"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("error[video_rejected]"), "{err}");
+    assert!(err.contains("sandbox_unavailable"), "the probe's own code: {err}");
+    assert!(t0.elapsed() < Duration::from_secs(60), "{:?}", t0.elapsed());
+    assert!(!home.path().join("out.mp4").exists());
 }
 
 async fn client_commands_round_trip_and_resume(b: Backend) {

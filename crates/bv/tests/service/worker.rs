@@ -21,6 +21,7 @@ on_both!(backend;
     twenty_jobs_on_two_workers_all_complete,
     the_quote_is_the_price_reserved_and_unknown_models_are_refused,
     a_raw_h264_stream_is_priced_and_charged_for_every_frame,
+    a_container_that_understates_its_frames_is_priced_for_what_plays,
 );
 
 /// A 64×48 H.264 clip, uploaded and probed (ready to enhance); its video id.
@@ -165,6 +166,79 @@ async fn a_raw_h264_stream_is_priced_and_charged_for_every_frame(b: Backend) {
         .collect();
     assert_eq!(captured.len(), 1);
     assert_eq!(captured[0]["amount"], want);
+}
+
+/// The second review's variant: an MP4 whose edit list plays its 4 stored
+/// frames 25 times says `nb_frames = 4`. The probe counts what the demuxer
+/// yields instead, the price is for that, and the charge is for the frames
+/// the job really did.
+async fn a_container_that_understates_its_frames_is_priced_for_what_plays(b: Backend) {
+    let s = Server::start_with(b, &[("BV_BILLING_PRICE_PER_MEGAPIXEL_FRAME", "100")]).await;
+    let base = s.dir.path().join("base.mp4");
+    lavfi_clip("testsrc2=s=64x48:r=2:d=2", &base);
+    let looped = s.dir.path().join("looped.mp4");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/loop_edit_list.py");
+    let st = std::process::Command::new("python3")
+        .arg(script)
+        .arg("25")
+        .args([&base, &looped])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let said = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=nb_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&looped)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&said.stdout).trim(),
+        "4",
+        "the container says 4"
+    );
+    let video = upload(
+        &s,
+        "/v1/videos?name=looped.mp4",
+        std::fs::read(&looped).unwrap(),
+    )
+    .await;
+    run_worker_once(&s);
+    let v = get_json(&s, &format!("/v1/videos/{video}")).await;
+    let counted = v["media"]["frames"].as_i64().unwrap();
+    assert!(
+        counted >= 50,
+        "priced for what plays, not the 4 stored: {v}"
+    );
+    let want = (128.0 * 96.0 / 1e6 * counted as f64 * 100.0).ceil() as i64;
+    let q = get_json(&s, &format!("/v1/jobs/quote?video_id={video}&scale=2")).await;
+    assert_eq!(q["price"], want, "{q}");
+    s.admin(&["credits", "grant", "--tenant", "default", "10000"], None);
+    let r = api_submit(&s, serde_json::json!({"video_id": video, "scale": 2})).await;
+    let job: Value = r.json().await.unwrap();
+    run_worker_once(&s);
+    let j = get_json(&s, &format!("/v1/jobs/{}", job["id"].as_str().unwrap())).await;
+    assert_eq!(j["state"], "succeeded", "{j}");
+    let done = j["frames_done"].as_i64().unwrap();
+    assert!(done > 4 && done <= counted, "{done} of {counted}");
+    let c = get_json(&s, "/v1/credits").await;
+    let captured: i64 = c["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "capture")
+        .map(|e| e["amount"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        captured,
+        bv_service::jobs::settle(want, Some(counted), done as u64)
+    );
 }
 
 async fn twenty_jobs_on_two_workers_all_complete(b: Backend) {
