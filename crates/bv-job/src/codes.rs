@@ -108,11 +108,26 @@ pub fn class(code: &str) -> Class {
         | "audit_chain_broken"
         | "receipt_invalid" => Class::Integrity,
         "key_error" | "vault_config_invalid" => Class::KeyConfig,
-        JOB_RESOURCE_LIMIT | JOB_TIMEOUT => Class::Limit,
+        JOB_RESOURCE_LIMIT
+        | JOB_TIMEOUT
+        // The service's answers, as the client commands exit with them.
+        | "rate_limited"
+        | "too_many_attempts"
+        | "quota_exceeded"
+        | "upload_too_large"
+        | "insufficient_credits" => Class::Limit,
         "no_access_grant"
         | "not_an_operator"
         | "customer_key_required"
-        | "customer_key_mismatch" => Class::Access,
+        | "customer_key_mismatch"
+        | "customer_key_not_enabled"
+        | "invalid_customer_key"
+        | "unauthenticated"
+        | "insufficient_scope"
+        | "csrf_failed"
+        | "login_failed"
+        | "link_invalid"
+        | "link_expired" => Class::Access,
         INPUT_NOT_FOUND
         | INPUT_EMPTY
         | INPUT_NOT_VIDEO
@@ -124,6 +139,14 @@ pub fn class(code: &str) -> Class {
         | "invalid_argument"
         | "confirmation_required"
         | "video_rejected"
+        | "video_not_ready"
+        | "invalid_request"
+        | "invalid_json"
+        | "invalid_query"
+        | "unknown_model"
+        | "unknown_preset"
+        | "unsupported_scale"
+        | "webhook_url_refused"
         | "not_found"
         | "already_exists"
         | "range_not_satisfiable" => Class::BadInput,

@@ -98,8 +98,23 @@ async fn check(r: reqwest::Response) -> anyhow::Result<reqwest::Response> {
     let status = r.status();
     let v: serde_json::Value = r.json().await.unwrap_or_default();
     let code = v["error"]["code"].as_str().unwrap_or("http_error");
-    let msg = v["error"]["message"].as_str().unwrap_or("");
-    bail!("{status}: error[{code}]: {msg}")
+    let msg = v["error"]["message"].as_str().unwrap_or("no error body");
+    // The service's own code, printed once and exited with (its documented
+    // status); what to do where the answer alone does not say.
+    let hint = match status.as_u16() {
+        401 => {
+            "; the key in your profile is missing, expired or revoked: run `bv login` with a valid one"
+        }
+        403 if code == "insufficient_scope" => {
+            "; make a key with that scope (`bv admin key create … --scopes …`) and `bv login` with it"
+        }
+        _ => "",
+    };
+    Err(crate::exit::JobFailed {
+        code: code.to_string(),
+        message: format!("{msg} (HTTP {}){hint}", status.as_u16()),
+    }
+    .into())
 }
 
 fn bar(len: u64, what: &str) -> ProgressBar {

@@ -46,7 +46,11 @@ fn login(s: &Server, home: &std::path::Path) {
         writeln!(login.stdin.take().unwrap(), "{}", s.key).unwrap();
     }
     let out = login.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The first hour's "probing forever": a worker that cannot run the probe
@@ -68,7 +72,14 @@ async fn a_probe_that_cannot_run_rejects_the_video_and_bv_submit_stops_at_once(b
     login(&s, home.path());
     let clip = home.path().join("clip.mp4");
     let st = Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc2=s=64x48:r=25:d=0.2"])
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=64x48:r=25:d=0.2",
+        ])
         .args(["-c:v", "libx264", "-y"])
         .arg(&clip)
         .status()
@@ -83,7 +94,10 @@ async fn a_probe_that_cannot_run_rejects_the_video_and_bv_submit_stops_at_once(b
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("error[video_rejected]"), "{err}");
-    assert!(err.contains("sandbox_unavailable"), "the probe's own code: {err}");
+    assert!(
+        err.contains("sandbox_unavailable"),
+        "the probe's own code: {err}"
+    );
     assert!(t0.elapsed() < Duration::from_secs(60), "{:?}", t0.elapsed());
     assert!(!home.path().join("out.mp4").exists());
 }
@@ -225,6 +239,23 @@ async fn client_commands_round_trip_and_resume(b: Backend) {
         .args(["download", &id, "-o", "/dev/null"])
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not_found"));
+    // The service's code, printed once, and its documented exit status.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(err.matches("error[").count(), 1, "{err}");
+    assert!(
+        err.starts_with("error[not_found]: ") && err.contains("(HTTP 404)"),
+        "{err}"
+    );
+
+    // A revoked key: exit 10, and what to do.
+    let kid = s.key.split('_').nth(1).unwrap();
+    s.admin(&["key", "revoke", "--tenant", "default", kid], None);
+    let out = client(home.path()).args(["ls"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(10), "{err}");
+    assert!(
+        err.starts_with("error[unauthenticated]: ") && err.contains("bv login"),
+        "{err}"
+    );
 }
