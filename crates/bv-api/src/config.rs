@@ -58,6 +58,20 @@ pub struct ServeConfig {
     /// Seconds a request body may stall (no byte arriving) before the request
     /// is answered 408 `body_timeout`; an interrupted tus upload resumes.
     pub body_idle_timeout_seconds: u64,
+    /// Slowest request body accepted, bytes per second, averaged over each
+    /// `body_idle_timeout_seconds` of waiting for the client (time the server
+    /// spends storing what arrived does not count): a body trickled a byte
+    /// at a time is answered 408 `body_timeout` too. 0: no minimum.
+    pub min_body_bytes_per_second: u64,
+    /// Seconds a connection may stay open with no request in progress (an
+    /// HTTP/2 connection that only answers PINGs, an idle keep-alive); it
+    /// is then closed gracefully (what is in flight finishes).
+    pub idle_timeout_seconds: u64,
+    /// Most connections open at once (further ones are closed at accept).
+    pub max_connections: usize,
+    /// Most connections open at once from one client address (an IPv6
+    /// client counts by its /64, which one host can fill with addresses).
+    pub max_connections_per_address: usize,
     /// Where vulnerabilities are reported (`mailto:` or `https:` URI), for
     /// `/.well-known/security.txt` and the security report; empty: not
     /// configured, and both say so.
@@ -95,6 +109,10 @@ impl Default for ServeConfig {
             audit_checkpoint_seconds: 60,
             header_timeout_seconds: 10,
             body_idle_timeout_seconds: 30,
+            min_body_bytes_per_second: 1024,
+            idle_timeout_seconds: 120,
+            max_connections: 10_000,
+            max_connections_per_address: 256,
             security_contact: String::new(),
             processing_location: String::new(),
             limits: LimitsConfig::default(),
@@ -113,6 +131,14 @@ impl ServeConfig {
         }
         if self.session_idle_seconds == 0 || self.session_absolute_seconds == 0 {
             return Err("session timeouts must be positive".into());
+        }
+        if self.idle_timeout_seconds == 0
+            || self.max_connections == 0
+            || self.max_connections_per_address == 0
+        {
+            return Err("serve.idle_timeout_seconds, serve.max_connections and \
+                 serve.max_connections_per_address must be positive"
+                .into());
         }
         if self.header_timeout_seconds == 0 || self.body_idle_timeout_seconds == 0 {
             return Err(

@@ -235,12 +235,17 @@ pub async fn start(
     if let Some(r) = redirect {
         tokio::spawn(listen::redirect(r, addr.port()));
     }
-    let header_timeout = Duration::from_secs(st.cfg.header_timeout_seconds);
+    let conns = listen::Connections {
+        header_timeout: Duration::from_secs(st.cfg.header_timeout_seconds),
+        idle_timeout: Duration::from_secs(st.cfg.idle_timeout_seconds),
+        max: st.cfg.max_connections,
+        per_address: st.cfg.max_connections_per_address,
+    };
     let server = tokio::spawn(listen::serve_tls(
         listener,
         tls_cfg,
         app(Arc::clone(&st)),
-        header_timeout,
+        conns,
     ));
     Ok(Running {
         addr,

@@ -24,16 +24,44 @@ pub struct BodyState {
     pub finished: Arc<AtomicBool>,
 }
 
-/// `body`, failing once no byte has arrived for `idle` (a stalled or
-/// trickling client cannot hold a connection and a handler forever).
-pub fn idle_timeout(body: Body, idle: Duration, flag: BodyState) -> Body {
-    let stream = futures::stream::unfold(Some(body.into_data_stream()), move |s| {
+/// How much of a body arrived in how much waiting for it (the current
+/// window of the minimum-rate check).
+#[derive(Default, Clone, Copy)]
+struct Window {
+    waited: Duration,
+    bytes: u64,
+}
+
+/// `body`, failing once no byte has arrived for `idle`, or when, over each
+/// `idle` of waiting for the client, fewer than `min_rate` bytes a second
+/// arrived (a stalled or trickling client cannot hold a connection and a
+/// handler forever). Only time spent waiting for the client counts: a
+/// handler that pauses to store what it read is not the client's fault.
+pub fn idle_timeout(body: Body, idle: Duration, min_rate: u64, flag: BodyState) -> Body {
+    let start = (Some(body.into_data_stream()), Window::default());
+    let stream = futures::stream::unfold(start, move |(s, mut w)| {
         let flag = flag.clone();
         async move {
             let mut s = s?;
+            let asked = std::time::Instant::now();
             match tokio::time::timeout(idle, s.next()).await {
-                Ok(Some(Ok(b))) => Some((Ok(b), Some(s))),
-                Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), None)),
+                Ok(Some(Ok(b))) => {
+                    w.waited += asked.elapsed();
+                    w.bytes += b.len() as u64;
+                    if min_rate > 0 && w.waited >= idle {
+                        if (w.bytes as f64) < min_rate as f64 * w.waited.as_secs_f64() {
+                            flag.timed_out.store(true, Ordering::Relaxed);
+                            let e = std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "the client sends the request body too slowly",
+                            );
+                            return Some((Err(e), (None, w)));
+                        }
+                        w = Window::default();
+                    }
+                    Some((Ok(b), (Some(s), w)))
+                }
+                Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), (None, w))),
                 Ok(None) => {
                     flag.finished.store(true, Ordering::Relaxed);
                     None
@@ -45,7 +73,7 @@ pub fn idle_timeout(body: Body, idle: Duration, flag: BodyState) -> Body {
                             std::io::ErrorKind::TimedOut,
                             "the client stopped sending the request body",
                         )),
-                        None,
+                        (None, w),
                     ))
                 }
             }
@@ -62,7 +90,7 @@ pub fn normalise(resp: Response, timed_out: bool) -> Response {
         return ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "body_timeout",
-            "the request body stopped arriving; send it again (uploads resume where they stopped)",
+            "the request body stopped arriving or arrived too slowly; send it again (uploads resume where they stopped)",
         )
         .into_response();
     }

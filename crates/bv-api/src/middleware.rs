@@ -90,7 +90,8 @@ pub async fn observe(AxState(st): AxState<State>, mut req: Request, next: Next) 
             .headers()
             .get(header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() != b"0");
-    let req = req.map(|b| crate::limits::idle_timeout(b, idle, flag));
+    let min_rate = st.cfg.min_body_bytes_per_second;
+    let req = req.map(|b| crate::limits::idle_timeout(b, idle, min_rate, flag));
     let resp = next.run(req).await;
     let mut resp = crate::limits::normalise(resp, body.timed_out.load(Ordering::Relaxed));
     let h = resp.headers_mut();

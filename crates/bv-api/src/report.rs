@@ -217,6 +217,11 @@ pub const ATTACKS: &[(&str, &str, &str)] = &[
         "a_raw_h264_stream_is_priced_and_charged_for_every_frame",
     ),
     (
+        "connections held open: a silent TLS client, a trickled body, an idle HTTP/2 connection answering PINGs, one address opening many",
+        "crates/bv/tests/service/hostile.rs",
+        "connections_cannot_be_held_open",
+    ),
+    (
         "the claims of this report, checked against the live service",
         "crates/bv/tests/service/report.rs",
         "the_security_report_is_true_of_the_live_service",

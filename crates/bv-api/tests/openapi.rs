@@ -12,7 +12,9 @@
 //! about a request are listed in [`KNOWN`], each with the reason.
 
 use bv_api::routes::openapi::{Context, build};
-use bv_service::offers::{ModelOffer, Offers, PresetOffer};
+mod common;
+// The offers the router tests run with (the fixture was served with them).
+use common::offers;
 use serde_json::{Map, Value, json};
 
 /// Where the derived document deliberately differs on the request side:
@@ -21,31 +23,6 @@ const KNOWN: &[(&str, &str)] = &[(
     "/requestBody/content/application~1json/schema/oneOf/*/properties/codec",
     "codec may be null: serde reads null as not given, which the hand-written document forgot",
 )];
-
-/// The offers the router tests run with (the fixture was served with them).
-fn offers() -> Offers {
-    let model = |name: &str, scales: Vec<u32>| ModelOffer {
-        name: name.into(),
-        title: name.into(),
-        note: String::new(),
-        scales,
-    };
-    Offers {
-        models: vec![
-            model("realesr-animevideov3", vec![2, 3, 4]),
-            model("realesrgan-x4plus", vec![4]),
-        ],
-        presets: vec![PresetOffer {
-            name: "anime".into(),
-            title: "Anime".into(),
-            note: String::new(),
-            model: "realesr-animevideov3".into(),
-            scale: 4,
-            codec: bv_job::Codec::Hevc,
-            crf: None,
-        }],
-    }
-}
 
 fn derived() -> Value {
     let o = offers();

@@ -11,8 +11,10 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bv_catalog::{Catalog, Scope};
-use bv_service::offers::{ModelOffer, Offers, PresetOffer};
 use bv_testkit::{TestDb, on_both};
+
+mod common;
+use common::offers;
 use futures::StreamExt;
 use http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
@@ -46,6 +48,7 @@ on_both!(
     a_password_guesser_locks_its_own_address_not_the_user,
     an_upload_whose_client_vanishes_mid_patch_is_free_for_another_server,
     a_range_for_another_videos_partial_file_gets_the_whole_object,
+    an_address_over_its_sign_in_rate_is_refused_before_its_body_is_read,
 );
 
 /// A service state on a fresh catalog, with two tenants and a key each.
@@ -58,30 +61,6 @@ struct Kit {
     /// Tenant `other`'s key, every scope.
     other_key: String,
     _dir: tempfile::TempDir,
-}
-
-fn offers() -> Offers {
-    let model = |name: &str, scales: Vec<u32>| ModelOffer {
-        name: name.into(),
-        title: name.into(),
-        note: String::new(),
-        scales,
-    };
-    Offers {
-        models: vec![
-            model("realesr-animevideov3", vec![2, 3, 4]),
-            model("realesrgan-x4plus", vec![4]),
-        ],
-        presets: vec![PresetOffer {
-            name: "anime".into(),
-            title: "Anime".into(),
-            note: String::new(),
-            model: "realesr-animevideov3".into(),
-            scale: 4,
-            codec: bv_job::Codec::Hevc,
-            crf: None,
-        }],
-    }
 }
 
 async fn tenant_with_key(c: &Catalog, name: &str, scopes: &[Scope]) -> (String, String) {
@@ -1146,10 +1125,18 @@ async fn a_password_guesser_locks_its_own_address_not_the_user(db: &TestDb) {
         StatusCode::OK,
         "the user was locked out by someone else's guesses"
     );
-    // A huge login is refused like any wrong one, and the log keeps 100 characters of it.
-    let huge = "x".repeat(1 << 20);
-    let (status, _, _) = k.send_from(login(&huge, "whatever"), [192, 0, 2, 1]).await;
+    // A long login is refused like any wrong one, and the log keeps 100
+    // characters of it; a sign-in body past 64 KiB is not read at all.
+    let long = "x".repeat(50_000);
+    let (status, _, _) = k.send_from(login(&long, "whatever"), [192, 0, 2, 1]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let huge = "x".repeat(1 << 20);
+    let (status, _, body) = k.send_from(login(&huge, "whatever"), [192, 0, 2, 2]).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        code(&serde_json::from_slice(&body).unwrap()),
+        "body_too_large"
+    );
     let tail = k.st.catalog.audit_tail(5).await.unwrap();
     assert!(
         tail.iter().all(|e| e.target.len() < 400),
@@ -1262,4 +1249,34 @@ async fn a_range_for_another_videos_partial_file_gets_the_whole_object(db: &Test
     assert_eq!(status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(headers[header::CONTENT_RANGE], "bytes 1000-6999/7000");
     assert_eq!(body.len(), 6000);
+}
+
+async fn an_address_over_its_sign_in_rate_is_refused_before_its_body_is_read(db: &TestDb) {
+    let mut cfg = bv_api::ServeConfig::default();
+    cfg.limits.login_per_minute_per_address = 1;
+    let k = Kit::with(db, cfg).await;
+    let stalled = || {
+        // A body that never ends: reading it would hold the request forever.
+        let body = futures::stream::pending::<Result<bytes::Bytes, std::io::Error>>();
+        Request::post("/v1/session")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from_stream(body))
+            .unwrap()
+    };
+    let first = Request::post("/v1/session")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            json!({"login": "x", "password": "y"}).to_string(),
+        ))
+        .unwrap();
+    let (status, _, _) = k.send(first).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(5), k.send(stalled())).await;
+    let (status, _, body) = answered.expect("the refused client's body was waited for");
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
 }

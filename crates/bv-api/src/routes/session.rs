@@ -14,6 +14,9 @@ use crate::auth::{Auth, SESSION_COOKIE};
 use crate::error::{ApiError, ApiResult};
 use crate::state::State;
 
+/// Largest sign-in body read (a login and a password).
+const LOGIN_BODY_MAX: usize = 64 * 1024;
+
 /// `POST /v1/session` body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -54,10 +57,20 @@ pub async fn login(
     AxState(st): AxState<State>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     crate::audit::Source(origin): crate::audit::Source,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> ApiResult<Response> {
     let address = peer.ip().to_string();
+    // The address's limit first: a refused client's body is never read.
     crate::throttle::admit_address(&st, crate::throttle::AddressAction::Login, &address).await?;
+    let body = axum::body::to_bytes(body, LOGIN_BODY_MAX)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("a sign-in body is at most {LOGIN_BODY_MAX} bytes"),
+            )
+        })?;
     let req: Login = crate::error::parse_json(&body)?;
     // Failures are counted per (login, address), per address, and per login
     // (subjects hold a hash of the login: bounded, whatever was sent). A

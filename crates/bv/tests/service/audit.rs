@@ -178,6 +178,16 @@ async fn security_events_land_in_the_tenants_own_audit_log(b: Backend) {
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
 }
 
+/// The audit log's last position.
+async fn last_seq(db: &mut sqlx::AnyConnection) -> i64 {
+    sqlx::query("SELECT MAX(seq) AS m FROM audit_log")
+        .fetch_one(db)
+        .await
+        .unwrap()
+        .try_get("m")
+        .unwrap()
+}
+
 /// `bv admin audit verify`: (exit status, the first problem's position).
 fn verify(s: &Server) -> (i32, Option<i64>) {
     let out = s.bv().args(["admin", "audit", "verify"]).output().unwrap();
@@ -243,12 +253,7 @@ async fn tampering_with_the_audit_log_is_detected_at_its_position(b: Backend) {
     }
     s.admin(&["audit", "checkpoint"], None);
     let mut db = s.raw_db().await;
-    let last: i64 = sqlx::query("SELECT MAX(seq) AS m FROM audit_log")
-        .fetch_one(&mut db)
-        .await
-        .unwrap()
-        .try_get("m")
-        .unwrap();
+    let last = last_seq(&mut db).await;
     assert!(last >= 7, "service.start and six grants: {last}");
     assert_eq!(verify(&s), (0, None), "a clean log verifies");
 
@@ -343,12 +348,7 @@ async fn a_stopped_server_leaves_its_last_entries_vouched_for(b: Backend) {
     let status = s.stop();
     assert!(status.success(), "a clean stop: {status:?}");
     let mut db = s.raw_db().await;
-    let last: i64 = sqlx::query("SELECT MAX(seq) AS m FROM audit_log")
-        .fetch_one(&mut db)
-        .await
-        .unwrap()
-        .try_get("m")
-        .unwrap();
+    let last = last_seq(&mut db).await;
     let out = s.bv().args(["admin", "audit", "verify"]).output().unwrap();
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["anchors"], 1, "{r}");

@@ -71,20 +71,7 @@ async fn a_probe_that_cannot_run_rejects_the_video_and_bv_submit_stops_at_once(b
     let home = tempfile::tempdir().unwrap();
     login(&s, home.path());
     let clip = home.path().join("clip.mp4");
-    let st = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=s=64x48:r=25:d=0.2",
-        ])
-        .args(["-c:v", "libx264", "-y"])
-        .arg(&clip)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    crate::worker::lavfi_clip("testsrc2=s=64x48:r=25:d=0.2", &clip);
     let t0 = std::time::Instant::now();
     let out = client(home.path())
         .current_dir(home.path())
@@ -105,26 +92,9 @@ async fn a_probe_that_cannot_run_rejects_the_video_and_bv_submit_stops_at_once(b
 async fn client_commands_round_trip_and_resume(b: Backend) {
     let s = Server::start(b).await;
     let home = tempfile::tempdir().unwrap();
-    let cert = s.dir.path().join("tls/cert.pem");
 
     // Login: the key comes on stdin; the profile is private.
-    let mut login = client(home.path())
-        .args(["login", &s.url, "--ca", cert.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        writeln!(login.stdin.take().unwrap(), "{}", s.key).unwrap();
-    }
-    let out = login.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    login(&s, home.path());
     use std::os::unix::fs::PermissionsExt;
     let prof = home.path().join("client/profile.json");
     assert_eq!(

@@ -458,6 +458,31 @@ impl Server {
         );
     }
 
+    /// A TLS connection to the server offering `alpn` (the handshake done,
+    /// nothing sent).
+    pub async fn tls_connect(
+        &self,
+        alpn: &[&[u8]],
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        use rustls::pki_types::pem::PemObject;
+        let pem = std::fs::read(self.dir.path().join("tls/cert.pem")).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+            .connect("localhost".try_into().unwrap(), tcp)
+            .await
+    }
+
     /// Sends `request` (raw bytes: a hostile client) over TLS; returns the raw response.
     pub async fn raw_https(&self, request: &[u8]) -> Vec<u8> {
         use rustls::pki_types::pem::PemObject;

@@ -13,7 +13,10 @@ use serde_json::Value;
 use crate::harness::Server;
 use bv_testkit::on_both;
 
-on_both!(backend; slow_oversized_and_malformed_requests_are_refused_cleanly);
+on_both!(backend;
+    slow_oversized_and_malformed_requests_are_refused_cleanly,
+    connections_cannot_be_held_open,
+);
 
 /// The raw exchange, failing the test if the server holds the connection
 /// open (a generous bound: it is a hang detector, not a timing check).
@@ -210,5 +213,87 @@ async fn slow_oversized_and_malformed_requests_are_refused_cleanly(b: Backend) {
         .await
         .unwrap();
     assert_eq!(error_code(r).await, (405, "method_not_allowed".into()));
+    healthy(&s).await;
+}
+
+/// The outside review's held connections: a TLS client that never speaks,
+/// a body trickled a byte at a time, an HTTP/2 connection that only answers
+/// PINGs, and one address opening connection after connection. Each is cut
+/// off within a bound (generous here: they are hang detectors).
+async fn connections_cannot_be_held_open(b: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Server::start_with(
+        b,
+        &[
+            ("BV_SERVE_HEADER_TIMEOUT_SECONDS", "2"),
+            ("BV_SERVE_BODY_IDLE_TIMEOUT_SECONDS", "2"),
+            ("BV_SERVE_IDLE_TIMEOUT_SECONDS", "2"),
+            ("BV_SERVE_MAX_CONNECTIONS_PER_ADDRESS", "8"),
+        ],
+    )
+    .await;
+    let bound = Duration::from_secs(20);
+
+    // Silent after the handshake: closed (the HTTP timers start only once
+    // a request begins, so this used to stay open for good).
+    let mut tls = s.tls_connect(&[b"http/1.1"]).await.unwrap();
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(bound, tls.read_to_end(&mut out)).await;
+    assert!(closed.is_ok(), "a silent connection was held open");
+
+    // A body trickled one byte every half second: never stalls for the idle
+    // timeout, but far below the minimum rate: 408 body_timeout.
+    let tls = s.tls_connect(&[b"http/1.1"]).await.unwrap();
+    let (mut rd, mut wr) = tokio::io::split(tls);
+    let head = format!(
+        "POST /v1/keys HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n",
+        s.key
+    );
+    wr.write_all(head.as_bytes()).await.unwrap();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..100 {
+            if wr.write_all(b" ").await.is_err() || wr.flush().await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    let mut out = Vec::new();
+    let answered = tokio::time::timeout(bound, rd.read_to_end(&mut out)).await;
+    trickle.abort();
+    assert!(answered.is_ok(), "a trickled body held its request open");
+    let out = String::from_utf8_lossy(&out);
+    assert!(
+        out.starts_with("HTTP/1.1 408") && out.contains("\"body_timeout\""),
+        "{out}"
+    );
+
+    // HTTP/2 with no stream, answering every PING: closed once idle.
+    let tls = s.tls_connect(&[b"h2"]).await.unwrap();
+    let (_send, conn) = h2::client::handshake(tls).await.unwrap();
+    let ended = tokio::time::timeout(bound, conn).await;
+    assert!(ended.is_ok(), "an idle HTTP/2 connection was held open");
+
+    // One address: connections past the cap are closed at accept.
+    let mut held = Vec::new();
+    let mut refused = false;
+    for _ in 0..20 {
+        match s.tls_connect(&[b"http/1.1"]).await {
+            Ok(c) => held.push(c),
+            Err(_) => {
+                refused = true;
+                break;
+            }
+        }
+    }
+    assert!(refused, "{} connections from one address", held.len());
+    assert!(
+        (6..=8).contains(&held.len()),
+        "{} before the cap",
+        held.len()
+    );
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(500)).await;
     healthy(&s).await;
 }

@@ -24,20 +24,7 @@ on_both!(backend;
 /// A 64x48 H.264 clip.
 fn tiny_clip(s: &Server, name: &str) -> Vec<u8> {
     let path = s.dir.path().join(name);
-    let st = std::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=s=64x48:r=25:d=0.2",
-        ])
-        .args(["-c:v", "libx264", "-y"])
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    crate::worker::lavfi_clip("testsrc2=s=64x48:r=25:d=0.2", &path);
     std::fs::read(path).unwrap()
 }
 

@@ -119,20 +119,7 @@ async fn the_quote_is_the_price_reserved_and_unknown_models_are_refused(b: Backe
 async fn a_raw_h264_stream_is_priced_and_charged_for_every_frame(b: Backend) {
     let s = Server::start_with(b, &[("BV_BILLING_PRICE_PER_MEGAPIXEL_FRAME", "100")]).await;
     let raw = s.dir.path().join("clip.h264");
-    let st = std::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=s=64x48:r=25:d=1.2",
-        ])
-        .args(["-c:v", "libx264", "-f", "h264", "-y"])
-        .arg(&raw)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    lavfi_as("testsrc2=s=64x48:r=25:d=1.2", &["-f", "h264"], &raw);
     let video = upload(
         &s,
         "/v1/videos?name=clip.h264",
@@ -158,14 +145,7 @@ async fn a_raw_h264_stream_is_priced_and_charged_for_every_frame(b: Backend) {
     assert_eq!(j["frames_done"], 30);
     let c = get_json(&s, "/v1/credits").await;
     assert_eq!(c["available"], 1000 - want, "{c}");
-    let captured: Vec<&Value> = c["ledger"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "capture")
-        .collect();
-    assert_eq!(captured.len(), 1);
-    assert_eq!(captured[0]["amount"], want);
+    assert_eq!(captured(&s).await, want);
 }
 
 /// The second review's variant: an MP4 whose edit list plays its 4 stored
@@ -227,16 +207,8 @@ async fn a_container_that_understates_its_frames_is_priced_for_what_plays(b: Bac
     assert_eq!(j["state"], "succeeded", "{j}");
     let done = j["frames_done"].as_i64().unwrap();
     assert!(done > 4 && done <= counted, "{done} of {counted}");
-    let c = get_json(&s, "/v1/credits").await;
-    let captured: i64 = c["ledger"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "capture")
-        .map(|e| e["amount"].as_i64().unwrap())
-        .sum();
     assert_eq!(
-        captured,
+        captured(&s).await,
         bv_service::jobs::settle(want, Some(counted), done as u64)
     );
 }
@@ -329,15 +301,34 @@ pub(crate) async fn upload(s: &Server, path: &str, body: impl Into<reqwest::Body
 }
 
 /// An H.264 clip from an FFmpeg test source.
-fn lavfi_clip(source: &str, out: &std::path::Path) {
+pub(crate) fn lavfi_clip(source: &str, out: &std::path::Path) {
+    lavfi_as(source, &[], out);
+}
+
+/// An H.264 clip from an FFmpeg test source, with `extra` output options
+/// (`-f h264` for a raw stream).
+pub(crate) fn lavfi_as(source: &str, extra: &[&str], out: &std::path::Path) {
     let st = std::process::Command::new("ffmpeg")
         .args([
-            "-v", "error", "-f", "lavfi", "-i", source, "-c:v", "libx264", "-y",
+            "-v", "error", "-f", "lavfi", "-i", source, "-c:v", "libx264",
         ])
+        .args(extra)
+        .arg("-y")
         .arg(out)
         .status()
         .unwrap();
     assert!(st.success());
+}
+
+/// Credits captured from the tenant's ledger, all told.
+async fn captured(s: &Server) -> i64 {
+    get_json(s, "/v1/credits").await["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "capture")
+        .map(|e| e["amount"].as_i64().unwrap())
+        .sum()
 }
 
 /// The lines the Python receiver wrote so far.
