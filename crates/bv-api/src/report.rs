@@ -222,6 +222,11 @@ pub const ATTACKS: &[(&str, &str, &str)] = &[
         "connections_cannot_be_held_open",
     ),
     (
+        "a damaged input's error shows the tenant no heap address and no path inside the jail",
+        "crates/bv/tests/service/worker.rs",
+        "a_damaged_inputs_error_shows_no_pointer_or_jail_path",
+    ),
+    (
         "the claims of this report, checked against the live service",
         "crates/bv/tests/service/report.rs",
         "the_security_report_is_true_of_the_live_service",

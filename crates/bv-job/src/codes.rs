@@ -181,9 +181,83 @@ pub fn permanent(code: &str) -> bool {
     )
 }
 
+/// Most characters of a message shown to a tenant or a user.
+pub const SHOWN_MAX: usize = 300;
+
+/// `message` as a tenant or user may see it: FFmpeg's heap addresses
+/// (`[h264 @ 0x5621b2401e80]`) removed, paths inside a job's jail named for
+/// what they are (`/scratch/input.media` is "the input"), one line, at most
+/// [`SHOWN_MAX`] characters. What a tool printed stays in the service log;
+/// this keeps a process's memory layout and the jail's inner paths out of
+/// job errors, rejected videos and the audit detail.
+pub fn shown(message: &str) -> String {
+    let line = message
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    let mut out = String::with_capacity(line.len().min(SHOWN_MAX));
+    for (i, word) in line.split(' ').enumerate() {
+        if word.starts_with("0x") && word.trim_end_matches([']', ',', ':']).len() > 6 {
+            // A pointer: "[h264 @ 0x5621b2401e80]" becomes "[h264]".
+            if out.ends_with(" @") {
+                out.truncate(out.len() - 2);
+            }
+            if word.ends_with(']') {
+                out.push(']');
+            }
+            continue;
+        }
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(&jail_path(word));
+    }
+    if out.chars().count() > SHOWN_MAX {
+        out = out.chars().take(SHOWN_MAX - 1).collect();
+        out.push('…');
+    }
+    out
+}
+
+/// A word that is a path inside a job's jail, named for what it is.
+fn jail_path(word: &str) -> String {
+    let bare = word.trim_matches(|c: char| matches!(c, '\'' | '"' | ',' | ':' | '(' | ')'));
+    let named = if bare.starts_with("/scratch/input") || bare.starts_with("/in/") {
+        "the input"
+    } else if bare.starts_with("/scratch/output") || bare.starts_with("/out/") {
+        "the output"
+    } else if bare.starts_with("/models/") {
+        "the model files"
+    } else if bare.starts_with("/scratch/") {
+        "the job's scratch space"
+    } else {
+        return word.to_string();
+    };
+    word.replacen(bare, named, 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_messages_hold_no_pointer_and_no_jail_path() {
+        assert_eq!(
+            shown("[h264 @ 0x5621b2401e80] top block unavailable for requested intra mode -1"),
+            "[h264] top block unavailable for requested intra mode -1"
+        );
+        assert_eq!(
+            shown("/scratch/input.media: Invalid data found when processing input"),
+            "the input: Invalid data found when processing input"
+        );
+        assert_eq!(
+            shown("could not open '/models/x4.bin' for /out/output.xyz\nsecond line"),
+            "could not open 'the model files' for the output"
+        );
+        assert_eq!(shown(&"x".repeat(1000)).chars().count(), SHOWN_MAX);
+        assert_eq!(shown("plain words stay"), "plain words stay");
+    }
 
     #[test]
     fn documented_statuses() {

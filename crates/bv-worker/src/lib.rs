@@ -443,11 +443,12 @@ impl Worker {
                 let ended = self.fail(job, &code, &e.to_string()).await?;
                 let for_good = permanent(&code) || matches!(ended, Ended::Failed(_));
                 if for_good {
+                    let shown = bv_job::codes::shown(&e.to_string());
                     let reason = if permanent(&code) {
-                        format!("{code}: {e}")
+                        format!("{code}: {shown}")
                     } else {
                         format!(
-                            "{code}: {e} (the probe failed {} time(s); upload the video again once the service is fixed)",
+                            "{code}: {shown} (the probe failed {} time(s); upload the video again once the service is fixed)",
                             job.attempts.max(1)
                         )
                     };
@@ -557,7 +558,9 @@ impl Worker {
     async fn fail(&self, job: &Job, code: &str, message: &str) -> WorkerResult<Ended> {
         let retry = !permanent(code);
         let backoff = 5_000 * job.attempts.max(1);
-        let text = format!("{code}: {message}");
+        // The tenant sees this; the full text is in the worker's log.
+        tracing::info!(job = %job.id, code, message, "job attempt failed");
+        let text = format!("{code}: {}", bv_job::codes::shown(message));
         match self
             .catalog
             .fail_job(&job.id, &self.owner, &text, retry, backoff)

@@ -521,12 +521,15 @@ pub fn enhance_into(
     })
 }
 
+/// The first line of a tool's stderr, fit to show (no pointers, no jail
+/// paths: `bv_job::codes::shown`).
 fn first_line(msg: &str, fallback: &str) -> String {
-    msg.lines()
+    let line = msg
+        .lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
-        .unwrap_or(fallback)
-        .to_string()
+        .unwrap_or(fallback);
+    bv_job::codes::shown(line)
 }
 
 /// Decoder messages that mean the input is damaged rather than merely unusual.

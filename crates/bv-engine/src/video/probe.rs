@@ -184,12 +184,8 @@ pub fn probe(path: &Path) -> Result<MediaInfo> {
             }
         })?;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let first_line = stderr
-        .lines()
-        .next()
-        .unwrap_or("unrecognised data")
-        .trim()
-        .to_string();
+    let first_line =
+        bv_job::codes::shown(stderr.lines().next().unwrap_or("unrecognised data").trim());
     let head = {
         use std::io::Read;
         let mut b = vec![0u8; 256];

@@ -22,6 +22,7 @@ on_both!(backend;
     the_quote_is_the_price_reserved_and_unknown_models_are_refused,
     a_raw_h264_stream_is_priced_and_charged_for_every_frame,
     a_container_that_understates_its_frames_is_priced_for_what_plays,
+    a_damaged_inputs_error_shows_no_pointer_or_jail_path,
 );
 
 /// A 64×48 H.264 clip, uploaded and probed (ready to enhance); its video id.
@@ -211,6 +212,46 @@ async fn a_container_that_understates_its_frames_is_priced_for_what_plays(b: Bac
         captured(&s).await,
         bv_service::jobs::settle(want, Some(counted), done as u64)
     );
+}
+
+/// The outside review's leak: a job's error carried FFmpeg's stderr with a
+/// heap address (`[h264 @ 0x5621b2401e80]`) and paths inside the jail. The
+/// tenant now sees the code and a short message without either.
+async fn a_damaged_inputs_error_shows_no_pointer_or_jail_path(b: Backend) {
+    let s = Server::start(b).await;
+    let clip = s.dir.path().join("clip.mp4");
+    lavfi_as(
+        "testsrc2=s=64x48:r=25:d=2",
+        &["-movflags", "+faststart"],
+        &clip,
+    );
+    let mut bytes = std::fs::read(&clip).unwrap();
+    let n = bytes.len();
+    for b in &mut bytes[n / 2..(n / 2 + 600).min(n)] {
+        *b = b.wrapping_mul(7).wrapping_add(13);
+    }
+    let video = upload(&s, "/v1/videos?name=damaged.mp4", bytes).await;
+    run_worker_once(&s);
+    let v = get_json(&s, &format!("/v1/videos/{video}")).await;
+    // The damage is found by the probe or by the job's decoder, whichever
+    // reads it first; either way the message shown is clean.
+    let shown = if v["status"] == "rejected" {
+        v["rejected"].as_str().unwrap().to_string()
+    } else {
+        s.admin(&["credits", "grant", "--tenant", "default", "1000"], None);
+        let r = api_submit(&s, serde_json::json!({"video_id": video, "scale": 2})).await;
+        let job: Value = r.json().await.unwrap();
+        let id = job["id"].as_str().unwrap().to_string();
+        run_worker_once(&s);
+        let j = get_json(&s, &format!("/v1/jobs/{id}")).await;
+        assert_eq!(j["state"], "failed", "{j}");
+        j["error"].as_str().unwrap().to_string()
+    };
+    assert!(shown.starts_with("input_"), "{shown}");
+    assert!(!shown.contains("0x") && !shown.contains(" @ "), "{shown}");
+    for inner in ["/scratch", "/in/", "/out/", "/models/"] {
+        assert!(!shown.contains(inner), "{shown}");
+    }
 }
 
 async fn twenty_jobs_on_two_workers_all_complete(b: Backend) {
