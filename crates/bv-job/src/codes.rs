@@ -107,7 +107,7 @@ pub fn class(code: &str) -> Class {
         | "sealed_format"
         | "audit_chain_broken"
         | "receipt_invalid" => Class::Integrity,
-        "key_error" | "vault_config_invalid" => Class::KeyConfig,
+        "key_error" | "vault_config_invalid" | "config_invalid" => Class::KeyConfig,
         JOB_RESOURCE_LIMIT
         | JOB_TIMEOUT
         // The service's answers, as the client commands exit with them.

@@ -122,7 +122,14 @@ fn default_data_dir() -> PathBuf {
 impl Config {
     /// Loads defaults, then the file, then the environment.
     pub fn load(explicit: Option<&Path>) -> anyhow::Result<Self> {
-        Self::load_from(explicit, std::env::vars())
+        // Whatever is wrong with the settings exits as `config_invalid`.
+        Self::load_from(explicit, std::env::vars()).map_err(|e| {
+            crate::exit::JobFailed {
+                code: "config_invalid".into(),
+                message: format!("{e:#}"),
+            }
+            .into()
+        })
     }
 
     /// As [`load`](Self::load) with a given environment (for tests).
@@ -195,7 +202,25 @@ impl Config {
             // Logs are not set up yet when configuration loads: straight to stderr.
             eprintln!("warning: {w}");
         }
-        let cfg: Config = value.try_into().context("invalid configuration")?;
+        let names = env_names(&toml::Value::try_from(Config::default())?);
+        let cfg: Config = match value.try_into() {
+            Ok(c) => c,
+            Err(e) => {
+                // A variable that names no setting: say which, and the
+                // setting it most likely meant.
+                let text = e.to_string();
+                let field = text
+                    .split_once("unknown field `")
+                    .and_then(|(_, r)| r.split_once('`'))
+                    .map(|(f, _)| f.to_string());
+                if let Some(f) = field
+                    && let Some((var, near)) = unknown_variable(env, &names, &f)
+                {
+                    bail!("{var} is not a setting; did you mean {near}? ({e})");
+                }
+                return Err(anyhow::Error::new(e).context("invalid configuration"));
+            }
+        };
         cfg.validate()?;
         Ok(cfg)
     }
@@ -212,6 +237,64 @@ impl Config {
         e.device.parse::<bv_engine::gpu::Device>()?;
         if e.threads > 1024 {
             bail!("engine.threads {} is implausible", e.threads);
+        }
+        // Names and numbers checked against what exists, not only their type:
+        // a setting that parses but names nothing fails here, not at the
+        // first job.
+        let manifest = bv_engine::model::Manifest::builtin();
+        match manifest.models.iter().find(|m| m.name == e.model) {
+            None => bail!(
+                "engine.model {:?} is not a model this build knows (one of: {})",
+                e.model,
+                manifest
+                    .models
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Some(m) if !m.variants.iter().any(|v| v.scale == e.scale) => bail!(
+                "engine.scale {} is not offered by {} (scales: {})",
+                e.scale,
+                m.name,
+                m.variants
+                    .iter()
+                    .map(|v| v.scale.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Some(_) => {}
+        }
+        for (name, addr) in [
+            ("serve.listen", &self.serve.listen),
+            ("serve.redirect_listen", &self.serve.redirect_listen),
+        ] {
+            // An address and port, or a host name and port (bound as resolved).
+            let host_port = addr.rsplit_once(':').is_some_and(|(h, p)| {
+                !h.is_empty() && !h.contains(' ') && p.parse::<u16>().is_ok()
+            });
+            if !(addr.is_empty() && name == "serve.redirect_listen")
+                && addr.parse::<std::net::SocketAddr>().is_err()
+                && !host_port
+            {
+                bail!(
+                    "{name} {addr:?} is not an address and port (e.g. 127.0.0.1:8443 or [::]:443)"
+                );
+            }
+        }
+        if !matches!(self.vault.backend.as_str(), "local" | "s3") {
+            bail!(
+                "vault.backend {:?} is not a storage backend (local or s3)",
+                self.vault.backend
+            );
+        }
+        let url = &self.catalog.url;
+        if !(url.is_empty()
+            || url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            bail!("catalog.url must start with sqlite: or postgres:// (got a URL of another kind)");
         }
         self.serve.validate().map_err(anyhow::Error::msg)?;
         self.worker.validate().map_err(anyhow::Error::msg)?;
@@ -365,6 +448,56 @@ fn merge(base: &mut toml::Value, overlay: toml::Value) {
 /// Sets `key` from a string, typed like the default: `engine_threads` →
 /// `engine.threads`, `sandbox_limits_wall_seconds` → `sandbox.limits.wall_seconds`,
 /// `data_dir` → `data_dir` (a prefix that names a table descends into it).
+/// Every `BV_*` name the defaults have (`BV_SECTION_FIELD`, `BV_FIELD`).
+fn env_names(defaults: &toml::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, v) in defaults.as_table().into_iter().flatten() {
+        match v.as_table() {
+            Some(t) => out.extend(t.keys().map(|f| format!("BV_{k}_{f}").to_ascii_uppercase())),
+            None => out.push(format!("BV_{k}").to_ascii_uppercase()),
+        }
+    }
+    out
+}
+
+/// The `BV_*` variable behind an unknown `field`, with the nearest
+/// one: a name ending the same way (`BV_LISTEN` → `BV_SERVE_LISTEN`), else
+/// the fewest edits away.
+fn unknown_variable(
+    env: &[(String, String)],
+    names: &[String],
+    field: &str,
+) -> Option<(String, String)> {
+    let suffix = format!("_{}", field.to_ascii_uppercase());
+    let var = env
+        .iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("BV_") && *k != "BV_CONFIG" && *k != "BV_DATA_DIR")
+        .find(|k| !names.contains(k) && !is_old_name(k) && k.ends_with(&suffix))?;
+    let tail = &var["BV".len()..];
+    let near = names
+        .iter()
+        .find(|n| n.ends_with(tail))
+        .or_else(|| names.iter().min_by_key(|n| edits(n, var)))?;
+    Some((var.clone(), near.clone()))
+}
+
+/// Levenshtein distance (names are short).
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 fn apply_env(value: &mut toml::Value, key: &str, raw: &str) -> anyhow::Result<()> {
     let table = value.as_table_mut().expect("config is a table");
     let sub = table
@@ -407,6 +540,35 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<Vec<_>>()
             .into_iter()
+    }
+
+    #[test]
+    fn values_that_name_nothing_are_refused() {
+        for (k, v, says) in [
+            ("BV_ENGINE_SCALE", "5", "engine.scale 5"),
+            ("BV_ENGINE_MODEL", "nosuch", "engine.model \"nosuch\""),
+            ("BV_SERVE_LISTEN", "notanaddress", "serve.listen"),
+            ("BV_VAULT_BACKEND", "s4", "vault.backend \"s4\""),
+            ("BV_CATALOG_URL", "mysql://x", "catalog.url"),
+        ] {
+            let e: Vec<(String, String)> = env(&[(k, v)]).collect();
+            let err = Config::resolve(None, &e).unwrap_err();
+            assert!(format!("{err:#}").contains(says), "{k}={v}: {err:#}");
+        }
+        let ok: Vec<(String, String)> = env(&[("BV_ENGINE_SCALE", "4")]).collect();
+        Config::resolve(None, &ok).unwrap();
+        // A variable that is no setting names the one meant.
+        for (k, near) in [
+            ("BV_LISTEN", "BV_SERVE_LISTEN"),
+            ("BV_ENGINE_THRAEDS", "BV_ENGINE_THREADS"),
+        ] {
+            let e: Vec<(String, String)> = env(&[(k, "1")]).collect();
+            let err = format!("{:#}", Config::resolve(None, &e).unwrap_err());
+            assert!(
+                err.starts_with(&format!("{k} is not a setting; did you mean {near}?")),
+                "{err}"
+            );
+        }
     }
 
     #[test]
