@@ -10,7 +10,7 @@ N=${N:-12}
 THREADS=${THREADS:-1}
 DATA_SHARED=${BV_DATA_DIR:-$HOME/.local/share/bettervideo}
 work=$(mktemp -d)
-trap 'kill $spid 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $spid 2>/dev/null || true; wait $spid 2>/dev/null || true; rm -rf "$work"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export BV_DATA_DIR=$work/data BV_WORKER_IN_PROCESS=0 BV_MODEL_DIR=$DATA_SHARED/models BV_ENGINE_THREADS=$THREADS \
   BV_RETENTION_KEEP_ORIGINALS=true  # every run enhances the same upload

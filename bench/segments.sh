@@ -13,7 +13,7 @@ SEG=${SEG:-5}
 DATA_SHARED=${BV_DATA_DIR:-$HOME/.local/share/bettervideo}
 work=$(mktemp -d)
 pids=()
-trap 'kill $spid "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $spid "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export BV_DATA_DIR=$work/data BV_WORKER_IN_PROCESS=0 BV_MODEL_DIR=$DATA_SHARED/models \
   BV_ENGINE_THREADS=$THREADS BV_WORKER_POLL_MS=100 BV_RETENTION_KEEP_ORIGINALS=true

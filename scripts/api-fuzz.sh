@@ -17,7 +17,7 @@ ST=$DATA/schemathesis/bin/st
 
 work=$(mktemp -d /var/tmp/bv-api-fuzz.XXXXXX)
 pid=""
-cleanup() { [ -z "$pid" ] || kill "$pid" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { [ -z "$pid" ] || { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; } || true; rm -rf "$work"; }
 trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 # Request rates off: the fuzzer sends far more than any client would (429s

@@ -7,7 +7,8 @@ set -euo pipefail
 BV=${1:?usage: test-tls.sh <bv binary>}
 command -v testssl >/dev/null || { echo "testssl.sh is not installed (make setup)" >&2; exit 1; }
 work=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+# bv serve signs a last audit checkpoint when stopped: wait for it before removing its data.
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 # A clean BV_* environment: only the scratch data directory.
 env -u BV_CONFIG BV_DATA_DIR="$work/data" "$BV" serve --listen "127.0.0.1:$port" >"$work/out" 2>"$work/log" &
