@@ -8,7 +8,7 @@
 // WEB_ARTIFACTS.
 //
 // Run by crates/bv/tests/service/web.rs, which starts the servers and passes:
-//   WEB_URL WEB_IDLE_URL WEB_LOGIN WEB_PASSWORD WEB_BIG WEB_CLIP WEB_CA
+//   WEB_URL WEB_IDLE_URL WEB_LOGIN WEB_SETUP_LINK WEB_PASSWORD WEB_BIG WEB_CLIP WEB_CA
 //   WEB_IDLE_CA WEB_ARTIFACTS WEB_DOWNLOADS
 // It prints one JSON line of findings on success and exits non-zero on failure.
 
@@ -26,6 +26,7 @@ const env = (k) => {
 const URL_ = env('WEB_URL');
 const IDLE_URL = env('WEB_IDLE_URL');
 const LOGIN = env('WEB_LOGIN');
+const SETUP_LINK = env('WEB_SETUP_LINK');
 const PASSWORD = env('WEB_PASSWORD');
 const BIG = env('WEB_BIG');
 const CLIP = env('WEB_CLIP');
@@ -138,7 +139,18 @@ async function mainFlow(browser) {
   found.csp = csp;
   await view(page, 'signin');
   await shot(page, 'signin');
-  await signIn(page);
+  // Nobody can sign in yet: the first administrator follows the one-time
+  // link the first start printed and chooses a password.
+  await page.goto(SETUP_LINK);
+  await view(page, 'setup');
+  const token = SETUP_LINK.split('#/setup/')[1];
+  check(!page.url().includes(token), `the token left the address bar: ${page.url()}`);
+  await shot(page, 'setup');
+  await page.fill('#login', LOGIN);
+  await page.fill('#password', PASSWORD);
+  await page.fill('#again', PASSWORD);
+  await page.getByRole('button', { name: 'Set password and sign in' }).click();
+  await view(page, 'videos');
 
   // Upload the big file slowly; reload once part of it is stored; resume.
   await go(page, '#/upload', 'upload');

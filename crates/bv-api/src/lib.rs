@@ -23,6 +23,7 @@ mod listen;
 pub mod media;
 pub mod metrics;
 pub mod middleware;
+pub mod ready;
 pub mod report;
 pub mod routes;
 pub mod sealed;

@@ -33,6 +33,8 @@ pub struct HostFacts {
     pub suite_record: Option<PathBuf>,
     /// The CycloneDX SBOM `make sbom` writes, if it ran.
     pub sbom: Option<PathBuf>,
+    /// Whether this process can run jobs (for `/readyz`).
+    pub processing: crate::ready::Processing,
 }
 
 /// The pin file as this binary was built with it: every artifact the setup

@@ -24,6 +24,19 @@ const KNOWN: &[(&str, &str)] = &[(
     "codec may be null: serde reads null as not given, which the hand-written document forgot",
 )];
 
+/// Operations added since the hand-written document, and why.
+const ADDED: &[(&str, &str)] = &[(
+    "POST /v1/setup",
+    "the first administrator's one-time sign-in link (the first hour, issue 21)",
+)];
+
+/// Operations whose answers changed on purpose since, and why (their
+/// requests are still compared).
+const ANSWERS_CHANGED: &[(&str, &str)] = &[(
+    "GET /readyz",
+    "readiness became JSON with each check and its fix, 503 while one fails (issue 21)",
+)];
+
 fn derived() -> Value {
     let o = offers();
     build(&Context {
@@ -209,11 +222,17 @@ fn at_least(old: &Value, new: &Value, at: &str, out: &mut Vec<String>) {
 #[test]
 fn requests_are_described_as_the_hand_written_document_did_and_answers_at_least_as_well() {
     let (old, new) = (operations(&hand_written()), operations(&derived()));
-    let names = |m: &Map<String, Value>| m.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(&old), names(&new), "the same operations");
+    let mut added: Vec<_> = new.keys().filter(|k| !old.contains_key(*k)).collect();
+    added.sort();
+    let mut listed: Vec<_> = ADDED.iter().map(|(op, _)| op).collect();
+    listed.sort();
+    assert_eq!(added, listed, "operations added since are listed in ADDED");
     let mut diffs = Vec::new();
     for (name, o) in &old {
-        let n = &new[name];
+        let Some(n) = new.get(name) else {
+            diffs.push(format!("{name} is gone"));
+            continue;
+        };
         for k in [
             "operationId",
             "security",
@@ -224,6 +243,9 @@ fn requests_are_described_as_the_hand_written_document_did_and_answers_at_least_
             same(name, &o[k], &n[k], &format!("/{k}"), &mut diffs);
         }
         let (or, nr) = (&o["responses"], &n["responses"]);
+        if ANSWERS_CHANGED.iter().any(|(op, _)| op == name) {
+            continue;
+        }
         let statuses = |r: &Value| r.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
         assert_eq!(statuses(or), statuses(nr), "{name}: answer statuses");
         for (status, resp) in or.as_object().unwrap() {

@@ -651,8 +651,9 @@ async fn a_preset_job_records_its_settings(db: &TestDb) {
             Some("anime")
         )
     );
-    // The same idempotency key: the same job, charged once.
-    let (_, again) = k
+    // The same idempotency key: the same job, charged once, answered 200
+    // (not 201: nothing was made), which is how `bv submit` knows it attached.
+    let (status, again) = k
         .call(
             Method::POST,
             "/v1/jobs",
@@ -661,6 +662,7 @@ async fn a_preset_job_records_its_settings(db: &TestDb) {
         )
         .await;
     assert_eq!(again["id"], job["id"]);
+    assert_eq!(status, StatusCode::OK);
     let row =
         k.st.catalog
             .job(&k.tenant, job["id"].as_str().unwrap())

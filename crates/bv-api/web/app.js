@@ -841,6 +841,51 @@ views.security = async () => {
     h('p.muted', `Tenant ${me.tenant_id}, signed in as ${me.principal_id}.`));
 };
 
+/** The first administrator's one-time link (`bv serve` prints it while no
+ *  user exists): choose a login and password, then be signed in. The token
+ *  lives in the address's fragment, which never reaches a server log. */
+views.setup = async (token) => {
+  // The token leaves the address bar (and the history) at once.
+  history.replaceState(null, '', '#/setup');
+  renderingFor = location.hash;
+  if (!token) {
+    render('setup', h('section.card.narrow', h('h1', 'First sign-in'),
+      h('p', 'Open the link `bv serve` printed, or restart it for a new one (it prints one while nobody can sign in).')));
+    return;
+  }
+  const err = h('div');
+  const form = h('form.card.narrow', { on: { submit: async (ev) => {
+    ev.preventDefault();
+    err.replaceChildren();
+    const fd = new FormData(form);
+    if (fd.get('password') !== fd.get('again')) {
+      err.replaceChildren(errorBox({ message: 'The two passwords differ.' }));
+      return;
+    }
+    try {
+      await api('POST', '/v1/setup', { token, login: fd.get('login'), password: fd.get('password') });
+      const s = await api('POST', '/v1/session', { login: fd.get('login'), password: fd.get('password') });
+      session.save(s.csrf_token, s.idle_timeout_seconds);
+      lastInput = Date.now();
+      notice('Welcome: you are the first administrator. The link you used no longer works.');
+      location.hash = '#/videos';
+    } catch (e) {
+      err.replaceChildren(errorBox(e));
+    }
+  } } },
+    h('h1', 'Set up the first administrator'),
+    h('p.muted', 'This link works once, for 15 minutes. Choose how you will sign in from now on.'),
+    h('label', { for: 'login' }, 'Login'),
+    h('input', { id: 'login', name: 'login', autocomplete: 'username', required: true, autofocus: true, value: 'admin' }),
+    h('label', { for: 'password' }, 'Password (at least 12 characters)'),
+    h('input', { id: 'password', name: 'password', type: 'password', autocomplete: 'new-password', required: true, minlength: 12 }),
+    h('label', { for: 'again' }, 'Password again'),
+    h('input', { id: 'again', name: 'again', type: 'password', autocomplete: 'new-password', required: true, minlength: 12 }),
+    err,
+    h('button', { type: 'submit' }, 'Set password and sign in'));
+  render('setup', form);
+};
+
 // ---------------------------------------------------------------- routing
 
 async function route() {
@@ -849,7 +894,7 @@ async function route() {
   const [, name, id] = (location.hash || '#/videos').split('/');
   const signedIn = !!session.csrf;
   $('#nav').hidden = !signedIn;
-  if (!signedIn && name !== 'signin') { location.hash = '#/signin'; return; }
+  if (!signedIn && name !== 'signin' && name !== 'setup') { location.hash = '#/signin'; return; }
   if (signedIn && name === 'signin') { location.hash = '#/videos'; return; }
   const fn = views[viewFor(location.hash)];
   renderingFor = location.hash;

@@ -67,6 +67,16 @@ fn principal(r: &AnyRow) -> Result<Principal> {
     })
 }
 
+/// What a new password must be: at least 12 characters.
+pub fn check_password_rules(password: &str) -> Result<()> {
+    if password.chars().count() < 12 {
+        return Err(CatalogError::Invalid(
+            "password must have at least 12 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Names people type: 1–64 characters of letters, digits, `.`, `_`, `-`, `@`.
 pub fn check_name(what: &str, s: &str) -> Result<()> {
     let ok = !s.is_empty()
@@ -158,11 +168,7 @@ impl Catalog {
         password: &str,
     ) -> Result<Principal> {
         check_name("login", login)?;
-        if password.chars().count() < 12 {
-            return Err(CatalogError::Invalid(
-                "password must have at least 12 characters".into(),
-            ));
-        }
+        check_password_rules(password)?;
         let hash = bv_crypto::secret::hash_password(password)
             .map_err(|e| CatalogError::Internal(e.to_string()))?;
         self.insert_principal(tenant_id, "user", login, Some(login), Some(&hash))

@@ -20,15 +20,19 @@ use crate::error::{CatalogError, Result};
 pub enum Scope {
     /// List, describe, download videos and mint links.
     #[cfg_attr(feature = "openapi", schema(rename = "videos:read"))]
+    #[serde(rename = "videos:read")]
     VideosRead,
     /// Upload and delete videos.
     #[cfg_attr(feature = "openapi", schema(rename = "videos:write"))]
+    #[serde(rename = "videos:write")]
     VideosWrite,
     /// Submit and cancel jobs.
     #[cfg_attr(feature = "openapi", schema(rename = "jobs:write"))]
+    #[serde(rename = "jobs:write")]
     JobsWrite,
     /// Manage the tenant's API keys.
     #[cfg_attr(feature = "openapi", schema(rename = "admin"))]
+    #[serde(rename = "admin")]
     Admin,
 }
 

@@ -4,7 +4,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Executor, Row};
 
 use crate::error::Result;
 
@@ -137,6 +137,20 @@ impl Catalog {
     /// Whether the database answers (for readiness probes).
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// The database server's clock, milliseconds since the epoch (`None` for
+    /// SQLite, which runs in this process and shares its clock). Leases and
+    /// links compare times written by several hosts, so `bv doctor` checks
+    /// the skew against this.
+    pub async fn clock_ms(&self) -> Result<Option<i64>> {
+        if self.backend() == Backend::Sqlite {
+            return Ok(None);
+        }
+        let r = sqlx::query("SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Some(r.try_get(0)?))
     }
 
     /// Closes every connection.

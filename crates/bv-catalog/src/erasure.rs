@@ -42,6 +42,10 @@ const TABLES: &[(&str, &str)] = &[
     ),
     ("jobs", "DELETE FROM jobs WHERE tenant_id = $1"),
     ("videos", "DELETE FROM videos WHERE tenant_id = $1"),
+    (
+        "setup_links",
+        "DELETE FROM setup_links WHERE tenant_id = $1",
+    ),
     ("principals", "DELETE FROM principals WHERE tenant_id = $1"),
     ("tenants", "DELETE FROM tenants WHERE id = $1"),
 ];

@@ -27,6 +27,7 @@ pub mod retention;
 pub mod sealing;
 pub mod segments;
 pub mod sessions;
+pub mod setup;
 pub mod uploads;
 pub mod videos;
 pub mod webhooks;

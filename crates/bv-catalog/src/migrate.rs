@@ -57,6 +57,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhook_versions",
         include_str!("../migrations/0013_webhook_versions.sql"),
     ),
+    (
+        14,
+        "setup_links",
+        include_str!("../migrations/0014_setup_links.sql"),
+    ),
 ];
 
 /// Splits a migration into statements: comment lines go first (they may hold

@@ -21,6 +21,7 @@ bv_testkit::on_both!(
     uploads_advance_only_under_their_lease,
     operator_grants_cover_one_video_for_a_time_and_wait_for_approval,
     webhook_secret_versions_never_repeat,
+    a_setup_link_makes_one_user_once_within_its_lifetime,
 );
 
 async fn two_tenants(c: &Catalog) -> (String, String, String, String) {
@@ -773,4 +774,74 @@ async fn webhook_secret_versions_never_repeat(db: &TestDb) {
             .secret_version,
         1
     );
+}
+
+async fn a_setup_link_makes_one_user_once_within_its_lifetime(db: &TestDb) {
+    let c = db.open().await;
+    let t = c.create_tenant("default", LIMITS).await.unwrap();
+    assert!(!c.has_users().await.unwrap());
+    let old = c.create_setup_link(&t.id, 60_000).await.unwrap();
+    let token = c.create_setup_link(&t.id, 60_000).await.unwrap();
+    let pw = "correct horse battery";
+    // The earlier link died with the new one; a short password or a bad
+    // login is refused without using the link up.
+    assert!(
+        c.redeem_setup_link(&old, "admin", pw)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(c.redeem_setup_link(&token, "admin", "short").await.is_err());
+    assert!(
+        c.redeem_setup_link(&token, "bad login!\n", pw)
+            .await
+            .is_err()
+    );
+    let p = c
+        .redeem_setup_link(&token, "admin", pw)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.tenant_id, t.id);
+    assert!(c.has_users().await.unwrap());
+    assert!(c.check_password("admin", pw).await.unwrap().is_some());
+    // Once only.
+    assert!(
+        c.redeem_setup_link(&token, "admin2", pw)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A login taken leaves the link usable.
+    let again = c.create_setup_link(&t.id, 60_000).await.unwrap();
+    assert!(c.redeem_setup_link(&again, "admin", pw).await.is_err());
+    assert!(
+        c.redeem_setup_link(&again, "admin4", pw)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Not after its lifetime.
+    let expired = c.create_setup_link(&t.id, -1).await.unwrap();
+    assert!(
+        c.redeem_setup_link(&expired, "admin3", pw)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Only the digest is stored.
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let url = if db.url.starts_with("sqlite") {
+        format!("{}?mode=rw", db.url)
+    } else {
+        db.url.clone()
+    };
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let stored: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM setup_links")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0] != expired && stored[0].len() == 64, "{stored:?}");
 }

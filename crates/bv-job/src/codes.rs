@@ -7,8 +7,13 @@
 //! one. Codes not listed here (a crate's own, such as the catalog's) still
 //! reach [`exit_status`], which files them by their documented class.
 
+/// The host (or the service) cannot run jobs now: models missing, the
+/// sandbox cannot start, FFmpeg absent; the message names the check and its fix.
+pub const PROCESSING_UNAVAILABLE: &str = "processing_unavailable";
 /// The job was cancelled (by its owner, or Ctrl-C).
 pub const CANCELLED: &str = "cancelled";
+/// A client stopped following (Ctrl-C); what it followed goes on.
+pub const INTERRUPTED: &str = "interrupted";
 /// The input file does not exist.
 pub const INPUT_NOT_FOUND: &str = "input_not_found";
 /// The input has no bytes.
@@ -96,11 +101,11 @@ impl Class {
 /// The class of a stable code (any crate's).
 pub fn class(code: &str) -> Class {
     match code {
-        CANCELLED => Class::Cancelled,
+        CANCELLED | INTERRUPTED => Class::Cancelled,
         OUTPUT_UNWRITABLE | OUTPUT_EXISTS | OUTPUT_CONTAINER_UNSUPPORTED => Class::Output,
         MODEL_NOT_FOUND | MODEL_FILE_MISSING | MODEL_HASH_MISMATCH | MODEL_INVALID
         | MODEL_UNSUPPORTED => Class::Model,
-        DEVICE_UNAVAILABLE => Class::Device,
+        DEVICE_UNAVAILABLE | PROCESSING_UNAVAILABLE => Class::Device,
         "sealed_auth_failed"
         | "sealed_truncated"
         | "sealed_trailing_data"
@@ -127,7 +132,8 @@ pub fn class(code: &str) -> Class {
         | "csrf_failed"
         | "login_failed"
         | "link_invalid"
-        | "link_expired" => Class::Access,
+        | "link_expired"
+        | "not_logged_in" => Class::Access,
         INPUT_NOT_FOUND
         | INPUT_EMPTY
         | INPUT_NOT_VIDEO
@@ -145,6 +151,7 @@ pub fn class(code: &str) -> Class {
         | "invalid_query"
         | "unknown_model"
         | "unknown_preset"
+        | "job_not_finished"
         | "unsupported_scale"
         | "webhook_url_refused"
         | "not_found"

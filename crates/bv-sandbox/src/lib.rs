@@ -28,4 +28,4 @@ mod sys;
 
 pub use error::SandboxError;
 pub use jail::{Exit, Jail, Limits, Mount, Outcome, Teardown};
-pub use sys::handed_in;
+pub use sys::{default_sigpipe, handed_in, landlock_abi};

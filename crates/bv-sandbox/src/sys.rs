@@ -97,3 +97,22 @@ pub fn handed_in(n: i32) -> std::io::Result<std::os::fd::OwnedFd> {
     // gives each one away at most once.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(n) })
 }
+
+/// The Landlock ABI version the kernel offers, or why there is none
+/// (`bv doctor` reports it; the jail applies Landlock best-effort).
+pub fn landlock_abi() -> Result<i64, Errno> {
+    /// `LANDLOCK_CREATE_RULESET_VERSION` from `<linux/landlock.h>`.
+    const VERSION: u32 = 1;
+    // SAFETY: with this flag, a null attribute pointer and a zero size the
+    // kernel only returns its ABI version: no memory is read or written and
+    // no descriptor is created.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            VERSION,
+        )
+    };
+    if r < 0 { Err(Errno::last()) } else { Ok(r) }
+}

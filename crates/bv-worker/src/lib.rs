@@ -143,6 +143,59 @@ pub struct Attempt {
     pub ended: Ended,
 }
 
+/// Whether this process can run jobs at all. Whoever can check (the binary:
+/// models, the sandbox self-test, FFmpeg) opens it, or closes it with the
+/// reason and the fix; a worker leases nothing until the first check has
+/// passed, so a job is never taken by a worker that could only fail it.
+#[derive(Debug)]
+pub struct Gate {
+    /// `None` until the first check; then `Some(None)` (open) or
+    /// `Some(Some(why))` (closed).
+    state: std::sync::RwLock<Option<Option<String>>>,
+}
+
+impl Default for Gate {
+    /// Open: for workers whose host is checked elsewhere (tests, embedders).
+    fn default() -> Self {
+        Self {
+            state: std::sync::RwLock::new(Some(None)),
+        }
+    }
+}
+
+impl Gate {
+    /// A gate that stays shut until the first check has run.
+    pub fn unchecked() -> Self {
+        Self {
+            state: std::sync::RwLock::new(None),
+        }
+    }
+
+    /// Lets workers lease jobs.
+    pub fn open(&self) {
+        if let Ok(mut g) = self.state.write() {
+            *g = Some(None);
+        }
+    }
+
+    /// Stops workers from leasing, saying why (and what fixes it).
+    pub fn close(&self, why: String) {
+        if let Ok(mut g) = self.state.write() {
+            *g = Some(Some(why));
+        }
+    }
+
+    /// Whether workers may lease now.
+    pub fn is_open(&self) -> bool {
+        self.state.read().is_ok_and(|g| matches!(*g, Some(None)))
+    }
+
+    /// Why workers may not lease, once a check has said so.
+    pub fn failing(&self) -> Option<String> {
+        self.state.read().ok().and_then(|g| g.clone().flatten())
+    }
+}
+
 /// One worker (several may run in one process, each with its own owner id).
 #[derive(Clone)]
 pub struct Worker {
@@ -150,6 +203,7 @@ pub struct Worker {
     catalog: Catalog,
     vault: Arc<Vault>,
     owner: String,
+    gate: Arc<Gate>,
 }
 
 impl Worker {
@@ -165,7 +219,15 @@ impl Worker {
             catalog,
             vault,
             owner,
+            gate: Arc::default(),
         }
+    }
+
+    /// Leases only while `gate` is open.
+    #[must_use]
+    pub fn with_gate(mut self, gate: Arc<Gate>) -> Self {
+        self.gate = gate;
+        self
     }
 
     fn lease_ms(&self) -> i64 {
@@ -184,7 +246,21 @@ impl Worker {
             }
         };
         let poll = Duration::from_millis(self.cfg.worker.poll_ms);
+        let mut said: Option<String> = None;
         while !stop.load(Ordering::Relaxed) {
+            if !self.gate.is_open() {
+                // Said once per reason, loudly: the log of a server that
+                // cannot run jobs must not read like one that is idle.
+                if let Some(why) = self.gate.failing().filter(|w| said.as_ref() != Some(w)) {
+                    tracing::error!(worker = %self.owner, why = %why, "this worker takes no jobs until this is fixed");
+                    said = Some(why);
+                }
+                tokio::time::sleep(poll).await;
+                continue;
+            }
+            if said.take().is_some() {
+                tracing::info!(worker = %self.owner, "this worker takes jobs again");
+            }
             match self.run_once().await {
                 Ok(Some(_)) => continue,
                 Ok(None) => {}

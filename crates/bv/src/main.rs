@@ -5,10 +5,12 @@
 //! and a distinct exit status (see [`exit`]).
 #![forbid(unsafe_code)]
 
+mod checks;
 mod cmd;
 mod config;
 mod exit;
 mod progress;
+mod secret_input;
 
 use std::path::PathBuf;
 
@@ -16,7 +18,15 @@ use clap::{Parser, Subcommand};
 
 /// BetterVideo: private AI video enhancement.
 #[derive(Parser, Debug)]
-#[command(name = "bv", version, about, propagate_version = true)]
+#[command(
+    name = "bv",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Start here: `bv enhance IN -o OUT` works on this machine alone; `make run` starts \
+                  the service, then `bv login URL`, `bv submit IN -o OUT`, `bv jobs`. \
+                  Something wrong? `bv doctor`."
+)]
 struct Cli {
     /// Configuration file (default: $BV_CONFIG, else <data_dir>/config.toml if present).
     #[arg(long, global = true, value_name = "FILE")]
@@ -45,7 +55,12 @@ enum Command {
     /// Upload a file (resumable: run it again to continue after an interruption).
     Upload(cmd::client::UploadArgs),
     /// Upload, enhance on the service and download, with live progress, in one command.
-    Submit(cmd::client::SubmitArgs),
+    Submit(cmd::submit::SubmitArgs),
+    /// Your jobs: list, show, watch, cancel, download (a job outlives `bv submit`).
+    Jobs {
+        #[command(subcommand)]
+        cmd: Option<cmd::submit::JobsCmd>,
+    },
     /// List your videos.
     Ls {
         /// JSON instead of a table.
@@ -56,10 +71,11 @@ enum Command {
     Link(cmd::client::LinkArgs),
     /// Download a video (continues an interrupted download).
     Download(cmd::client::DownloadArgs),
-    /// Delete a video for good (crypto-shredded).
+    /// Delete videos for good (crypto-shredded).
     Rm {
-        /// Video id.
-        id: String,
+        /// Video ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
     },
     /// Run enhancement jobs from the queue (each in a fresh sandbox).
     Worker(cmd::worker::Args),
@@ -69,6 +85,9 @@ enum Command {
     /// Show or check the effective configuration.
     #[command(subcommand)]
     Config(cmd::config::ConfigCmd),
+    /// Check this host: models, sandbox, kernel confinement, FFmpeg, catalog,
+    /// vault, disk, clock, certificate, GPUs; one line each, with the fix.
+    Doctor(cmd::doctor::Args),
     /// Raw RGB frames in, upscaled frames out (benchmarks and fidelity tests).
     #[command(hide = true)]
     InferPipe(cmd::infer_pipe::Args),
@@ -105,19 +124,36 @@ fn main() {
             Err(e) => exit::report(&e, false),
         })
     }
+    // Commands that only print end quietly when their reader goes away
+    // (`bv ls | head`), as `ls` does, instead of panicking on EPIPE. Not the
+    // ones that feed pipes of their own (FFmpeg) or serve sockets.
+    if matches!(
+        cli.command,
+        Command::Ls { .. }
+            | Command::Jobs { .. }
+            | Command::Config(_)
+            | Command::Models(_)
+            | Command::Doctor(_)
+            | Command::SecurityReport(_)
+            | Command::Link(_)
+    ) {
+        let _ = bv_sandbox::default_sigpipe();
+    }
     let json = matches!(&cli.command, Command::Enhance(a) if a.json);
     let result = config::Config::load(cli.config.as_deref()).and_then(|cfg| match cli.command {
         Command::Enhance(a) => cmd::enhance::run(&cfg, a),
         Command::Models(c) => cmd::models::run(&cfg, c),
         Command::Config(c) => cmd::config::run(&cfg, c),
+        Command::Doctor(a) => cmd::doctor::run(&cfg, a),
         Command::Serve(a) => cmd::serve::run(&cfg, a),
         Command::Login(a) => cmd::client::login(&cfg, a),
         Command::Upload(a) => cmd::client::upload(&cfg, a),
-        Command::Submit(a) => cmd::client::submit(&cfg, a),
+        Command::Submit(a) => cmd::submit::submit(&cfg, a),
+        Command::Jobs { cmd } => cmd::submit::jobs(&cfg, cmd),
         Command::Ls { json } => cmd::client::ls(&cfg, json),
         Command::Link(a) => cmd::client::link(&cfg, a),
         Command::Download(a) => cmd::client::download(&cfg, a),
-        Command::Rm { id } => cmd::client::rm(&cfg, &id),
+        Command::Rm { ids } => cmd::client::rm(&cfg, &ids),
         Command::Admin(c) => cmd::admin::run(&cfg, c),
         Command::Worker(a) => cmd::worker::run(&cfg, a),
         Command::Vault(c) => cmd::vault::run(&cfg, c),

@@ -29,7 +29,17 @@ fn refused(input: &Path, code: &str, status: i32, extra: &[&str]) {
         r.stderr
     );
     assert_eq!(r.event["code"], code, "{}: {}", input.display(), r.event);
-    assert!(!r.event["message"].as_str().unwrap().is_empty());
+    let message = r.event["message"].as_str().unwrap();
+    assert!(!message.is_empty());
+    // The user's own paths, never the jail's.
+    for inside in [
+        "/in/input",
+        "/out/output",
+        "/scratch/input",
+        "/scratch/output",
+    ] {
+        assert!(!message.contains(inside), "{message}");
+    }
     assert_eq!(r.status, Some(status), "{}", r.event);
     assert!(!out.exists(), "no output may appear");
     assert_eq!(
@@ -253,4 +263,20 @@ fn bad_options() {
         4,
         &["--codec", "ffv1"],
     );
+    // ... said before any work, with the container that fits.
+    let r = enhance(&src, &d.path().join("ffv1.mp4"), &["--codec", "ffv1"]);
+    assert!(
+        r.event["message"].as_str().unwrap().contains(".mkv"),
+        "{}",
+        r.event
+    );
+    // A container FFmpeg does not know: a container error too, not "ffmpeg failed".
+    let r = enhance(&src, &d.path().join("out.xyz"), &[]);
+    assert_eq!(
+        (r.event["code"].as_str(), r.status),
+        (Some("output_container_unsupported"), Some(4)),
+        "{}",
+        r.event
+    );
+    assert!(!d.path().join("out.xyz").exists());
 }

@@ -322,3 +322,146 @@ fn device_selection() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("error[invalid_option]"));
 }
+
+/// `bv doctor` on a fresh data directory without models: a failing line
+/// with the fix, exit non-zero; with the models `make setup` installed:
+/// exit 0, every check ok or a warning with its fix. `--json` says the same.
+#[test]
+fn bv_doctor_fails_without_models_with_the_fix_and_passes_after_setup() {
+    let d = tempfile::tempdir().unwrap();
+    let fresh = || {
+        let mut c = bv();
+        c.current_dir(d.path())
+            .env("BV_DATA_DIR", "data")
+            .env("BV_MODEL_DIR", d.path().join("no-models"));
+        c
+    };
+    let out = fresh().arg("doctor").output().unwrap();
+    let (text, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}{err}");
+    assert!(err.contains("error[doctor_failed]"), "{err}");
+    let models = text
+        .lines()
+        .position(|l| l.starts_with("FAIL  models"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        text.lines()
+            .nth(models + 1)
+            .unwrap()
+            .contains("fix: run `make setup`"),
+        "{text}"
+    );
+    // Everything else was checked too, one line each.
+    for name in [
+        "user namespaces",
+        "sandbox",
+        "ffmpeg",
+        "seccomp",
+        "landlock",
+        "cgroups",
+        "catalog",
+        "clock",
+        "vault",
+        "disk",
+        "certificate",
+        "gpus",
+    ] {
+        assert!(
+            text.lines().any(|l| l[6..].starts_with(name)),
+            "{name} missing: {text}"
+        );
+    }
+
+    let out = fresh()
+        .env("BV_MODEL_DIR", data_dir().join("models"))
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["ok"], true, "{v:#}");
+    for c in v["checks"].as_array().unwrap() {
+        assert_ne!(c["status"], "fail", "{c}");
+        if c["status"] == "warn" {
+            assert!(c["fix"].is_string(), "{c}");
+        }
+    }
+}
+
+/// A command whose reader is gone (`bv config show | head -0`) ends as
+/// `ls` would, by SIGPIPE, without a panic message. The pipe's read end is
+/// closed before the command starts, so its first write fails every time.
+#[test]
+fn printing_commands_end_quietly_on_a_closed_pipe() {
+    use std::os::unix::process::ExitStatusExt;
+    for args in [&["config", "show"][..], &["models", "list"][..]] {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(read);
+        let out = bv()
+            .args(args)
+            .stdout(Stdio::from(write))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(
+            out.status.signal(),
+            Some(13),
+            "{args:?}: {:?} {err}",
+            out.status
+        );
+    }
+}
+
+/// `bv login` says what is wrong and what to do: a plain-HTTP URL, no
+/// scheme, no key on standard input, nothing listening.
+#[test]
+fn bv_login_errors_say_what_to_do() {
+    let d = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let https = format!("https://127.0.0.1:{port}");
+    for (url, key, status, says) in [
+        (
+            "http://localhost:8443",
+            "bv_x",
+            3,
+            "speaks only HTTPS; use https://localhost:8443",
+        ),
+        ("localhost:8443", "bv_x", 3, "not a service URL"),
+        (https.as_str(), "", 3, "no API key on standard input"),
+        (
+            https.as_str(),
+            "bv_x",
+            1,
+            "nothing answers there: is `bv serve` running",
+        ),
+    ] {
+        let mut c = bv()
+            .current_dir(d.path())
+            .env("BV_DATA_DIR", d.path().join("data"))
+            .args(["login", url])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            // The command may have refused (and exited) before reading it.
+            let _ = writeln!(c.stdin.take().unwrap(), "{key}");
+        }
+        let out = c.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(status), "{url}: {err}");
+        assert!(err.contains(says), "{url}: {err}");
+        assert!(!d.path().join("data/client/profile.json").exists());
+    }
+}

@@ -95,6 +95,8 @@ pub async fn send(
     head_only: bool,
     extra: &[(header::HeaderName, HeaderValue)],
 ) -> ApiResult<Response> {
+    // A rejected video's bytes were shredded: say so, not "200, 0 bytes".
+    bv_service::jobs::check_input(video)?;
     let len = video.size_bytes as u64;
     let tag = etag(video);
     let asked = if range_applies(headers, &tag) {

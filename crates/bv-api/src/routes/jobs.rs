@@ -150,6 +150,8 @@ pub async fn submit(
         customer_key: ck.as_deref(),
         max_active: crate::throttle::on(lim.active_jobs),
     };
+    // A job older than this request is the one an idempotency key made before.
+    let asked_ms = bv_catalog::now_ms();
     let queued = bv_service::jobs::enqueue(&st.catalog, &st.vault, &st.domain.jobs, submission)
         .await
         .map_err(ApiError::from);
@@ -168,6 +170,9 @@ pub async fn submit(
             return Err(e);
         }
     };
+    if j.created_ms < asked_ms {
+        return Ok((StatusCode::OK, Json(JobOut::from(j))).into_response());
+    }
     let detail = serde_json::json!({"video": v.id, "price": price, "preset": model});
     auth.audit(&st, "job.submit", &format!("job:{}", j.id), "ok", detail)
         .await;

@@ -115,6 +115,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "Sign in with login and password; sets the session cookie, returns the CSRF token.",
     ),
     ep(
+        "POST",
+        "/v1/setup",
+        Public,
+        "setup",
+        "Redeem the one-time link `bv serve` printed for the first administrator: creates the user with a password.",
+    ),
+    ep(
         "DELETE",
         "/v1/session",
         Authenticated,
@@ -423,6 +430,7 @@ pub fn router() -> Router<State> {
         .route("/metrics", get(system::metrics))
         .route("/v1/openapi.json", get(openapi::document))
         .route("/v1/session", post(session::login).delete(session::logout))
+        .route("/v1/setup", post(session::setup))
         .route("/v1/me", get(session::me))
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route("/v1/keys/{id}", delete(keys::revoke))

@@ -29,6 +29,7 @@ use super::{Access, ENDPOINTS};
     document,
     super::security::report,
     super::session::login,
+    super::session::setup,
     super::session::logout,
     super::session::me,
     super::keys::list,

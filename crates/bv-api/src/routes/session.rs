@@ -1,4 +1,5 @@
-//! `/v1/session`: browser sign-in and sign-out; `/v1/me`: who is calling.
+//! `/v1/session`: browser sign-in and sign-out; `/v1/me`: who is calling;
+//! `/v1/setup`: the first administrator's one-time link.
 
 use std::net::SocketAddr;
 
@@ -158,6 +159,91 @@ pub async fn login(
         HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
     );
     Ok(r)
+}
+
+/// `POST /v1/setup` body: the one-time link's token and the new user's sign-in.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Setup {
+    /// The token after `#/setup/` in the link `bv serve` printed.
+    token: String,
+    /// The new user's login.
+    login: String,
+    /// At least 12 characters.
+    password: String,
+}
+
+/// The user a setup link made.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SetupOut {
+    /// Its tenant.
+    tenant_id: String,
+    /// The new principal.
+    principal_id: String,
+    /// Sign in with this and the password just set.
+    login: String,
+}
+
+/// `POST /v1/setup`: redeems the one-time link `bv serve` prints while no
+/// user exists: creates the first administrator with a password chosen in
+/// the browser (so no password is printed or typed on the server). Then sign
+/// in with `POST /v1/session`.
+#[utoipa::path(post, path = "/v1/setup", request_body = Setup,
+    responses((status = 201, description = "Created", body = SetupOut)))]
+pub async fn setup(
+    AxState(st): AxState<State>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    crate::audit::Source(origin): crate::audit::Source,
+    body: axum::body::Body,
+) -> ApiResult<Response> {
+    let address = peer.ip().to_string();
+    // Guessing a 256-bit token is hopeless; the limit keeps it that way cheaply.
+    crate::throttle::admit_address(&st, crate::throttle::AddressAction::Login, &address).await?;
+    let body = axum::body::to_bytes(body, LOGIN_BODY_MAX)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("a setup body is at most {LOGIN_BODY_MAX} bytes"),
+            )
+        })?;
+    let req: Setup = crate::error::parse_json(&body)?;
+    let made = st
+        .catalog
+        .redeem_setup_link(&req.token, &req.login, &req.password)
+        .await?;
+    let Some(p) = made else {
+        let e = Event {
+            tenant: None,
+            actor: "anonymous",
+            action: "setup_link.use",
+            target: "setup-link",
+            outcome: "refused",
+        };
+        crate::audit::record(&st, &origin, e, serde_json::json!({})).await;
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "setup_link_invalid",
+            "this sign-in link was used, has expired or is unknown: restart `bv serve` for a new \
+             one (it prints one while no user exists), or run `bv admin user create`",
+        ));
+    };
+    let e = Event {
+        tenant: Some(&p.tenant_id),
+        actor: "setup-link",
+        action: "user.create",
+        target: &format!("principal:{}", p.id),
+        outcome: "ok",
+    };
+    let detail = serde_json::json!({"login": req.login, "via": "setup link"});
+    crate::audit::record(&st, &origin, e, detail).await;
+    let out = SetupOut {
+        tenant_id: p.tenant_id,
+        principal_id: p.id,
+        login: req.login,
+    };
+    Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
 /// `DELETE /v1/session`: signs out.

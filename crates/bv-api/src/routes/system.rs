@@ -1,9 +1,13 @@
-//! Health, readiness, metrics.
+//! Health, readiness (what [`crate::ready`] publishes), metrics.
 
+use std::time::Duration;
+
+use axum::Json;
 use axum::extract::State as AxState;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
+use crate::ready::{Check, Readiness};
 use crate::state::State;
 
 /// `GET /healthz`: the process answers.
@@ -13,15 +17,32 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: the catalog answers (the vault is checked at start-up).
+/// `GET /readyz`: the catalog answers and, where this process runs jobs,
+/// it can run them (models verified, sandbox self-test passed, FFmpeg
+/// present); 503 with the failing checks and their fixes otherwise.
 #[utoipa::path(get, path = "/readyz",
-    responses((status = 200, description = "Success", body = String, content_type = "text/plain")))]
+    responses((status = 200, description = "Success", body = Readiness),
+              (status = 503, description = "Not ready: a check failed", body = Readiness)))]
 pub async fn readyz(AxState(st): AxState<State>) -> Response {
-    if st.catalog.ping().await {
-        (StatusCode::OK, "ready\n").into_response()
+    // A catalog that hangs must not hang the probe: a deadline, then "no".
+    let ping = tokio::time::timeout(Duration::from_secs(5), st.catalog.ping()).await;
+    let mut checks = vec![if ping == Ok(true) {
+        Check::ok("catalog", "answers")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "catalog unreachable\n").into_response()
-    }
+        Check::fail(
+            "catalog",
+            "does not answer within 5 s",
+            "check that the database runs and catalog.url points at it (`bv doctor` on this host)",
+        )
+    }];
+    checks.extend(st.host.processing.current());
+    let ready = checks.iter().all(Check::passed);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(Readiness { ready, checks })).into_response()
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -552,6 +552,8 @@ fn encoder_error(msg: &str, output: &Path) -> EngineError {
     if msg.contains("not currently supported in container")
         || msg.contains("Could not find tag for codec")
         || msg.contains("Could not write header")
+        || msg.contains("Unable to choose an output format")
+        || msg.contains("Unable to find a suitable output format")
     {
         EngineError::OutputContainerUnsupported(line)
     } else if msg.contains("Permission denied") || msg.contains("No space left") {

@@ -461,11 +461,9 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
             }
             AdminCmd::User(UserCmd::Create { tenant, login }) => {
                 let t = cat.find_tenant(&tenant).await?;
-                let mut pw = String::new();
-                std::io::stdin().read_line(&mut pw)?;
-                let u = cat
-                    .create_user(&t.id, &login, pw.trim_end_matches(['\r', '\n']))
-                    .await?;
+                // Typed on a terminal: not echoed, and asked twice.
+                let pw = crate::secret_input::read_new(&format!("password for {login} (not shown): "))?;
+                let u = cat.create_user(&t.id, &login, &pw).await?;
                 audit(Some(t.id.clone()), "user.create", format!("principal:{}", u.id), serde_json::json!({"login": login})).await;
                 println!("{}", serde_json::to_string_pretty(&u)?);
             }
@@ -490,10 +488,22 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
             }
             AdminCmd::Key(KeyCmd::List { tenant }) => {
                 let t = cat.find_tenant(&tenant).await?;
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&cat.api_keys(&t.id).await?)?
-                );
+                // Scopes by their wire names and times as RFC 3339, as the API shows them.
+                let at = |ms: Option<i64>| ms.map(bv_service::time::rfc3339_ms);
+                let keys: Vec<_> = cat
+                    .api_keys(&t.id)
+                    .await?
+                    .into_iter()
+                    .map(|k| {
+                        serde_json::json!({
+                            "id": k.id, "name": k.name, "principal_id": k.principal_id,
+                            "scopes": k.scopes, "created_at": at(Some(k.created_ms)),
+                            "expires_at": at(k.expires_ms), "last_used_at": at(k.last_used_ms),
+                            "revoked_at": at(k.revoked_ms),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&keys)?);
             }
             AdminCmd::Key(KeyCmd::Revoke { tenant, id }) => {
                 let t = cat.find_tenant(&tenant).await?;

@@ -1,4 +1,5 @@
-//! The client commands: `bv login`, `upload`, `ls`, `link`, `download`, `rm`.
+//! The client commands: `bv login`, `upload`, `ls`, `link`, `download`, `rm`
+//! (`bv submit` and `bv jobs` are in [`super::submit`]).
 //!
 //! The profile (service URL, API key, the CA to trust) lives in
 //! `<data_dir>/client/profile.json`, mode 0600. Uploads use tus and keep
@@ -40,14 +41,19 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(bv_vault::filestore::write_atomic(path, bytes)?)
 }
 
-fn load_profile(cfg: &Config) -> anyhow::Result<Profile> {
+pub(crate) fn load_profile(cfg: &Config) -> anyhow::Result<Profile> {
     let p = client_dir(cfg).join("profile.json");
-    let text = std::fs::read(&p)
-        .with_context(|| format!("no profile at {}: run `bv login URL` first", p.display()))?;
+    let text = std::fs::read(&p).map_err(|_| crate::exit::JobFailed {
+        code: "not_logged_in".into(),
+        message: format!(
+            "no profile at {}: run `bv login https://HOST:PORT` first (the URL `bv serve` printed; the API key on standard input)",
+            p.display()
+        ),
+    })?;
     Ok(serde_json::from_slice(&text)?)
 }
 
-fn http(p: &Profile) -> anyhow::Result<reqwest::Client> {
+pub(crate) fn http(p: &Profile) -> anyhow::Result<reqwest::Client> {
     let mut b = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("bv/", env!("CARGO_PKG_VERSION")));
@@ -60,7 +66,7 @@ fn http(p: &Profile) -> anyhow::Result<reqwest::Client> {
 /// Sending that waits out the service's rate limits: a `429` is retried
 /// after its `Retry-After` (at most 60 s, up to 5 times), when the request
 /// can be sent again (a streamed upload body cannot: its 429 is reported).
-trait SendPolite {
+pub(crate) trait SendPolite {
     /// `send`, politely.
     fn send_polite(self) -> impl Future<Output = reqwest::Result<reqwest::Response>>;
 }
@@ -91,7 +97,7 @@ impl SendPolite for reqwest::RequestBuilder {
 }
 
 /// The API's error, as `error[code]: message`.
-async fn check(r: reqwest::Response) -> anyhow::Result<reqwest::Response> {
+pub(crate) async fn check(r: reqwest::Response) -> anyhow::Result<reqwest::Response> {
     if r.status().is_success() {
         return Ok(r);
     }
@@ -117,7 +123,7 @@ async fn check(r: reqwest::Response) -> anyhow::Result<reqwest::Response> {
     .into())
 }
 
-fn bar(len: u64, what: &str) -> ProgressBar {
+pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     let target = if std::io::stderr().is_terminal() {
         ProgressDrawTarget::stderr()
     } else {
@@ -147,23 +153,37 @@ pub struct LoginArgs {
 #[derive(clap::Args, Debug)]
 pub struct UploadArgs {
     /// The file.
-    file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Name to store (default: the file's name).
     #[arg(long)]
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Upload at most this many bytes per second (e.g. 10M, 500K).
     #[arg(long, value_name = "RATE")]
-    limit_rate: Option<String>,
+    pub(crate) limit_rate: Option<String>,
 }
 
 /// `bv download` flags.
 #[derive(clap::Args, Debug)]
 pub struct DownloadArgs {
     /// Video id.
-    id: String,
+    pub(crate) id: String,
     /// Output file (continued from `FILE.part` if an earlier download stopped).
     #[arg(short, long)]
-    output: PathBuf,
+    pub(crate) output: PathBuf,
+    /// Replace OUTPUT if it exists.
+    #[arg(long)]
+    pub(crate) overwrite: bool,
+}
+
+/// Refuses an existing output unless asked to replace it (the rule of
+/// `bv enhance`), before any work is done for it. A device or a pipe
+/// (`/dev/null`, a FIFO) is written into, never replaced, so it is allowed.
+pub(crate) fn check_output(out: &Path, overwrite: bool) -> anyhow::Result<()> {
+    let special = std::fs::metadata(out).is_ok_and(|m| !m.is_file());
+    if out.exists() && !overwrite && !special {
+        return Err(bv_engine::EngineError::OutputExists(out.to_path_buf()).into());
+    }
+    Ok(())
 }
 
 /// `bv link` flags.
@@ -171,34 +191,54 @@ pub struct DownloadArgs {
 pub struct LinkArgs {
     /// Video id.
     id: String,
-    /// Lifetime in seconds (default: the server's, 15 minutes).
-    #[arg(long)]
-    ttl: Option<u64>,
+    /// Lifetime, e.g. 600, 600s, 90m, 12h (default: the server's, 15 minutes).
+    #[arg(long, value_name = "DURATION")]
+    ttl: Option<String>,
 }
 
 /// `bv login`: checks the key against the service and saves the profile.
 /// The key is read from standard input (one line), never from the command line.
 pub fn login(cfg: &Config, a: LoginArgs) -> anyhow::Result<()> {
-    if std::io::stdin().is_terminal() {
-        eprint!("API key: ");
+    let bad = |message: String| crate::exit::JobFailed {
+        code: bv_job::codes::INVALID_OPTION.into(),
+        message,
+    };
+    let url = a.url.trim_end_matches('/').to_string();
+    // The service speaks only HTTPS; say so before a confusing TLS error.
+    if let Some(rest) = url.strip_prefix("http://") {
+        return Err(bad(format!(
+            "{url}: the service speaks only HTTPS; use https://{rest} (the URL `bv serve` printed)"
+        ))
+        .into());
     }
-    let mut key = String::new();
-    std::io::stdin().read_line(&mut key)?;
+    if !url.starts_with("https://") {
+        return Err(bad(format!(
+            "{url:?} is not a service URL; use the https:// URL `bv serve` printed, e.g. https://localhost:8443"
+        ))
+        .into());
+    }
+    let key = crate::secret_input::read("API key (not shown): ")?;
+    let key = key.trim().to_string();
+    if key.is_empty() {
+        return Err(bad(
+            "no API key on standard input: paste the key `bv serve` printed (or one from \
+             `bv admin key create`), e.g. `echo \"$KEY\" | bv login URL`"
+                .into(),
+        )
+        .into());
+    }
     let ca_pem = a
         .ca
         .map(|p| std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display())))
         .transpose()?;
-    let p = Profile {
-        url: a.url.trim_end_matches('/').to_string(),
-        key: key.trim().to_string(),
-        ca_pem,
-    };
+    let p = Profile { url, key, ca_pem };
     runtime()?.block_on(async {
         let r = http(&p)?
             .get(format!("{}/v1/me", p.url))
             .bearer_auth(&p.key)
             .send_polite()
-            .await?;
+            .await
+            .map_err(|e| unreachable_hint(e, &p.url))?;
         let me: serde_json::Value = check(r).await?.json().await?;
         write_private(
             &client_dir(cfg).join("profile.json"),
@@ -210,6 +250,28 @@ pub fn login(cfg: &Config, a: LoginArgs) -> anyhow::Result<()> {
         );
         anyhow::Ok(())
     })
+}
+
+/// A connection error with what to do about the usual causes.
+fn unreachable_hint(e: reqwest::Error, url: &str) -> anyhow::Error {
+    let mut chain = String::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(&e);
+    while let Some(c) = cur {
+        chain.push_str(&c.to_string());
+        chain.push(' ');
+        cur = c.source();
+    }
+    let hint = if chain.contains("UnknownIssuer") || chain.contains("invalid peer certificate") {
+        "its certificate is not one this machine trusts: pass `--ca FILE` with the certificate \
+         `bv serve` printed (the development one is <data_dir>/tls/cert.pem)"
+    } else if e.is_connect() {
+        "nothing answers there: is `bv serve` running, and is this its address and port?"
+    } else if e.is_timeout() {
+        "no answer in time: check the address and any firewall between"
+    } else {
+        "check the URL"
+    };
+    anyhow::Error::new(e).context(format!("cannot reach {url}: {hint}"))
 }
 
 fn parse_rate(s: &str) -> anyhow::Result<u64> {
@@ -238,26 +300,36 @@ pub fn upload(cfg: &Config, a: UploadArgs) -> anyhow::Result<()> {
 }
 
 /// Uploads (or resumes uploading) a file; returns the video id.
-fn upload_file(cfg: &Config, a: UploadArgs) -> anyhow::Result<String> {
-    let path = std::fs::canonicalize(&a.file)
-        .map_err(|_| bv_engine::EngineError::InputNotFound(a.file.clone()))?;
+/// A local file as the client knows it across runs: its absolute path, its
+/// length, and a digest of (service, path, length, modification time), so a
+/// changed file is a different one (resumable uploads and `bv submit`'s
+/// reuse of an earlier upload key their records by it).
+pub(crate) fn file_fingerprint(url: &str, file: &Path) -> anyhow::Result<(PathBuf, u64, String)> {
+    let path = std::fs::canonicalize(file)
+        .map_err(|_| bv_engine::EngineError::InputNotFound(file.to_path_buf()))?;
     let meta = std::fs::metadata(&path)?;
-    let len = meta.len();
-    // Nothing to upload: said before the service is asked anything (an
-    // empty upload once made `bv submit` loop, a new video each round).
-    if len == 0 {
-        return Err(bv_engine::EngineError::InputEmpty(a.file.clone()).into());
-    }
-    let p = load_profile(cfg)?;
     let mtime = meta
         .modified()
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
-    // One state file per (server, file, size, mtime): a changed file starts over.
     let id = bv_crypto::secret::token_hash(
-        format!("{}\n{}\n{len}\n{mtime}", p.url, path.display()).as_bytes(),
+        format!("{url}\n{}\n{}\n{mtime}", path.display(), meta.len()).as_bytes(),
     );
+    Ok((path, meta.len(), id))
+}
+
+pub(crate) fn upload_file(cfg: &Config, a: UploadArgs) -> anyhow::Result<String> {
+    // Nothing to upload: said before the service (or the profile) is
+    // consulted (an empty upload once made `bv submit` loop, a new video
+    // each round).
+    let meta = std::fs::metadata(&a.file)
+        .map_err(|_| bv_engine::EngineError::InputNotFound(a.file.clone()))?;
+    if meta.len() == 0 {
+        return Err(bv_engine::EngineError::InputEmpty(a.file.clone()).into());
+    }
+    let p = load_profile(cfg)?;
+    let (path, len, id) = file_fingerprint(&p.url, &a.file)?;
     let state_path = client_dir(cfg)
         .join("uploads")
         .join(format!("{}.json", &id[..32]));
@@ -336,8 +408,9 @@ fn upload_file(cfg: &Config, a: UploadArgs) -> anyhow::Result<String> {
             if offset > 0 {
                 eprintln!("resuming at byte {offset} of {len}");
             }
-            let pb = bar(len, "upload");
-            pb.set_position(offset);
+            // The bar counts this run's bytes: a bar started at the resumed
+            // offset would show the bytes sent earlier as an absurd rate.
+            let pb = bar(len - offset, "upload");
             let mut f = tokio::fs::File::open(&path).await?;
             f.seek(std::io::SeekFrom::Start(offset)).await?;
             let pb2 = pb.clone();
@@ -428,14 +501,15 @@ pub fn ls(cfg: &Config, json: bool) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&all)?);
         } else {
             println!(
-                "{:<32}  {:>12}  {:<24}  {:<24}  NAME",
-                "ID", "BYTES", "CREATED", "DELETED ON"
+                "{:<32}  {:<9}  {:>12}  {:<24}  {:<24}  NAME",
+                "ID", "STATE", "BYTES", "CREATED", "DELETED ON"
             );
             for v in &all {
                 // Names are the user's; print them escaped so they cannot move the cursor.
                 println!(
-                    "{:<32}  {:>12}  {:<24}  {:<24}  {}",
+                    "{:<32}  {:<9}  {:>12}  {:<24}  {:<24}  {}",
                     v["id"].as_str().unwrap_or(""),
+                    v["status"].as_str().unwrap_or(""),
                     v["size_bytes"],
                     v["created_at"].as_str().unwrap_or(""),
                     v["delete_at"].as_str().unwrap_or("kept"),
@@ -452,8 +526,13 @@ pub fn link(cfg: &Config, a: LinkArgs) -> anyhow::Result<()> {
     let p = load_profile(cfg)?;
     runtime()?.block_on(async {
         let mut body = serde_json::json!({});
-        if let Some(t) = a.ttl {
-            body["ttl_seconds"] = t.into();
+        if let Some(t) = &a.ttl {
+            body["ttl_seconds"] = crate::cmd::admin::duration_secs(t)
+                .map_err(|e| crate::exit::JobFailed {
+                    code: bv_job::codes::INVALID_OPTION.into(),
+                    message: format!("--ttl: {e:#}"),
+                })?
+                .into();
         }
         let r = http(&p)?
             .post(format!("{}/v1/videos/{}/links", p.url, a.id))
@@ -485,6 +564,7 @@ struct PartOf {
 /// check confirms); otherwise starts over. The file is renamed into place
 /// only once it holds exactly the video's length.
 pub fn download(cfg: &Config, a: DownloadArgs) -> anyhow::Result<()> {
+    check_output(&a.output, a.overwrite)?;
     let p = load_profile(cfg)?;
     let mut part = a.output.clone().into_os_string();
     part.push(".part");
@@ -606,8 +686,8 @@ async fn save(
     out: &Path,
 ) -> anyhow::Result<()> {
     let total = start + r.content_length().unwrap_or(0);
-    let pb = bar(total, "download");
-    pb.set_position(start);
+    // This run's bytes only (see the upload's bar).
+    let pb = bar(total - start, "download");
     let mut s = r.bytes_stream();
     while let Some(chunk) = s.next().await {
         let chunk = chunk?;
@@ -633,17 +713,20 @@ async fn finish(part: &Path, meta: &Path, out: &Path, len: u64, total: u64) -> a
     Ok(())
 }
 
-/// `bv rm`
-pub fn rm(cfg: &Config, id: &str) -> anyhow::Result<()> {
+/// `bv rm ID…`: each video is crypto-shredded; the first failure stops.
+pub fn rm(cfg: &Config, ids: &[String]) -> anyhow::Result<()> {
     let p = load_profile(cfg)?;
     runtime()?.block_on(async {
-        let r = http(&p)?
-            .delete(format!("{}/v1/videos/{id}", p.url))
-            .bearer_auth(&p.key)
-            .send_polite()
-            .await?;
-        check(r).await?;
-        println!("deleted {id} (its data key is destroyed: unrecoverable)");
+        let c = http(&p)?;
+        for id in ids {
+            let r = c
+                .delete(format!("{}/v1/videos/{id}", p.url))
+                .bearer_auth(&p.key)
+                .send_polite()
+                .await?;
+            check(r).await.with_context(|| format!("deleting {id}"))?;
+            println!("deleted {id} (its data key is destroyed: unrecoverable)");
+        }
         anyhow::Ok(())
     })
 }
@@ -657,152 +740,6 @@ mod tests {
         assert_eq!(super::parse_rate("123").unwrap(), 123);
         assert!(super::parse_rate("fast").is_err());
     }
-}
-
-/// `bv submit` flags.
-#[derive(clap::Args, Debug)]
-pub struct SubmitArgs {
-    /// The video to enhance.
-    file: PathBuf,
-    /// Where to save the result.
-    #[arg(short, long)]
-    output: PathBuf,
-    /// Upscale factor (2, 3 or 4).
-    #[arg(long, default_value_t = 2)]
-    scale: u32,
-    /// Model.
-    #[arg(long, default_value = "realesr-animevideov3")]
-    model: String,
-    /// Output codec: h264, hevc, av1, ffv1.
-    #[arg(long, default_value = "h264")]
-    codec: String,
-    /// Constant-rate factor.
-    #[arg(long)]
-    crf: Option<u32>,
-}
-
-/// `bv submit`: upload → probe → job → live progress → download, in one command.
-pub fn submit(cfg: &Config, a: SubmitArgs) -> anyhow::Result<()> {
-    let video = upload_file(
-        cfg,
-        UploadArgs {
-            file: a.file.clone(),
-            name: None,
-            limit_rate: None,
-        },
-    )?;
-    let p = load_profile(cfg)?;
-    let job_out = runtime()?.block_on(async {
-        let c = http(&p)?;
-        let get = |path: String| {
-            c.get(format!("{}{path}", p.url))
-                .bearer_auth(&p.key)
-                .send_polite()
-        };
-        // The service examines every upload (in a sandbox) before it can be priced.
-        let t0 = std::time::Instant::now();
-        let mut said = false;
-        loop {
-            let v: serde_json::Value = check(get(format!("/v1/videos/{video}")).await?)
-                .await?
-                .json()
-                .await?;
-            match v["status"].as_str() {
-                Some("ready") => break,
-                Some("rejected") => {
-                    return Err(crate::exit::JobFailed {
-                        code: "video_rejected".into(),
-                        message: format!(
-                            "the service refused video {video}: {}",
-                            v["rejected"].as_str().unwrap_or_default()
-                        ),
-                    }
-                    .into());
-                }
-                _ if t0.elapsed() > Duration::from_secs(600) => bail!(
-                    "video {video} was not examined within 10 minutes: no worker took its probe \
-                     (is one running? bv serve runs one unless BV_WORKER_IN_PROCESS=0; see GET /readyz)"
-                ),
-                _ => {
-                    if !said && t0.elapsed() > Duration::from_secs(5) {
-                        eprintln!(
-                            "waiting for a worker to examine video {video} (a sandboxed probe; at most 10 minutes)"
-                        );
-                        said = true;
-                    }
-                    tokio::time::sleep(Duration::from_millis(300)).await
-                }
-            }
-        }
-        let body = serde_json::json!({
-            "video_id": video, "scale": a.scale, "model": a.model, "codec": a.codec, "crf": a.crf,
-            "idempotency_key": format!("bv-submit-{video}-{}-{}-{}", a.model, a.scale, a.codec),
-        });
-        let r = c
-            .post(format!("{}/v1/jobs", p.url))
-            .bearer_auth(&p.key)
-            .json(&body)
-            .send_polite()
-            .await?;
-        let job: serde_json::Value = check(r).await?.json().await?;
-        let id = job["id"].as_str().unwrap_or_default().to_string();
-        eprintln!("job {id}: {} credits reserved", job["price"]);
-        // Live progress over Server-Sent Events.
-        let pb = bar(0, "enhance");
-        pb.set_style(
-            ProgressStyle::with_template("enhance {wide_bar} {pos}/{len} frames {msg}")
-                .expect("valid template"),
-        );
-        let r = check(get(format!("/v1/jobs/{id}/events")).await?).await?;
-        let mut stream = r.bytes_stream();
-        let mut buf = String::new();
-        let mut event = String::new();
-        let mut end: Option<serde_json::Value> = None;
-        'read: while let Some(chunk) = stream.next().await {
-            buf.push_str(&String::from_utf8_lossy(&chunk?));
-            while let Some(i) = buf.find('\n') {
-                let line = buf[..i].trim_end_matches('\r').to_string();
-                buf.drain(..=i);
-                if let Some(e) = line.strip_prefix("event:") {
-                    event = e.trim().to_string();
-                } else if let Some(d) = line.strip_prefix("data:") {
-                    let v: serde_json::Value = serde_json::from_str(d.trim()).unwrap_or_default();
-                    if event == "end" {
-                        end = Some(v);
-                        break 'read;
-                    }
-                    if let Some(t) = v["frames_total"].as_u64() {
-                        pb.set_length(t);
-                    }
-                    pb.set_position(v["frames_done"].as_u64().unwrap_or(0));
-                    if let Some(f) = v["fps"].as_f64() {
-                        pb.set_message(format!("{f:.2} fps"));
-                    }
-                }
-            }
-        }
-        pb.finish_and_clear();
-        let end = end.ok_or_else(|| anyhow::anyhow!("the progress stream ended early"))?;
-        if end["state"] != "succeeded" {
-            bail!(
-                "job {}: {}",
-                end["state"],
-                end["error"].as_str().unwrap_or_default()
-            );
-        }
-        anyhow::Ok(end)
-    })?;
-    let out = job_out["output_video_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    download(
-        cfg,
-        DownloadArgs {
-            id: out,
-            output: a.output,
-        },
-    )
 }
 
 /// `bv security-report` flags.

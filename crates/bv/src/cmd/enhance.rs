@@ -67,6 +67,34 @@ pub struct Args {
 }
 
 /// Runs the command.
+/// The codec fits the container the output's name asks for, said before any
+/// work with the container that fits (FFmpeg would fail only at the end).
+fn container_fits(codec: Codec, output: &std::path::Path) -> anyhow::Result<()> {
+    let ext = output
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let fits = match ext.as_str() {
+        "mp4" | "m4v" | "mov" => codec != Codec::Ffv1,
+        "webm" => codec == Codec::Av1,
+        _ => true,
+    };
+    if fits {
+        return Ok(());
+    }
+    let other = if codec == Codec::Ffv1 {
+        ".mkv"
+    } else {
+        ".mkv or .mp4"
+    };
+    Err(bv_engine::EngineError::OutputContainerUnsupported(format!(
+        "{} cannot be stored in .{ext}; name the output {other} (e.g. -o {})",
+        codec.as_str(),
+        output.with_extension("mkv").display()
+    ))
+    .into())
+}
+
 pub fn run(cfg: &Config, mut a: Args) -> anyhow::Result<()> {
     if let Some(name) = &a.for_preset {
         let manifest = bv_engine::model::Manifest::builtin();
@@ -79,6 +107,7 @@ pub fn run(cfg: &Config, mut a: Args) -> anyhow::Result<()> {
     let codec: Codec = a.codec.as_deref().unwrap_or("h264").parse()?;
     // Options are checked here, before any jail starts.
     EncodeSettings::new(codec, a.crf, a.preset.clone())?;
+    container_fits(codec, &a.output)?;
     let model_name = a.model.clone().unwrap_or_else(|| cfg.engine.model.clone());
     let scale = a.scale.unwrap_or(cfg.engine.scale);
     let spec_for = |input: PathBuf, output: PathBuf, ext: String, models: PathBuf| JobSpec {

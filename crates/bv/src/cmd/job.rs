@@ -316,9 +316,35 @@ pub fn run_sandboxed(
             writable: true,
         },
     ]);
-    let done = runner.run(&jail, &spec, Vec::new(), cancel, progress)?;
+    let done = runner
+        .run(&jail, &spec, Vec::new(), cancel, progress)
+        .map_err(|e| {
+            with_host_paths(
+                anyhow::Error::from(e),
+                &[(&spec.input, input), (&spec.output, output)],
+            )
+        })?;
     temp.commit(output)?;
     Ok(done)
+}
+
+/// An error from inside the jail with the jail's paths (`/in/input.mp4`,
+/// `/scratch/output.mkv`, which the user never named) replaced by the
+/// user's own. The code stays the job's.
+fn with_host_paths(e: anyhow::Error, map: &[(&Path, &Path)]) -> anyhow::Error {
+    let said = format!("{e:#}");
+    let mut shown = said.clone();
+    for (inside, host) in map {
+        shown = shown.replace(&inside.display().to_string(), &host.display().to_string());
+    }
+    if shown == said {
+        return e;
+    }
+    crate::exit::JobFailed {
+        code: crate::exit::code_of(&e),
+        message: shown,
+    }
+    .into()
 }
 
 /// The parent side without any host file in the jail: `input` is streamed
@@ -347,7 +373,14 @@ pub fn run_streamed(
         .write(true)
         .truncate(true)
         .open(temp.path())?;
-    let done = runner.run_piped(&spec, src, dst, cancel, progress)?;
+    let done = runner
+        .run_piped(&spec, src, dst, cancel, progress)
+        .map_err(|e| {
+            with_host_paths(
+                anyhow::Error::from(e),
+                &[(&spec.input, input), (&spec.output, output)],
+            )
+        })?;
     temp.commit(output)?;
     Ok(done)
 }

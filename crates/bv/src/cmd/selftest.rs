@@ -181,6 +181,17 @@ fn verdict(cfg: &Config, p: &Probes) -> BTreeMap<&'static str, bool> {
     ])
 }
 
+/// A self-test that did not run (what is reported instead).
+pub fn not_run() -> SelfTest {
+    SelfTest {
+        ok: false,
+        checked_at: bv_service::time::rfc3339_ms(bv_catalog::now_ms()),
+        checks: BTreeMap::new(),
+        probes: None,
+        error: Some("not run".into()),
+    }
+}
+
 /// Runs the self-test in a fresh jail configured like every job's.
 pub fn run(cfg: &Config) -> SelfTest {
     let checked_at = bv_service::time::rfc3339_ms(bv_catalog::now_ms());

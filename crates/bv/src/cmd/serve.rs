@@ -52,10 +52,18 @@ pub fn init_logs() {
 /// report quotes it).
 pub const SUITE_RECORD: &str = "security-tests.json";
 
-/// What the security report needs to know about this host; starts the
-/// sandbox self-test in the background (the report says "not run yet" until
-/// it is done, and the result is logged).
-fn host_facts(cfg: &Config) -> bv_api::report::HostFacts {
+/// What the security report and `/readyz` need to know about this host;
+/// starts the checks of what jobs need (models, the sandbox self-test,
+/// FFmpeg) in the background: they open or close `gate`, the report says
+/// "not run yet" until the self-test is done, and the first result comes
+/// back on the channel (to be printed under the banner).
+fn host_facts(
+    cfg: &Config,
+    gate: Arc<bv_worker::Gate>,
+) -> (
+    bv_api::report::HostFacts,
+    std::sync::mpsc::Receiver<Vec<bv_api::ready::Check>>,
+) {
     let v = &cfg.vault;
     let storage = if v.backend == "s3" {
         let at = if v.s3_endpoint.is_empty() {
@@ -73,27 +81,74 @@ fn host_facts(cfg: &Config) -> bv_api::report::HostFacts {
     } else {
         "a file readable only by the service (mode 0600), outside the database".to_string()
     };
-    let slot = std::sync::Arc::new(std::sync::RwLock::new(None));
-    let (c, s) = (cfg.clone(), std::sync::Arc::clone(&slot));
-    std::thread::spawn(move || {
-        let r = crate::cmd::selftest::run(&c);
-        if r.ok {
-            tracing::info!(checks = r.checks.len(), "sandbox self-test passed");
+    let slot = Arc::new(std::sync::RwLock::new(None));
+    let processing = bv_api::ready::Processing {
+        workers: cfg.worker.in_process,
+        checks: Arc::default(),
+    };
+    let (s, p) = (Arc::clone(&slot), Arc::clone(&processing.checks));
+    let (first, first_rx) = std::sync::mpsc::sync_channel(1);
+    crate::checks::watch_processing(cfg.clone(), gate, move |checks, selftest| {
+        if selftest.ok {
+            tracing::info!(checks = selftest.checks.len(), "sandbox self-test passed");
         } else {
-            tracing::warn!(checks = ?r.checks, error = ?r.error, "sandbox self-test FAILED");
+            tracing::warn!(checks = ?selftest.checks, error = ?selftest.error, "sandbox self-test FAILED");
         }
-        if let (Ok(v), Ok(mut g)) = (serde_json::to_value(&r), s.write()) {
+        if let (Ok(v), Ok(mut g)) = (serde_json::to_value(selftest), s.write()) {
             *g = Some(v);
         }
+        if let Ok(mut g) = p.write() {
+            *g = Some(checks.to_vec());
+        }
+        // Only the first result is awaited; later ones find the channel full.
+        let _ = first.try_send(checks.to_vec());
     });
-    bv_api::report::HostFacts {
+    let facts = bv_api::report::HostFacts {
         storage,
         root_key,
         sandbox_limits: serde_json::to_value(&cfg.sandbox.limits).unwrap_or_default(),
         self_test: slot,
         suite_record: Some(cfg.data_dir.join(SUITE_RECORD)),
         sbom: Some(cfg.data_dir.join("sbom/bv.cdx.json")),
+        processing,
+    };
+    (facts, first_rx)
+}
+
+/// The start-up banner's last lines: whether this server can run jobs, and
+/// if not, each failing check with its fix (stdout, where the URL and key
+/// were printed, so whoever ran `make run` sees it).
+fn banner_checks(checks: &[bv_api::ready::Check], workers: usize) {
+    use std::io::Write;
+    let failing: Vec<_> = checks.iter().filter(|c| !c.passed()).collect();
+    let mut out = std::io::stdout().lock();
+    if workers == 0 {
+        let _ = writeln!(
+            out,
+            "Jobs run on `bv worker` hosts (worker.in_process = 0); this host's checks: {}",
+            if failing.is_empty() {
+                "passed"
+            } else {
+                "failed (see /readyz)"
+            }
+        );
+    } else if failing.is_empty() {
+        let names: Vec<_> = checks.iter().map(|c| c.name.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "Ready to run jobs ({} checked: `bv doctor` for details)",
+            names.join(", ")
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "NOT READY TO RUN JOBS: uploads are kept, but no job runs until this is fixed:"
+        );
+        for c in failing {
+            let _ = writeln!(out, "  {}", c.line());
+        }
     }
+    let _ = out.flush();
 }
 
 /// Runs the service until the process is stopped.
@@ -123,16 +178,19 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
         // Jobs run beside the API in this process (worker.in_process of them).
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let settings = Arc::new(crate::config::worker_settings(cfg)?);
+        let gate = Arc::new(bv_worker::Gate::unchecked());
         for i in 0..cfg.worker.in_process {
             let w = bv_worker::Worker::new(
                 Arc::clone(&settings),
                 catalog.clone(),
                 Arc::clone(&vault),
                 format!("serve-{}-{i}", bv_crypto::secret::random_hex(6)?),
-            );
+            )
+            .with_gate(Arc::clone(&gate));
             let stop = Arc::clone(&stop);
             tokio::spawn(async move { w.run(stop).await });
         }
+        let (facts, first_checks) = host_facts(cfg, gate);
         let running = bv_api::start(
             scfg,
             catalog.clone(),
@@ -140,7 +198,7 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
             cfg.domain(),
             &cfg.data_dir,
             offers(),
-            host_facts(cfg),
+            facts,
         )
         .await?;
         // The sweeper, audit checkpoints and webhook delivery, once serving.
@@ -180,8 +238,17 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
                 running.url
             );
         }
+        if let Some(link) = setup_link(&catalog, &vault, &running.url).await? {
+            println!("First administrator: set a password in the browser (once, within 15 minutes): {link}");
+        }
         use std::io::Write;
         let _ = std::io::stdout().flush();
+        let workers = cfg.worker.in_process;
+        std::thread::spawn(move || {
+            if let Ok(checks) = first_checks.recv() {
+                banner_checks(&checks, workers);
+            }
+        });
         tracing::info!(url = %running.url, addr = %running.addr, "serving");
         tokio::select! {
             () = running.wait() => {}
@@ -218,6 +285,40 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+/// While nobody can sign in to the web app, a one-time link (15 minutes)
+/// that lets the first administrator set a password in the browser: a
+/// fresh one on every start until a user exists (it ends the last one).
+/// The token is in the URL's fragment, which browsers never send to a
+/// server, so it reaches no access log.
+async fn setup_link(
+    catalog: &Catalog,
+    vault: &bv_vault::Vault,
+    url: &str,
+) -> anyhow::Result<Option<String>> {
+    if catalog.has_users().await? {
+        return Ok(None);
+    }
+    let tenants = catalog.tenants().await?;
+    let Some(t) = tenants
+        .iter()
+        .find(|t| t.name == "default")
+        .or(tenants.first())
+    else {
+        return Ok(None);
+    };
+    let token = catalog.create_setup_link(&t.id, 15 * 60 * 1000).await?;
+    let event = bv_service::audit::Event {
+        tenant: Some(t.id.as_str()),
+        actor: "system",
+        action: "setup_link.create",
+        target: "setup-link",
+        outcome: "ok",
+    };
+    let detail = serde_json::json!({ "expires_in_seconds": 900 });
+    bv_service::audit::record(catalog, vault, &Default::default(), event, detail).await;
+    Ok(Some(format!("{url}/#/setup/{token}")))
 }
 
 /// On an empty catalog: a `default` tenant, an `admin` service account and

@@ -4,10 +4,13 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use bv_api::ready::Check;
+
+use crate::checks;
 use crate::cmd::serve::{init_logs, open_catalog};
 use crate::cmd::vault::{open_vault, runtime};
 use crate::config::Config;
-use bv_worker::Worker;
+use bv_worker::{Gate, Worker};
 
 /// `bv worker` flags.
 #[derive(clap::Args, Debug)]
@@ -29,6 +32,7 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
         let vault = Arc::new(open_vault(cfg, &catalog).await?);
         let host = bv_crypto::secret::random_hex(6)?;
         let settings = Arc::new(crate::config::worker_settings(cfg)?);
+        let gate = Arc::new(Gate::unchecked());
         let workers: Vec<Worker> = (0..a.concurrency.max(1))
             .map(|i| {
                 Worker::new(
@@ -37,9 +41,17 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
                     Arc::clone(&vault),
                     format!("worker-{host}-{i}"),
                 )
+                .with_gate(Arc::clone(&gate))
             })
             .collect();
         if a.once {
+            // One pass: what jobs need is checked once, before any lease.
+            let c = cfg.clone();
+            let (checks, _) = tokio::task::spawn_blocking(move || checks::processing(&c)).await?;
+            let failing: Vec<_> = checks.iter().filter(|c| !c.passed()).map(Check::line).collect();
+            if !failing.is_empty() {
+                return Err(not_ready(&failing).into());
+            }
             let mut tasks = Vec::new();
             for w in workers {
                 tasks.push(tokio::spawn(async move {
@@ -62,6 +74,11 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
             }
             return Ok(());
         }
+        checks::watch_processing(cfg.clone(), gate, |checks, _| {
+            for c in checks.iter().filter(|c| !c.passed()) {
+                tracing::error!(check = %c.name, detail = %c.detail, fix = ?c.fix, "cannot run jobs");
+            }
+        });
         let stop = Arc::new(AtomicBool::new(false));
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             signal_hook::flag::register(sig, Arc::clone(&stop))?;
@@ -79,4 +96,12 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// The error of a host that cannot run jobs: each failing check with its fix.
+pub fn not_ready(failing: &[String]) -> crate::exit::JobFailed {
+    crate::exit::JobFailed {
+        code: bv_job::codes::PROCESSING_UNAVAILABLE.into(),
+        message: format!("this host cannot run jobs: {}", failing.join("; ")),
+    }
 }

@@ -16,6 +16,8 @@ pub struct Server {
     pub url: String,
     /// The first admin key (every scope, tenant `default`).
     pub key: String,
+    /// The first administrator's one-time sign-in link, as the first start printed it.
+    pub setup_link: Option<String>,
     /// The data directory.
     pub dir: tempfile::TempDir,
     /// Catalog URL.
@@ -100,6 +102,7 @@ impl Server {
                 child: None,
                 url: String::new(),
                 key: String::new(),
+                setup_link: None,
                 catalog_url: db.url.clone(),
                 dir: tempfile::tempdir().unwrap(),
                 http: reqwest::Client::new(),
@@ -184,7 +187,9 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut url = None;
         let mut key = None;
-        while url.is_none() || (first && key.is_none()) {
+        let mut setup = None;
+        // A first start also prints the first administrator's link (no user yet).
+        while url.is_none() || (first && (key.is_none() || setup.is_none())) {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(line) = rx.recv_timeout(left) else {
                 let _ = child.kill();
@@ -194,9 +199,18 @@ impl Server {
             if let Some(u) = line.strip_prefix("BetterVideo is running at ") {
                 url = Some(u.trim().to_string());
             }
-            if let Some(i) = line.find("bv_") {
+            // The key's line comes first; the curl example after it quotes it.
+            if let Some(i) = line.find("bv_").filter(|_| key.is_none()) {
                 key = Some(line[i..].trim().to_string());
             }
+            if line.starts_with("First administrator:")
+                && let Some(i) = line.find("https://")
+            {
+                setup = Some(line[i..].trim().to_string());
+            }
+        }
+        if setup.is_some() {
+            self.setup_link = setup;
         }
         self.url = url.unwrap();
         if let Some(k) = key {
@@ -456,6 +470,13 @@ impl Server {
             !text.contains(&self.key) || self.key.is_empty(),
             "the first key in serve.log"
         );
+        if let Some(token) = self
+            .setup_link
+            .as_deref()
+            .and_then(|l| l.split("#/setup/").nth(1))
+        {
+            assert!(!text.contains(token), "the setup link's token in serve.log");
+        }
     }
 
     /// A TLS connection to the server offering `alpn` (the handshake done,

@@ -36,7 +36,9 @@ fn ffmpeg(args: &[&str], out: &std::path::Path) {
     assert!(st.success(), "ffmpeg {args:?}");
 }
 
-async fn server(env: &[(&str, &str)]) -> Server {
+/// A server with the model; `alice` is made with `bv admin user create`
+/// unless the browser is to make her through the first-start link.
+async fn server(env: &[(&str, &str)], alice: bool) -> Server {
     let models = shared_data().join("models");
     let mut all = vec![
         ("BV_WORKER_IN_PROCESS", "1"),
@@ -44,21 +46,29 @@ async fn server(env: &[(&str, &str)]) -> Server {
     ];
     all.extend_from_slice(env);
     let s = Server::start_with(Backend::Sqlite, &all).await;
-    s.admin(
-        &["user", "create", "--tenant", "default", "alice"],
-        Some("correct horse battery staple\n"),
-    );
+    if alice {
+        s.admin(
+            &["user", "create", "--tenant", "default", "alice"],
+            Some("correct horse battery staple\n"),
+        );
+    }
     s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_uses_the_web_app_in_a_real_browser() {
     let modules = playwright_modules();
-    let s = server(&[]).await;
+    // Nobody can sign in yet: the person follows the link the first start
+    // printed and sets the password in the browser.
+    let s = server(&[], false).await;
+    let setup = s
+        .setup_link
+        .clone()
+        .expect("a first start prints the setup link");
     s.admin(&["credits", "grant", "--tenant", "default", "50000"], None);
     // Signs out after 10 s without activity; a server of its own so the main
     // flow is not cut short while it waits for the job.
-    let idle = server(&[("BV_SERVE_SESSION_IDLE_SECONDS", "10")]).await;
+    let idle = server(&[("BV_SERVE_SESSION_IDLE_SECONDS", "10")], true).await;
 
     // A lossless 720p clip big enough to be mid-upload when the page reloads,
     // and a small clip with sound for the ×2 job.
@@ -167,6 +177,7 @@ async fn a_person_uses_the_web_app_in_a_real_browser() {
         .env("WEB_URL", &s.url)
         .env("WEB_IDLE_URL", &idle.url)
         .env("WEB_LOGIN", "alice")
+        .env("WEB_SETUP_LINK", &setup)
         .env("WEB_PASSWORD", "correct horse battery staple")
         .env("WEB_BIG", &big)
         .env("WEB_CLIP", &clip)
@@ -188,6 +199,34 @@ async fn a_person_uses_the_web_app_in_a_real_browser() {
             tail.join("\n")
         );
     }
+    // The link the browser used made alice and is spent: a second use is
+    // refused (and audited), and her sign-in came from it.
+    let token = setup.split("#/setup/").nth(1).unwrap();
+    let again = s
+        .http
+        .post(format!("{}/v1/setup", s.url))
+        .json(&serde_json::json!({"token": token, "login": "mallory", "password": "correct horse battery staple"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 410);
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["error"]["code"],
+        "setup_link_invalid"
+    );
+    let audit = s
+        .json(reqwest::Method::GET, "/v1/audit?limit=1000", &s.key)
+        .await;
+    assert!(
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "user.create"
+                && e["actor"] == "setup-link"
+                && e["outcome"] == "ok"),
+        "{audit}"
+    );
     // The approval given in the browser opened that video to carol, and the
     // setting she turned off is off.
     let open = carol(&[
