@@ -23,7 +23,7 @@ serve() { # per-minute rate for keys and tenants (0: off)
     "$BV" serve --listen "127.0.0.1:$port" >>"$work/out" 2>>"$work/log" &
   pid=$!
   for _ in $(seq 300); do
-    curl -s --cacert "$work/data/tls/cert.pem" "https://localhost:$port/healthz" >/dev/null 2>&1 && return
+    curl -s --cacert "$work/data/tls/ca.pem" "https://localhost:$port/healthz" >/dev/null 2>&1 && return
     sleep 0.1
   done
   echo "[limits] bv serve did not start" >&2; cat "$work/log" >&2; exit 1
@@ -33,7 +33,7 @@ stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }
 serve 0
 key=$(grep -o 'bv_[0-9A-Za-z_]*' "$work/out" | head -1)
 head -c 65536 /dev/urandom > "$work/small.bin"
-video=$(curl -sS --fail --cacert "$work/data/tls/cert.pem" -H "Authorization: Bearer $key" \
+video=$(curl -sS --fail --cacert "$work/data/tls/ca.pem" -H "Authorization: Bearer $key" \
   -X POST --data-binary @"$work/small.bin" "https://localhost:$port/v1/videos?name=small.bin" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 echo "dofile(\"$HERE/load/report.lua\")" > "$work/report.lua"

@@ -63,7 +63,7 @@ for _ in $(seq 50); do grep -q "First API key" "$work/s1/out" && break; sleep 0.
 key=$(grep -o 'bv_[0-9A-Za-z_]*' "$work/s1/out" | head -1)
 tls="$work/s1/tls"
 start_server 2 "$p2" BV_SERVE_TLS_CERT="$tls/cert.pem" BV_SERVE_TLS_KEY="$tls/key.pem"
-c() { curl -sS --fail --cacert "$tls/cert.pem" -H "Authorization: Bearer $key" "$@"; }
+c() { curl -sS --fail --cacert "$tls/ca.pem" -H "Authorization: Bearer $key" "$@"; }
 
 # One 64 KiB video to poll, link and download.
 head -c 65536 /dev/urandom > "$work/small.bin"

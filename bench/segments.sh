@@ -24,7 +24,7 @@ spid=$!
 for _ in $(seq 100); do grep -q "bv_" "$work/out" 2>/dev/null && break; sleep 0.1; done
 key=$(grep -o 'bv_[0-9a-f_]*' "$work/out" | head -1)
 url="https://localhost:$port"
-c() { curl -sS --cacert "$work/data/tls/cert.pem" -H "Authorization: Bearer $key" "$@"; }
+c() { curl -sS --cacert "$work/data/tls/ca.pem" -H "Authorization: Bearer $key" "$@"; }
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 video=$(c --data-binary @"$work/bikes.mp4" "$url/v1/videos?name=bikes.mp4" | field '["id"]')
 "$BV" worker --once >/dev/null 2>&1   # the probe

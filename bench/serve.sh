@@ -26,7 +26,7 @@ bvpid=$!; pids+=("$bvpid")
 for _ in $(seq 100); do grep -q "bv_" "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
 key=$(grep -o 'bv_[0-9a-f_]*' "$work/serve.out" | head -1)
 url="https://localhost:$port"
-ca="$work/data/tls/cert.pem"
+ca="$work/data/tls/ca.pem"
 c() { curl -sS --cacert "$ca" -H "Authorization: Bearer $key" "$@"; }
 
 # nginx: the same certificate, TLS 1.2/1.3, serving the plaintext file.

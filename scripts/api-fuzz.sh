@@ -37,7 +37,7 @@ status=0
 # describe strategies) failed once with "AST constructor recursion depth mismatch".
 PYTHONPATH=. SCHEMATHESIS_HOOKS=hooks "$ST" --config-file schemathesis.toml run \
   "https://localhost:$port/v1/openapi.json" \
-  -H "Authorization: Bearer $key" --tls-verify "$work/data/tls/cert.pem" \
+  -H "Authorization: Bearer $key" --tls-verify "$work/data/tls/ca.pem" \
   --checks all --max-examples "$EXAMPLES" --workers 1 --no-shrink \
   $([ "$SEED" = random ] || echo --seed "$SEED") \
   --report junit --report-junit-path "$work/junit.xml" >"$work/st.log" 2>&1 || status=$?

@@ -15,8 +15,9 @@ pub struct ServeConfig {
     /// The URL clients reach the service at (used in `Location` headers and
     /// links). Empty: `https://localhost:<port>`.
     pub public_url: String,
-    /// PEM certificate chain for production; empty: a self-signed development
-    /// certificate in `<data_dir>/tls/` (generated when missing). Reloaded on change.
+    /// PEM certificate chain for production; empty: a development CA in
+    /// `<data_dir>/tls/` (clients trust `ca.pem`) and the 30-day certificate
+    /// it issues, made when missing and renewed while serving. Reloaded on change.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key matching `tls_cert`.
     pub tls_key: Option<PathBuf>,

@@ -89,9 +89,9 @@ pub struct Running {
     pub redirect_addr: Option<SocketAddr>,
     /// The URL clients use.
     pub url: String,
-    /// The development certificate (for clients to trust), when one is used.
+    /// The development CA's certificate (`tls/ca.pem`: what clients trust), when one is used.
     pub dev_cert: Option<PathBuf>,
-    /// Whether the development certificate was just generated.
+    /// Whether the development CA was just made.
     pub dev_cert_new: bool,
     /// Shared state (tests and the binary read it).
     pub state: state::State,
@@ -178,11 +178,13 @@ pub async fn start(
     host: report::HostFacts,
 ) -> Result<Running, ServeError> {
     cfg.validate().map_err(ServeError::Config)?;
-    let (cert, key, dev, dev_new) = match (&cfg.tls_cert, &cfg.tls_key) {
-        (Some(c), Some(k)) => (c.clone(), k.clone(), false, false),
+    let (cert, key, dev_ca, dev_new) = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone(), None, false),
         _ => {
-            let (c, k, new) = tls::ensure_dev_cert(&data_dir.join("tls"), &cfg.dev_cert_names)?;
-            (c, k, true, new)
+            let dir = data_dir.join("tls");
+            let d = tls::ensure_dev_ca(&dir, &cfg.dev_cert_names)?;
+            tls::renew_dev_cert(dir, cfg.dev_cert_names.clone());
+            (d.cert, d.key, Some(d.ca), d.new)
         }
     };
     let certs = tls::CertStore::open(&cert, &key)?;
@@ -252,7 +254,7 @@ pub async fn start(
         addr,
         redirect_addr,
         url,
-        dev_cert: dev.then_some(cert),
+        dev_cert: dev_ca,
         dev_cert_new: dev_new,
         state: st,
         server,

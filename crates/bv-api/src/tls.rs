@@ -1,6 +1,6 @@
 //! TLS: rustls with TLS 1.2 and 1.3 only and AEAD, forward-secret suites only;
-//! certificates reloaded from disk when they change; a self-signed
-//! development certificate generated on first start.
+//! certificates reloaded from disk when they change; a development CA
+//! made on first start, whose short-lived certificate is renewed while serving.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -181,34 +181,273 @@ pub fn server_config(certs: Arc<CertStore>) -> Result<ServerConfig, TlsError> {
     Ok(c)
 }
 
-/// The development certificate pair in `dir` (`cert.pem`, `key.pem`),
-/// generated (ECDSA P-256, self-signed) when missing. Returns the paths and
-/// whether they were just made.
-pub fn ensure_dev_cert(
-    dir: &Path,
-    extra_names: &[String],
-) -> Result<(PathBuf, PathBuf, bool), TlsError> {
+/// The development CA and the certificate it issues, in one directory.
+#[derive(Debug, Clone)]
+pub struct DevCa {
+    /// `ca.pem`: what clients trust (ten years; its key `ca-key.pem`, 0600,
+    /// never leaves the data directory).
+    pub ca: PathBuf,
+    /// `cert.pem`: the served certificate (30 days, renewed while serving).
+    pub cert: PathBuf,
+    /// `key.pem`: its key (0600).
+    pub key: PathBuf,
+    /// A new CA replaced an earlier development certificate: clients that
+    /// trusted the old one must trust `ca` instead.
+    pub new: bool,
+}
+
+/// A leaf lives this long, and is renewed when this little is left.
+const LEAF_DAYS: i64 = 30;
+const RENEW_DAYS: i64 = 10;
+const CA_DAYS: i64 = 3650;
+
+/// The civil date of `secs` after the epoch (Howard Hinnant's algorithm).
+fn ymd(secs: i64) -> (i32, u8, u8) {
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    let y = (yoe + era * 400 + i64::from(m <= 2)) as i32;
+    (y, m, d)
+}
+
+/// Sets `p`'s validity to the days of `from` through `until` (seconds).
+fn validity(p: &mut rcgen::CertificateParams, from: i64, until: i64) {
+    let (y, m, d) = ymd(from);
+    p.not_before = rcgen::date_time_ymd(y, m, d);
+    let (y, m, d) = ymd(until);
+    p.not_after = rcgen::date_time_ymd(y, m, d);
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The CA's name and powers, the same every time from its key (a renewal
+/// signs with an issuer rebuilt from these, so the leaf's issuer name and
+/// authority key identifier match the CA certificate clients hold).
+fn ca_params(key: &rcgen::KeyPair) -> rcgen::CertificateParams {
+    use rcgen::{BasicConstraints, DistinguishedName, DnType, IsCa, KeyUsagePurpose};
+    let mut p = rcgen::CertificateParams::default();
+    let id = &bv_crypto::secret::token_hash(key.public_key_pem().as_bytes())[..8];
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "BetterVideo development");
+    dn.push(
+        DnType::CommonName,
+        format!("BetterVideo development CA {id}"),
+    );
+    p.distinguished_name = dn;
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename (mode
+/// 0600 when `private`), so a reader never sees half a file.
+fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), TlsError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    if cert.exists() && key.exists() {
-        return Ok((cert, key, false));
-    }
-    std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
-    names.extend(extra_names.iter().cloned());
-    let made =
-        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Config(e.to_string()))?;
+    let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o600)
-        .open(&key)
-        .map_err(|e| file_err(&key, e))?;
-    f.write_all(made.signing_key.serialize_pem().as_bytes())
+        .mode(if private { 0o600 } else { 0o644 })
+        .open(&tmp)
+        .map_err(|e| file_err(&tmp, e))?;
+    f.write_all(bytes)
         .and_then(|()| f.sync_all())
-        .map_err(|e| file_err(&key, e))?;
-    std::fs::write(&cert, made.cert.pem()).map_err(|e| file_err(&cert, e))?;
-    Ok((cert, key, true))
+        .map_err(|e| file_err(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))
+}
+
+fn config_err(e: impl std::fmt::Display) -> TlsError {
+    TlsError::Config(e.to_string())
+}
+
+/// Issues a new served certificate from the CA (key first, then the
+/// certificate: the reloader serves a pair only once both match).
+fn issue_leaf(dir: &Path, ca_key: &rcgen::KeyPair, names: &[String]) -> Result<(), TlsError> {
+    use rcgen::{DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose};
+    let mut p = rcgen::CertificateParams::new(names.to_vec()).map_err(config_err)?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "localhost (BetterVideo development)");
+    p.distinguished_name = dn;
+    let now = now_secs();
+    validity(&mut p, now - 86_400, now + LEAF_DAYS * 86_400);
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    p.use_authority_key_identifier_extension = true;
+    let leaf_key = rcgen::KeyPair::generate().map_err(config_err)?;
+    let issuer = rcgen::Issuer::new(ca_params(ca_key), ca_key);
+    let leaf = p.signed_by(&leaf_key, &issuer).map_err(config_err)?;
+    write_file(
+        &dir.join("key.pem"),
+        leaf_key.serialize_pem().as_bytes(),
+        true,
+    )?;
+    write_file(&dir.join("cert.pem"), leaf.pem().as_bytes(), false)?;
+    let until = serde_json::json!({ "not_after": now + LEAF_DAYS * 86_400 }).to_string();
+    write_file(&dir.join("cert.json"), until.as_bytes(), false)
+}
+
+/// Whether the served certificate is missing or has [`RENEW_DAYS`] left.
+fn leaf_due(dir: &Path) -> bool {
+    let until = std::fs::read(dir.join("cert.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["not_after"].as_i64());
+    !dir.join("cert.pem").exists()
+        || !dir.join("key.pem").exists()
+        || until.is_none_or(|t| t - now_secs() < RENEW_DAYS * 86_400)
+}
+
+/// The development CA in `dir`, made when missing (an older self-signed
+/// development certificate is replaced), and a served certificate it issued
+/// for `localhost`, `127.0.0.1`, `::1` and `extra_names`, issued again when
+/// due. Like mkcert's or Caddy's local CA: clients trust `ca.pem` once; the
+/// short-lived certificate under it carries key identifiers and the
+/// serverAuth purpose, so strict validators accept it.
+pub fn ensure_dev_ca(dir: &Path, extra_names: &[String]) -> Result<DevCa, TlsError> {
+    let (ca, ca_key) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
+    std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
+    let new = !(ca.exists() && ca_key.exists());
+    let had_leaf = dir.join("cert.pem").exists();
+    let key = if new {
+        let key = rcgen::KeyPair::generate().map_err(config_err)?;
+        let mut p = ca_params(&key);
+        let now = now_secs();
+        validity(&mut p, now - 86_400, now + CA_DAYS * 86_400);
+        let cert = p.self_signed(&key).map_err(config_err)?;
+        write_file(&ca_key, key.serialize_pem().as_bytes(), true)?;
+        write_file(&ca, cert.pem().as_bytes(), false)?;
+        key
+    } else {
+        let pem = std::fs::read_to_string(&ca_key).map_err(|e| file_err(&ca_key, e))?;
+        rcgen::KeyPair::from_pem(&pem).map_err(|e| file_err(&ca_key, e))?
+    };
+    if new || leaf_due(dir) {
+        issue_leaf(dir, &key, &dev_names(extra_names))?;
+    }
+    Ok(DevCa {
+        ca,
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+        new: new && had_leaf,
+    })
+}
+
+fn dev_names(extra: &[String]) -> Vec<String> {
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+    names.extend(extra.iter().cloned());
+    names
+}
+
+/// Renews the served development certificate when due, for as long as the
+/// runtime lives (checked hourly; the [`CertStore`] watcher serves it).
+pub fn renew_dev_cert(dir: PathBuf, extra_names: Vec<String>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            if !leaf_due(&dir) {
+                continue;
+            }
+            let (d, names) = (dir.clone(), extra_names.clone());
+            let r = tokio::task::spawn_blocking(move || ensure_dev_ca(&d, &names)).await;
+            match r {
+                Ok(Ok(_)) => tracing::info!("development certificate renewed for 30 days"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "development certificate not renewed"),
+                Err(e) => tracing::warn!(error = %e, "development certificate renewal panicked"),
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::{ServerName, UnixTime};
+
+    /// What a strict client does with `ca.pem` as its only root: webpki's
+    /// full path validation of the served certificate for each name.
+    fn verify(dir: &Path) -> Result<(), rustls::Error> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let v = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(provider()),
+        )
+        .build()
+        .unwrap();
+        let leaf = CertificateDer::from_pem_file(dir.join("cert.pem")).unwrap();
+        for name in ["localhost", "127.0.0.1", "::1"] {
+            let name = ServerName::try_from(name).unwrap();
+            v.verify_server_cert(&leaf, &[], &name, &[], UnixTime::now())?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn ymd_matches_known_dates() {
+        assert_eq!(ymd(0), (1970, 1, 1));
+        assert_eq!(ymd(951_782_400), (2000, 2, 29));
+        assert_eq!(ymd(1_772_366_400), (2026, 3, 1));
+    }
+
+    #[test]
+    fn the_development_ca_issues_a_short_lived_certificate_that_strict_clients_accept() {
+        let d = tempfile::tempdir().unwrap();
+        // An older data directory: a self-signed leaf and nothing else.
+        let old = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        std::fs::write(d.path().join("cert.pem"), old.cert.pem()).unwrap();
+        std::fs::write(d.path().join("key.pem"), old.signing_key.serialize_pem()).unwrap();
+        let made = ensure_dev_ca(d.path(), &[]).unwrap();
+        assert!(made.new, "the old self-signed certificate was replaced");
+        verify(d.path()).unwrap();
+        // The CA key is private; the leaf lasts 30 days.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.path().join("ca-key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let until: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.path().join("cert.json")).unwrap()).unwrap();
+        let left = until["not_after"].as_i64().unwrap() - now_secs();
+        assert!((29 * 86_400..=30 * 86_400).contains(&left), "{left}");
+        // Not due: a second start changes nothing.
+        let (ca, leaf) = (
+            std::fs::read(d.path().join("ca.pem")).unwrap(),
+            std::fs::read(d.path().join("cert.pem")).unwrap(),
+        );
+        assert!(!ensure_dev_ca(d.path(), &[]).unwrap().new);
+        assert_eq!(std::fs::read(d.path().join("cert.pem")).unwrap(), leaf);
+        // Due (a day left): renewed under the same CA, still accepted.
+        let soon = serde_json::json!({ "not_after": now_secs() + 86_400 }).to_string();
+        std::fs::write(d.path().join("cert.json"), soon).unwrap();
+        ensure_dev_ca(d.path(), &[]).unwrap();
+        assert_ne!(std::fs::read(d.path().join("cert.pem")).unwrap(), leaf);
+        assert_eq!(std::fs::read(d.path().join("ca.pem")).unwrap(), ca);
+        verify(d.path()).unwrap();
+        // Another CA's certificate is refused: the check can fail.
+        let other = tempfile::tempdir().unwrap();
+        ensure_dev_ca(other.path(), &[]).unwrap();
+        std::fs::copy(other.path().join("cert.pem"), d.path().join("cert.pem")).unwrap();
+        assert!(verify(d.path()).is_err());
+    }
 }

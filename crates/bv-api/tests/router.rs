@@ -207,6 +207,24 @@ async fn health_readiness_and_metrics_are_public(db: &TestDb) {
         assert!(headers.contains_key("strict-transport-security"), "{path}");
         assert!(headers.contains_key("x-request-id"), "{path}");
     }
+    // Readiness details (paths, versions, failed confinements) go to a caller
+    // on this host or with a key; anyone else gets names and statuses.
+    let ready = |b: &[u8]| serde_json::from_slice::<Value>(b).unwrap();
+    let req = Request::get("/readyz").body(Body::empty()).unwrap();
+    let (status, _, body) = k.send_from(req, [203, 0, 113, 9]).await;
+    let v = ready(&body);
+    assert_eq!((status, &v["ready"]), (StatusCode::OK, &json!(true)), "{v}");
+    assert_eq!(v["checks"][0]["name"], "catalog", "{v}");
+    assert!(!v.to_string().contains("answers"), "{v}");
+    let req = Request::get("/readyz")
+        .header(header::AUTHORIZATION, format!("Bearer {}", k.key))
+        .body(Body::empty())
+        .unwrap();
+    let (_, _, body) = k.send_from(req, [203, 0, 113, 9]).await;
+    assert_eq!(ready(&body)["checks"][0]["detail"], "answers");
+    let req = Request::get("/readyz").body(Body::empty()).unwrap();
+    let (_, _, body) = k.send(req).await;
+    assert_eq!(ready(&body)["checks"][0]["detail"], "answers");
 }
 
 async fn no_or_bad_credentials_are_401_with_a_challenge(db: &TestDb) {

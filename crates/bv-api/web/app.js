@@ -850,7 +850,7 @@ views.setup = async (token) => {
   renderingFor = location.hash;
   if (!token) {
     render('setup', h('section.card.narrow', h('h1', 'First sign-in'),
-      h('p', 'Open the link `bv serve` printed, or restart it for a new one (it prints one while nobody can sign in).')));
+      h('p', 'Open the link the first start of `bv serve` printed, or make a new one with `bv admin user setup-link`.')));
     return;
   }
   const err = h('div');
@@ -862,6 +862,9 @@ views.setup = async (token) => {
       err.replaceChildren(errorBox({ message: 'The two passwords differ.' }));
       return;
     }
+    // One try at a time: the link works once.
+    const button = form.querySelector('button[type="submit"]');
+    button.disabled = true;
     try {
       await api('POST', '/v1/setup', { token, login: fd.get('login'), password: fd.get('password') });
       const s = await api('POST', '/v1/session', { login: fd.get('login'), password: fd.get('password') });
@@ -871,6 +874,8 @@ views.setup = async (token) => {
       location.hash = '#/videos';
     } catch (e) {
       err.replaceChildren(errorBox(e));
+    } finally {
+      button.disabled = false;
     }
   } } },
     h('h1', 'Set up the first administrator'),

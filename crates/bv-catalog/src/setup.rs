@@ -46,7 +46,8 @@ impl Catalog {
 
     /// Redeems a setup link: creates the user `login` with `password` in the
     /// link's tenant and uses the link up. `None` when the link is unknown,
-    /// used or expired. A login or password that cannot be accepted is
+    /// used or expired, or its tenant has a user already (the link is for
+    /// the first administrator only). A login or password that cannot be accepted is
     /// refused before the link is touched, and a login taken since leaves
     /// the link usable, so a typo does not cost the link.
     pub async fn redeem_setup_link(
@@ -61,6 +62,8 @@ impl Catalog {
         let claimed = sqlx::query(
             "UPDATE setup_links SET used_ms = $1
              WHERE token_hash = $2 AND used_ms IS NULL AND expires_ms > $1
+               AND NOT EXISTS (SELECT 1 FROM principals p
+                               WHERE p.tenant_id = setup_links.tenant_id AND p.kind = 'user')
              RETURNING tenant_id",
         )
         .bind(now_ms())

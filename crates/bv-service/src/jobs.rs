@@ -39,13 +39,14 @@ pub struct Submission<'a> {
     pub max_active: Option<i64>,
 }
 
-/// Queues a job with its MAC.
+/// Queues a job with its MAC. Returns the job and whether it is new: a
+/// repeated idempotency key answers the job it made before.
 pub async fn enqueue(
     catalog: &Catalog,
     vault: &Vault,
     cfg: &JobsConfig,
     s: Submission<'_>,
-) -> ServiceResult<Job> {
+) -> ServiceResult<(Job, bool)> {
     let id = bv_catalog::new_id()?;
     // A tenant's own key travels with its job, sealed, and is cleared when the job ends.
     let custody = match s.customer_key {
@@ -55,7 +56,7 @@ pub async fn enqueue(
     let settings = s.kind.to_stored().map_err(ServiceError::internal)?;
     let payload = bv_catalog::jobs::payload_bytes(&id, s.tenant, s.video, &settings, s.price);
     let (v, tag) = vault.mac(QUEUE_PURPOSE, &payload).await?;
-    Ok(catalog
+    let job = catalog
         .submit_job(&NewJob {
             id: &id,
             tenant_id: s.tenant,
@@ -71,7 +72,9 @@ pub async fn enqueue(
             custody: custody.as_deref(),
             max_active: s.max_active,
         })
-        .await?)
+        .await?;
+    let made = job.id == id;
+    Ok((job, made))
 }
 
 /// Queues the probe of a freshly uploaded video (free, ahead of other work).

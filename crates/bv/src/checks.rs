@@ -174,11 +174,13 @@ pub fn processing(cfg: &Config) -> (Vec<Check>, SelfTest) {
 
 /// Checks what jobs need now and then, opens or closes `gate` by the result
 /// and hands every result to `publish` (the first as soon as it is known).
-/// A failing host is checked again every 30 s, so `make setup` run while the
-/// service runs is picked up; a passing one every 10 minutes.
+/// With `repeat`, a failing host is checked again every 30 s, so `make
+/// setup` run while the service runs is picked up, and a passing one every
+/// 10 minutes; without (a process that runs no jobs), once.
 pub fn watch_processing(
     cfg: Config,
     gate: Arc<bv_worker::Gate>,
+    repeat: bool,
     publish: impl Fn(&[Check], &SelfTest) + Send + 'static,
 ) {
     std::thread::spawn(move || {
@@ -195,6 +197,9 @@ pub fn watch_processing(
                 gate.close(failing.join("; "));
             }
             publish(&checks, &selftest);
+            if !repeat {
+                return;
+            }
             std::thread::sleep(Duration::from_secs(if failing.is_empty() {
                 600
             } else {
@@ -539,16 +544,46 @@ pub async fn all(cfg: &Config) -> Vec<Check> {
     out.push(seccomp(&selftest));
     out.push(landlock());
     out.push(cgroups(cfg));
-    let (mut cat, c) = catalog(cfg).await;
-    out.append(&mut cat);
-    if let Some(c) = c {
-        out.push(vault(cfg, &c).await);
-    } else {
-        out.push(Check::fail(
+    // A data directory `bv serve` has not started on yet is checked, not
+    // set up: no catalog file, no root key made here.
+    let url = cfg.catalog_url();
+    let sqlite_file = url
+        .strip_prefix("sqlite://")
+        .map(|p| PathBuf::from(p.split('?').next().unwrap_or(p)));
+    let root_key = cfg
+        .vault
+        .root_key_file
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("root.key"));
+    if sqlite_file.as_ref().is_some_and(|f| !f.exists()) {
+        let first = "none yet: `bv serve` makes it on its first start";
+        out.push(Check::ok("catalog", format!("{url}: {first}")));
+        out.push(Check::ok("clock", "SQLite shares this host's clock"));
+        out.push(Check::ok(
             "vault",
-            "not checked: the catalog did not open",
-            "fix the catalog first",
+            format!("root key {}: {first}", root_key.display()),
         ));
+    } else {
+        let (mut cat, c) = catalog(cfg).await;
+        out.append(&mut cat);
+        if cfg.vault.root_key.is_none() && !root_key.exists() {
+            out.push(Check::fail(
+                "vault",
+                format!(
+                    "no root key at {}, but a catalog exists",
+                    root_key.display()
+                ),
+                "restore the root key from its backup (without it nothing stored can be opened)",
+            ));
+        } else if let Some(c) = c {
+            out.push(vault(cfg, &c).await);
+        } else {
+            out.push(Check::fail(
+                "vault",
+                "not checked: the catalog did not open",
+                "fix the catalog first",
+            ));
+        }
     }
     out.push(disk(cfg));
     out.push(certificate(cfg));

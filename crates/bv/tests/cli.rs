@@ -354,6 +354,9 @@ fn bv_doctor_fails_without_models_with_the_fix_and_passes_after_setup() {
             .contains("fix: run `make setup`"),
         "{text}"
     );
+    // Checked, not set up: no catalog and no root key were made.
+    assert!(!d.path().join("data/catalog.db").exists());
+    assert!(!d.path().join("data/root.key").exists());
     // Everything else was checked too, one line each.
     for name in [
         "user namespaces",
@@ -464,4 +467,53 @@ fn bv_login_errors_say_what_to_do() {
         assert!(err.contains(says), "{url}: {err}");
         assert!(!d.path().join("data/client/profile.json").exists());
     }
+}
+
+/// On a terminal, a key typed at `bv login` is not echoed, and Ctrl-C at the
+/// prompt cancels cleanly (exit 130) instead of leaving echo off. Driven
+/// through a real pseudo-terminal (Python's `pty`).
+#[test]
+fn secrets_typed_on_a_terminal_are_not_echoed_and_ctrl_c_cancels() {
+    let d = tempfile::tempdir().unwrap();
+    let script = r#"
+import os, pty, sys, time
+exe, data, typed = sys.argv[1], sys.argv[2], sys.argv[3].encode().decode('unicode_escape').encode('latin-1')
+pid, fd = pty.fork()
+if pid == 0:
+    os.environ['BV_DATA_DIR'] = data
+    os.execv(exe, [exe, 'login', 'https://127.0.0.1:1'])
+out = b''
+deadline = time.time() + 20
+while b'(not shown): ' not in out and time.time() < deadline:
+    out += os.read(fd, 1024)
+os.write(fd, typed)
+while time.time() < deadline:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode('utf-8', 'replace'))
+sys.stdout.write('\nEXIT %d\n' % os.waitstatus_to_exitcode(status))
+"#;
+    let run = |typed: &str| {
+        let out = std::process::Command::new("python3")
+            .args(["-c", script, env!("CARGO_BIN_EXE_bv")])
+            .arg(d.path().join("data"))
+            .arg(typed)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = run("bv_0123456789abcdef_SECRETSECRET\\r");
+    assert!(out.contains("API key (not shown): "), "{out}");
+    assert!(!out.contains("SECRETSECRET"), "the key was echoed: {out}");
+    assert!(out.contains("nothing answers there"), "{out}");
+    let out = run("bv_part\\x03");
+    assert!(out.contains("error[cancelled]"), "{out}");
+    assert!(out.contains("EXIT 130"), "{out}");
+    assert!(!out.contains("bv_part"), "{out}");
 }

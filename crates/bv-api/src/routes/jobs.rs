@@ -150,13 +150,11 @@ pub async fn submit(
         customer_key: ck.as_deref(),
         max_active: crate::throttle::on(lim.active_jobs),
     };
-    // A job older than this request is the one an idempotency key made before.
-    let asked_ms = bv_catalog::now_ms();
     let queued = bv_service::jobs::enqueue(&st.catalog, &st.vault, &st.domain.jobs, submission)
         .await
         .map_err(ApiError::from);
-    let j = match queued {
-        Ok(j) => j,
+    let (j, made) = match queued {
+        Ok(q) => q,
         Err(e) => {
             let detail = serde_json::json!({"code": e.code, "price": price});
             auth.audit(
@@ -170,7 +168,8 @@ pub async fn submit(
             return Err(e);
         }
     };
-    if j.created_ms < asked_ms {
+    // The job an idempotency key made before: answered as it is, 200.
+    if !made {
         return Ok((StatusCode::OK, Json(JobOut::from(j))).into_response());
     }
     let detail = serde_json::json!({"video": v.id, "price": price, "preset": model});

@@ -225,8 +225,8 @@ pub async fn setup(
         return Err(ApiError::new(
             StatusCode::GONE,
             "setup_link_invalid",
-            "this sign-in link was used, has expired or is unknown: restart `bv serve` for a new \
-             one (it prints one while no user exists), or run `bv admin user create`",
+            "this sign-in link was used, has expired or is unknown: `bv admin user setup-link` makes \
+             a new one while nobody can sign in; `bv admin user create` makes an account",
         ));
     };
     let e = Event {

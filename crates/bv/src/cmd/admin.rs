@@ -193,7 +193,8 @@ pub enum TenantCmd {
 /// `bv admin user …`
 #[derive(clap::Subcommand, Debug)]
 pub enum UserCmd {
-    /// Create a user; the password is read from standard input (one line).
+    /// Create a user; the password is read from standard input (one line;
+    /// on a terminal without echo, twice).
     Create {
         /// Tenant name or id.
         #[arg(long)]
@@ -201,6 +202,10 @@ pub enum UserCmd {
         /// Sign-in name.
         login: String,
     },
+    /// A new one-time link (15 minutes) for the first administrator of tenant
+    /// `default` to set a password in the browser, while nobody can sign in;
+    /// it ends any earlier link. (The first start of `bv serve` prints one.)
+    SetupLink,
 }
 
 /// `bv admin key …`
@@ -261,6 +266,21 @@ pub(crate) fn duration_secs(s: &str) -> anyhow::Result<i64> {
         _ => anyhow::bail!("{s:?}: use s, m, h or d"),
     };
     Ok(n * mult)
+}
+
+/// The URL people reach the service at: `serve.public_url`, else what
+/// `bv serve` prints for `serve.listen`.
+fn service_url(cfg: &Config) -> String {
+    if !cfg.serve.public_url.is_empty() {
+        return cfg.serve.public_url.trim_end_matches('/').to_string();
+    }
+    match cfg.serve.listen.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.ip().is_loopback() || a.ip().is_unspecified() => {
+            format!("https://localhost:{}", a.port())
+        }
+        Ok(a) => format!("https://{a}"),
+        Err(_) => format!("https://{}", cfg.serve.listen),
+    }
 }
 
 /// Who is running the command, for the audit log: the person behind `sudo`
@@ -458,6 +478,21 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
                 let doc = bv_service::export::export(&cat, &vault, &t.id).await?;
                 audit(Some(t.id.clone()), "tenant.export", format!("tenant:{}", t.id), serde_json::json!({})).await;
                 println!("{}", serde_json::to_string_pretty(&doc)?);
+            }
+            AdminCmd::User(UserCmd::SetupLink) => {
+                let url = service_url(cfg);
+                match crate::cmd::serve::setup_link(&cat, &vault, &url).await? {
+                    Some(link) => println!("{link}"),
+                    None => {
+                        return Err(crate::exit::JobFailed {
+                            code: "not_found".into(),
+                            message: "no link: a user can already sign in (`bv admin user create` \
+                                      makes more), or there is no tenant `default`"
+                                .into(),
+                        }
+                        .into());
+                    }
+                }
             }
             AdminCmd::User(UserCmd::Create { tenant, login }) => {
                 let t = cat.find_tenant(&tenant).await?;

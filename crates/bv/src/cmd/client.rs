@@ -144,7 +144,7 @@ pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
 pub struct LoginArgs {
     /// Service URL, e.g. https://localhost:8443.
     url: String,
-    /// Certificate to trust (e.g. the development certificate `<data_dir>/tls/cert.pem`).
+    /// Certificate to trust (e.g. the development CA `<data_dir>/tls/ca.pem`).
     #[arg(long, value_name = "PEM")]
     ca: Option<PathBuf>,
 }
@@ -167,9 +167,11 @@ pub struct UploadArgs {
 pub struct DownloadArgs {
     /// Video id.
     pub(crate) id: String,
-    /// Output file (continued from `FILE.part` if an earlier download stopped).
+    /// Output file (continued from `FILE.part` if an earlier download
+    /// stopped), or `-` for standard output; default: the video's stored
+    /// name, in the current directory.
     #[arg(short, long)]
-    pub(crate) output: PathBuf,
+    pub(crate) output: Option<PathBuf>,
     /// Replace OUTPUT if it exists.
     #[arg(long)]
     pub(crate) overwrite: bool,
@@ -179,9 +181,27 @@ pub struct DownloadArgs {
 /// `bv enhance`), before any work is done for it. A device or a pipe
 /// (`/dev/null`, a FIFO) is written into, never replaced, so it is allowed.
 pub(crate) fn check_output(out: &Path, overwrite: bool) -> anyhow::Result<()> {
-    let special = std::fs::metadata(out).is_ok_and(|m| !m.is_file());
-    if out.exists() && !overwrite && !special {
-        return Err(bv_engine::EngineError::OutputExists(out.to_path_buf()).into());
+    use std::os::unix::fs::FileTypeExt;
+    let unwritable = |reason: &str| bv_engine::EngineError::OutputUnwritable {
+        path: out.to_path_buf(),
+        reason: reason.into(),
+    };
+    match std::fs::metadata(out) {
+        Ok(m) if m.is_dir() => return Err(unwritable("it is a directory; name a file").into()),
+        Ok(m) => {
+            let t = m.file_type();
+            let special = t.is_char_device() || t.is_block_device() || t.is_fifo();
+            if !special && !overwrite {
+                return Err(bv_engine::EngineError::OutputExists(out.to_path_buf()).into());
+            }
+        }
+        Err(_) => {
+            // Said now, not after a paid job: the folder must exist.
+            let parent = out.parent().filter(|p| !p.as_os_str().is_empty());
+            if parent.is_some_and(|p| !p.is_dir()) {
+                return Err(unwritable("its folder does not exist").into());
+            }
+        }
     }
     Ok(())
 }
@@ -263,7 +283,7 @@ fn unreachable_hint(e: reqwest::Error, url: &str) -> anyhow::Error {
     }
     let hint = if chain.contains("UnknownIssuer") || chain.contains("invalid peer certificate") {
         "its certificate is not one this machine trusts: pass `--ca FILE` with the certificate \
-         `bv serve` printed (the development one is <data_dir>/tls/cert.pem)"
+         `bv serve` printed (the development CA is <data_dir>/tls/ca.pem)"
     } else if e.is_connect() {
         "nothing answers there: is `bv serve` running, and is this its address and port?"
     } else if e.is_timeout() {
@@ -564,16 +584,21 @@ struct PartOf {
 /// check confirms); otherwise starts over. The file is renamed into place
 /// only once it holds exactly the video's length.
 pub fn download(cfg: &Config, a: DownloadArgs) -> anyhow::Result<()> {
-    check_output(&a.output, a.overwrite)?;
     let p = load_profile(cfg)?;
-    let mut part = a.output.clone().into_os_string();
+    let output = match a.output.clone() {
+        Some(o) if o.as_os_str() == "-" => return to_stdout(&p, &a.id),
+        Some(o) => o,
+        None => stored_name(&p, &a.id)?,
+    };
+    check_output(&output, a.overwrite)?;
+    let mut part = output.clone().into_os_string();
     part.push(".part");
     let part = PathBuf::from(part);
     let mut meta = part.clone().into_os_string();
     meta.push(".json");
     let meta = PathBuf::from(meta);
     // A device or a pipe (/dev/null, a FIFO) is written into, never replaced.
-    let special = std::fs::metadata(&a.output).is_ok_and(|m| !m.is_file());
+    let special = std::fs::metadata(&output).is_ok_and(|m| !m.is_file());
     runtime()?.block_on(async {
         let c = http(&p)?;
         let url = format!("{}/v1/videos/{}/content", p.url, a.id);
@@ -582,7 +607,7 @@ pub fn download(cfg: &Config, a: DownloadArgs) -> anyhow::Result<()> {
             let mut s = check(r).await?.bytes_stream();
             let mut f = tokio::fs::OpenOptions::new()
                 .write(true)
-                .open(&a.output)
+                .open(&output)
                 .await?;
             while let Some(chunk) = s.next().await {
                 f.write_all(&chunk?).await?;
@@ -621,7 +646,7 @@ pub fn download(cfg: &Config, a: DownloadArgs) -> anyhow::Result<()> {
                     .ok()
             });
             if total == Some(have) {
-                finish(&part, &meta, &a.output, have, have).await?;
+                finish(&part, &meta, &output, have, have).await?;
                 return Ok(());
             }
             anyhow::bail!(
@@ -673,8 +698,46 @@ pub fn download(cfg: &Config, a: DownloadArgs) -> anyhow::Result<()> {
         };
         std::fs::write(&meta, serde_json::to_vec(&record)?)
             .with_context(|| format!("writing {}", meta.display()))?;
-        save(r, f, start, &part, &meta, &a.output).await
+        save(r, f, start, &part, &meta, &output).await
     })
+}
+
+/// `bv download ID -o -`: the bytes to standard output (nothing kept to resume).
+fn to_stdout(p: &Profile, id: &str) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let r = http(p)?
+            .get(format!("{}/v1/videos/{id}/content", p.url))
+            .bearer_auth(&p.key)
+            .send_polite()
+            .await?;
+        let mut s = check(r).await?.bytes_stream();
+        let mut out = tokio::io::stdout();
+        while let Some(chunk) = s.next().await {
+            out.write_all(&chunk?).await?;
+        }
+        out.flush().await?;
+        anyhow::Ok(())
+    })
+}
+
+/// The video's stored name as a file in the current directory (only its
+/// last component: a name is the uploader's text, never a path to follow).
+fn stored_name(p: &Profile, id: &str) -> anyhow::Result<PathBuf> {
+    let v: serde_json::Value = runtime()?.block_on(async {
+        let r = http(p)?
+            .get(format!("{}/v1/videos/{id}", p.url))
+            .bearer_auth(&p.key)
+            .send_polite()
+            .await?;
+        anyhow::Ok(check(r).await?.json().await?)
+    })?;
+    let name = v["name"]
+        .as_str()
+        .and_then(|n| Path::new(n).file_name())
+        .map(PathBuf::from)
+        .filter(|n| !n.as_os_str().is_empty() && n.as_os_str() != "." && n.as_os_str() != "..")
+        .unwrap_or_else(|| PathBuf::from(format!("{id}.mp4")));
+    Ok(name)
 }
 
 async fn save(

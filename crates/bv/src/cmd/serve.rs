@@ -88,7 +88,8 @@ fn host_facts(
     };
     let (s, p) = (Arc::clone(&slot), Arc::clone(&processing.checks));
     let (first, first_rx) = std::sync::mpsc::sync_channel(1);
-    crate::checks::watch_processing(cfg.clone(), gate, move |checks, selftest| {
+    let repeat = cfg.worker.in_process > 0;
+    crate::checks::watch_processing(cfg.clone(), gate, repeat, move |checks, selftest| {
         if selftest.ok {
             tracing::info!(checks = selftest.checks.len(), "sandbox self-test passed");
         } else {
@@ -125,12 +126,7 @@ fn banner_checks(checks: &[bv_api::ready::Check], workers: usize) {
     if workers == 0 {
         let _ = writeln!(
             out,
-            "Jobs run on `bv worker` hosts (worker.in_process = 0); this host's checks: {}",
-            if failing.is_empty() {
-                "passed"
-            } else {
-                "failed (see /readyz)"
-            }
+            "Jobs run on `bv worker` hosts (worker.in_process = 0); `bv doctor` checks a host"
         );
     } else if failing.is_empty() {
         let names: Vec<_> = checks.iter().map(|c| c.name.as_str()).collect();
@@ -171,6 +167,7 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
         let catalog = open_catalog(cfg).await?;
         let vault = Arc::new(open_vault(cfg, &catalog).await?);
         let first_key = bootstrap(&catalog, cfg).await?;
+        let bootstrapped = first_key.is_some();
         record_start(&catalog, &vault, cfg).await;
         // A catalog an older version wrote may hold file names and webhook
         // URLs in plain text: seal them before serving.
@@ -214,22 +211,36 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
             schedule,
             Arc::clone(&stop),
         );
-        // These lines are the interface of `make run` and of the tests: keep their shape.
-        println!("BetterVideo is running at {}", running.url);
+        // These lines are the interface of `make run` and of the tests: keep
+        // their shape. Written with `say!`: a closed stdout must never stop
+        // the server (println! would panic).
+        macro_rules! say {
+            ($($t:tt)*) => {{
+                use std::io::Write;
+                let _ = writeln!(std::io::stdout(), $($t)*);
+            }};
+        }
+        say!("BetterVideo is running at {}", running.url);
         if let Some(c) = &running.dev_cert {
-            println!(
-                "Development certificate (self-signed; trust it in clients): {}",
+            say!(
+                "Development CA (trust it in clients; the certificate it issues lasts 30 days and is renewed while serving): {}",
                 c.display()
             );
+            if running.dev_cert_new {
+                say!(
+                    "  it replaces the earlier self-signed development certificate: trust it instead (e.g. `bv login … --ca {}`)",
+                    c.display()
+                );
+            }
         }
         if let Some(r) = running.redirect_addr {
-            println!("Plain HTTP on {r} redirects to HTTPS");
+            say!("Plain HTTP on {r} redirects to HTTPS");
         }
         if let Some(k) = first_key {
-            println!(
+            say!(
                 "First API key, tenant \"default\", every scope (shown once, save it now): {k}"
             );
-            println!(
+            say!(
                 "  e.g.: curl --cacert {} -H 'Authorization: Bearer {k}' {}/v1/me",
                 running
                     .dev_cert
@@ -238,8 +249,14 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
                 running.url
             );
         }
-        if let Some(link) = setup_link(&catalog, &vault, &running.url).await? {
-            println!("First administrator: set a password in the browser (once, within 15 minutes): {link}");
+        // Only the start that made the catalog offers the link (every later
+        // start, and every replica, would otherwise print a fresh one into
+        // the logs); `bv admin user setup-link` makes another.
+        if bootstrapped {
+            let link = setup_link(&catalog, &vault, &running.url).await?;
+            if let Some(link) = link {
+                say!("First administrator: set a password in the browser (once, within 15 minutes): {link}");
+            }
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();
@@ -288,11 +305,11 @@ async fn shutdown_signal() {
 }
 
 /// While nobody can sign in to the web app, a one-time link (15 minutes)
-/// that lets the first administrator set a password in the browser: a
-/// fresh one on every start until a user exists (it ends the last one).
-/// The token is in the URL's fragment, which browsers never send to a
-/// server, so it reaches no access log.
-async fn setup_link(
+/// that lets the first administrator of tenant `default` set a password in
+/// the browser; it ends any earlier link. The token is in the URL's
+/// fragment, which browsers never send to a server, so it reaches no
+/// access log. `None` once a user exists or without a `default` tenant.
+pub async fn setup_link(
     catalog: &Catalog,
     vault: &bv_vault::Vault,
     url: &str,
@@ -301,11 +318,7 @@ async fn setup_link(
         return Ok(None);
     }
     let tenants = catalog.tenants().await?;
-    let Some(t) = tenants
-        .iter()
-        .find(|t| t.name == "default")
-        .or(tenants.first())
-    else {
+    let Some(t) = tenants.iter().find(|t| t.name == "default") else {
         return Ok(None);
     };
     let token = catalog.create_setup_link(&t.id, 15 * 60 * 1000).await?;

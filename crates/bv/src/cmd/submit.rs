@@ -140,6 +140,7 @@ impl Api {
         let r = self
             .c
             .get(format!("{}/readyz", self.p.url))
+            .bearer_auth(&self.p.key)
             .timeout(Duration::from_secs(10))
             .send()
             .await
@@ -340,9 +341,31 @@ fn video_of(cfg: &Config, api: &Api, file: &Path) -> anyhow::Result<String> {
     Ok(id)
 }
 
+/// The `bv submit` that goes on from `video` with the same options (what
+/// the messages of a stopped or refused run tell the user to type).
+fn again(a: &SubmitArgs, video: &str) -> String {
+    let mut cmd = format!("bv submit --video {video} -o {}", a.output.display());
+    let opts = [
+        ("--for", a.preset.clone()),
+        ("--model", a.model.clone()),
+        ("--scale", a.scale.map(|s| s.to_string())),
+        ("--codec", a.codec.clone()),
+        ("--crf", a.crf.map(|c| c.to_string())),
+    ];
+    for (flag, v) in opts {
+        if let Some(v) = v {
+            cmd.push_str(&format!(" {flag} {v}"));
+        }
+    }
+    if a.overwrite {
+        cmd.push_str(" --overwrite");
+    }
+    cmd
+}
+
 /// Waits (at most 10 minutes) for the service to examine `video`; stops
 /// at once when it is rejected or the service says it cannot run jobs.
-async fn wait_examined(api: &Api, video: &str, out: &Path) -> anyhow::Result<()> {
+async fn wait_examined(api: &Api, video: &str, rerun: &str) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let mut asked: Option<Instant> = None;
     let mut said = false;
@@ -368,9 +391,7 @@ async fn wait_examined(api: &Api, video: &str, out: &Path) -> anyhow::Result<()>
                     bv_job::codes::PROCESSING_UNAVAILABLE,
                     format!(
                         "the service cannot run jobs now, so video {video} cannot be examined: \
-                         {why}. The video is kept: once this is fixed, run `bv submit --video \
-                         {video} -o {}`",
-                        out.display()
+                         {why}. The video is kept: once this is fixed, run `{rerun}`"
                     ),
                 ));
             }
@@ -480,6 +501,19 @@ async fn follow(
     }
 }
 
+/// Whether an earlier run's job is one to follow: not failed or cancelled,
+/// and if it succeeded, its output still there.
+async fn attachable(api: &Api, job: &Value) -> bool {
+    match job["state"].as_str() {
+        Some("failed" | "cancelled") => false,
+        Some("succeeded") => match job["output_video_id"].as_str() {
+            Some(out) => api.get(&format!("/v1/videos/{out}")).await.is_ok(),
+            None => false,
+        },
+        _ => true,
+    }
+}
+
 /// A job that did not succeed, as an error with its own code.
 fn ended_badly(id: &str, end: &Value) -> anyhow::Error {
     let state = end["state"].as_str().unwrap_or("?");
@@ -513,19 +547,19 @@ pub fn submit(cfg: &Config, a: SubmitArgs) -> anyhow::Result<()> {
         (None, Some(f)) => video_of(cfg, &api, f)?,
         (None, None) => unreachable!("clap requires FILE or --video"),
     };
-    let output = runtime()?.block_on(async {
+    runtime()?.block_on(async {
         // Ctrl-C from here on stops following, not the job.
         let mut stop = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
             .context("installing the Ctrl-C handler")?;
+        let rerun = again(&a, &video);
         tokio::select! {
-            r = wait_examined(&api, &video, &a.output) => r?,
+            r = wait_examined(&api, &video, &rerun) => r?,
             _ = stop.recv() => {
                 return Err(refuse(
                     bv_job::codes::INTERRUPTED,
                     format!(
                         "stopped before a job was submitted (nothing was charged); video {video} is \
-                         kept: `bv submit --video {video} -o {}` goes on from here",
-                        a.output.display()
+                         kept: `{rerun}` goes on from here"
                     ),
                 ));
             }
@@ -539,16 +573,16 @@ pub fn submit(cfg: &Config, a: SubmitArgs) -> anyhow::Result<()> {
         let (mut job, mut created) = match api.post("/v1/jobs", &body).await {
             Err(e) if crate::exit::code_of(&e) == "insufficient_credits" => {
                 return Err(e.context(format!(
-                    "video {video} is \
-                         kept: once there are credits, run `bv submit --video {video} -o {}`",
-                    a.output.display()
+                    "video {video} is kept: once there are credits, run `{}`",
+                    again(&a, &video)
                 )));
             }
             r => r?,
         };
-        // An earlier run's job that failed or was cancelled is not attached
-        // to: this run asks again.
-        while !created && matches!(job["state"].as_str(), Some("failed" | "cancelled")) {
+        // An earlier run's job that failed or was cancelled, or whose output
+        // is gone since (deleted, or past retention), is not attached to:
+        // this run asks again.
+        while !created && !attachable(&api, &job).await {
             let key = format!("{}-after-{}", body["idempotency_key"].as_str().unwrap_or(""), job["id"].as_str().unwrap_or(""));
             body["idempotency_key"] = key[key.len().saturating_sub(255)..].into();
             (job, created) = api.post("/v1/jobs", &body).await?;
@@ -564,17 +598,33 @@ pub fn submit(cfg: &Config, a: SubmitArgs) -> anyhow::Result<()> {
             return Err(ended_badly(&id, &end));
         }
         let done = api.get(&format!("/v1/jobs/{id}")).await?;
-        anyhow::Ok(done["output_video_id"].as_str().unwrap_or_default().to_string())
-    })?;
-    // Checked before the upload; an output made since is this run's to replace.
-    download(
-        cfg,
-        DownloadArgs {
-            id: output,
-            output: a.output,
+        let out = done["output_video_id"].as_str().unwrap_or_default().to_string();
+        // The download runs on a thread of its own (it has its own runtime)
+        // while Ctrl-C is still ours to answer: it stops with the way back.
+        // The output was checked before the upload; one made since is this
+        // run's to replace.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let dl = DownloadArgs {
+            id: out,
+            output: Some(a.output.clone()),
             overwrite: true,
-        },
-    )
+        };
+        let cfg = cfg.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(download(&cfg, dl));
+        });
+        tokio::select! {
+            r = rx => r.map_err(|_| anyhow::anyhow!("the download stopped without a result"))?,
+            _ = stop.recv() => Err(refuse(
+                bv_job::codes::INTERRUPTED,
+                format!(
+                    "stopped downloading the output of job {id}; `bv jobs download {id} -o {}` \
+                     continues from the byte it reached",
+                    a.output.display()
+                ),
+            )),
+        }
+    })
 }
 
 /// `bv jobs`.
@@ -674,7 +724,7 @@ pub fn jobs(cfg: &Config, c: Option<JobsCmd>) -> anyhow::Result<()> {
                 cfg,
                 DownloadArgs {
                     id: out.to_string(),
-                    output,
+                    output: Some(output),
                     overwrite: true,
                 },
             )

@@ -32,6 +32,9 @@ pub enum VaultCmd {
         /// Output file, or `-`.
         #[arg(short, long, default_value = "-")]
         output: PathBuf,
+        /// Replace OUTPUT if it exists.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Delete an object: its key is destroyed first, then its blob.
     Rm {
@@ -134,7 +137,13 @@ pub fn run(cfg: &Config, c: VaultCmd) -> anyhow::Result<()> {
                 tenant,
                 object,
                 output,
+                overwrite,
             } => {
+                // One rule for every command that writes a file: an existing
+                // one is replaced only when asked (`-` and devices aside).
+                if output.as_os_str() != "-" {
+                    crate::cmd::client::check_output(&output, overwrite)?;
+                }
                 guard(cfg, &vault, &object, "bv vault get").await?;
                 if output.as_os_str() == "-" {
                     let mut out = tokio::io::stdout();

@@ -22,6 +22,9 @@ pub struct Args {
     /// line per attempt (`segment` names a segment of a job run in segments).
     #[arg(long)]
     once: bool,
+    /// With --once: stop after this many attempts (each worker).
+    #[arg(long, requires = "once", value_name = "N")]
+    max_jobs: Option<usize>,
 }
 
 /// Runs the command.
@@ -44,11 +47,16 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
                 .with_gate(Arc::clone(&gate))
             })
             .collect();
+        let max_jobs = a.max_jobs.unwrap_or(usize::MAX);
         if a.once {
             // One pass: what jobs need is checked once, before any lease.
             let c = cfg.clone();
             let (checks, _) = tokio::task::spawn_blocking(move || checks::processing(&c)).await?;
-            let failing: Vec<_> = checks.iter().filter(|c| !c.passed()).map(Check::line).collect();
+            let failing: Vec<_> = checks
+                .iter()
+                .filter(|c| !c.passed())
+                .map(Check::line)
+                .collect();
             if !failing.is_empty() {
                 return Err(not_ready(&failing).into());
             }
@@ -56,7 +64,9 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
             for w in workers {
                 tasks.push(tokio::spawn(async move {
                     let mut out = Vec::new();
-                    while let Some(a) = w.run_once().await? {
+                    while out.len() < max_jobs
+                        && let Some(a) = w.run_once().await?
+                    {
                         let mut line =
                             serde_json::json!({"job": a.job, "ended": format!("{:?}", a.ended)});
                         if let Some(i) = a.segment {
@@ -74,10 +84,19 @@ pub fn run(cfg: &Config, a: Args) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        checks::watch_processing(cfg.clone(), gate, |checks, _| {
-            for c in checks.iter().filter(|c| !c.passed()) {
-                tracing::error!(check = %c.name, detail = %c.detail, fix = ?c.fix, "cannot run jobs");
+        // Each failing check is logged when it starts failing, not every 30 s.
+        let said = std::sync::Mutex::new(Vec::<String>::new());
+        checks::watch_processing(cfg.clone(), gate, true, move |checks, _| {
+            let failing: Vec<String> = checks
+                .iter()
+                .filter(|c| !c.passed())
+                .map(Check::line)
+                .collect();
+            let Ok(mut said) = said.lock() else { return };
+            for line in failing.iter().filter(|l| !said.contains(l)) {
+                tracing::error!(check = %line, "cannot run jobs");
             }
+            *said = failing;
         });
         let stop = Arc::new(AtomicBool::new(false));
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -35,7 +35,7 @@ fn ok(c: &mut Command) -> (String, String) {
 
 /// `bv login` for `s` in `home`.
 fn login(s: &Server, home: &std::path::Path) {
-    let cert = s.dir.path().join("tls/cert.pem");
+    let cert = s.dir.path().join("tls/ca.pem");
     let mut login = client(home)
         .args(["login", &s.url, "--ca", cert.to_str().unwrap()])
         .stdin(Stdio::piped())
@@ -196,6 +196,12 @@ async fn bv_submit_refuses_what_it_can_before_uploading(b: Backend) {
     s.admin(&["credits", "grant", "--tenant", "default", "1000"], None);
     for (args, code, status) in [
         (&["clip.mp4", "-o", "taken.mp4"][..], "output_exists", 4),
+        (&["clip.mp4", "-o", "."][..], "output_unwritable", 4),
+        (
+            &["clip.mp4", "-o", "no/such/dir/out.mp4"][..],
+            "output_unwritable",
+            4,
+        ),
         (
             &["clip.mp4", "-o", "out.mp4", "--scale", "5"][..],
             "unsupported_scale",
@@ -241,7 +247,7 @@ async fn bv_submit_refuses_what_it_can_before_uploading(b: Backend) {
         .trim()
         .to_string();
     let narrow = tempfile::tempdir().unwrap();
-    let cert = s.dir.path().join("tls/cert.pem");
+    let cert = s.dir.path().join("tls/ca.pem");
     let mut l = client(narrow.path())
         .args(["login", &s.url, "--ca", cert.to_str().unwrap()])
         .stdin(Stdio::piped())
@@ -306,8 +312,20 @@ async fn bv_submit_survives_ctrl_c_and_a_rerun_attaches_to_its_job(b: Backend) {
         let mut probed = !probe_first;
         loop {
             if !probed {
-                // Runs the probe once the upload is in (nothing to run before).
-                probed = !crate::worker::run_worker_once(&s).is_empty();
+                // Runs the probe once the upload is in (nothing to run
+                // before), and nothing else: the job must stay queued.
+                let out = s
+                    .bv()
+                    .env("BV_MODEL_DIR", crate::harness::shared_data().join("models"))
+                    .args(["worker", "--once", "--max-jobs", "1"])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                probed = !out.stdout.is_empty();
             }
             if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
                 let job = l
@@ -502,6 +520,18 @@ async fn client_commands_round_trip_and_resume(b: Backend) {
     let out = home.path().join("out.mp4");
     ok(client(home.path()).args(["download", &id, "-o", out.to_str().unwrap()]));
     assert!(std::fs::read(&out).unwrap() == data);
+    // Without -o: the stored name, in the current directory; -o -: stdout.
+    let here = tempfile::tempdir().unwrap();
+    ok(client(home.path())
+        .current_dir(here.path())
+        .args(["download", &id]));
+    assert!(std::fs::read(here.path().join("clip.mp4")).unwrap() == data);
+    let piped = client(home.path())
+        .args(["download", &id, "-o", "-"])
+        .output()
+        .unwrap();
+    assert!(piped.status.success());
+    assert!(piped.stdout == data, "the video on stdout");
     // A download that stopped part-way (the part file and the record of
     // what it is of, as an interrupted run leaves them) continues with a
     // Range request tied to the video's entity tag.

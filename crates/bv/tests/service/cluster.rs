@@ -236,7 +236,7 @@ impl Cluster {
             c.servers.push((Proc { child: None, dir }, free_port()));
             c.launch_server(i);
         }
-        let pem = std::fs::read(c.servers[0].0.dir.join("tls/cert.pem")).unwrap();
+        let pem = std::fs::read(c.servers[0].0.dir.join("tls/ca.pem")).unwrap();
         c.http = reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
             .timeout(Duration::from_secs(30))

@@ -178,10 +178,10 @@ impl Server {
         let out = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            // Read to the end even after the test stops listening: a server
+            // whose stdout is closed fails its later writes.
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+                let _ = tx.send(line);
             }
         });
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -221,7 +221,7 @@ impl Server {
             .iter()
             .find(|(k, _)| k == "BV_SERVE_TLS_CERT")
             .map_or_else(
-                || self.dir.path().join("tls/cert.pem"),
+                || self.dir.path().join("tls/ca.pem"),
                 |(_, v)| PathBuf::from(v),
             );
         let pem = std::fs::read(cert).unwrap();
@@ -486,7 +486,7 @@ impl Server {
         alpn: &[&[u8]],
     ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
         use rustls::pki_types::pem::PemObject;
-        let pem = std::fs::read(self.dir.path().join("tls/cert.pem")).unwrap();
+        let pem = std::fs::read(self.dir.path().join("tls/ca.pem")).unwrap();
         let mut roots = rustls::RootCertStore::empty();
         for c in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
             roots.add(c.unwrap()).unwrap();
@@ -508,7 +508,7 @@ impl Server {
     pub async fn raw_https(&self, request: &[u8]) -> Vec<u8> {
         use rustls::pki_types::pem::PemObject;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let pem = std::fs::read(self.dir.path().join("tls/cert.pem")).unwrap();
+        let pem = std::fs::read(self.dir.path().join("tls/ca.pem")).unwrap();
         let mut roots = rustls::RootCertStore::empty();
         for c in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
             roots.add(c.unwrap()).unwrap();

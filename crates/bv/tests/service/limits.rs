@@ -322,7 +322,7 @@ async fn the_cli_waits_out_a_rate_limit(b: Backend) {
     )
     .await;
     let home = tempfile::tempdir().unwrap();
-    let cert = s.dir.path().join("tls/cert.pem");
+    let cert = s.dir.path().join("tls/ca.pem");
     let mut login = client(home.path())
         .args(["login", &s.url, "--ca", cert.to_str().unwrap()])
         .stdin(std::process::Stdio::piped())

@@ -186,7 +186,7 @@ async fn the_security_report_is_true_of_the_live_service(b: Backend) {
         .collect();
     let anon = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(
-            &std::fs::read(s.dir.path().join("tls/cert.pem")).unwrap(),
+            &std::fs::read(s.dir.path().join("tls/ca.pem")).unwrap(),
         )
         .unwrap()])
         .build()
@@ -424,7 +424,7 @@ async fn the_security_report_is_true_of_the_live_service(b: Backend) {
     // `bv security-report`: anonymously with --url, and through a login
     // profile (whose key adds the caller's tenant).
     let home = tempfile::tempdir().unwrap();
-    let cert = s.dir.path().join("tls/cert.pem");
+    let cert = s.dir.path().join("tls/ca.pem");
     let out = crate::harness::client(home.path())
         .args(["security-report", "--markdown", "--url", &s.url, "--ca"])
         .arg(&cert)

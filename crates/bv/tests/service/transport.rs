@@ -179,7 +179,7 @@ async fn https_only_with_strict_headers(b: Backend) {
     assert!(plain.is_err() || plain.unwrap().status() != 200);
 
     // rustls clients limited to one version: 1.2 and 1.3 both work.
-    let pem = std::fs::read(s.dir.path().join("tls/cert.pem")).unwrap();
+    let pem = std::fs::read(s.dir.path().join("tls/ca.pem")).unwrap();
     for v in [
         reqwest::tls::Version::TLS_1_2,
         reqwest::tls::Version::TLS_1_3,

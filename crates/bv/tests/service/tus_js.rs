@@ -37,7 +37,7 @@ async fn tus_js_client_uploads_is_interrupted_and_resumes(b: Backend) {
     node.arg(&script)
         .args([&s.url, &s.key, file.to_str().unwrap()])
         .env("NODE_PATH", tus_js_modules())
-        .env("NODE_EXTRA_CA_CERTS", s.dir.path().join("tls/cert.pem"));
+        .env("NODE_EXTRA_CA_CERTS", s.dir.path().join("tls/ca.pem"));
     let out = tokio::task::spawn_blocking(move || node.output())
         .await
         .unwrap()

@@ -181,8 +181,8 @@ async fn a_person_uses_the_web_app_in_a_real_browser() {
         .env("WEB_PASSWORD", "correct horse battery staple")
         .env("WEB_BIG", &big)
         .env("WEB_CLIP", &clip)
-        .env("WEB_CA", s.dir.path().join("tls/cert.pem"))
-        .env("WEB_IDLE_CA", idle.dir.path().join("tls/cert.pem"))
+        .env("WEB_CA", s.dir.path().join("tls/ca.pem"))
+        .env("WEB_IDLE_CA", idle.dir.path().join("tls/ca.pem"))
         .env("WEB_ARTIFACTS", &artifacts)
         .env("WEB_DOWNLOADS", s.dir.path().join("downloads"));
     let out = tokio::task::spawn_blocking(move || node.output())

@@ -573,7 +573,7 @@ async fn bv_submit_does_it_all_with_live_progress(b: Backend) {
     let client = || crate::harness::client(home.path());
     let mut login = client()
         .args(["login", &s.url, "--ca"])
-        .arg(s.dir.path().join("tls/cert.pem"))
+        .arg(s.dir.path().join("tls/ca.pem"))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
