@@ -51,6 +51,27 @@ pub struct Me {
     via: &'static str,
 }
 
+/// The JSON body of a sign-in-like request, read only once the address's
+/// sign-in limit admits it (a refused client's body is never read), and at
+/// most [`LOGIN_BODY_MAX`] bytes of it.
+async fn admitted_body<T: serde::de::DeserializeOwned>(
+    st: &State,
+    address: &str,
+    body: axum::body::Body,
+) -> ApiResult<T> {
+    crate::throttle::admit_address(st, crate::throttle::AddressAction::Login, address).await?;
+    let body = axum::body::to_bytes(body, LOGIN_BODY_MAX)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("a sign-in body is at most {LOGIN_BODY_MAX} bytes"),
+            )
+        })?;
+    crate::error::parse_json(&body)
+}
+
 /// `POST /v1/session`: signs in; sets the session cookie, returns the CSRF token.
 #[utoipa::path(post, path = "/v1/session", request_body = Login,
     responses((status = 200, description = "Success", body = LoginOut)))]
@@ -61,18 +82,7 @@ pub async fn login(
     body: axum::body::Body,
 ) -> ApiResult<Response> {
     let address = peer.ip().to_string();
-    // The address's limit first: a refused client's body is never read.
-    crate::throttle::admit_address(&st, crate::throttle::AddressAction::Login, &address).await?;
-    let body = axum::body::to_bytes(body, LOGIN_BODY_MAX)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("a sign-in body is at most {LOGIN_BODY_MAX} bytes"),
-            )
-        })?;
-    let req: Login = crate::error::parse_json(&body)?;
+    let req: Login = admitted_body(&st, &address, body).await?;
     // Failures are counted per (login, address), per address, and per login
     // (subjects hold a hash of the login: bounded, whatever was sent). A
     // guesser locks out its own address, never the user: failures of a login
@@ -196,19 +206,8 @@ pub async fn setup(
     crate::audit::Source(origin): crate::audit::Source,
     body: axum::body::Body,
 ) -> ApiResult<Response> {
-    let address = peer.ip().to_string();
-    // Guessing a 256-bit token is hopeless; the limit keeps it that way cheaply.
-    crate::throttle::admit_address(&st, crate::throttle::AddressAction::Login, &address).await?;
-    let body = axum::body::to_bytes(body, LOGIN_BODY_MAX)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("a setup body is at most {LOGIN_BODY_MAX} bytes"),
-            )
-        })?;
-    let req: Setup = crate::error::parse_json(&body)?;
+    // Guessing a 256-bit token is hopeless; the sign-in limit keeps it cheap.
+    let req: Setup = admitted_body(&st, &peer.ip().to_string(), body).await?;
     let made = st
         .catalog
         .redeem_setup_link(&req.token, &req.login, &req.password)

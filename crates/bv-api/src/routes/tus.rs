@@ -259,7 +259,25 @@ pub async fn patch(
     };
     let u = live_upload(&st, &auth, &id).await?;
     let ck = crate::custody::for_tenant(&st, &auth.tenant_id, &headers).await?;
-    let new = append(&st, &auth, &u.id, offset, body, ck.as_deref()).await?;
+    // The body is taken in a task of its own: when the client goes away
+    // mid-body the server drops this handler, and with it `gone`, which ends
+    // the body there; the task still seals and records what arrived of the
+    // current piece, then releases the lease. So the upload resumes at the
+    // byte the server holds, whatever the piece size, not at the last piece
+    // boundary, and a client that vanishes without closing its stream does
+    // not keep the upload locked.
+    let (gone, dropped) = tokio::sync::oneshot::channel::<()>();
+    let body = Body::from_stream(futures::StreamExt::take_until(
+        body.into_data_stream(),
+        dropped,
+    ));
+    let (st2, auth2, upload) = (State::clone(&st), auth.0.clone(), u.id.clone());
+    let writing =
+        tokio::spawn(
+            async move { append(&st2, &auth2, &upload, offset, body, ck.as_deref()).await },
+        );
+    let new = writing.await.map_err(ApiError::internal)??;
+    drop(gone);
     Ok(reply(
         StatusCode::NO_CONTENT,
         vec![

@@ -15,6 +15,7 @@ on_both!(backend;
     a_server_without_models_takes_no_jobs_and_bv_submit_stops_with_the_fix,
     bv_submit_refuses_what_it_can_before_uploading,
     bv_submit_survives_ctrl_c_and_a_rerun_attaches_to_its_job,
+    an_upload_resumes_at_the_byte_the_server_holds_whatever_the_piece_size,
 );
 
 fn client(dir: &std::path::Path) -> Command {
@@ -31,6 +32,64 @@ fn ok(c: &mut Command) -> (String, String) {
     );
     assert!(out.status.success(), "{c:?}: {e}");
     (o, e)
+}
+
+/// The first hour's "resume works only in 64 MiB steps": with the default
+/// piece size (64 MiB) an upload of a few MB interrupted part-way resumes at
+/// the byte the server holds, not at 0 (what arrived of a piece is sealed
+/// as a shorter piece when its request ends early).
+async fn an_upload_resumes_at_the_byte_the_server_holds_whatever_the_piece_size(b: Backend) {
+    let s = Server::start_with(b, &[("BV_JOBS_PIECE_MIB", "64")]).await;
+    let home = tempfile::tempdir().unwrap();
+    login(&s, home.path());
+    let data = payload(3_000_000, b"RESUMEMARK");
+    let file = home.path().join("clip.mp4");
+    std::fs::write(&file, &data).unwrap();
+    let up = client(home.path())
+        .args(["upload", file.to_str().unwrap(), "--limit-rate", "1M"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(up.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert!(!up.wait_with_output().unwrap().status.success());
+    let (id, err) = ok(client(home.path()).args(["upload", file.to_str().unwrap()]));
+    let at: u64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("resuming at byte "))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("did not resume: {err}"));
+    assert!(at > 0 && at < data.len() as u64, "{at}");
+    let got = s
+        .req(
+            Method::GET,
+            &format!("/v1/videos/{}/content", id.trim()),
+            &s.key,
+        )
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(
+        got.as_ref() == data.as_slice(),
+        "the resumed upload is whole"
+    );
+}
+
+/// Runs `c`, which must fail with `error[code]` and exit `status`; its stderr.
+fn refused(c: &mut Command, code: &str, status: i32) -> String {
+    let out = c.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(status), "{c:?}: {err}");
+    assert!(err.contains(&format!("error[{code}]")), "{c:?}: {err}");
+    err
 }
 
 /// `bv login` for `s` in `home`.
@@ -149,8 +208,18 @@ async fn a_server_without_models_takes_no_jobs_and_bv_submit_stops_with_the_fix(
         (&"queued".into(), &0.into()),
         "{jobs}"
     );
-    // The worker said why, once, with the fix.
-    let log = std::fs::read_to_string(s.log_path()).unwrap();
+    // The worker said why, once, with the fix (at its next look at the
+    // gate: within a poll interval).
+    let t0 = std::time::Instant::now();
+    let log = loop {
+        let log = std::fs::read_to_string(s.log_path()).unwrap();
+        if log.contains("this worker takes no jobs") || t0.elapsed() > Duration::from_secs(10) {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let log = std::fs::read_to_string(s.log_path()).unwrap_or(log);
     let said: Vec<_> = log
         .lines()
         .filter(|l| l.contains("this worker takes no jobs until this is fixed"))
@@ -270,6 +339,16 @@ async fn bv_submit_refuses_what_it_can_before_uploading(b: Backend) {
         err.contains("error[insufficient_scope]") && err.contains("jobs:write"),
         "{err}"
     );
+    // `key list` shows scopes by their names and times as RFC 3339.
+    let keys: serde_json::Value =
+        serde_json::from_str(&s.admin(&["key", "list", "--tenant", "default"], None)).unwrap();
+    let k = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["scopes"] == serde_json::json!(["videos:read", "videos:write"]))
+        .unwrap_or_else(|| panic!("{keys}"));
+    assert!(k["created_at"].as_str().unwrap().ends_with('Z'), "{k}");
     // Nothing reached the service.
     let videos = s.json(Method::GET, "/v1/videos", &s.key).await;
     assert_eq!(videos["videos"].as_array().unwrap().len(), 0, "{videos}");
@@ -390,18 +469,17 @@ async fn bv_submit_survives_ctrl_c_and_a_rerun_attaches_to_its_job(b: Backend) {
             .any(|l| l.starts_with(&job) && l.contains("queued")),
         "{list}"
     );
-    let early = client(home.path())
-        .current_dir(home.path())
-        .args(["jobs", "download", &job, "-o", "early.mp4"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        early.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&early.stderr)
+    refused(
+        client(home.path()).current_dir(home.path()).args([
+            "jobs",
+            "download",
+            &job,
+            "-o",
+            "early.mp4",
+        ]),
+        "job_not_finished",
+        3,
     );
-    assert!(String::from_utf8_lossy(&early.stderr).contains("error[job_not_finished]"));
     assert!(!crate::worker::run_worker_once(&s).is_empty());
     let (said, _) = ok(client(home.path()).args(["jobs", "watch", &job]));
     assert!(said.contains("succeeded"), "{said}");
@@ -506,7 +584,16 @@ async fn client_commands_round_trip_and_resume(b: Backend) {
     // ls, link, download.
     let (ls, _) = ok(client(home.path()).args(["ls"]));
     assert!(ls.contains(&id) && ls.contains("clip.mp4"), "{ls}");
-    let (url, _) = ok(client(home.path()).args(["link", &id, "--ttl", "60"]));
+    // The state column: no worker runs here, so it is still being examined.
+    assert!(ls.lines().next().unwrap().contains("STATE"), "{ls}");
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with(&id) && l.contains("probing")),
+        "{ls}"
+    );
+    // --ttl takes a duration, as `key create` does.
+    let (url, err) = ok(client(home.path()).args(["link", &id, "--ttl", "2m"]));
+    assert!(err.contains("expires at"), "{err}");
     let got = s
         .http
         .get(url.trim())
@@ -583,17 +670,11 @@ async fn client_commands_round_trip_and_resume(b: Backend) {
     let stale = serde_json::json!({"video": other_id, "etag": "\"stale\""}).to_string();
     std::fs::write(home.path().join("out3.mp4.part.json"), stale).unwrap();
     // The file is there now: replaced only when asked.
-    let kept = client(home.path())
-        .args(["download", &other_id, "-o", out3.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(
-        kept.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&kept.stderr)
+    refused(
+        client(home.path()).args(["download", &other_id, "-o", out3.to_str().unwrap()]),
+        "output_exists",
+        4,
     );
-    assert!(String::from_utf8_lossy(&kept.stderr).contains("error[output_exists]"));
     let (_, err) = ok(client(home.path()).args([
         "download",
         &other_id,
@@ -605,7 +686,13 @@ async fn client_commands_round_trip_and_resume(b: Backend) {
     assert!(std::fs::read(&out3).unwrap() == other);
 
     // rm: gone for good.
-    ok(client(home.path()).args(["rm", &id]));
+    ok(client(home.path()).args(["rm", &id, &other_id]));
+    let r = s
+        .req(Method::GET, &format!("/v1/videos/{other_id}"), &s.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "bv rm took both ids");
     let r = s
         .req(Method::GET, &format!("/v1/videos/{id}"), &s.key)
         .send()

@@ -1097,6 +1097,17 @@ async fn a_job_runs_sealed_in_sealed_out_and_a_tampered_row_is_refused(b: Backen
             .unwrap();
         assert_eq!(v["status"], "rejected", "{v}");
         assert!(v["rejected"].as_str().unwrap().starts_with(code), "{v}");
+        // Its bytes are gone: a download says so (once "200, 0 bytes").
+        let r = s
+            .req(Method::GET, &format!("/v1/videos/{id}/content"), &s.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 409);
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["error"]["code"],
+            "video_rejected"
+        );
     }
     let j: Value = s
         .req(Method::GET, &format!("/v1/jobs/{after}"), &s.key)
