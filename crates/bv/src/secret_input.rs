@@ -56,8 +56,6 @@ pub fn read(prompt: &str) -> anyhow::Result<String> {
         stdin.lock().read_line(&mut line)?;
         return Ok(line.trim_end_matches(['\r', '\n']).to_string());
     }
-    eprint!("{prompt}");
-    std::io::stderr().flush()?;
     let before = tcgetattr(&stdin)?;
     let mut quiet = before.clone();
     // No echo, no line editing and no signals from the terminal: Ctrl-C
@@ -69,6 +67,10 @@ pub fn read(prompt: &str) -> anyhow::Result<String> {
     quiet.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
     quiet.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
     tcsetattr(&stdin, SetArg::TCSANOW, &quiet)?;
+    // The prompt only once the terminal is quiet: whatever is typed after
+    // it (even at once) is neither echoed nor turned into a signal.
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
     let line = raw_line();
     // Echo comes back whatever the read gave.
     tcsetattr(&stdin, SetArg::TCSANOW, &before)?;
