@@ -881,7 +881,8 @@ views.setup = async (token) => {
     h('h1', 'Set up the first administrator'),
     h('p.muted', 'This link works once, for 15 minutes. Choose how you will sign in from now on.'),
     h('label', { for: 'login' }, 'Login'),
-    h('input', { id: 'login', name: 'login', autocomplete: 'username', required: true, autofocus: true, value: 'admin' }),
+    // No suggested login: `admin` is taken by the first API key's service account.
+    h('input', { id: 'login', name: 'login', autocomplete: 'username', required: true, autofocus: true, placeholder: 'e.g. your name' }),
     h('label', { for: 'password' }, 'Password (at least 12 characters)'),
     h('input', { id: 'password', name: 'password', type: 'password', autocomplete: 'new-password', required: true, minlength: 12 }),
     h('label', { for: 'again' }, 'Password again'),

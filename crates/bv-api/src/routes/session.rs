@@ -211,7 +211,16 @@ pub async fn setup(
     let made = st
         .catalog
         .redeem_setup_link(&req.token, &req.login, &req.password)
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // The link stays usable: say what to change.
+            bv_catalog::CatalogError::Exists(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "already_exists",
+                "that login is taken in this tenant; choose another (the link still works)",
+            ),
+            e => e.into(),
+        })?;
     let Some(p) = made else {
         let e = Event {
             tenant: None,

@@ -251,11 +251,11 @@ async fn plan(api: &Api, a: &SubmitArgs) -> anyhow::Result<Value> {
                 ),
             ));
         };
+        let scales: Vec<u64> = m["scales"]
+            .as_array()
+            .map(|v| v.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
         if let Some(s) = a.scale {
-            let scales: Vec<u64> = m["scales"]
-                .as_array()
-                .map(|v| v.iter().filter_map(Value::as_u64).collect())
-                .unwrap_or_default();
             if !scales.contains(&u64::from(s)) {
                 let list: Vec<_> = scales.iter().map(|s| format!("x{s}")).collect();
                 return Err(refuse(
@@ -264,6 +264,17 @@ async fn plan(api: &Api, a: &SubmitArgs) -> anyhow::Result<Value> {
                 ));
             }
             body["scale"] = s.into();
+        } else {
+            // The service's default, named: the same job asked with and
+            // without `--scale 2` is one job (one idempotency key).
+            let default = if scales.contains(&2) {
+                Some(2)
+            } else {
+                scales.iter().copied().min()
+            };
+            if let Some(d) = default {
+                body["scale"] = d.into();
+            }
         }
         body["model"] = model.into();
         a.codec.clone()
@@ -282,6 +293,9 @@ async fn plan(api: &Api, a: &SubmitArgs) -> anyhow::Result<Value> {
             ));
         }
         body["codec"] = c.into();
+    } else if a.preset.is_none() {
+        // Likewise the default codec (a preset names its own).
+        body["codec"] = bv_job::Codec::H264.as_str().into();
     }
     if let Some(crf) = a.crf {
         body["crf"] = crf.into();
