@@ -247,8 +247,10 @@ impl Worker {
         };
         let poll = Duration::from_millis(self.cfg.worker.poll_ms);
         let mut said: Option<String> = None;
+        let mut taking = false;
         while !stop.load(Ordering::Relaxed) {
             if !self.gate.is_open() {
+                taking = false;
                 // Said once per reason, loudly: the log of a server that
                 // cannot run jobs must not read like one that is idle.
                 if let Some(why) = self.gate.failing().filter(|w| said.as_ref() != Some(w)) {
@@ -258,8 +260,11 @@ impl Worker {
                 tokio::time::sleep(poll).await;
                 continue;
             }
-            if said.take().is_some() {
-                tracing::info!(worker = %self.owner, "this worker takes jobs again");
+            if !taking {
+                // Once per opening: the first, and after every closing.
+                tracing::info!(worker = %self.owner, "this worker takes jobs");
+                taking = true;
+                said = None;
             }
             match self.run_once().await {
                 Ok(Some(_)) => continue,

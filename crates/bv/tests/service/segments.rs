@@ -200,13 +200,33 @@ async fn two_workers_share_a_job_in_segments_with_the_frames_of_a_whole_run(b: B
     assert!(whole_job.get("segments").is_none(), "{whole_job}");
     let whole_out = output(&s, &whole_job, "whole.mkv").await;
 
-    // The same job on two workers, cut into two-second segments.
-    let split = submit(&s, &video).await;
+    // The same job on two workers, cut into two-second segments. Both
+    // check their host first (models, sandbox, FFmpeg): the job is queued
+    // once both take jobs, so neither can run every segment before the
+    // other has looked.
     let env = [("BV_WORKER_SEGMENT_SECONDS", "2")];
-    let (w1, w2) = (
-        worker(&s, &env, false).spawn().unwrap(),
-        worker(&s, &env, false).spawn().unwrap(),
-    );
+    let logs: Vec<_> = (0..2)
+        .map(|i| s.dir.path().join(format!("worker-{i}.log")))
+        .collect();
+    let spawn = |log: &std::path::Path| {
+        worker(&s, &env, false)
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let (w1, w2) = (spawn(&logs[0]), spawn(&logs[1]));
+    let t0 = std::time::Instant::now();
+    while !logs
+        .iter()
+        .all(|l| std::fs::read_to_string(l).is_ok_and(|t| t.contains("this worker takes jobs")))
+    {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(60),
+            "the workers did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let split = submit(&s, &video).await;
     let j = finished(&s, &split, 180).await;
     stop(w1);
     stop(w2);
