@@ -43,6 +43,8 @@ command -v systemd-analyze >/dev/null || need_pkgs+=(systemd)   # lints deploy/s
 command -v wrk >/dev/null || need_pkgs+=(wrk)   # bench/load.sh
 command -v psql >/dev/null || need_pkgs+=(postgresql-client)   # bench/load.sh
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)   # the web app's browser tests
+[ -e /usr/lib/softhsm/libsofthsm2.so ] || need_pkgs+=(softhsm2)   # the PKCS#11 root key's tests
+command -v pkcs11-tool >/dev/null || need_pkgs+=(opensc)   # they read the key's attributes with it
 fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_pkgs[*]}"

@@ -73,6 +73,14 @@ pub struct ServeConfig {
     /// Most connections open at once from one client address (an IPv6
     /// client counts by its /64, which one host can fill with addresses).
     pub max_connections_per_address: usize,
+    /// Reverse proxies in front of the service: addresses or ranges
+    /// (`127.0.0.1`, `10.0.0.0/8`; `BV_SERVE_TRUSTED_PROXIES` comma-separated).
+    /// A request from one of them counts as from the client its
+    /// `X-Forwarded-For` names (the rightmost address that is no trusted
+    /// proxy): sign-in throttling, rate limits and the audit log see that
+    /// client, and the proxy is exempt from the per-address connection cap.
+    /// Empty (default): the header is ignored, whoever sends it.
+    pub trusted_proxies: Vec<String>,
     /// Where vulnerabilities are reported (`mailto:` or `https:` URI), for
     /// `/.well-known/security.txt` and the security report; empty: not
     /// configured, and both say so.
@@ -114,6 +122,7 @@ impl Default for ServeConfig {
             idle_timeout_seconds: 120,
             max_connections: 10_000,
             max_connections_per_address: 256,
+            trusted_proxies: Vec::new(),
             security_contact: String::new(),
             processing_location: String::new(),
             limits: LimitsConfig::default(),
@@ -141,6 +150,7 @@ impl ServeConfig {
                  serve.max_connections_per_address must be positive"
                 .into());
         }
+        crate::proxy::TrustedProxies::parse(&self.trusted_proxies)?;
         if self.header_timeout_seconds == 0 || self.body_idle_timeout_seconds == 0 {
             return Err(
                 "serve.header_timeout_seconds and serve.body_idle_timeout_seconds must be positive"

@@ -23,6 +23,7 @@ mod listen;
 pub mod media;
 pub mod metrics;
 pub mod middleware;
+pub mod proxy;
 pub mod ready;
 pub mod report;
 pub mod routes;
@@ -244,11 +245,14 @@ pub async fn start(
         max: st.cfg.max_connections,
         per_address: st.cfg.max_connections_per_address,
     };
+    let proxies =
+        proxy::TrustedProxies::parse(&st.cfg.trusted_proxies).map_err(ServeError::Config)?;
     let server = tokio::spawn(listen::serve_tls(
         listener,
         tls_cfg,
         app(Arc::clone(&st)),
         conns,
+        Arc::new(proxies),
     ));
     Ok(Running {
         addr,

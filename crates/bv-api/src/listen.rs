@@ -101,6 +101,7 @@ pub async fn serve_tls(
     tls: rustls::ServerConfig,
     app: Router,
     limits: Connections,
+    proxies: Arc<crate::proxy::TrustedProxies>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let open = Arc::new(tokio::sync::Semaphore::new(limits.max));
@@ -118,16 +119,21 @@ pub async fn serve_tls(
         let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
             continue; // dropped: closed at once
         };
-        let key = address_key(peer.ip());
-        let counted = {
+        // A trusted proxy carries many clients' connections: only the
+        // overall cap applies to it.
+        let counted = if proxies.trusts(peer.ip()) {
+            None
+        } else {
+            let key = address_key(peer.ip());
             let mut m = per_address.lock().expect("not poisoned");
             let n = m.entry(key).or_insert(0);
             if *n >= limits.per_address {
                 continue;
             }
             *n += 1;
-            Counted(Arc::clone(&per_address), key)
+            Some(Counted(Arc::clone(&per_address), key))
         };
+        let proxies = Arc::clone(&proxies);
         let _ = tcp.set_nodelay(true);
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
@@ -141,7 +147,9 @@ pub async fn serve_tls(
             let seen = Arc::clone(&activity);
             let svc = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                    let client = proxies.client(peer, req.headers());
+                    req.extensions_mut()
+                        .insert(ConnectInfo::<SocketAddr>(client));
                     let busy = InFlight::new(&seen);
                     let call = app.clone().oneshot(req.map(axum::body::Body::new));
                     async move {

@@ -204,6 +204,21 @@ pub const ATTACKS: &[(&str, &str, &str)] = &[
         "host_processes_are_invisible_and_dangerous_calls_refused",
     ),
     (
+        "behind a trusted reverse proxy one guesser locks out only itself; without one, a forged X-Forwarded-For dodges nothing",
+        "crates/bv/tests/service/access.rs",
+        "a_trusted_proxy_names_the_client_and_nobody_else_can",
+    ),
+    (
+        "the jail's supervisor, while the job runs, holds no capability, cannot gain privileges and makes only a few system calls",
+        "crates/bv-sandbox/tests/launcher.rs",
+        "the_supervisor_gives_up_every_capability_while_the_job_runs",
+    ),
+    (
+        "a sealed object no video refers to (a crash, a delete racing an upload's last piece) is shredded after a day, and audited, on both catalog backends",
+        "crates/bv-service/tests/reconcile.rs",
+        "orphans_are_shredded_after_the_grace_period",
+    ),
+    (
         "a server stopped with SIGTERM vouches for its last audit entries (checkpoint anchored outside the catalog)",
         "crates/bv/tests/service/audit.rs",
         "a_stopped_server_leaves_its_last_entries_vouched_for",
@@ -280,12 +295,21 @@ pub async fn build(st: &AppState, tenant: Option<&str>) -> ApiResult<Value> {
             "algorithm": "AES-256-GCM",
             "format": "segmented sealed objects with an authenticated header (docs/sealed-object-format.md)",
             "data_keys": "a fresh random 256-bit key per object",
-            "hierarchy": "object key wrapped by the tenant key, tenant keys wrapped by the root key",
+            "hierarchy": if st.vault.keys().root_provider() == "pkcs11" {
+                "object key wrapped by the tenant key, tenant keys wrapped by the tenant's own key inside the HSM, service keys by the root key there"
+            } else {
+                "object key wrapped by the tenant key, tenant keys wrapped by the root key"
+            },
             "root_key": st.host.root_key,
             "deletion": "the object's wrapped key is destroyed first (crypto-shredding)",
             "deleted_keys_on_disk": match st.catalog.backend() {
                 bv_catalog::Backend::Sqlite => "zeroed in the catalog file (SQLite secure_delete) and its write-ahead log emptied after every video delete and erasure: a copy of the catalog files taken afterwards holds no deleted key; a backup taken before still does (docs/erasure.md states the limits)",
                 bv_catalog::Backend::Postgres => "PostgreSQL keeps a deleted key's row until vacuum reuses its space, and in its WAL and backups while they are kept: a copy of the catalog can still hold deleted keys",
+            },
+            "erased_tenants_in_copies": if st.vault.keys().root_provider() == "pkcs11" {
+                "each tenant's keys are wrapped by a key of its own inside the HSM, destroyed when the tenant is erased: no copy or backup of the catalog opens an erased tenant's data"
+            } else {
+                "an erased tenant's keys, where a copy or backup of the catalog still holds them, open its data until the root key versions that wrapped them are retired (bv keys rotate --root); each erasure receipt names them"
             },
             "tenants": {
                 "total": tenant_total,
@@ -430,6 +454,8 @@ pub fn markdown(r: &Value) -> String {
         "hierarchy",
         "root_key",
         "deletion",
+        "deleted_keys_on_disk",
+        "erased_tenants_in_copies",
     ] {
         line(format!("- {}: {}", k.replace('_', " "), s(&a[k])));
     }

@@ -201,18 +201,10 @@ const LEAF_DAYS: i64 = 30;
 const RENEW_DAYS: i64 = 10;
 const CA_DAYS: i64 = 3650;
 
-/// The civil date of `secs` after the epoch (Howard Hinnant's algorithm).
+/// The civil date of `secs` after the epoch.
 fn ymd(secs: i64) -> (i32, u8, u8) {
-    let z = secs.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    let y = (yoe + era * 400 + i64::from(m <= 2)) as i32;
-    (y, m, d)
+    let (y, m, d, _) = bv_service::time::civil(secs.div_euclid(86_400));
+    (y as i32, m as u8, d as u8)
 }
 
 /// Sets `p`'s validity to the days of `from` through `until` (seconds).

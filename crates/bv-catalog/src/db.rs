@@ -38,6 +38,10 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// SQLite's `user_version` once the file was rewritten with `secure_delete`
+/// on ([`Catalog::open`]).
+const SCRUBBED_SINCE_SECURE_DELETE: i64 = 1;
+
 impl Catalog {
     /// Connects to `url` (`sqlite:///path/catalog.db` or
     /// `postgres://user@host:port/db`) and brings the schema up to date.
@@ -90,7 +94,40 @@ impl Catalog {
             url: url.clone(),
         };
         crate::migrate::run(&cat).await?;
+        if backend == Backend::Sqlite {
+            cat.scrub_before_secure_delete().await?;
+        }
         Ok(cat)
+    }
+
+    /// Once per SQLite database: rebuilds a file written before
+    /// `secure_delete` was on. Rows deleted back then (wrapped keys of
+    /// shredded videos among them) stay readable in free pages and in the
+    /// unused space of live pages until the file is rewritten; `VACUUM`
+    /// rewrites it, and `user_version` 1 records that it was done. A new
+    /// database pays for one VACUUM of an empty file.
+    async fn scrub_before_secure_delete(&self) -> Result<()> {
+        let version: i64 = sqlx::Row::try_get(
+            &sqlx::query("PRAGMA user_version")
+                .fetch_one(&self.pool)
+                .await?,
+            0,
+        )?;
+        if version >= SCRUBBED_SINCE_SECURE_DELETE {
+            return Ok(());
+        }
+        // Another process using the file at this moment (a server and a
+        // command opening a new data directory together) makes VACUUM
+        // fail: the next open does it.
+        if sqlx::query("VACUUM").execute(&self.pool).await.is_err() {
+            return Ok(());
+        }
+        // The constant's value, spelled out: a PRAGMA takes no parameters.
+        sqlx::query("PRAGMA user_version = 1")
+            .execute(&self.pool)
+            .await?;
+        self.scrub().await?;
+        Ok(())
     }
 
     /// After a crypto-shred: on SQLite, moves every committed page from the

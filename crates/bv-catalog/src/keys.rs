@@ -86,6 +86,7 @@ impl Catalog {
             .execute(&self.pool)
             .await
             .map_err(store_err)?;
+        self.scrub().await.map_err(store_err)?;
         Ok(())
     }
 
@@ -146,6 +147,11 @@ impl Catalog {
             .execute(&self.pool)
             .await
             .map_err(store_err)?;
+        // Every path that destroys a wrapped key (a video's shred, a piece
+        // dropped after a failed upload, a rejected probe, a sweep, a key
+        // retired) leaves no copy of it in the catalog's files, not only
+        // the paths that remember to ask (the second review's point).
+        self.scrub().await.map_err(store_err)?;
         Ok(())
     }
 
@@ -161,6 +167,31 @@ impl Catalog {
                     .parse()
                     .map_err(store_err)
             })
+            .collect()
+    }
+
+    /// Sealed objects no video piece refers to, as (object, tenant): the
+    /// first `limit` after `after`, in object order. Besides puts still in
+    /// flight (sealed, not yet recorded), these are what a crash, or a delete
+    /// racing an upload's last piece, left behind; the retention sweeper
+    /// shreds those past a grace period.
+    pub async fn unreferenced_objects(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> crate::error::Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT o.object, o.tenant FROM vault_objects o
+             WHERE o.object > $1
+               AND NOT EXISTS (SELECT 1 FROM video_pieces p WHERE p.object_id = o.object)
+             ORDER BY o.object LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
     }
 

@@ -843,3 +843,68 @@ async fn a_setup_link_makes_one_user_once_within_its_lifetime(db: &TestDb) {
         "{stored:?}"
     );
 }
+
+/// A SQLite catalog written before `secure_delete` was on still holds what
+/// was deleted back then (a shredded video's wrapped key, say) in its free
+/// pages; the first open by this version rewrites the file once. The attack:
+/// delete a row the old way (secure_delete off, as earlier versions did),
+/// find its bytes in the file, open the catalog, look again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_deleted_before_secure_delete_leave_the_file_at_the_next_open() {
+    use sqlx::{Connection, Executor};
+    let db = TestDb::new(Backend::Sqlite).await;
+    drop(db.open().await);
+    let path = db.url.strip_prefix("sqlite://").unwrap().to_string();
+    let needle = format!("wrapped-{}", "7e".repeat(40));
+    let found = || {
+        let dir = std::path::Path::new(&path).parent().unwrap();
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("catalog.db"))
+            .any(|e| {
+                let bytes = std::fs::read(e.path()).unwrap();
+                bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+            })
+    };
+    {
+        // What an earlier version did: no secure_delete, no rewrite yet.
+        let mut old = sqlx::sqlite::SqliteConnection::connect(&db.url)
+            .await
+            .unwrap();
+        old.execute("PRAGMA secure_delete = OFF").await.unwrap();
+        old.execute("PRAGMA user_version = 0").await.unwrap();
+        for i in 0..50 {
+            let q = format!(
+                "INSERT INTO vault_objects (object, tenant, record) VALUES ('o{i}', 't', '{needle}')"
+            );
+            old.execute(sqlx::AssertSqlSafe(q)).await.unwrap();
+        }
+        old.execute("DELETE FROM vault_objects").await.unwrap();
+        old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            .await
+            .unwrap();
+        old.close().await.unwrap();
+    }
+    assert!(
+        found(),
+        "the deleted rows are in the file (the attack works)"
+    );
+    let c = db.open().await;
+    assert!(!found(), "the first open rewrote the file without them");
+    // Once: a later open does not rewrite it again (user_version says so).
+    let v: i64 = sqlx::Row::try_get(
+        &sqlx::query("PRAGMA user_version")
+            .fetch_one(
+                &mut sqlx::sqlite::SqliteConnection::connect(&db.url)
+                    .await
+                    .unwrap(),
+            )
+            .await
+            .unwrap(),
+        0,
+    )
+    .unwrap();
+    assert_eq!(v, 1);
+    drop(c);
+}

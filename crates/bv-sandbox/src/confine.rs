@@ -235,13 +235,47 @@ fn clone_programs() -> Result<[BpfProgram; 2], SandboxError> {
     Ok([clone, clone3])
 }
 
-fn seccomp_program() -> Result<BpfProgram, SandboxError> {
+/// System calls the jail's supervisor makes once the job runs: wait for
+/// it, report, exit the way it did (raising its signal), allocate.
+#[cfg(target_arch = "x86_64")]
+const SUPERVISOR_ALLOWED: &[i64] = &[
+    libc::SYS_write,
+    libc::SYS_close,
+    libc::SYS_wait4,
+    libc::SYS_waitid,
+    libc::SYS_kill,
+    libc::SYS_tgkill,
+    libc::SYS_tkill,
+    libc::SYS_getpid,
+    libc::SYS_gettid,
+    libc::SYS_rt_sigaction,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_rt_sigreturn,
+    libc::SYS_sigaltstack,
+    libc::SYS_restart_syscall,
+    libc::SYS_mmap,
+    libc::SYS_munmap,
+    libc::SYS_mremap,
+    libc::SYS_madvise,
+    libc::SYS_mprotect,
+    libc::SYS_brk,
+    libc::SYS_futex,
+    libc::SYS_sched_yield,
+    libc::SYS_clock_gettime,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+];
+#[cfg(target_arch = "aarch64")]
+const SUPERVISOR_ALLOWED: &[i64] = &[];
+
+/// A filter allowing exactly `allowed`; anything else fails with EPERM.
+fn allowlist(allowed: &[i64]) -> Result<BpfProgram, SandboxError> {
     #[cfg(target_arch = "x86_64")]
     let arch = TargetArch::x86_64;
     #[cfg(target_arch = "aarch64")]
     let arch = TargetArch::aarch64;
     let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
-        ALLOWED.iter().map(|nr| (*nr, Vec::new())).collect();
+        allowed.iter().map(|nr| (*nr, Vec::new())).collect();
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Errno(libc::EPERM as u32),
@@ -252,6 +286,41 @@ fn seccomp_program() -> Result<BpfProgram, SandboxError> {
     filter
         .try_into()
         .map_err(|e: seccompiler::BackendError| SandboxError::Confine(e.to_string()))
+}
+
+/// Confines the jail's supervisor (the launcher once it has started the
+/// job) to what it still does: wait, report on its open stderr, exit. It
+/// held every capability of the job's user namespace, no seccomp and no
+/// no-new-privileges (the outside review's finding 10); now it keeps no
+/// capability in any set, can open no file (Landlock with no rule), and
+/// may make only [`SUPERVISOR_ALLOWED`] system calls.
+pub fn supervisor() -> Result<(), SandboxError> {
+    if SUPERVISOR_ALLOWED.is_empty() {
+        return Err(SandboxError::Confine(
+            "no supervisor allowlist for this architecture".into(),
+        ));
+    }
+    let sys =
+        |what: &'static str| move |e: nix::Error| SandboxError::Confine(format!("{what}: {e}"));
+    crate::sys::drop_all_capabilities().map_err(sys("capability bounding set"))?;
+    nix::sys::prctl::set_no_new_privs().map_err(sys("no-new-privileges"))?;
+    // Best effort, like the job's: a kernel without Landlock still gets the rest.
+    let abi = ABI::V5;
+    let err = |e: landlock::RulesetError| SandboxError::Confine(format!("landlock: {e}"));
+    Ruleset::default()
+        .handle_access(AccessFs::from_all(abi))
+        .map_err(err)?
+        .create()
+        .map_err(err)?
+        .restrict_self()
+        .map_err(err)?;
+    crate::sys::clear_capability_sets().map_err(sys("capability sets"))?;
+    let prog = allowlist(SUPERVISOR_ALLOWED)?;
+    seccompiler::apply_filter(&prog).map_err(|e| SandboxError::Confine(format!("seccomp: {e}")))
+}
+
+fn seccomp_program() -> Result<BpfProgram, SandboxError> {
+    allowlist(ALLOWED)
 }
 
 /// Applies Landlock and seccomp to this process (all its threads must not exist yet:

@@ -262,9 +262,20 @@ impl Jail {
                 .filter(|m| m.writable)
                 .map(|m| m.inside.clone()),
         );
+        // Host paths resolved here, in the host's view: the launcher binds
+        // them after pivoting, where an absolute symlink (a data directory's
+        // `models` pointing elsewhere) would resolve inside the new root.
+        let mounts = self
+            .mounts
+            .iter()
+            .map(|m| Mount {
+                host: std::fs::canonicalize(&m.host).unwrap_or_else(|_| m.host.clone()),
+                ..m.clone()
+            })
+            .collect();
         LaunchSpec {
             limits: self.limits.clone(),
-            mounts: self.mounts.clone(),
+            mounts,
             writable,
             program: program.into(),
             args: args.to_vec(),

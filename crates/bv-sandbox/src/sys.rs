@@ -52,6 +52,43 @@ pub fn drop_all_capabilities() -> nix::Result<()> {
     Ok(())
 }
 
+/// Empties this process's effective, permitted and inheritable capability
+/// sets. A process that never executes anything (the jail's supervisor)
+/// keeps whatever its user namespace gave it otherwise: `execve` is what
+/// clears them for the job.
+pub fn clear_capability_sets() -> nix::Result<()> {
+    /// `struct __user_cap_header_struct` from `<linux/capability.h>`.
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    /// `struct __user_cap_data_struct`.
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    /// `_LINUX_CAPABILITY_VERSION_3`: two data structs, 64 capabilities.
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let data = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: `header` and `data` are live, properly laid out
+    // (`#[repr(C)]` copies of the kernel's structs) for the whole call, and
+    // version 3 reads exactly two data structs; pid 0 means this thread.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) };
+    Errno::result(r).map(drop)
+}
+
 fn last_capability() -> libc::c_ulong {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()

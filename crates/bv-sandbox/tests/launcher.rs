@@ -156,3 +156,83 @@ fn plaintext_goes_in_and_comes_out_through_handed_in_pipes() {
         got.len()
     );
 }
+
+/// The supervisor (the launcher once the job runs) keeps no power over the
+/// job's namespaces: no capability in any set, no-new-privileges, a seccomp
+/// filter (the outside review's finding 10: it kept every capability of the
+/// job's user namespace). Read from the host while the job runs; then the
+/// job is killed from the host, and the signal still comes back through
+/// the confined supervisor.
+#[test]
+fn the_supervisor_gives_up_every_capability_while_the_job_runs() {
+    let launcher = std::fs::canonicalize(env!("CARGO_BIN_EXE_bv-jail")).unwrap();
+    // (pid, status) of every process whose parent is `parent`.
+    let children = |parent: u32| -> Vec<(u32, String)> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            let Ok(status) = std::fs::read_to_string(e.path().join("status")) else {
+                continue;
+            };
+            let ppid = status.lines().find_map(|l| l.strip_prefix("PPid:"));
+            if ppid.map(str::trim) == Some(parent.to_string().as_str()) {
+                out.push((pid, status));
+            }
+        }
+        out
+    };
+    let field = |status: &str, name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    // Other tests of this binary run launchers beside this one: this job's
+    // is the one whose command line carries this marker.
+    let marker = format!("supervisor-probe-{}", std::process::id());
+    let script = format!("echo ready; sleep 10; exit 3 # {marker}");
+    let mut seen = None;
+    let mut lines = Vec::new();
+    let out = jail(vec![])
+        .run(
+            "/usr/bin/sh",
+            &["-c".into(), script],
+            b"",
+            &mut |l| {
+                lines.push(l.to_string());
+                // The job printed: its supervisor confined itself before that.
+                let (pid, status) = children(std::process::id())
+                    .into_iter()
+                    .find(|(pid, _)| {
+                        let cmdline =
+                            std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                        std::fs::read_link(format!("/proc/{pid}/exe")).ok().as_ref()
+                            == Some(&launcher)
+                            && String::from_utf8_lossy(&cmdline).contains(&marker)
+                    })
+                    .expect("the supervisor runs");
+                seen = Some(status);
+                for (job, _) in children(pid) {
+                    nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(job as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    )
+                    .unwrap();
+                }
+            },
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+    assert_eq!(lines, ["ready"]);
+    let status = seen.expect("the supervisor was read while the job ran");
+    for cap in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
+        assert_eq!(field(&status, cap), "0000000000000000", "{cap}\n{status}");
+    }
+    assert_eq!(field(&status, "NoNewPrivs:"), "1", "{status}");
+    assert_eq!(field(&status, "Seccomp:"), "2", "{status}");
+    // Confined, it still reports the job's end as it was: killed, not "exit 3".
+    assert_eq!(out.exit, Exit::Signal(9), "{}", out.stderr);
+}

@@ -48,12 +48,27 @@ pub fn spawn(catalog: Catalog, vault: Arc<Vault>, s: Schedule, stop: Arc<AtomicB
     }
 }
 
-/// The retention sweeper ([`crate::retention::sweep`]), at start and then every `every_s`.
+/// How often the vault is reconciled with the catalog: it reads every
+/// object's key record, so hourly, not at every sweep.
+const RECONCILE_EVERY: Duration = Duration::from_secs(3600);
+
+/// The retention sweeper ([`crate::retention::sweep`]), at start and then
+/// every `every_s`; the vault's reconciliation
+/// ([`crate::retention::reconcile`]) at start and then hourly.
 async fn sweeper(catalog: Catalog, vault: Arc<Vault>, every_s: u64, stop: Arc<AtomicBool>) {
     let every = Duration::from_secs(every_s.max(1));
+    let mut reconciled: Option<std::time::Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         if let Err(e) = crate::retention::sweep(&catalog, &vault, bv_catalog::now_ms()).await {
             tracing::warn!(error = %e, code = e.code(), "sweep failed; will retry");
+        }
+        if reconciled.is_none_or(|at| at.elapsed() >= RECONCILE_EVERY) {
+            match crate::retention::reconcile(&catalog, &vault, bv_catalog::now_ms()).await {
+                Ok(_) => reconciled = Some(std::time::Instant::now()),
+                Err(e) => {
+                    tracing::warn!(error = %e, code = e.code(), "reconcile failed; will retry")
+                }
+            }
         }
         tokio::time::sleep(every).await;
     }

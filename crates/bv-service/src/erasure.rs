@@ -45,6 +45,11 @@ pub struct Receipt {
     pub bytes: u64,
     /// Catalog rows removed, per table.
     pub rows: BTreeMap<String, u64>,
+    /// What a copy of the catalog or a backup can still open, for the
+    /// configuration that ran the erasure, in one sentence (absent from
+    /// receipts signed before it was added).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub copies: String,
     /// Version of the erasure signing key.
     pub signing_key_version: u32,
     /// Its Ed25519 public key, hex.
@@ -68,6 +73,50 @@ fn signed_bytes(r: &Receipt) -> Vec<u8> {
     serde_json::to_vec(r).expect("a receipt serialises")
 }
 
+/// The receipt's sentence on copies: what holds for this configuration
+/// (docs/erasure.md, "What a copy of the disk holds").
+fn copies(
+    catalog: &Catalog,
+    vault: &Vault,
+    first: &bv_vault::TenantErasure,
+    late: &bv_vault::TenantErasure,
+) -> String {
+    if first.kek_destroyed || late.kek_destroyed {
+        return format!(
+            "This tenant's key-encryption key was destroyed inside the HSM (PKCS#11 token {:?}): \
+             no copy of the catalog, of its write-ahead log or of its backups can unwrap this \
+             tenant's keys any more.",
+            vault.keys().token().unwrap_or_default()
+        );
+    }
+    let mut versions: Vec<u32> = first.root_versions.clone();
+    versions.extend(
+        late.root_versions
+            .iter()
+            .filter(|v| !first.root_versions.contains(v)),
+    );
+    if versions.is_empty() {
+        return "The tenant had no keys: nothing of it can be opened from any copy.".into();
+    }
+    let versions = versions
+        .iter()
+        .map(|v| format!("v{v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match catalog.backend() {
+        bv_catalog::Backend::Sqlite => format!(
+            "The catalog's files hold no copy of the destroyed keys (SQLite, zeroed and its log \
+             emptied); a backup taken before this erasure still opens the tenant's data with root \
+             key {versions} until that is retired: run `bv keys rotate --root`."
+        ),
+        bv_catalog::Backend::Postgres => format!(
+            "PostgreSQL may keep the destroyed keys in dead rows, its write-ahead log and its \
+             backups; those open the tenant's data only with root key {versions}, usable until it \
+             is retired: run `bv keys rotate --root`."
+        ),
+    }
+}
+
 /// Erases `tenant`: see the module documentation.
 pub async fn erase(
     catalog: &Catalog,
@@ -87,6 +136,7 @@ pub async fn erase(
     let late = vault.erase_tenant(&t).await?;
     crate::media::scrub(catalog).await;
     let (signing_key_version, signer) = vault.erasure_signer().await?;
+    let copies = copies(catalog, vault, &first, &late);
     let mut key_versions = first.key_versions;
     key_versions.extend(late.key_versions);
     let receipt = Receipt {
@@ -100,6 +150,7 @@ pub async fn erase(
         objects: first.objects + late.objects,
         bytes: first.bytes + late.bytes,
         rows,
+        copies,
         signing_key_version,
         public_key: bv_crypto::secret::hex(&signer.public_key()),
     };

@@ -105,12 +105,49 @@ pub async fn enqueue_probe(
 }
 
 /// Credits for enhancing `v` by `scale`: output megapixels × frames × price, rounded up.
+/// A video without a frame count (probed by a version that recorded 0 where
+/// the container stated none) has no price until it is examined again: see
+/// [`reprobe_if_uncounted`].
 pub fn price(billing: &BillingConfig, v: &Video, scale: u32) -> ServiceResult<i64> {
     let (Some(w), Some(h), Some(f)) = (v.width, v.height, v.frames) else {
         return Err(ServiceError::VideoNotReady);
     };
+    if f <= 0 {
+        return Err(ServiceError::VideoNotReady);
+    }
     let mp = (w * i64::from(scale)) as f64 * (h * i64::from(scale)) as f64 / 1e6;
-    Ok((mp * f.max(1) as f64 * billing.price_per_megapixel_frame).ceil() as i64)
+    Ok((mp * f as f64 * billing.price_per_megapixel_frame).ceil() as i64)
+}
+
+/// Queues a new probe of `v` when an earlier version recorded no frame
+/// count for it (it was priced as one frame: the outside review's finding
+/// 3, left for videos uploaded before the fix). The probe counts what
+/// plays; until it has, [`price`] refuses with `video_not_ready`. One probe
+/// per video, however often this is asked (an idempotency key).
+pub async fn reprobe_if_uncounted(
+    catalog: &Catalog,
+    vault: &Vault,
+    cfg: &JobsConfig,
+    v: &Video,
+    principal: &str,
+    customer_key: Option<&CustomerKey>,
+) -> ServiceResult<()> {
+    if v.frames != Some(0) || v.rejected.is_some() {
+        return Ok(());
+    }
+    let key = format!("recount-{}", v.id);
+    let s = Submission {
+        tenant: &v.tenant_id,
+        principal,
+        video: &v.id,
+        kind: &JobKind::Probe,
+        price: 0,
+        priority: 100,
+        idempotency_key: Some(&key),
+        customer_key,
+        max_active: None,
+    };
+    enqueue(catalog, vault, cfg, s).await.map(drop)
 }
 
 /// What a job that reserved `price` for `priced_frames` frames is charged
@@ -184,7 +221,9 @@ mod tests {
         // More frames than priced (a container that understated its length)
         // costs no more than the reservation.
         assert_eq!(settle(300, Some(30), 500), 300);
-        // Videos probed before counts were exact recorded 0 frames.
+        // Videos probed before counts were exact recorded 0 frames (they
+        // are examined again before any price now; a job priced so settles
+        // at most its reservation).
         assert_eq!(settle(7, Some(0), 500), 7);
         assert_eq!(settle(7, None, 0), 0);
     }

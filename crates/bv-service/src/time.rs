@@ -10,7 +10,7 @@ pub fn unix_now() -> u64 {
 
 /// (year, month, day, weekday 0=Sunday) of a day count since 1970-01-01
 /// (Howard Hinnant's civil-from-days).
-fn civil(days: i64) -> (i64, u32, u32, u32) {
+pub fn civil(days: i64) -> (i64, u32, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -10,6 +10,7 @@ on_both!(
     the_sweeper_shreds_what_is_due_and_abandoned_and_audits_each,
     erasure_destroys_keys_first_and_signs_what_it_did,
     the_export_holds_everything_of_one_tenant_and_nothing_of_another,
+    a_video_probed_without_a_frame_count_is_counted_again_before_any_price,
 );
 
 struct Domain {
@@ -225,4 +226,51 @@ async fn the_export_holds_everything_of_one_tenant_and_nothing_of_another(db: &T
             .unwrap_err()
             .is_not_found()
     );
+}
+
+/// A video an earlier version probed recorded 0 frames where its container
+/// stated no count, and was priced as one frame (the outside review's
+/// finding 3, for videos from before its fix): it has no price now, and the
+/// first job asked for queues one free probe that counts what plays —
+/// one, however often it is asked.
+async fn a_video_probed_without_a_frame_count_is_counted_again_before_any_price(db: &TestDb) {
+    let d = Domain::new(db).await;
+    let t = d.tenant("acme").await;
+    let (id, _) = d.video(&t, "legacy.h264", 1).await;
+    d.catalog
+        .set_video_media(&t.id, &id, "{}", 0, 640, 360)
+        .await
+        .unwrap();
+    let v = d.catalog.video(&t.id, &id).await.unwrap();
+    let billing = bv_service::BillingConfig::default();
+    assert!(matches!(
+        bv_service::jobs::price(&billing, &v, 2),
+        Err(bv_service::ServiceError::VideoNotReady)
+    ));
+    let who = d.catalog.create_service_account(&t.id, "ci").await.unwrap();
+    let jobs = bv_service::JobsConfig::default();
+    for _ in 0..3 {
+        bv_service::jobs::reprobe_if_uncounted(&d.catalog, &d.vault, &jobs, &v, &who.id, None)
+            .await
+            .unwrap();
+    }
+    let queued = d.catalog.all_jobs(&t.id).await.unwrap();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(
+        (queued[0].input_video_id.as_str(), queued[0].price),
+        (id.as_str(), 0)
+    );
+    assert!(queued[0].preset.contains("probe"), "{}", queued[0].preset);
+    // Counted: priced for every frame.
+    d.catalog
+        .set_video_media(&t.id, &id, "{}", 500, 640, 360)
+        .await
+        .unwrap();
+    let v = d.catalog.video(&t.id, &id).await.unwrap();
+    let one = (1280.0 * 720.0 / 1e6 * billing.price_per_megapixel_frame).ceil() as i64;
+    assert!(bv_service::jobs::price(&billing, &v, 2).unwrap() > 400 * one);
+    bv_service::jobs::reprobe_if_uncounted(&d.catalog, &d.vault, &jobs, &v, &who.id, None)
+        .await
+        .unwrap();
+    assert_eq!(d.catalog.all_jobs(&t.id).await.unwrap().len(), 1);
 }

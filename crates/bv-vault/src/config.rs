@@ -22,6 +22,20 @@ pub struct VaultConfig {
     pub root_key: Option<String>,
     /// Development mode: generate a root key file when none exists (with a loud notice).
     pub generate_root_key: bool,
+    /// Where the root keys live: `file` (`root_key_file`, or `root_key` /
+    /// `BV_VAULT_ROOT_KEY` when set) or `pkcs11` (inside a token, never in
+    /// this process: the `pkcs11_*` settings).
+    pub root_key_provider: String,
+    /// The token's PKCS#11 library (e.g. `/usr/lib/softhsm/libsofthsm2.so`).
+    pub pkcs11_module: PathBuf,
+    /// The label of the token holding the root keys.
+    pub pkcs11_token: String,
+    /// Label prefix of the root key objects in the token (`<label>-v<N>`).
+    pub pkcs11_key_label: String,
+    /// The token's user PIN (prefer `BV_VAULT_PKCS11_PIN`, or `pkcs11_pin_file`).
+    pub pkcs11_pin: Option<String>,
+    /// A file whose first line is the token's user PIN.
+    pub pkcs11_pin_file: Option<PathBuf>,
     /// S3 bucket.
     pub s3_bucket: String,
     /// S3 endpoint URL (empty: AWS).
@@ -47,6 +61,12 @@ impl Default for VaultConfig {
             root_key_file: None,
             root_key: None,
             generate_root_key: true,
+            root_key_provider: "file".into(),
+            pkcs11_module: PathBuf::new(),
+            pkcs11_token: String::new(),
+            pkcs11_key_label: "bettervideo-root".into(),
+            pkcs11_pin: None,
+            pkcs11_pin_file: None,
             s3_bucket: String::new(),
             s3_endpoint: String::new(),
             s3_region: "us-east-1".into(),

@@ -28,6 +28,12 @@ pub struct TenantErasure {
     pub bytes: u64,
     /// Blobs whose removal failed (unreadable all the same; the orphan sweep retries).
     pub blobs_left: usize,
+    /// The root versions that wrapped the destroyed keys (file or
+    /// environment root keys): copies of those keys surviving elsewhere
+    /// open nothing once these versions are retired.
+    pub root_versions: Vec<u32>,
+    /// The tenant's own key-encryption key was destroyed inside the HSM.
+    pub kek_destroyed: bool,
 }
 
 impl Vault {
@@ -38,7 +44,15 @@ impl Vault {
         for r in store.tenant_keys(t).await? {
             store.delete_tenant_key(t, r.version).await?;
             e.key_versions.push(r.version);
+            if r.root_version != crate::keyring::TENANT_KEK
+                && !e.root_versions.contains(&r.root_version)
+            {
+                e.root_versions.push(r.root_version);
+            }
         }
+        // In an HSM, what wraps them dies too: no copy of those keys (a
+        // database's dead rows, its log, a backup) opens anything again.
+        e.kek_destroyed = self.keys().destroy_tenant_kek(t)?;
         self.field_keys().forget(t);
         let field_key = crate::fields::field_key_object(t);
         for r in store.tenant_objects(t).await? {

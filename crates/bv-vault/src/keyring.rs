@@ -1,20 +1,23 @@
 //! The key hierarchy: root keys → tenant keys → per-object data keys.
 //!
 //! Root keys come from a key file (mode 0600) or from configuration (an
-//! environment variable), both in `LocalRootKeys`' text form; an external KMS
-//! can implement [`RootKeys`] instead. Tenant keys are created on first use
+//! environment variable), both in `LocalRootKeys`' text form, or live in a
+//! PKCS#11 token ([`crate::root`]). Tenant keys are created on first use
 //! and stored wrapped by the current root version; data keys are stored
 //! wrapped by the current tenant version. Rotation adds a version, re-wraps
 //! everything beneath it, and retires the versions nothing references. Blobs
 //! are never touched.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bv_crypto::SecretKey;
-use bv_crypto::keys::{LocalRootKeys, RootKeys};
+use bv_crypto::keys::LocalRootKeys;
+
+pub use crate::root::RootSource;
+use crate::root::{Pkcs11Root, Root};
 
 use crate::config::VaultConfig;
 use crate::error::{Result, VaultError};
@@ -36,6 +39,10 @@ fn key_err(e: impl std::fmt::Display) -> VaultError {
     VaultError::Key(e.to_string())
 }
 
+/// The `root_version` of a tenant key wrapped by the tenant's own
+/// key-encryption key in a PKCS#11 token rather than by a root version.
+pub const TENANT_KEK: u32 = 0;
+
 fn tenant_ctx(t: &TenantId, v: u32, root: u32) -> Vec<u8> {
     format!("bettervideo tenant key|{t}|v{v}|root v{root}").into_bytes()
 }
@@ -48,18 +55,11 @@ fn service_ctx(purpose: &str, v: u32, root: u32) -> Vec<u8> {
     format!("bettervideo service key|{purpose}|v{v}|root v{root}").into_bytes()
 }
 
-/// Where the root keys came from (decides whether rotation can persist).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RootSource {
-    /// A key file we may rewrite.
-    File(PathBuf),
-    /// Configuration / environment: read-only.
-    Config,
-}
-
 /// What `keys status` shows.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct KeyStatus {
+    /// Where the root keys live: `file`, `env` or `pkcs11`.
+    pub root_provider: String,
     /// Root key versions available, and the current one.
     pub root_versions: Vec<u32>,
     /// Current root version.
@@ -81,15 +81,14 @@ pub struct TenantStatus {
 
 /// The key hierarchy over a key store.
 pub struct KeyRing {
-    root: RwLock<LocalRootKeys>,
-    source: RootSource,
+    root: RwLock<Root>,
     store: Arc<dyn KeyStore>,
     services: Mutex<HashMap<String, CachedService>>,
 }
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KeyRing({:?})", self.source)
+        write!(f, "KeyRing({:?})", self.root.read().expect("not poisoned"))
     }
 }
 
@@ -115,6 +114,18 @@ impl KeyRing {
         data_dir: &Path,
         store: Arc<dyn KeyStore>,
     ) -> Result<(Self, Option<String>)> {
+        match cfg.root_key_provider.as_str() {
+            "file" | "env" => {}
+            "pkcs11" => {
+                let (root, notice) = Pkcs11Root::open(cfg)?;
+                return Ok((Self::with_root(Root::Pkcs11(root), store), notice));
+            }
+            other => {
+                return Err(VaultError::Config(format!(
+                    "vault.root_key_provider {other:?} is not one of: file, env, pkcs11"
+                )));
+            }
+        }
         if let Some(text) = cfg.root_key.as_deref().filter(|t| !t.trim().is_empty()) {
             let root = LocalRootKeys::parse(text).map_err(key_err)?;
             return Ok((Self::new(root, RootSource::Config, store), None));
@@ -146,12 +157,21 @@ impl KeyRing {
 
     /// A key ring over explicit parts (tests, embedding).
     pub fn new(root: LocalRootKeys, source: RootSource, store: Arc<dyn KeyStore>) -> Self {
+        Self::with_root(Root::Local { keys: root, source }, store)
+    }
+
+    /// A key ring over any root-key provider.
+    pub fn with_root(root: Root, store: Arc<dyn KeyStore>) -> Self {
         Self {
             root: RwLock::new(root),
-            source,
             store,
             services: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The root-key provider in effect: `file`, `env` or `pkcs11`.
+    pub fn root_provider(&self) -> &'static str {
+        self.root.read().expect("not poisoned").provider()
     }
 
     /// The key store.
@@ -161,25 +181,61 @@ impl KeyRing {
 
     fn unwrap_tenant(&self, t: &TenantId, r: &TenantKeyRecord) -> Result<SecretKey> {
         let root = self.root.read().expect("not poisoned");
-        root.unwrap(
-            r.root_version,
-            &from_hex(&r.wrapped)?,
-            &tenant_ctx(t, r.version, r.root_version),
-        )
-        .map_err(key_err)
+        let ctx = tenant_ctx(t, r.version, r.root_version);
+        if r.root_version == TENANT_KEK {
+            return match &*root {
+                Root::Pkcs11(p) => {
+                    p.unwrap_for_tenant(&t.to_string(), &from_hex(&r.wrapped)?, &ctx)
+                }
+                Root::Local { .. } => Err(VaultError::Key(format!(
+                    "tenant {t}'s keys are wrapped by its key in a PKCS#11 token: \
+                     vault.root_key_provider must be pkcs11"
+                ))),
+            };
+        }
+        root.unwrap(r.root_version, &from_hex(&r.wrapped)?, &ctx)
     }
 
     fn wrap_tenant(&self, t: &TenantId, version: u32, key: &SecretKey) -> Result<TenantKeyRecord> {
         let root = self.root.read().expect("not poisoned");
-        let rv = root.current_version();
-        let wrapped = root
-            .wrap(rv, key, &tenant_ctx(t, version, rv))
-            .map_err(key_err)?;
+        // In a token, each tenant's keys are wrapped by a key of its own
+        // there, which its erasure destroys (root versions are shared).
+        let (rv, wrapped) = match &*root {
+            Root::Pkcs11(p) => (
+                TENANT_KEK,
+                p.wrap_for_tenant(&t.to_string(), key, &tenant_ctx(t, version, TENANT_KEK))?,
+            ),
+            Root::Local { .. } => {
+                let rv = root.current_version();
+                (rv, root.wrap(rv, key, &tenant_ctx(t, version, rv))?)
+            }
+        };
         Ok(TenantKeyRecord {
             version,
             root_version: rv,
             wrapped: to_hex(&wrapped),
         })
+    }
+
+    /// Destroys what tenant `t`'s keys are wrapped by, where it can be
+    /// destroyed on its own: its key-encryption key in a PKCS#11 token.
+    /// Returns whether there was one. With file or environment root keys
+    /// the tenant's keys are wrapped by a root version shared by every
+    /// tenant; retiring it (`bv keys rotate --root`) is what makes old
+    /// copies of them useless.
+    pub fn destroy_tenant_kek(&self, t: &TenantId) -> Result<bool> {
+        match &*self.root.read().expect("not poisoned") {
+            Root::Pkcs11(p) => Ok(p.destroy_tenant(&t.to_string())? > 0),
+            Root::Local { .. } => Ok(false),
+        }
+    }
+
+    /// The PKCS#11 token's label, when the root keys are in one.
+    pub fn token(&self) -> Option<String> {
+        match &*self.root.read().expect("not poisoned") {
+            Root::Pkcs11(p) => Some(p.token().to_string()),
+            Root::Local { .. } => None,
+        }
     }
 
     /// The tenant's current key (created on first use).
@@ -285,7 +341,6 @@ impl KeyRing {
             &from_hex(&r.wrapped)?,
             &service_ctx(purpose, r.version, r.root_version),
         )
-        .map_err(key_err)
     }
 
     fn wrap_service(
@@ -296,9 +351,7 @@ impl KeyRing {
     ) -> Result<TenantKeyRecord> {
         let root = self.root.read().expect("not poisoned");
         let rv = root.current_version();
-        let wrapped = root
-            .wrap(rv, key, &service_ctx(purpose, version, rv))
-            .map_err(key_err)?;
+        let wrapped = root.wrap(rv, key, &service_ctx(purpose, version, rv))?;
         Ok(TenantKeyRecord {
             version,
             root_version: rv,
@@ -386,21 +439,12 @@ impl KeyRing {
     /// Adds a root key version, re-wraps every tenant key under it, and
     /// retires the old root versions. Returns (new version, tenant keys re-wrapped).
     pub async fn rotate_root(&self) -> Result<(u32, usize)> {
-        let RootSource::File(path) = &self.source else {
-            return Err(VaultError::Key(
-                "root keys come from configuration; rotate them there (add a v<N+1> entry) and restart".into(),
-            ));
-        };
-        let v = {
-            let mut root = self.root.write().expect("not poisoned");
-            let v = root.rotate().map_err(key_err)?;
-            write_atomic(path, root.to_text().as_bytes())?;
-            v
-        };
+        let v = self.root.write().expect("not poisoned").rotate()?;
         let mut n = 0;
         for t in self.store.tenants().await? {
             for r in self.store.tenant_keys(&t).await? {
-                if r.root_version == v {
+                // Keys under a tenant's own key-encryption key owe nothing to the root.
+                if r.root_version == v || r.root_version == TENANT_KEK {
                     continue;
                 }
                 let key = self.unwrap_tenant(&t, &r)?;
@@ -440,9 +484,10 @@ impl KeyRing {
             );
         }
         self.forget_service_keys();
-        let mut root = self.root.write().expect("not poisoned");
-        root.retire_except(&used);
-        write_atomic(path, root.to_text().as_bytes())?;
+        self.root
+            .write()
+            .expect("not poisoned")
+            .retire_except(&used)?;
         Ok((v, n))
     }
 
@@ -465,6 +510,7 @@ impl KeyRing {
         }
         let root = self.root.read().expect("not poisoned");
         Ok(KeyStatus {
+            root_provider: root.provider().into(),
             root_versions: root.versions(),
             root_current: root.current_version(),
             tenants,

@@ -7,7 +7,8 @@
 //! name or time. Keys live apart from blobs in a key store (the catalog, or
 //! a directory of files): each object's
 //! data key wrapped by its tenant's key, each tenant key wrapped by a root
-//! key. Deleting an object destroys its wrapped key first (crypto-shredding);
+//! key (in memory from a file or the environment, or inside a PKCS#11
+//! token: [`root`]). Deleting an object destroys its wrapped key first (crypto-shredding);
 //! rotating root or tenant keys re-wraps keys and never touches a blob.
 
 pub mod blobs;
@@ -20,6 +21,7 @@ pub mod filestore;
 pub mod ids;
 pub mod keyring;
 pub mod keystore;
+pub mod root;
 pub mod vault;
 
 pub use config::VaultConfig;

@@ -149,16 +149,25 @@ pub struct Attempt {
 /// passed, so a job is never taken by a worker that could only fail it.
 #[derive(Debug)]
 pub struct Gate {
-    /// `None` until the first check; then `Some(None)` (open) or
-    /// `Some(Some(why))` (closed).
-    state: std::sync::RwLock<Option<Option<String>>>,
+    state: std::sync::RwLock<GateState>,
+}
+
+/// Where a [`Gate`] stands.
+#[derive(Debug, Clone)]
+enum GateState {
+    /// No check has run yet: shut, with nothing to say.
+    Unchecked,
+    /// The checks passed: workers lease.
+    Open,
+    /// A check failed: why, and what fixes it.
+    Closed(String),
 }
 
 impl Default for Gate {
     /// Open: for workers whose host is checked elsewhere (tests, embedders).
     fn default() -> Self {
         Self {
-            state: std::sync::RwLock::new(Some(None)),
+            state: std::sync::RwLock::new(GateState::Open),
         }
     }
 }
@@ -167,32 +176,39 @@ impl Gate {
     /// A gate that stays shut until the first check has run.
     pub fn unchecked() -> Self {
         Self {
-            state: std::sync::RwLock::new(None),
+            state: std::sync::RwLock::new(GateState::Unchecked),
+        }
+    }
+
+    fn set(&self, to: GateState) {
+        if let Ok(mut g) = self.state.write() {
+            *g = to;
         }
     }
 
     /// Lets workers lease jobs.
     pub fn open(&self) {
-        if let Ok(mut g) = self.state.write() {
-            *g = Some(None);
-        }
+        self.set(GateState::Open);
     }
 
     /// Stops workers from leasing, saying why (and what fixes it).
     pub fn close(&self, why: String) {
-        if let Ok(mut g) = self.state.write() {
-            *g = Some(Some(why));
-        }
+        self.set(GateState::Closed(why));
     }
 
     /// Whether workers may lease now.
     pub fn is_open(&self) -> bool {
-        self.state.read().is_ok_and(|g| matches!(*g, Some(None)))
+        self.state
+            .read()
+            .is_ok_and(|g| matches!(*g, GateState::Open))
     }
 
     /// Why workers may not lease, once a check has said so.
     pub fn failing(&self) -> Option<String> {
-        self.state.read().ok().and_then(|g| g.clone().flatten())
+        match &*self.state.read().ok()? {
+            GateState::Closed(why) => Some(why.clone()),
+            _ => None,
+        }
     }
 }
 

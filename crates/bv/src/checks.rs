@@ -21,14 +21,19 @@ use crate::config::Config;
 /// What `make setup` does, for fixes that need it.
 const SETUP: &str = "run `make setup` in the BetterVideo checkout";
 
-/// The pinned models are all there and match their digests.
-pub fn models(cfg: &Config) -> Check {
-    let dir = cfg.model_dir();
-    let fix = format!(
+/// What to do when the models in `dir` are missing or different.
+pub fn models_fix(dir: &Path) -> String {
+    format!(
         "{SETUP} (it downloads the pinned models into {}), or point model_dir / BV_MODEL_DIR \
          at a directory that holds them",
         dir.display()
-    );
+    )
+}
+
+/// The pinned models are all there and match their digests.
+pub fn models(cfg: &Config) -> Check {
+    let dir = cfg.model_dir();
+    let fix = models_fix(&dir);
     if !dir.is_dir() {
         return Check::fail(
             "models",
@@ -345,17 +350,9 @@ fn disk(cfg: &Config) -> Check {
     }
 }
 
-/// The catalog URL without a password.
-fn shown_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(a)) if a > s => format!("{}{}", &url[..s + 3], &url[a + 1..]),
-        _ => url.to_string(),
-    }
-}
-
 /// The catalog opens within a deadline, and its clock agrees with ours.
 async fn catalog(cfg: &Config) -> (Vec<Check>, Option<bv_catalog::Catalog>) {
-    let url = shown_url(&cfg.catalog_url());
+    let url = crate::config::redacted_url(&cfg.catalog_url());
     let open = tokio::time::timeout(
         Duration::from_secs(10),
         crate::cmd::serve::open_catalog(cfg),
@@ -566,7 +563,8 @@ pub async fn all(cfg: &Config) -> Vec<Check> {
     } else {
         let (mut cat, c) = catalog(cfg).await;
         out.append(&mut cat);
-        if cfg.vault.root_key.is_none() && !root_key.exists() {
+        let in_a_file = cfg.vault.root_key_provider != "pkcs11" && cfg.vault.root_key.is_none();
+        if in_a_file && !root_key.exists() {
             out.push(Check::fail(
                 "vault",
                 format!(

@@ -163,7 +163,37 @@ impl Config {
             None => None,
         };
         let name = file.as_ref().map(|p| p.display().to_string());
-        Self::resolve(text.as_deref().zip(name.as_deref()), &env)
+        let mut cfg = Self::resolve(text.as_deref().zip(name.as_deref()), &env)?;
+        cfg.absolutize()?;
+        Ok(cfg)
+    }
+
+    /// Makes every path setting absolute, against the directory the command
+    /// was started in. A relative `BV_DATA_DIR=./data` otherwise means one
+    /// place to this process and another to a sandboxed job, which runs with
+    /// its own root and working directory (a stranger's first try found it).
+    pub fn absolutize(&mut self) -> anyhow::Result<()> {
+        fn abs(p: &mut PathBuf) -> anyhow::Result<()> {
+            if p.is_relative() {
+                *p = std::path::absolute(&*p)
+                    .with_context(|| format!("making {} absolute", p.display()))?;
+            }
+            Ok(())
+        }
+        abs(&mut self.data_dir)?;
+        let optional = [
+            &mut self.model_dir,
+            &mut self.serve.tls_cert,
+            &mut self.serve.tls_key,
+            &mut self.vault.local_dir,
+            &mut self.vault.keystore_dir,
+            &mut self.vault.root_key_file,
+            &mut self.vault.pkcs11_pin_file,
+        ];
+        for p in optional.into_iter().flatten() {
+            abs(p)?;
+        }
+        Ok(())
     }
 
     /// Defaults, then a configuration file (its text, and a name for
@@ -282,6 +312,20 @@ impl Config {
                 );
             }
         }
+        match self.vault.root_key_provider.as_str() {
+            "file" | "env" => {}
+            "pkcs11" => {
+                if self.vault.pkcs11_module.as_os_str().is_empty()
+                    || self.vault.pkcs11_token.is_empty()
+                {
+                    bail!(
+                        "vault.root_key_provider = \"pkcs11\" needs vault.pkcs11_module and \
+                         vault.pkcs11_token (BV_VAULT_PKCS11_MODULE, BV_VAULT_PKCS11_TOKEN)"
+                    );
+                }
+            }
+            other => bail!("vault.root_key_provider {other:?} is not one of: file, env, pkcs11"),
+        }
         if !matches!(self.vault.backend.as_str(), "local" | "s3") {
             bail!(
                 "vault.backend {:?} is not a storage backend (local or s3)",
@@ -318,11 +362,9 @@ impl Config {
         if c.vault.root_key.is_some() {
             c.vault.root_key = Some("<redacted>".into());
         }
-        if let Some((scheme, rest)) = c.catalog.url.split_once("://")
-            && let Some((_, host)) = rest.split_once('@')
-        {
-            // postgres://user:password@host/db: the credentials go.
-            c.catalog.url = format!("{scheme}://<redacted>@{host}");
+        c.catalog.url = redacted_url(&c.catalog.url);
+        if c.vault.pkcs11_pin.is_some() {
+            c.vault.pkcs11_pin = Some("<redacted>".into());
         }
         if !c.vault.s3_secret_access_key.is_empty() {
             c.vault.s3_secret_access_key = "<redacted>".into();
@@ -340,6 +382,21 @@ impl Config {
         self.model_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("models"))
+    }
+}
+
+/// `url` without the credentials of its authority
+/// (`postgres://user:password@host/db` → `postgres://<redacted>@host/db`),
+/// for anything printed or logged.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    // Only the authority holds credentials; a password may itself hold '@'.
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://<redacted>@{}", &rest[at + 1..]),
+        None => url.to_string(),
     }
 }
 
@@ -522,6 +579,14 @@ fn apply_env(value: &mut toml::Value, key: &str, raw: &str) -> anyhow::Result<()
             raw.parse()
                 .with_context(|| format!("{raw:?} is not a number"))?,
         ),
+        // Lists from the environment are comma-separated (`BV_SERVE_TRUSTED_PROXIES=10.0.0.0/8,::1`).
+        Some(toml::Value::Array(_)) => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_string()))
+                .collect(),
+        ),
         // Strings, and optional fields (absent from the serialised defaults); a
         // name that is not a field at all is refused when the struct is built.
         _ => toml::Value::String(raw.to_string()),
@@ -588,6 +653,40 @@ mod tests {
         let c =
             Config::load_from(None, env(&[("BV_DATA_DIR", d), ("BV_MODEL_DIR", "/m")])).unwrap();
         assert_eq!(c.model_dir(), PathBuf::from("/m"));
+    }
+
+    #[test]
+    fn credentials_are_cut_from_printed_urls() {
+        for (url, shown) in [
+            (
+                "postgres://u:p@h:5432/db",
+                "postgres://<redacted>@h:5432/db",
+            ),
+            ("postgres://u:p@ss@h/db", "postgres://<redacted>@h/db"),
+            ("postgres://h/db?user=a@b", "postgres://h/db?user=a@b"),
+            ("sqlite:///x/catalog.db", "sqlite:///x/catalog.db"),
+            ("", ""),
+        ] {
+            assert_eq!(redacted_url(url), shown);
+        }
+    }
+
+    #[test]
+    fn relative_paths_are_made_absolute_against_the_working_directory() {
+        let cwd = std::env::current_dir().unwrap();
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("BV_DATA_DIR", "./no-such-data"),
+                ("BV_MODEL_DIR", "m"),
+                ("BV_VAULT_ROOT_KEY_FILE", "../root.key"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, cwd.join("no-such-data"));
+        assert_eq!(c.model_dir(), cwd.join("m"));
+        assert!(c.vault.root_key_file.as_ref().unwrap().is_absolute());
+        assert!(c.catalog_url().contains(cwd.to_str().unwrap()));
     }
 
     #[test]

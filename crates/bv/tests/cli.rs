@@ -170,6 +170,41 @@ fn relative_paths_work_from_the_current_folder() {
         ["dot.mkv", "input.mp4", "output.mp4", "sub", "up.mp4"],
         "no partial file left behind"
     );
+
+    // A relative data directory (`BV_DATA_DIR=./data`) means the folder the
+    // command started in, inside the jail too (it meant `/data` there).
+    std::fs::create_dir(d.path().join("data")).unwrap();
+    std::os::unix::fs::symlink(data_dir().join("models"), d.path().join("data/models")).unwrap();
+    let run = bv()
+        .current_dir(d.path())
+        .env("BV_DATA_DIR", "./data")
+        .args(["enhance", "--scale", "2", "input.mp4", "-o", "rel-data.mp4"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "BV_DATA_DIR=./data: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(d.path().join("rel-data.mp4").is_file());
+
+    // No models where the data directory says: the code of a missing model
+    // and the fix, not a sandbox failure.
+    let run = bv()
+        .current_dir(d.path())
+        .env("BV_DATA_DIR", "./fresh")
+        .args(["enhance", "--scale", "2", "input.mp4", "-o", "never.mp4"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(5), "{err}");
+    assert!(err.starts_with("error[model_file_missing]"), "{err}");
+    assert!(err.contains("run `make setup`"), "{err}");
+    assert!(
+        err.contains(&format!("{}/fresh/models", d.path().display())),
+        "{err}"
+    );
+    assert!(!d.path().join("never.mp4").exists());
 }
 
 /// An empty or missing file is refused before any service is contacted

@@ -134,8 +134,17 @@ pub async fn submit(
     let run = st.offers.choose(&sub.choice())?;
     let v = st.catalog.video(&auth.tenant_id, &sub.video_id).await?;
     bv_service::jobs::check_input(&v)?;
-    let price = bv_service::jobs::price(&st.domain.billing, &v, run.scale)?;
     let ck = crate::custody::for_tenant(&st, &auth.tenant_id, &headers).await?;
+    bv_service::jobs::reprobe_if_uncounted(
+        &st.catalog,
+        &st.vault,
+        &st.domain.jobs,
+        &v,
+        &auth.principal_id,
+        ck.as_deref(),
+    )
+    .await?;
+    let price = bv_service::jobs::price(&st.domain.billing, &v, run.scale)?;
     let lim = crate::throttle::for_tenant(&st, &auth.tenant_id).await?;
     let model = run.model.clone();
     let kind = bv_job::JobKind::Enhance(run);

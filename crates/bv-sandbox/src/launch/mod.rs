@@ -11,7 +11,9 @@
 //!    what to look for even when the job is gone before anyone reads /proc;
 //! 2. forks the job's first process, PID 1 of the new PID namespace, and
 //!    reports its pid on stderr (`bv-jail: pid N`); then waits and exits as
-//!    the job did (same code, or the same signal);
+//!    the job did (same code, or the same signal); while it waits it holds
+//!    no capability, cannot open a file and may make only a handful of
+//!    system calls ([`crate::confine::supervisor`]);
 //! 3. in that process: builds the minimal read-only root ([`root`]), sets the
 //!    hostname, rlimits, drops every capability, sets no-new-privileges,
 //!    closes every descriptor but 0–2, applies Landlock and the seccomp
@@ -133,6 +135,14 @@ fn launch() -> Result<i32, SandboxError> {
             // The job holds the handed-in pipes now; the launcher letting go of
             // its copies is what lets the caller see end-of-file when the job ends.
             sys::close_from(3).map_err(err("close_range"))?;
+            // From here the supervisor only waits: it gives up every power
+            // it held in the job's namespaces. A supervisor that cannot be
+            // confined does not supervise: the job is killed.
+            if let Err(e) = crate::confine::supervisor() {
+                let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                let _ = waitpid(child, None);
+                return Err(e);
+            }
             loop {
                 match waitpid(child, None) {
                     Ok(WaitStatus::Exited(_, code)) => return Ok(code),

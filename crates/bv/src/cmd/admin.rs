@@ -87,7 +87,9 @@ pub enum LimitsCmd {
 pub enum RetentionCmd {
     /// Delete what is due now, as the server's sweeper does every
     /// `retention.sweep_seconds`: abandoned uploads, expired outputs, originals
-    /// of finished jobs, failed jobs' inputs (each a crypto-shred, audited).
+    /// of finished jobs, failed jobs' inputs (each a crypto-shred, audited);
+    /// and reconcile the vault with the catalog, as the server does hourly:
+    /// sealed objects no video refers to, a day old, are shredded.
     Run,
     /// A tenant's policy: what it sets itself and what applies.
     Show {
@@ -614,8 +616,12 @@ pub fn run(cfg: &Config, c: AdminCmd) -> anyhow::Result<()> {
                 println!("{shown}");
             }
             AdminCmd::Retention(RetentionCmd::Run) => {
-                let s = bv_service::retention::sweep(&cat, &vault, bv_catalog::now_ms()).await?;
-                println!("{}", serde_json::to_string(&s)?);
+                let now = bv_catalog::now_ms();
+                let s = bv_service::retention::sweep(&cat, &vault, now).await?;
+                let r = bv_service::retention::reconcile(&cat, &vault, now).await?;
+                let mut shown = serde_json::to_value(s)?;
+                shown["reconciled"] = serde_json::to_value(r)?;
+                println!("{shown}");
             }
             AdminCmd::Retention(RetentionCmd::Show { tenant }) => {
                 let t = cat.find_tenant(&tenant).await?;

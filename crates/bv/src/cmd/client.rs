@@ -22,7 +22,7 @@ use crate::cmd::vault::runtime;
 use crate::config::Config;
 
 /// Where to reach the service, as saved by `bv login`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Profile {
     /// Base URL.
     pub url: String,
@@ -30,6 +30,60 @@ pub struct Profile {
     pub key: String,
     /// PEM of a CA (or self-signed certificate) to trust besides the system's.
     pub ca_pem: Option<String>,
+}
+
+/// The profile's service, with the calls every client command makes: the
+/// URL joined, the key sent, a busy answer waited out politely, an error
+/// answer turned into its code.
+pub(crate) struct Api {
+    pub(crate) c: reqwest::Client,
+    pub(crate) p: Profile,
+}
+
+impl Api {
+    pub(crate) fn new(cfg: &Config) -> anyhow::Result<Self> {
+        Self::of(load_profile(cfg)?)
+    }
+
+    pub(crate) fn of(p: Profile) -> anyhow::Result<Self> {
+        Ok(Self { c: http(&p)?, p })
+    }
+
+    /// A request to `path` with the key, not yet sent.
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.c.request(method, format!("{}{path}", self.p.url));
+        if self.p.key.is_empty() {
+            r
+        } else {
+            r.bearer_auth(&self.p.key)
+        }
+    }
+
+    /// Sends `r`; a success answer, else the error it names.
+    pub(crate) async fn send(
+        &self,
+        r: reqwest::RequestBuilder,
+    ) -> anyhow::Result<reqwest::Response> {
+        check(r.send_polite().await?).await
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let r = self.send(self.request(reqwest::Method::GET, path)).await?;
+        Ok(r.json().await?)
+    }
+
+    /// POSTs `body`; the answer and whether it was `201 Created`.
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<(serde_json::Value, bool)> {
+        let r = self
+            .send(self.request(reqwest::Method::POST, path).json(body))
+            .await?;
+        let created = r.status() == reqwest::StatusCode::CREATED;
+        Ok((r.json().await?, created))
+    }
 }
 
 fn client_dir(cfg: &Config) -> PathBuf {
@@ -497,20 +551,16 @@ pub(crate) fn upload_file(cfg: &Config, a: UploadArgs) -> anyhow::Result<String>
 
 /// `bv ls`
 pub fn ls(cfg: &Config, json: bool) -> anyhow::Result<()> {
-    let p = load_profile(cfg)?;
+    let api = Api::new(cfg)?;
     runtime()?.block_on(async {
-        let c = http(&p)?;
         let mut cursor: Option<String> = None;
         let mut all = Vec::new();
         loop {
-            let mut u = format!("{}/v1/videos?limit=1000", p.url);
+            let mut u = "/v1/videos?limit=1000".to_string();
             if let Some(cur) = &cursor {
                 u.push_str(&format!("&cursor={cur}"));
             }
-            let v: serde_json::Value = check(c.get(u).bearer_auth(&p.key).send_polite().await?)
-                .await?
-                .json()
-                .await?;
+            let v = api.get(&u).await?;
             all.extend(v["videos"].as_array().cloned().unwrap_or_default());
             match v["next_cursor"].as_str() {
                 Some(n) => cursor = Some(n.to_string()),
@@ -543,7 +593,7 @@ pub fn ls(cfg: &Config, json: bool) -> anyhow::Result<()> {
 
 /// `bv link`
 pub fn link(cfg: &Config, a: LinkArgs) -> anyhow::Result<()> {
-    let p = load_profile(cfg)?;
+    let api = Api::new(cfg)?;
     runtime()?.block_on(async {
         let mut body = serde_json::json!({});
         if let Some(t) = &a.ttl {
@@ -554,13 +604,9 @@ pub fn link(cfg: &Config, a: LinkArgs) -> anyhow::Result<()> {
                 })?
                 .into();
         }
-        let r = http(&p)?
-            .post(format!("{}/v1/videos/{}/links", p.url, a.id))
-            .bearer_auth(&p.key)
-            .json(&body)
-            .send_polite()
+        let (v, _) = api
+            .post(&format!("/v1/videos/{}/links", a.id), &body)
             .await?;
-        let v: serde_json::Value = check(r).await?.json().await?;
         println!("{}", v["url"].as_str().unwrap_or_default());
         eprintln!(
             "expires at {}",
@@ -586,7 +632,7 @@ struct PartOf {
 pub fn download(cfg: &Config, a: DownloadArgs) -> anyhow::Result<()> {
     let p = load_profile(cfg)?;
     let output = match a.output.clone() {
-        Some(o) if o.as_os_str() == "-" => return to_stdout(&p, &a.id),
+        Some(o) if o.as_os_str() == "-" => return to_stdout(p, &a.id),
         Some(o) => o,
         None => stored_name(&p, &a.id)?,
     };
@@ -703,14 +749,13 @@ pub fn download(cfg: &Config, a: DownloadArgs) -> anyhow::Result<()> {
 }
 
 /// `bv download ID -o -`: the bytes to standard output (nothing kept to resume).
-fn to_stdout(p: &Profile, id: &str) -> anyhow::Result<()> {
+fn to_stdout(p: Profile, id: &str) -> anyhow::Result<()> {
+    let api = Api::of(p)?;
     runtime()?.block_on(async {
-        let r = http(p)?
-            .get(format!("{}/v1/videos/{id}/content", p.url))
-            .bearer_auth(&p.key)
-            .send_polite()
+        let r = api
+            .send(api.request(reqwest::Method::GET, &format!("/v1/videos/{id}/content")))
             .await?;
-        let mut s = check(r).await?.bytes_stream();
+        let mut s = r.bytes_stream();
         let mut out = tokio::io::stdout();
         while let Some(chunk) = s.next().await {
             out.write_all(&chunk?).await?;
@@ -723,14 +768,8 @@ fn to_stdout(p: &Profile, id: &str) -> anyhow::Result<()> {
 /// The video's stored name as a file in the current directory (only its
 /// last component: a name is the uploader's text, never a path to follow).
 fn stored_name(p: &Profile, id: &str) -> anyhow::Result<PathBuf> {
-    let v: serde_json::Value = runtime()?.block_on(async {
-        let r = http(p)?
-            .get(format!("{}/v1/videos/{id}", p.url))
-            .bearer_auth(&p.key)
-            .send_polite()
-            .await?;
-        anyhow::Ok(check(r).await?.json().await?)
-    })?;
+    let api = Api::of(p.clone())?;
+    let v = runtime()?.block_on(api.get(&format!("/v1/videos/{id}")))?;
     let name = v["name"]
         .as_str()
         .and_then(|n| Path::new(n).file_name())
@@ -778,16 +817,12 @@ async fn finish(part: &Path, meta: &Path, out: &Path, len: u64, total: u64) -> a
 
 /// `bv rm ID…`: each video is crypto-shredded; the first failure stops.
 pub fn rm(cfg: &Config, ids: &[String]) -> anyhow::Result<()> {
-    let p = load_profile(cfg)?;
+    let api = Api::new(cfg)?;
     runtime()?.block_on(async {
-        let c = http(&p)?;
         for id in ids {
-            let r = c
-                .delete(format!("{}/v1/videos/{id}", p.url))
-                .bearer_auth(&p.key)
-                .send_polite()
-                .await?;
-            check(r).await.with_context(|| format!("deleting {id}"))?;
+            api.send(api.request(reqwest::Method::DELETE, &format!("/v1/videos/{id}")))
+                .await
+                .with_context(|| format!("deleting {id}"))?;
             println!("deleted {id} (its data key is destroyed: unrecoverable)");
         }
         anyhow::Ok(())
@@ -830,14 +865,15 @@ pub fn security_report(cfg: &Config, a: ReportArgs) -> anyhow::Result<()> {
         },
         None => load_profile(cfg)?,
     };
+    let api = Api::of(p)?;
     runtime()?.block_on(async {
-        let c = http(&p)?;
         let fmt = if a.markdown { "markdown" } else { "json" };
-        let mut req = c.get(format!("{}/v1/security-report?format={fmt}", p.url));
-        if !p.key.is_empty() {
-            req = req.bearer_auth(&p.key);
-        }
-        let body = check(req.send_polite().await?).await?.text().await?;
+        let path = format!("/v1/security-report?format={fmt}");
+        let body = api
+            .send(api.request(reqwest::Method::GET, &path))
+            .await?
+            .text()
+            .await?;
         println!("{}", body.trim_end());
         anyhow::Ok(())
     })

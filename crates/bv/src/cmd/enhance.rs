@@ -110,6 +110,20 @@ pub fn run(cfg: &Config, mut a: Args) -> anyhow::Result<()> {
     container_fits(codec, &a.output)?;
     let model_name = a.model.clone().unwrap_or_else(|| cfg.engine.model.clone());
     let scale = a.scale.unwrap_or(cfg.engine.scale);
+    // The jail binds the model directory: without one it could not even
+    // start, and would say so as a sandbox failure with no way forward.
+    let models = cfg.model_dir();
+    if !models.is_dir() {
+        return Err(crate::exit::JobFailed {
+            code: bv_job::codes::MODEL_FILE_MISSING.into(),
+            message: format!(
+                "no model directory at {}; {}",
+                models.display(),
+                crate::checks::models_fix(&models)
+            ),
+        }
+        .into());
+    }
     let spec_for = |input: PathBuf, output: PathBuf, ext: String, models: PathBuf| JobSpec {
         input,
         output,

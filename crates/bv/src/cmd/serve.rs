@@ -75,7 +75,13 @@ fn host_facts(
     } else {
         "a local directory on this host".to_string()
     };
-    let root_key = if v.root_key.is_some() {
+    let root_key = if v.root_key_provider == "pkcs11" {
+        format!(
+            "inside a PKCS#11 token ({:?}): created there sensitive and non-extractable, it never \
+             enters the service's memory; keys are wrapped and unwrapped by the token",
+            v.pkcs11_token
+        )
+    } else if v.root_key.is_some() {
         "given to the process from the environment (a secret manager), never written to disk"
             .to_string()
     } else {

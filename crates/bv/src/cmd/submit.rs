@@ -19,8 +19,8 @@ use indicatif::ProgressStyle;
 use serde_json::{Value, json};
 
 use crate::cmd::client::{
-    DownloadArgs, Profile, SendPolite, UploadArgs, bar, check, check_output, download, http,
-    load_profile, upload_file,
+    Api, DownloadArgs, Profile, SendPolite, UploadArgs, bar, check, check_output, download,
+    upload_file,
 };
 use crate::cmd::vault::runtime;
 use crate::config::Config;
@@ -98,42 +98,7 @@ pub enum JobsCmd {
     },
 }
 
-/// The profile's service, with the calls every command here makes.
-struct Api {
-    c: reqwest::Client,
-    p: Profile,
-}
-
 impl Api {
-    fn new(cfg: &Config) -> anyhow::Result<Self> {
-        let p = load_profile(cfg)?;
-        Ok(Self { c: http(&p)?, p })
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let r = self
-            .c
-            .get(format!("{}{path}", self.p.url))
-            .bearer_auth(&self.p.key)
-            .send_polite()
-            .await?;
-        Ok(check(r).await?.json().await?)
-    }
-
-    /// POSTs `body`; the answer and whether it was `201 Created`.
-    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<(Value, bool)> {
-        let r = self
-            .c
-            .post(format!("{}{path}", self.p.url))
-            .bearer_auth(&self.p.key)
-            .json(body)
-            .send_polite()
-            .await?;
-        let r = check(r).await?;
-        let created = r.status() == reqwest::StatusCode::CREATED;
-        Ok((r.json().await?, created))
-    }
-
     /// The failing checks `/readyz` reports, when the service says it
     /// cannot run jobs (`None` while it can, or cannot say).
     async fn cannot_process(&self) -> Option<String> {

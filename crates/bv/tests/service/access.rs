@@ -453,3 +453,68 @@ async fn sessions_cookies_csrf_timeouts_and_throttling(b: Backend) {
         assert!(!log.contains(secret), "a secret is in the server log");
     }
 }
+
+/// Behind a reverse proxy (`serve.trusted_proxies`), sign-in throttling and
+/// the audit log see the client the proxy names, so one guesser locks only
+/// itself out, not everyone the proxy carries (the second review's point);
+/// without the setting, `X-Forwarded-For` is the client's own text and
+/// changing it dodges nothing. The test's client plays the proxy from
+/// 127.0.0.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxy_names_the_client_and_nobody_else_can() {
+    for trusted in [true, false] {
+        let mut env = vec![("BV_SERVE_LOGIN_MAX_FAILURES", "3")];
+        if trusted {
+            env.push(("BV_SERVE_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"));
+        }
+        let s = Server::start_with(Backend::Sqlite, &env).await;
+        s.admin(
+            &["user", "create", "--tenant", "default", "alice"],
+            Some("a long passphrase\n"),
+        );
+        let login = |pw: &str, client: &str| {
+            s.http
+                .post(format!("{}/v1/session", s.url))
+                .header("x-forwarded-for", client)
+                .json(&json!({"login": "alice", "password": pw}))
+                .send()
+        };
+        for _ in 0..3 {
+            assert_eq!(
+                outcome(login("wrong password!", "203.0.113.7").await.unwrap()).await,
+                (401, "login_failed".into())
+            );
+        }
+        assert_eq!(
+            outcome(login("a long passphrase", "203.0.113.7").await.unwrap()).await,
+            (429, "too_many_attempts".into()),
+            "the guesser waits"
+        );
+        // Someone else through the same proxy; a forged hop left of the
+        // proxy's own entry changes nothing.
+        let other = outcome(
+            login("a long passphrase", "203.0.113.7, 198.51.100.20")
+                .await
+                .unwrap(),
+        )
+        .await;
+        if trusted {
+            assert_eq!(other, (200, String::new()), "another client signs in");
+            let entries = s.json(Method::GET, "/v1/audit", &s.key).await["entries"]
+                .as_array()
+                .unwrap()
+                .clone();
+            let login_ok = entries
+                .iter()
+                .find(|e| e["action"] == "session.login" && e["outcome"] == "ok")
+                .expect("the sign-in is audited");
+            assert_eq!(login_ok["source"], "198.51.100.20", "{login_ok}");
+        } else {
+            assert_eq!(
+                other,
+                (429, "too_many_attempts".into()),
+                "an untrusted peer's header is ignored: same address, same lock"
+            );
+        }
+    }
+}

@@ -10,6 +10,7 @@ mod cluster;
 mod custody;
 mod erasure;
 mod hostile;
+mod hsm;
 mod limits;
 mod links;
 mod logs;
