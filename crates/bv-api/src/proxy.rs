@@ -26,14 +26,32 @@ impl TrustedProxies {
             .iter()
             .map(|s| {
                 let s = s.trim();
-                s.parse::<IpNet>()
+                let net = s
+                    .parse::<IpNet>()
                     .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
                     .map_err(|_| {
                         format!(
                             "serve.trusted_proxies: {s:?} is neither an address nor a range \
                              (e.g. 127.0.0.1 or 10.0.0.0/8)"
                         )
-                    })
+                    })?;
+                if net.prefix_len() == 0 {
+                    return Err(format!(
+                        "serve.trusted_proxies: {s:?} trusts every address, so any client \
+                         could name itself; list your proxies' addresses"
+                    ));
+                }
+                // An IPv4-mapped IPv6 address or range is the IPv4 one (peers are
+                // compared in that form).
+                Ok(match net {
+                    IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+                        Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                            .map(IpNet::V4)
+                            .unwrap_or(net),
+                        None => net,
+                    },
+                    other => other,
+                })
             })
             .collect::<Result<_, _>>()
             .map(Self)
@@ -142,6 +160,13 @@ mod tests {
             "2001:db8::1"
         );
         assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
+        assert!(TrustedProxies::parse(&["0.0.0.0/0".into()]).is_err());
+        assert!(TrustedProxies::parse(&["::/0".into()]).is_err());
+        // Written in IPv4-mapped form, still the IPv4 proxy.
+        assert_eq!(
+            client(&["::ffff:127.0.0.1"], "127.0.0.1:1", &["203.0.113.7"]),
+            "203.0.113.7"
+        );
         assert!(TrustedProxies::parse(&["proxy.local".into()]).is_err());
     }
 }

@@ -204,6 +204,16 @@ pub const ATTACKS: &[(&str, &str, &str)] = &[
         "host_processes_are_invisible_and_dangerous_calls_refused",
     ),
     (
+        "root keys in an HSM: a catalog restored from before a root rotation opens nothing, and an erased tenant's key rows, object record and blob put back open nothing (its key died in the token)",
+        "crates/bv/tests/service/hsm.rs",
+        "the_root_key_lives_in_the_hsm_and_a_retired_version_opens_nothing",
+    ),
+    (
+        "a SQLite catalog written before secure_delete keeps no deleted row once this version has opened it",
+        "crates/bv-catalog/tests/catalog.rs",
+        "rows_deleted_before_secure_delete_leave_the_file_at_the_next_open",
+    ),
+    (
         "behind a trusted reverse proxy one guesser locks out only itself; without one, a forged X-Forwarded-For dodges nothing",
         "crates/bv/tests/service/access.rs",
         "a_trusted_proxy_names_the_client_and_nobody_else_can",

@@ -76,7 +76,7 @@ pub async fn seal_piece<R: AsyncRead + Unpin>(
         return Ok(None);
     }
     let src = (&first[..n]).chain((&mut *body).take(max - n as u64));
-    let info = vault.put_for(tenant, src, ck).await?;
+    let info = vault.put_piece(tenant, src, ck).await?;
     Ok(Some((info.object, info.plain_len)))
 }
 

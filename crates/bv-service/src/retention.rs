@@ -67,8 +67,11 @@ pub async fn reconcile(catalog: &Catalog, vault: &Vault, now: i64) -> ServiceRes
             let Some(rec) = vault.keys().store().object(&o).await? else {
                 continue;
             };
-            // Pending puts are the vault sweep's (below); young ones may be in flight.
-            if !matches!(rec.state, bv_vault::keystore::ObjectState::Committed { .. })
+            // Only a video's pieces must belong to a video (a tenant's field
+            // key, an operator's `bv vault put` never do); pending puts are
+            // the vault sweep's (below); young ones may be in flight.
+            if rec.purpose.as_deref() != Some(bv_vault::keystore::PIECE)
+                || !matches!(rec.state, bv_vault::keystore::ObjectState::Committed { .. })
                 || rec.created > cutoff
             {
                 continue;

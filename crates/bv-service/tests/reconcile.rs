@@ -24,7 +24,11 @@ async fn orphans_are_shredded_after_the_grace_period(backend: Backend) {
         .create_video(&t.id, "kept.mp4", "video/mp4", 4, VideoState::Uploading)
         .await
         .unwrap();
-    let kept = vault.put(&tid, &b"kept"[..]).await.unwrap().object;
+    let kept = vault
+        .put_piece(&tid, &b"kept"[..], None)
+        .await
+        .unwrap()
+        .object;
     let p = Piece {
         seq: 0,
         object_id: kept.clone(),
@@ -39,7 +43,11 @@ async fn orphans_are_shredded_after_the_grace_period(backend: Backend) {
         .create_video(&t.id, "gone.mp4", "video/mp4", 0, VideoState::Uploading)
         .await
         .unwrap();
-    let raced = vault.put(&tid, &b"raced"[..]).await.unwrap().object;
+    let raced = vault
+        .put_piece(&tid, &b"raced"[..], None)
+        .await
+        .unwrap()
+        .object;
     bv_service::media::shred_video(&catalog, &vault, &t.id, &gone.id)
         .await
         .unwrap();
@@ -51,7 +59,22 @@ async fn orphans_are_shredded_after_the_grace_period(backend: Backend) {
     };
     assert!(catalog.add_piece(&gone.id, &late).await.is_err());
     // A crash between sealing and recording: nothing refers to it at all.
-    let crashed = vault.put(&tid, &b"crashed"[..]).await.unwrap().object;
+    let crashed = vault
+        .put_piece(&tid, &b"crashed"[..], None)
+        .await
+        .unwrap()
+        .object;
+    // Objects that never belong to a video: the tenant's field key (made by
+    // sealing a name) and an operator's `bv vault put`.
+    let sealed_name =
+        bv_service::fields::seal(&vault, &t.id, bv_service::fields::VIDEO_NAME, "holiday.mp4")
+            .await
+            .unwrap();
+    let operators = vault
+        .put(&tid, &b"an operator's object"[..])
+        .await
+        .unwrap()
+        .object;
 
     let now = bv_catalog::now_ms();
     // Inside the grace period it may be a put in flight: left alone.
@@ -85,6 +108,23 @@ async fn orphans_are_shredded_after_the_grace_period(backend: Backend) {
     let mut back = Vec::new();
     vault.get(&tid, &id, &mut back).await.unwrap();
     assert_eq!(back, b"kept", "a video's piece is untouched");
+    // What never was a piece stays: the field key opens the sealed name
+    // (a fresh vault, so no key is served from memory), the operator's
+    // object opens.
+    let (fresh, _) = bv_vault::Vault::open(
+        &bv_vault::VaultConfig::default(),
+        _dir.path(),
+        std::sync::Arc::new(catalog.clone()),
+    )
+    .unwrap();
+    assert_eq!(
+        bv_service::fields::open(&fresh, &t.id, bv_service::fields::VIDEO_NAME, &sealed_name)
+            .await
+            .unwrap(),
+        "holiday.mp4"
+    );
+    let id: ObjectId = operators.parse().unwrap();
+    vault.stat(&tid, &id).await.unwrap();
     assert_eq!(
         catalog
             .audit_count("object.shredded", "ok", Some(&t.id), 0)

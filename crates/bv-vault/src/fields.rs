@@ -99,6 +99,7 @@ impl Vault {
                     sealed_len: 0,
                 },
                 customer: None,
+                purpose: None,
             };
             // Whoever wrote first, everyone uses what is stored.
             store.put_object_new(&o, &rec).await?;

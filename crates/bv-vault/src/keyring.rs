@@ -331,7 +331,36 @@ impl KeyRing {
                 self.store.delete_tenant_key(t, r.version).await?;
             }
         }
+        self.rekey_tenant_kek(t).await?;
         Ok((v, n))
+    }
+
+    /// With root keys in a PKCS#11 token: gives tenant `t` a new
+    /// key-encryption key there, re-wraps its key versions under it and
+    /// destroys the old one, so any copy of those versions made before (a
+    /// deleted video's keys in PostgreSQL's dead rows, its WAL, a backup)
+    /// opens nothing. Returns the versions re-wrapped (0 without a token).
+    pub async fn rekey_tenant_kek(&self, t: &TenantId) -> Result<usize> {
+        let ts = t.to_string();
+        let old = match &*self.root.read().expect("not poisoned") {
+            Root::Pkcs11(p) => p.new_tenant_generation(&ts)?,
+            Root::Local { .. } => return Ok(0),
+        };
+        let mut n = 0;
+        for r in self.store.tenant_keys(t).await? {
+            if r.root_version != TENANT_KEK {
+                continue;
+            }
+            // Unwrapped by whichever generation wrapped it, wrapped by the newest.
+            let key = self.unwrap_tenant(t, &r)?;
+            let rec = self.wrap_tenant(t, r.version, &key)?;
+            self.store.put_tenant_key(t, &rec, false).await?;
+            n += 1;
+        }
+        if let Root::Pkcs11(p) = &*self.root.read().expect("not poisoned") {
+            p.destroy_objects(&old)?;
+        }
+        Ok(n)
     }
 
     fn unwrap_service(&self, purpose: &str, r: &TenantKeyRecord) -> Result<SecretKey> {
@@ -452,6 +481,11 @@ impl KeyRing {
                 self.store.put_tenant_key(&t, &rec, false).await?;
                 n += 1;
             }
+        }
+        // In a token, each tenant's own key is renewed too: after a root
+        // rotation no copy made before it opens anything, in either mode.
+        for t in self.store.tenants().await? {
+            n += self.rekey_tenant_kek(&t).await?;
         }
         for purpose in self.store.service_purposes().await? {
             for r in self.store.service_keys(&purpose).await? {

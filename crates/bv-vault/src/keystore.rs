@@ -63,7 +63,16 @@ pub struct ObjectRecord {
     /// For a tenant that holds its own key: the customer's share of the data key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<crate::custody::CustomerShare>,
+    /// What the object is for, when its maker said ([`PIECE`]: a piece of a
+    /// video, which the catalog must refer to). Objects without one (made
+    /// by `bv vault put`, a tenant's field key, or before this was recorded)
+    /// are never taken for orphans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
 }
+
+/// [`ObjectRecord::purpose`] of a video's piece.
+pub const PIECE: &str = "piece";
 
 /// Hex encoding for wrapped keys in records.
 pub fn to_hex(b: &[u8]) -> String {

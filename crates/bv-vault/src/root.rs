@@ -234,7 +234,10 @@ impl Pkcs11Root {
                 slot = Some(s);
                 break;
             }
-            labels.push(label);
+            // An uninitialised slot has no label: not a token to name.
+            if !label.is_empty() {
+                labels.push(label);
+            }
         }
         let slot = slot.ok_or_else(|| {
             VaultError::Config(format!(
@@ -334,19 +337,30 @@ impl Pkcs11Root {
         self.list().last().map_or(0, |(v, _)| *v)
     }
 
-    fn handle(&self, version: u32) -> Result<ObjectHandle> {
-        let find =
-            |l: Vec<(u32, ObjectHandle)>| l.iter().find(|(v, _)| *v == version).map(|(_, h)| *h);
-        if let Some(h) = find(self.list()) {
-            return Ok(h);
+    /// The objects of root version `version`: normally one, two when two
+    /// processes made the first version of an empty token at once.
+    fn handles(&self, version: u32) -> Result<Vec<ObjectHandle>> {
+        let find = |l: Vec<(u32, ObjectHandle)>| {
+            l.iter()
+                .filter(|(v, _)| *v == version)
+                .map(|(_, h)| *h)
+                .collect::<Vec<_>>()
+        };
+        let found = find(self.list());
+        if !found.is_empty() {
+            return Ok(found);
         }
         self.refresh()?;
-        find(self.list()).ok_or_else(|| {
-            VaultError::Key(format!(
-                "root key version {version} is not in PKCS#11 token {:?} (retired?)",
+        let found = find(self.list());
+        if found.is_empty() {
+            return Err(VaultError::Key(format!(
+                "root key version {version} is not in PKCS#11 token {:?}: retired, or the key \
+                 was wrapped by another root-key provider (changing provider in place is not \
+                 supported)",
                 self.token
-            ))
-        })
+            )));
+        }
+        Ok(found)
     }
 
     /// The label of version `v`'s object.
@@ -354,48 +368,89 @@ impl Pkcs11Root {
         format!("{}-v{v}", self.label)
     }
 
-    /// The label of tenant `t`'s key-encryption key.
-    fn tenant_label(&self, t: &str) -> String {
-        format!("{}-tenant-{t}", self.label)
+    /// The label prefix of tenant `t`'s key-encryption keys (`…-g<N>`).
+    fn tenant_prefix(&self, t: &str) -> String {
+        format!("{}-tenant-{t}-g", self.label)
     }
 
-    /// The token's objects labelled `label`.
-    fn objects(&self, label: &str) -> Result<Vec<ObjectHandle>> {
-        self.session()
+    /// Tenant `t`'s key-encryption keys in the token, (generation, object),
+    /// oldest first. Found by their `CKA_ID` (the tenant id) in one search.
+    fn tenant_keys(&self, t: &str) -> Result<Vec<(u32, ObjectHandle)>> {
+        let s = self.session();
+        let handles = s
             .find_objects(&[
                 Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::Label(label.as_bytes().to_vec()),
+                Attribute::Id(t.as_bytes().to_vec()),
             ])
-            .map_err(|e| VaultError::Key(format!("PKCS#11 find {label}: {e}")))
+            .map_err(|e| VaultError::Key(format!("PKCS#11 find tenant {t}'s keys: {e}")))?;
+        let prefix = self.tenant_prefix(t);
+        let mut out = Vec::new();
+        for h in handles {
+            let attrs = s
+                .get_attributes(h, &[AttributeType::Label])
+                .map_err(key_err)?;
+            if let Some(Attribute::Label(l)) = attrs.first()
+                && let Some(g) = std::str::from_utf8(l)
+                    .ok()
+                    .and_then(|l| l.strip_prefix(&prefix))
+                    .and_then(|g| g.parse::<u32>().ok())
+            {
+                out.push((g, h));
+            }
+        }
+        out.sort_by_key(|(g, _)| *g);
+        Ok(out)
     }
 
-    /// Generates an AES-256 key in the token labelled `label`: sensitive,
-    /// never extractable, for encryption only.
-    fn generate(&self, label: &str) -> Result<ObjectHandle> {
+    /// Makes tenant `t`'s next key-encryption key; returns the objects of
+    /// the older generations (to destroy once nothing needs them).
+    pub fn new_tenant_generation(&self, t: &str) -> Result<Vec<ObjectHandle>> {
+        let old = self.tenant_keys(t)?;
+        let g = old.last().map_or(1, |(g, _)| g + 1);
+        self.generate(&format!("{}{g}", self.tenant_prefix(t)), Some(t))?;
+        Ok(old.into_iter().map(|(_, h)| h).collect())
+    }
+
+    /// Destroys the given objects in the token.
+    pub fn destroy_objects(&self, handles: &[ObjectHandle]) -> Result<()> {
+        for h in handles {
+            self.session()
+                .destroy_object(*h)
+                .map_err(|e| VaultError::Key(format!("PKCS#11 destroying a key: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Generates an AES-256 key in the token labelled `label` (with
+    /// `CKA_ID` `id`, for a tenant's): sensitive, never extractable, for
+    /// encryption only.
+    fn generate(&self, label: &str, id: Option<&str>) -> Result<ObjectHandle> {
+        let mut template = Vec::new();
+        if let Some(id) = id {
+            template.push(Attribute::Id(id.as_bytes().to_vec()));
+        }
+        template.extend([
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::ValueLen(32.into()),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Modifiable(false),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+            // Wrapping keys in the token's own sense would let it
+            // export other token keys under this one: not needed.
+            Attribute::Wrap(false),
+            Attribute::Unwrap(false),
+            Attribute::Sign(false),
+            Attribute::Verify(false),
+            Attribute::Derive(false),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ]);
         self.session()
-            .generate_key(
-                &Mechanism::AesKeyGen,
-                &[
-                    Attribute::Class(ObjectClass::SECRET_KEY),
-                    Attribute::KeyType(KeyType::AES),
-                    Attribute::ValueLen(32.into()),
-                    Attribute::Token(true),
-                    Attribute::Private(true),
-                    Attribute::Sensitive(true),
-                    Attribute::Extractable(false),
-                    Attribute::Modifiable(false),
-                    Attribute::Encrypt(true),
-                    Attribute::Decrypt(true),
-                    // Wrapping keys in the token's own sense would let it
-                    // export other token keys under this one: not needed.
-                    Attribute::Wrap(false),
-                    Attribute::Unwrap(false),
-                    Attribute::Sign(false),
-                    Attribute::Verify(false),
-                    Attribute::Derive(false),
-                    Attribute::Label(label.as_bytes().to_vec()),
-                ],
-            )
+            .generate_key(&Mechanism::AesKeyGen, &template)
             .map_err(|e| VaultError::Key(format!("PKCS#11 key generation ({label}): {e}")))
     }
 
@@ -430,22 +485,21 @@ impl Pkcs11Root {
         SecretKey::from_slice(&plain).map_err(key_err)
     }
 
-    /// Wraps one of tenant `t`'s keys under the tenant's own key-encryption
-    /// key in the token, made on first use.
+    /// Wraps one of tenant `t`'s keys under the tenant's newest
+    /// key-encryption key in the token (made on first use).
     pub fn wrap_for_tenant(&self, t: &str, key: &SecretKey, context: &[u8]) -> Result<Vec<u8>> {
-        let label = self.tenant_label(t);
-        let h = match self.objects(&label)?.first() {
-            Some(h) => *h,
-            None => self.generate(&label)?,
+        let h = match self.tenant_keys(t)?.last() {
+            Some((_, h)) => *h,
+            None => self.generate(&format!("{}1", self.tenant_prefix(t)), Some(t))?,
         };
         self.seal(h, key, context)
     }
 
-    /// Unwraps one of tenant `t`'s keys. Two processes making the tenant's
-    /// first key at once can leave two objects with its label: each is
-    /// tried (the tag tells which one wrapped it).
+    /// Unwraps one of tenant `t`'s keys: each of its key-encryption keys is
+    /// tried, newest first (the tag tells which one wrapped it; there are
+    /// two during a rotation, or when two processes made the first at once).
     pub fn unwrap_for_tenant(&self, t: &str, wrapped: &[u8], context: &[u8]) -> Result<SecretKey> {
-        let found = self.objects(&self.tenant_label(t))?;
+        let found = self.tenant_keys(t)?;
         if found.is_empty() {
             return Err(VaultError::Key(format!(
                 "tenant {t}'s key-encryption key is not in PKCS#11 token {:?} (destroyed by its erasure?)",
@@ -453,7 +507,7 @@ impl Pkcs11Root {
             )));
         }
         let mut last = None;
-        for h in found {
+        for (_, h) in found.into_iter().rev() {
             match self.unseal(h, wrapped, context) {
                 Ok(k) => return Ok(k),
                 Err(e) => last = Some(e),
@@ -462,15 +516,11 @@ impl Pkcs11Root {
         Err(last.expect("at least one was tried"))
     }
 
-    /// Destroys tenant `t`'s key-encryption key in the token; returns how
-    /// many objects carried its label.
+    /// Destroys every key-encryption key of tenant `t` in the token; returns
+    /// how many there were.
     pub fn destroy_tenant(&self, t: &str) -> Result<usize> {
-        let found = self.objects(&self.tenant_label(t))?;
-        for h in &found {
-            self.session().destroy_object(*h).map_err(|e| {
-                VaultError::Key(format!("PKCS#11 destroying tenant {t}'s key: {e}"))
-            })?;
-        }
+        let found: Vec<ObjectHandle> = self.tenant_keys(t)?.into_iter().map(|(_, h)| h).collect();
+        self.destroy_objects(&found)?;
         Ok(found.len())
     }
 
@@ -480,27 +530,45 @@ impl Pkcs11Root {
     }
 
     fn wrap(&self, version: u32, key: &SecretKey, context: &[u8]) -> Result<Vec<u8>> {
-        self.seal(self.handle(version)?, key, context)
+        self.seal(self.handles(version)?[0], key, context)
     }
 
+    /// Each object of `version` is tried; when none opens it, the token is
+    /// read again once (another process may have made the one that did).
     fn unwrap(&self, version: u32, wrapped: &[u8], context: &[u8]) -> Result<SecretKey> {
-        self.unseal(self.handle(version)?, wrapped, context)
+        let mut tried = Vec::new();
+        let mut last = None;
+        for pass in 0..2 {
+            if pass == 1 {
+                self.refresh()?;
+            }
+            for h in self.handles(version)? {
+                if tried.contains(&h) {
+                    continue;
+                }
+                tried.push(h);
+                match self.unseal(h, wrapped, context) {
+                    Ok(k) => return Ok(k),
+                    Err(e) => last = Some(e),
+                }
+            }
+        }
+        Err(last.expect("handles() is never empty"))
     }
 
     /// Creates the next version in the token.
     fn rotate(&mut self) -> Result<u32> {
         let v = self.current_version() + 1;
-        let h = self.generate(&self.object_label(v))?;
+        let h = self.generate(&self.object_label(v), None)?;
         self.versions.lock().expect("not poisoned").push((v, h));
         Ok(v)
     }
 
-    /// Destroys version `v` in the token.
+    /// Destroys version `v` in the token (every object of it).
     fn destroy(&mut self, v: u32) -> Result<()> {
-        let h = self.handle(v)?;
-        self.session()
-            .destroy_object(h)
-            .map_err(|e| VaultError::Key(format!("PKCS#11 destroying root key v{v}: {e}")))?;
+        let found = self.handles(v)?;
+        self.destroy_objects(&found)
+            .map_err(|e| VaultError::Key(format!("root key v{v}: {e}")))?;
         self.versions
             .lock()
             .expect("not poisoned")
@@ -516,6 +584,17 @@ fn pin(cfg: &VaultConfig) -> Result<AuthPin> {
         return Ok(AuthPin::new(p.into()));
     }
     if let Some(path) = &cfg.pkcs11_pin_file {
+        use std::os::unix::fs::PermissionsExt;
+        // The same rule as the root key file's: a secret others can read is refused.
+        if let Ok(m) = std::fs::metadata(path)
+            && m.permissions().mode() & 0o077 != 0
+        {
+            return Err(VaultError::Config(format!(
+                "vault.pkcs11_pin_file {} is readable by group or others (mode {:o}); chmod 600 it",
+                path.display(),
+                m.permissions().mode() & 0o777
+            )));
+        }
         let text = std::fs::read_to_string(path).map_err(|e| {
             VaultError::Config(format!(
                 "reading vault.pkcs11_pin_file {}: {e}",

@@ -231,6 +231,28 @@ impl Vault {
         src: impl AsyncRead + Unpin,
         ck: Option<&CustomerKey>,
     ) -> Result<ObjectInfo> {
+        self.put_as(t, src, ck, None).await
+    }
+
+    /// [`put_for`](Self::put_for) of a video's piece: recorded as one
+    /// ([`crate::keystore::PIECE`]), so that once no video refers to it the
+    /// reconciliation may take it for an orphan.
+    pub async fn put_piece(
+        &self,
+        t: &TenantId,
+        src: impl AsyncRead + Unpin,
+        ck: Option<&CustomerKey>,
+    ) -> Result<ObjectInfo> {
+        self.put_as(t, src, ck, Some(crate::keystore::PIECE)).await
+    }
+
+    async fn put_as(
+        &self,
+        t: &TenantId,
+        src: impl AsyncRead + Unpin,
+        ck: Option<&CustomerKey>,
+        purpose: Option<&str>,
+    ) -> Result<ObjectInfo> {
         let o = ObjectId::random()?;
         let (tenant_share, tenant_key_version, wrapped_dek) =
             self.keys.new_object_key(t, &o).await?;
@@ -251,6 +273,7 @@ impl Vault {
             created: now(),
             state: ObjectState::Pending { upload: None },
             customer,
+            purpose: purpose.map(str::to_string),
         };
         // The pending record comes first, so a crash at any later point leaves
         // something the sweep can find.

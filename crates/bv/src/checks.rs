@@ -24,8 +24,9 @@ const SETUP: &str = "run `make setup` in the BetterVideo checkout";
 /// What to do when the models in `dir` are missing or different.
 pub fn models_fix(dir: &Path) -> String {
     format!(
-        "{SETUP} (it downloads the pinned models into {}), or point model_dir / BV_MODEL_DIR \
-         at a directory that holds them",
+        "{SETUP} (it installs the pinned models into $BV_DATA_DIR/models, by default \
+         ~/.local/share/bettervideo/models), or point model_dir / BV_MODEL_DIR at a directory \
+         that holds them (looked in {})",
         dir.display()
     )
 }
@@ -401,6 +402,7 @@ async fn catalog(cfg: &Config) -> (Vec<Check>, Option<bv_catalog::Catalog>) {
 
 /// The vault opens (root key readable, store reachable).
 async fn vault(cfg: &Config, c: &bv_catalog::Catalog) -> Check {
+    let hsm = cfg.vault.root_key_provider == "pkcs11";
     let at = if cfg.vault.backend == "s3" {
         format!(
             "S3 bucket {} at {}",
@@ -415,11 +417,22 @@ async fn vault(cfg: &Config, c: &bv_catalog::Catalog) -> Check {
     )
     .await
     {
+        Ok(Ok(_)) if hsm => Check::ok(
+            "vault",
+            format!(
+                "{at} opens with its root key in PKCS#11 token {:?}",
+                cfg.vault.pkcs11_token
+            ),
+        ),
         Ok(Ok(_)) => Check::ok("vault", format!("{at} opens with its root key")),
         Ok(Err(e)) => Check::fail(
             "vault",
             format!("{at}: {}", bv_job::codes::shown(&format!("{e:#}"))),
-            "see docs/vault.md: the root key (vault.root_key_file or BV_VAULT_ROOT_KEY) and the store's settings",
+            if hsm {
+                "see docs/keys.md: the token (vault.pkcs11_module, pkcs11_token, the PIN in BV_VAULT_PKCS11_PIN or pkcs11_pin_file) and the store's settings"
+            } else {
+                "see docs/vault.md: the root key (vault.root_key_file or BV_VAULT_ROOT_KEY) and the store's settings"
+            },
         ),
         Err(_) => Check::fail(
             "vault",

@@ -315,12 +315,25 @@ impl Config {
         match self.vault.root_key_provider.as_str() {
             "file" | "env" => {}
             "pkcs11" => {
-                if self.vault.pkcs11_module.as_os_str().is_empty()
-                    || self.vault.pkcs11_token.is_empty()
-                {
+                let v = &self.vault;
+                if v.pkcs11_module.as_os_str().is_empty() || v.pkcs11_token.is_empty() {
                     bail!(
                         "vault.root_key_provider = \"pkcs11\" needs vault.pkcs11_module and \
                          vault.pkcs11_token (BV_VAULT_PKCS11_MODULE, BV_VAULT_PKCS11_TOKEN)"
+                    );
+                }
+                if !v.pkcs11_module.is_file() {
+                    bail!(
+                        "vault.pkcs11_module {} does not exist (the token's PKCS#11 library, \
+                         e.g. /usr/lib/softhsm/libsofthsm2.so)",
+                        v.pkcs11_module.display()
+                    );
+                }
+                if v.pkcs11_pin.as_deref().is_none_or(str::is_empty) && v.pkcs11_pin_file.is_none()
+                {
+                    bail!(
+                        "the PKCS#11 token needs a PIN: set BV_VAULT_PKCS11_PIN or \
+                         vault.pkcs11_pin_file"
                     );
                 }
             }

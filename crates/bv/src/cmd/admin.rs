@@ -170,8 +170,9 @@ pub enum TenantCmd {
     /// List tenants.
     List,
     /// Erase a tenant for good: its keys first (every object and sealed
-    /// field unreadable at once, backups included), then its objects and
-    /// rows. Prints the signed receipt.
+    /// field unreadable at once), then its objects and rows. Prints the
+    /// signed receipt, whose `copies` sentence says what a backup can still
+    /// open (docs/erasure.md).
     Erase {
         /// Tenant name or id.
         tenant: String,

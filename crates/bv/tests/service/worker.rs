@@ -731,16 +731,11 @@ async fn upload_enhance_download_over_https_with_the_in_process_worker(b: Backen
     .await;
     assert_eq!(v["status"], "ready", "{v}");
     s.admin(&["credits", "grant", "--tenant", "default", "100000"], None);
-    let r = api_submit(
+    let job = submitted(
         &s,
         serde_json::json!({"video_id": video, "scale": 2, "idempotency_key": "bbb-x2"}),
     )
     .await;
-    assert_eq!(r.status(), 201);
-    let job = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let j = poll(
         &s,
         &format!("/v1/jobs/{job}"),
@@ -826,6 +821,16 @@ fn probe(file: &std::path::Path) -> Value {
         .output()
         .unwrap();
     serde_json::from_slice::<Value>(&o.stdout).unwrap()["streams"][0].clone()
+}
+
+/// `POST /v1/jobs` that must make a new job: its id.
+pub(crate) async fn submitted(s: &Server, body: Value) -> String {
+    let r = api_submit(s, body).await;
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 pub(crate) async fn api_submit(s: &Server, body: Value) -> reqwest::Response {
